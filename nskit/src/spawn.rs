@@ -1,0 +1,290 @@
+//! Spawning a child into new namespaces: `clone(2)` with the `CLONE_NEW*` flags, on a stack of its own,
+//! connected to the parent by a [`Channel`].
+//!
+//! When the child gets a new user namespace, the story is the one every container runtime tells
+//! (user_namespaces(7)):
+//! 1. the parent clones the child with `CLONE_NEWUSER` and the other flags in one call, so the new user
+//!    namespace owns the other new namespaces;
+//! 2. the child waits on the channel: until its maps are written its uid is the overflow uid 65534;
+//! 3. the parent writes `setgroups` (`deny` when unprivileged), `gid_map` and `uid_map`, mapping its own
+//!    ids to 0 inside, and says `go`;
+//! 4. the child checks it really holds CAP_SYS_ADMIN in its namespace (a host may strip it, as Ubuntu's
+//!    AppArmor does) and only then runs the chapter's code.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Pid, getegid, geteuid};
+
+use crate::channel::Channel;
+use crate::idmap::{IdMap, WriteError, write_maps};
+use crate::ns::Proc;
+use crate::userns;
+
+/// The child's stack. It is allocated lazily by the kernel, so only the pages touched cost memory; 1 MiB
+/// holds the formatting and I/O a chapter's child does, with room to spare.
+pub const STACK_SIZE: usize = 1024 * 1024;
+
+/// Whether the child gets a new user namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserNs {
+    /// Only when the caller is not root: the way every demo runs for an ordinary user.
+    Auto,
+    /// Always, even as root.
+    Always,
+    /// Never: the caller must have the privileges the other namespaces need.
+    Never,
+}
+
+impl UserNs {
+    /// Resolves `Auto` against who the caller is.
+    pub fn wanted(self) -> bool {
+        match self {
+            UserNs::Auto => !userns::is_root(),
+            UserNs::Always => true,
+            UserNs::Never => false,
+        }
+    }
+}
+
+/// Why spawning failed; each variant names the step.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot create the sync channel: {0}")]
+    Channel(#[source] io::Error),
+    #[error("clone({flags}) failed: {errno}{hint}")]
+    Clone {
+        flags: String,
+        errno: Errno,
+        hint: String,
+    },
+    #[error("cannot write the child's id maps: {0}")]
+    Maps(#[source] WriteError),
+    #[error("{0}")]
+    NoCapabilities(String),
+    #[error("the child exited before it was ready: {0}")]
+    Handshake(#[source] io::Error),
+}
+
+/// How to spawn: which namespaces, and how the user namespace is mapped.
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    namespaces: CloneFlags,
+    user: UserNs,
+    maps: Option<(IdMap, IdMap)>,
+    signal: Option<Signal>,
+}
+
+/// A spawned child. Dropping it without [`Child::wait`] kills and reaps it, so no process outlives the
+/// value that owns it.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+    user_ns: bool,
+    channel: Channel,
+    reaped: bool,
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The status a shell would report: the exit code, or 128 + the signal number.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(sig) => 128 + sig as i32,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl Spawn {
+    /// A child in new namespaces of the given kinds (`CLONE_NEWUSER` is governed by [`Spawn::user`]).
+    pub fn new(namespaces: CloneFlags) -> Spawn {
+        Spawn {
+            namespaces: namespaces - CloneFlags::CLONE_NEWUSER,
+            user: if namespaces.contains(CloneFlags::CLONE_NEWUSER) {
+                UserNs::Always
+            } else {
+                UserNs::Auto
+            },
+            maps: None,
+            signal: Some(Signal::SIGCHLD),
+        }
+    }
+
+    /// Chooses when the child gets a user namespace (default: [`UserNs::Auto`]).
+    pub fn user(mut self, user: UserNs) -> Spawn {
+        self.user = user;
+        self
+    }
+
+    /// Maps other than "my uid and gid are root inside" (the default).
+    pub fn maps(mut self, uid_map: IdMap, gid_map: IdMap) -> Spawn {
+        self.maps = Some((uid_map, gid_map));
+        self
+    }
+
+    /// The flags `clone(2)` will be called with, user namespace included.
+    pub fn flags(&self) -> CloneFlags {
+        if self.user.wanted() {
+            self.namespaces | CloneFlags::CLONE_NEWUSER
+        } else {
+            self.namespaces
+        }
+    }
+
+    // ANCHOR: spawn
+    /// Clones a child that runs `body` in the new namespaces and exits with the code it returns (101 if
+    /// it panics). The child gets one end of the channel; the returned [`Child`] holds the other.
+    pub fn run<F>(&self, body: F) -> Result<Child, SpawnError>
+    where
+        F: FnOnce(&mut Channel) -> i32,
+    {
+        let (parent_end, child_end) = Channel::pair().map_err(SpawnError::Channel)?;
+        let user_ns = self.user.wanted();
+        let flags = self.flags();
+        let mut stack = vec![0u8; STACK_SIZE];
+        let mut child_side = Some((child_end, body));
+        let child_main = Box::new(move || -> isize {
+            let (mut channel, body) = child_side.take().expect("clone runs its callback once");
+            child_main(&mut channel, user_ns, body) as isize
+        });
+
+        // SAFETY: the child runs `child_main` on `stack`, 1 MiB that outlives the call (the child has its
+        // own copy of the address space, stack included). The child only runs Rust code that this
+        // process could run; it does not return into the caller's frames, because the callback's
+        // return ends the child with `exit`.
+        let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, self.signal.map(|s| s as i32)) }
+            .map_err(|errno| SpawnError::Clone {
+                flags: describe_flags(flags),
+                errno,
+                hint: if user_ns {
+                    format!(": {}", userns::explain_failure(errno))
+                } else {
+                    String::new()
+                },
+            })?;
+        let mut child = Child {
+            pid,
+            user_ns,
+            channel: parent_end,
+            reaped: false,
+        };
+        if user_ns {
+            self.map_child(&mut child)?;
+        }
+        Ok(child)
+    }
+    // ANCHOR_END: spawn
+
+    // ANCHOR: map_child
+    /// The parent's half of the handshake: write the maps, say `go`, wait for the child's verdict.
+    fn map_child(&self, child: &mut Child) -> Result<(), SpawnError> {
+        let privileged = userns::is_root();
+        let (uid_map, gid_map) = match &self.maps {
+            Some(maps) => maps.clone(),
+            None => (
+                IdMap::root_is(geteuid().as_raw()),
+                IdMap::root_is(getegid().as_raw()),
+            ),
+        };
+        write_maps(Proc::Pid(child.pid), &uid_map, &gid_map, privileged).map_err(SpawnError::Maps)?;
+        child.channel.send("go").map_err(SpawnError::Handshake)?;
+        match child.channel.recv().map_err(SpawnError::Handshake)?.as_str() {
+            "ready" => Ok(()),
+            _ => Err(SpawnError::NoCapabilities(format!(
+                "the new user namespace grants no capabilities: {}",
+                userns::explain_failure(Errno::EPERM)
+            ))),
+        }
+    }
+    // ANCHOR_END: map_child
+}
+
+/// What the child runs: the handshake when it has a user namespace, then the chapter's code.
+fn child_main<F: FnOnce(&mut Channel) -> i32>(channel: &mut Channel, user_ns: bool, body: F) -> i32 {
+    if user_ns {
+        if channel.expect("go").is_err() {
+            return 125;
+        }
+        let capable = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN);
+        if !matches!(capable, Ok(true)) {
+            let _ = channel.send("no-capabilities");
+            return 125;
+        }
+        if channel.send("ready").is_err() {
+            return 125;
+        }
+    }
+    let code = panic::catch_unwind(AssertUnwindSafe(|| body(channel))).unwrap_or(101);
+    // The child leaves through exit(3), which does not flush Rust's own stdout buffer.
+    let _ = io::Write::flush(&mut io::stdout());
+    code
+}
+
+/// `CLONE_NEWUSER|CLONE_NEWUTS`, for error messages.
+pub fn describe_flags(flags: CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    if names.is_empty() {
+        "no new namespaces".into()
+    } else {
+        names.join("|")
+    }
+}
+
+impl Child {
+    /// The child's PID in the caller's PID namespace (clone's return value).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Whether the child was given a user namespace.
+    pub fn in_user_ns(&self) -> bool {
+        self.user_ns
+    }
+
+    /// The parent's end of the sync channel.
+    pub fn channel(&mut self) -> &mut Channel {
+        &mut self.channel
+    }
+
+    /// Waits for the child to end.
+    pub fn wait(mut self) -> io::Result<Exit> {
+        self.reaped = true;
+        wait_for(self.pid)
+    }
+}
+
+/// Waits for `pid`, retrying on EINTR, and reports how it ended.
+pub fn wait_for(pid: Pid) -> io::Result<Exit> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig)),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = wait_for(self.pid);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Test support shared by every chapter: privilege gates and leak counters.
+//!
+//! A test that needs a privilege the caller lacks prints why and passes, so that `cargo test` runs
+//! everywhere; with `NS_REQUIRE_PRIV=1` (CI and the VM set it) the same missing privilege fails the test.
+//! The counters take a snapshot of host state (mounts, child processes, interfaces) to compare before
+//! and after, because a namespace test must leave the host as it found it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use nix::sched::CloneFlags;
+use nix::unistd::getpid;
+
+use crate::spawn::{Spawn, UserNs};
+use crate::userns;
+
+/// The variable that turns a missing privilege from a skip into a failure.
+pub const REQUIRE_PRIV: &str = "NS_REQUIRE_PRIV";
+
+/// Whether missing privileges must fail tests (`NS_REQUIRE_PRIV=1`).
+pub fn privileges_required() -> bool {
+    std::env::var(REQUIRE_PRIV).is_ok_and(|v| v == "1")
+}
+
+/// The gate: returns `have`; when it is false, says why `test` did not run, or panics under
+/// `NS_REQUIRE_PRIV=1`.
+pub fn gate(have: bool, test: &str, missing: &str) -> bool {
+    if !have {
+        if privileges_required() {
+            panic!("{test}: {missing}, and {REQUIRE_PRIV}=1 requires it");
+        }
+        eprintln!("skipped {test}: {missing} (set {REQUIRE_PRIV}=1 to make this a failure)");
+    }
+    have
+}
+
+/// Runs the rest of a test only as root.
+pub fn require_root(test: &str) -> bool {
+    gate(userns::is_root(), test, "needs root")
+}
+
+/// Whether this process can create a user namespace and gets capabilities in it, probed once.
+pub fn userns_available() -> bool {
+    static PROBE: OnceLock<bool> = OnceLock::new();
+    *PROBE.get_or_init(
+        || match Spawn::new(CloneFlags::empty()).user(UserNs::Always).run(|_| 0) {
+            Ok(child) => child.wait().is_ok_and(|exit| exit.success()),
+            Err(_) => false,
+        },
+    )
+}
+
+/// Runs the rest of a test only where namespaces can be made: as root, or through a user namespace.
+pub fn require_namespaces(test: &str) -> bool {
+    gate(
+        userns::is_root() || userns_available(),
+        test,
+        "needs root or unprivileged user namespaces, which this host does not allow",
+    )
+}
+
+/// Runs the rest of a test only where an unprivileged user namespace works, even as root.
+pub fn require_userns(test: &str) -> bool {
+    gate(
+        userns_available(),
+        test,
+        "needs user namespaces, which this host does not allow",
+    )
+}
+
+/// Serializes the tests of one test binary that compare host state before and after: while one holds
+/// this, no other test taking it runs. (Test binaries themselves run one after another.)
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The host's mount table as this process sees it (`/proc/self/mountinfo`).
+pub fn mount_table() -> String {
+    fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo")
+}
+
+/// The network interfaces in this process's network namespace.
+pub fn interfaces() -> BTreeSet<String> {
+    fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The PIDs of this process's children, zombies included.
+pub fn child_processes() -> BTreeSet<i32> {
+    processes_where(|_, ppid, _| ppid == getpid().as_raw())
+}
+
+/// The PIDs of processes whose command name (`/proc/<pid>/comm`, 15 bytes at most) is `comm`.
+pub fn processes_named(comm: &str) -> BTreeSet<i32> {
+    let comm: String = comm.chars().take(15).collect();
+    processes_where(|_, _, name| name == comm)
+}
+
+/// Scans `/proc/<pid>/stat`: `pid (comm) state ppid ...` (proc(5)).
+fn processes_where(keep: impl Fn(i32, i32, &str) -> bool) -> BTreeSet<i32> {
+    let mut found = BTreeSet::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(-1);
+        if keep(pid, ppid, comm) {
+            found.insert(pid);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_own_children() {
+        let before = child_processes();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(child_processes().contains(&(child.id() as i32)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(child_processes(), before);
+    }
+
+    #[test]
+    fn loopback_is_listed() {
+        assert!(interfaces().contains("lo"));
+    }
+}
