@@ -2,6 +2,8 @@
 //!
 //! A test that needs a privilege the caller lacks prints why and passes, so that `cargo test` runs
 //! everywhere; with `NS_REQUIRE_PRIV=1` (CI and the VM set it) the same missing privilege fails the test.
+//! `NS_REQUIRE_PRIV=userns` is the setting for an unprivileged run: user namespaces must work, and only
+//! tests that need real root may skip.
 //! The counters take a snapshot of host state (mounts, child processes, interfaces) to compare before
 //! and after, because a namespace test must leave the host as it found it.
 
@@ -18,17 +20,43 @@ use crate::userns;
 /// The variable that turns a missing privilege from a skip into a failure.
 pub const REQUIRE_PRIV: &str = "NS_REQUIRE_PRIV";
 
+/// What a test run demands, from `NS_REQUIRE_PRIV`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Required {
+    /// Unset: every missing privilege is a skip, with the reason printed.
+    Nothing,
+    /// `userns`: user namespaces must work; a missing root is still a skip.
+    UserNamespaces,
+    /// `1`: every privilege a test asks for must be there.
+    Everything,
+}
+
+/// Reads `NS_REQUIRE_PRIV`.
+pub fn required() -> Required {
+    match std::env::var(REQUIRE_PRIV).as_deref() {
+        Ok("1") => Required::Everything,
+        Ok("userns") => Required::UserNamespaces,
+        _ => Required::Nothing,
+    }
+}
+
 /// Whether missing privileges must fail tests (`NS_REQUIRE_PRIV=1`).
 pub fn privileges_required() -> bool {
-    std::env::var(REQUIRE_PRIV).is_ok_and(|v| v == "1")
+    required() == Required::Everything
 }
 
 /// The gate: returns `have`; when it is false, says why `test` did not run, or panics under
 /// `NS_REQUIRE_PRIV=1`.
 pub fn gate(have: bool, test: &str, missing: &str) -> bool {
+    gate_at(Required::Everything, have, test, missing)
+}
+
+/// Like [`gate`], but fails already at `level` (`UserNamespaces` for gates on user namespaces).
+fn gate_at(level: Required, have: bool, test: &str, missing: &str) -> bool {
     if !have {
-        if privileges_required() {
-            panic!("{test}: {missing}, and {REQUIRE_PRIV}=1 requires it");
+        let demanded = required();
+        if demanded == Required::Everything || (demanded == level && level != Required::Nothing) {
+            panic!("{test}: {missing}, and {REQUIRE_PRIV} requires it");
         }
         eprintln!("skipped {test}: {missing} (set {REQUIRE_PRIV}=1 to make this a failure)");
     }
@@ -53,7 +81,8 @@ pub fn userns_available() -> bool {
 
 /// Runs the rest of a test only where namespaces can be made: as root, or through a user namespace.
 pub fn require_namespaces(test: &str) -> bool {
-    gate(
+    gate_at(
+        Required::UserNamespaces,
         userns::is_root() || userns_available(),
         test,
         "needs root or unprivileged user namespaces, which this host does not allow",

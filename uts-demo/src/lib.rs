@@ -253,7 +253,7 @@ impl Renamed {
     /// Lets the child exit and reaps it.
     pub fn finish(mut self) -> Result<nskit::Exit, StepError> {
         self.child.channel().send("exit").map_err(StepError::Channel)?;
-        Ok(self.child.wait().map_err(StepError::Channel)?)
+        self.child.wait().map_err(StepError::Channel)
     }
 }
 

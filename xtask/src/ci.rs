@@ -1,0 +1,165 @@
+//! `cargo xtask ci`: every check CI makes, each step summarized on one line. As root, the tests run
+//! twice: as root with `NS_REQUIRE_PRIV=1` (a missing privilege fails), then the same binaries as the
+//! unprivileged user 65534 with `NS_REQUIRE_PRIV=userns` (user namespaces must work; root-only tests
+//! say why they skip).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::util::{self, UNPRIVILEGED_UID, as_unprivileged, cargo, is_root, step};
+
+pub fn run(root: &Path) -> anyhow::Result<()> {
+    let mut results: Vec<(&str, bool)> = Vec::new();
+    let mut record = |name: &'static str, result: anyhow::Result<()>| results.push((name, result.is_ok()));
+
+    record(
+        "fmt",
+        step("cargo fmt --check", || {
+            util::run(cargo().current_dir(root).args(["fmt", "--all", "--check"]))
+        }),
+    );
+    record(
+        "clippy",
+        step("cargo clippy -D warnings", || {
+            util::run(cargo().current_dir(root).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        }),
+    );
+    let who = if is_root() {
+        "tests as root, NS_REQUIRE_PRIV=1"
+    } else {
+        "tests as this user"
+    };
+    record("tests", step(who, || tests_as_current_user(root)));
+    if is_root() {
+        record(
+            "tests-unprivileged",
+            step("tests as uid 65534, NS_REQUIRE_PRIV=userns", || {
+                tests_unprivileged(root)
+            }),
+        );
+    }
+    record("book-check", step("book-check", || crate::book::check(root)));
+
+    println!("\nxtask ci summary:");
+    for (name, ok) in &results {
+        println!("  {name:<20} {}", if *ok { "ok" } else { "FAILED" });
+    }
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| *name)
+        .collect();
+    if !failed.is_empty() {
+        bail!("ci failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn tests_as_current_user(root: &Path) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.current_dir(root).args(["test", "--workspace"]);
+    if is_root() {
+        cmd.env(nskit_require_priv(), "1");
+    }
+    util::run(&mut cmd)
+}
+
+/// The variable's name, as `nskit::testing::REQUIRE_PRIV` spells it (xtask does not depend on nskit).
+fn nskit_require_priv() -> &'static str {
+    "NS_REQUIRE_PRIV"
+}
+
+/// A test executable cargo built, and the package directory it must run in.
+#[derive(Debug)]
+pub struct TestBinary {
+    pub executable: PathBuf,
+    pub package_dir: PathBuf,
+}
+
+/// Builds the workspace's tests without running them and lists the executables
+/// (`cargo test --no-run --message-format=json`).
+pub fn build_test_binaries(root: &Path, extra: &[&str]) -> anyhow::Result<Vec<TestBinary>> {
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["test", "--workspace", "--no-run", "--message-format=json"])
+        .args(extra);
+    let json = util::output(&mut cmd)?;
+    parse_test_binaries(&json)
+}
+
+/// Picks the test executables out of cargo's JSON messages.
+pub fn parse_test_binaries(json: &str) -> anyhow::Result<Vec<TestBinary>> {
+    let mut binaries = Vec::new();
+    for line in json.lines().filter(|l| l.starts_with('{')) {
+        let msg: serde_json::Value = serde_json::from_str(line).context("cargo printed malformed JSON")?;
+        if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
+            continue;
+        }
+        let (Some(executable), Some(manifest)) = (msg["executable"].as_str(), msg["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let package_dir = Path::new(manifest)
+            .parent()
+            .context("manifest path has no parent")?
+            .to_path_buf();
+        binaries.push(TestBinary {
+            executable: executable.into(),
+            package_dir,
+        });
+    }
+    Ok(binaries)
+}
+
+fn tests_unprivileged(root: &Path) -> anyhow::Result<()> {
+    let binaries = build_test_binaries(root, &[])?;
+    util::make_reachable(&root.join("target").join("debug").join("deps"))?;
+    let mut failed = Vec::new();
+    for binary in &binaries {
+        let name = binary
+            .executable
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        println!("xtask: running {name} as uid {UNPRIVILEGED_UID}");
+        let status = as_unprivileged(&binary.executable)
+            .current_dir(&binary.package_dir)
+            .env(nskit_require_priv(), "userns")
+            .env_remove("HOME")
+            .status()
+            .with_context(|| format!("cannot run {name} with setpriv"))?;
+        if !status.success() {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("failed as uid {UNPRIVILEGED_UID}: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_test_executables_in_cargo_json() {
+        let json = r#"{"reason":"compiler-artifact","profile":{"test":true},"executable":"/t/deps/a-123","manifest_path":"/w/a/Cargo.toml"}
+{"reason":"compiler-artifact","profile":{"test":false},"executable":"/t/debug/a","manifest_path":"/w/a/Cargo.toml"}
+{"reason":"compiler-artifact","profile":{"test":true},"executable":null,"manifest_path":"/w/b/Cargo.toml"}
+{"reason":"build-finished","success":true}"#;
+        let found = parse_test_binaries(json).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].executable, Path::new("/t/deps/a-123"));
+        assert_eq!(found[0].package_dir, Path::new("/w/a"));
+    }
+}

@@ -1,0 +1,51 @@
+//! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does (the
+//! cargo-xtask pattern). Each subcommand lives in its own module.
+
+mod book;
+mod ci;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Automation for the namespaces course")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything CI checks: fmt, clippy, tests (as root with NS_REQUIRE_PRIV=1, then as an
+    /// unprivileged user), book-check.
+    Ci,
+    /// Builds the book's HTML into book/build (installs mdBook with cargo if missing).
+    Book,
+    /// Fails when a book include points at a missing file or anchor, or a recorded demo output no
+    /// longer matches what the demo prints.
+    BookCheck,
+    /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
+    Transcripts,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = util::workspace_root();
+    match cli.command {
+        Command::Ci => ci::run(&root),
+        Command::Book => book::build_html(&root),
+        Command::BookCheck => book::check(&root),
+        Command::Transcripts => book::record_transcripts(&root),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,106 @@
+//! Small helpers the xtask commands share: finding the workspace, running commands, switching to the
+//! unprivileged user the tests run as (setpriv(1)).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+/// The unprivileged user tests and transcripts run as when xtask is root: `nobody` on Debian.
+pub const UNPRIVILEGED_UID: u32 = 65534;
+
+/// The workspace root: xtask's own manifest dir is `<root>/xtask`.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// `cargo`, as the one running us (so a rustup toolchain override is honoured).
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Wraps a command so it runs as [`UNPRIVILEGED_UID`] with no supplementary groups.
+pub fn as_unprivileged(program: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        format!("--reuid={UNPRIVILEGED_UID}"),
+        format!("--regid={UNPRIVILEGED_UID}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ])
+    .arg(program);
+    cmd
+}
+
+/// Runs `cmd`, inheriting stdio, and fails unless it exits 0.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{} failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and returns its stdout; fails unless it exits 0.
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed with {}: {}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("{} printed invalid UTF-8", describe(cmd)))
+}
+
+/// `program arg arg` for messages.
+pub fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Makes every directory from `/` down to `dir` searchable by others, so the unprivileged test user can
+/// reach binaries built under it. Says what it changed.
+pub fn make_reachable(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for ancestor in dir.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        let meta =
+            std::fs::metadata(ancestor).with_context(|| format!("cannot stat {}", ancestor.display()))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o005 != 0o005 {
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o005))
+                .with_context(|| format!("cannot make {} reachable", ancestor.display()))?;
+            println!(
+                "xtask: made {} readable and searchable by others, for uid {UNPRIVILEGED_UID}",
+                ancestor.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Times a step and prints its one-line summary.
+pub fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    println!("xtask: {name} ...");
+    let start = Instant::now();
+    let result = f();
+    let took = start.elapsed().as_secs_f64();
+    match &result {
+        Ok(()) => println!("xtask: {name:<40} ok      ({took:.1} s)"),
+        Err(e) => println!("xtask: {name:<40} FAILED  ({took:.1} s): {e:#}"),
+    }
+    result
+}
