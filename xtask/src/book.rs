@@ -44,10 +44,13 @@ pub struct Include {
 pub fn parse_includes(markdown: &str) -> Vec<Include> {
     let mut found = Vec::new();
     let mut rest = markdown;
-    while let Some(start) = rest.find("{{#") {
-        rest = &rest[start + 3..];
+    while let Some(start) = rest.find("{{") {
+        rest = &rest[start + 2..];
         let Some(end) = rest.find("}}") else { break };
-        let directive = rest[..end].trim();
+        // mdBook allows blanks between the braces and the `#`.
+        let Some(directive) = rest[..end].trim().strip_prefix('#') else {
+            continue;
+        };
         rest = &rest[end + 2..];
         let Some(arg) = directive
             .strip_prefix("include")
