@@ -86,7 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         std::env::temp_dir().join("mnt-demo-<pid>-0").display()
     )));
 
-    visibility(&out, &spawn, &scratch, host_ns)?;
+    visibility(&out, &spawn, &scratch)?;
     propagation(&out, &spawn, &scratch)?;
     leak(&out, &scratch, cli.userns)?;
     let rootfs = the_rootfs(&out, &scratch, host_ns)?;
@@ -120,7 +120,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn visibility(out: &Out, spawn: &nskit::Spawn, scratch: &Scratch, host_ns: NsId) -> anyhow::Result<()> {
+fn visibility(out: &Out, spawn: &nskit::Spawn, scratch: &Scratch) -> anyhow::Result<()> {
     out.say(step(
         1,
         "A tmpfs mounted in a new mount namespace, read from both sides' /proc files",
@@ -156,7 +156,6 @@ fn visibility(out: &Out, spawn: &nskit::Spawn, scratch: &Scratch, host_ns: NsId)
             format!("/proc/{pid}/mountstats  {}", first(&files.mountstats)),
         ));
     }
-    let _ = host_ns;
     out.say(explain(
         "the three files describe the mount namespace of the process they belong to, whoever reads them:\n\
          mounts (the fstab format), mountinfo (IDs, parent, root, propagation), mountstats (per-mount statistics)",
