@@ -1,0 +1,770 @@
+//! The chapter's experiments, each run in children of its own on the demo's scratch tree
+//! (mount_namespaces(7), pivot_root(2), chroot(2), proc(5)).
+//!
+//! Each function spawns the processes it needs, lets them mount, look and report back over the
+//! [`Channel`], and returns what they saw as plain data; `main.rs` prints it and the tests check it.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::CloneFlags;
+use nix::unistd::{chdir, chroot, getpid, pivot_root};
+use nskit::ns::{Kind, NsId, Proc, ns_id};
+use nskit::{Channel, Spawn, SpawnError, UserNs};
+
+use crate::mountinfo::{self, MountEntry, PropagationTags};
+use crate::rootfs::{self, Propagation};
+use crate::scratch::{ROOTFS_MARKER, Scratch};
+
+/// Why an experiment could not be run (as opposed to an outcome it observed).
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("lost contact with the child: {0}")]
+    Channel(#[source] io::Error),
+    #[error("in the child: {0}")]
+    Child(String),
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
+    let what = what.into();
+    move |source| LabError::Io { what, source }
+}
+
+/// Sends a child's result: its fields, or one `error: ...` field.
+fn reply(channel: &mut Channel, result: Result<Vec<String>, String>) -> i32 {
+    let fields = result.unwrap_or_else(|e| vec![format!("error: {e}")]);
+    i32::from(channel.send_fields(&fields).is_err())
+}
+
+/// Receives what [`reply`] sent.
+fn receive(channel: &mut Channel) -> Result<Vec<String>, LabError> {
+    let fields = channel.recv_fields().map_err(LabError::Channel)?;
+    if let [only] = fields.as_slice() {
+        if let Some(error) = only.strip_prefix("error: ") {
+            return Err(LabError::Child(error.to_owned()));
+        }
+    }
+    Ok(fields)
+}
+
+/// Reads fields back in the order they were written.
+struct Fields<'a>(std::slice::Iter<'a, String>);
+
+impl Fields<'_> {
+    fn str(&mut self) -> Result<String, LabError> {
+        self.0
+            .next()
+            .cloned()
+            .ok_or_else(|| LabError::Child("the child's report is short".into()))
+    }
+    fn num<T: std::str::FromStr>(&mut self) -> Result<T, LabError> {
+        let s = self.str()?;
+        s.parse()
+            .map_err(|_| LabError::Child(format!("bad number {s:?} in the child's report")))
+    }
+    fn opt(&mut self) -> Result<Option<u32>, LabError> {
+        let s = self.str()?;
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(self_parse(&s)?))
+        }
+    }
+    fn flag(&mut self) -> Result<bool, LabError> {
+        Ok(self.str()? == "1")
+    }
+    fn outcome(&mut self) -> Result<Result<(), Errno>, LabError> {
+        let s = self.str()?;
+        if s.is_empty() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(Errno::from_raw(self_parse(&s)?)))
+        }
+    }
+    fn tags(&mut self) -> Result<PropagationTags, LabError> {
+        Ok(PropagationTags {
+            shared: self.opt()?,
+            master: self.opt()?,
+            propagate_from: self.opt()?,
+            unbindable: self.flag()?,
+        })
+    }
+    fn ns(&mut self, kind: Kind) -> Result<NsId, LabError> {
+        Ok(NsId {
+            kind,
+            inode: self.num()?,
+        })
+    }
+}
+
+fn self_parse<T: std::str::FromStr>(s: &str) -> Result<T, LabError> {
+    s.parse()
+        .map_err(|_| LabError::Child(format!("bad number {s:?} in the child's report")))
+}
+
+fn put_opt(out: &mut Vec<String>, value: Option<u32>) {
+    out.push(value.map(|v| v.to_string()).unwrap_or_default());
+}
+
+fn put_flag(out: &mut Vec<String>, value: bool) {
+    out.push(if value { "1" } else { "0" }.into());
+}
+
+fn put_outcome(out: &mut Vec<String>, value: Result<(), Errno>) {
+    out.push(match value {
+        Ok(()) => String::new(),
+        Err(errno) => (errno as i32).to_string(),
+    });
+}
+
+fn put_tags(out: &mut Vec<String>, tags: &PropagationTags) {
+    put_opt(out, tags.shared);
+    put_opt(out, tags.master);
+    put_opt(out, tags.propagate_from);
+    put_flag(out, tags.unbindable);
+}
+
+fn my_mnt_ns() -> Result<NsId, String> {
+    ns_id(Proc::Current, Kind::Mnt).map_err(|e| format!("read my mount namespace: {e}"))
+}
+
+/// Mounts a small tmpfs named `source` at `target`.
+pub fn mount_tmpfs(source: &str, target: &Path) -> Result<(), Errno> {
+    mount(
+        Some(source),
+        target,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m,mode=755"),
+    )
+}
+
+/// The child's spawn: a new mount namespace, plus a user namespace when not root (or when forced).
+pub fn child_spawn(extra: CloneFlags, force_userns: bool) -> Spawn {
+    let spawn = Spawn::new(CloneFlags::CLONE_NEWNS | extra);
+    if force_userns {
+        spawn.user(UserNs::Always)
+    } else {
+        spawn
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Step 1: a mount made in a new mount namespace, seen from both sides.
+
+/// What one process's three mount files say about one mount point (proc(5)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountFiles {
+    pub ns: NsId,
+    pub pid: i32,
+    /// Lines of `/proc/<pid>/mounts` (the fstab-like format) for the mount point.
+    pub mounts: Vec<String>,
+    /// Entries of `/proc/<pid>/mountinfo` for it.
+    pub mountinfo: Vec<MountEntry>,
+    /// Lines of `/proc/<pid>/mountstats` for it.
+    pub mountstats: Vec<String>,
+    /// How many mounts the process's namespace holds in all.
+    pub total: usize,
+}
+
+// ANCHOR: read_mount_files
+/// Reads `/proc/<pid>/mounts`, `mountinfo` and `mountstats` and keeps what concerns `mount_point`.
+/// All three describe the mount namespace of process `pid`, whoever reads them.
+pub fn read_mount_files(pid: i32, mount_point: &Path) -> Result<MountFiles, LabError> {
+    let who = Proc::Pid(nix::unistd::Pid::from_raw(pid));
+    let dir = who.dir();
+    let read = |name: &str| {
+        fs::read_to_string(dir.join(name)).map_err(io_err(format!("read {}/{name}", dir.display())))
+    };
+    let point = mount_point.to_str().unwrap_or_default();
+    let mounts = read("mounts")?
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some(point))
+        .map(str::to_owned)
+        .collect();
+    let table = mountinfo::parse(&read("mountinfo")?).map_err(|e| LabError::Child(e.to_string()))?;
+    let total = table.len();
+    let mountinfo = table.into_iter().filter(|e| e.mount_point == point).collect();
+    let on = format!(" mounted on {point} with ");
+    let mountstats = read("mountstats")?
+        .lines()
+        .filter(|l| l.contains(&on))
+        .map(str::to_owned)
+        .collect();
+    Ok(MountFiles {
+        ns: ns_id(who, Kind::Mnt).map_err(io_err("read a mount namespace"))?,
+        pid,
+        mounts,
+        mountinfo,
+        mountstats,
+        total,
+    })
+}
+// ANCHOR_END: read_mount_files
+
+/// Step 1's result: the same mount point, read through the child's and the host's files.
+#[derive(Clone, Debug)]
+pub struct Visibility {
+    pub mount_point: PathBuf,
+    pub child: MountFiles,
+    pub host: MountFiles,
+}
+
+// ANCHOR: visibility
+/// A child in a new mount namespace makes its mounts private (the first thing any container does),
+/// mounts a tmpfs named `mnt-demo` on the scratch directory, and waits while the parent reads both
+/// sides' mount files.
+pub fn tmpfs_visibility(spawn: &Spawn, scratch: &Scratch) -> Result<Visibility, LabError> {
+    let point = scratch
+        .subdir("visible")
+        .map_err(io_err("create the mount point"))?;
+    let mut child = spawn.run(|channel| {
+        let mounted = rootfs::isolate_root(Propagation::Private)
+            .map_err(|e| e.to_string())
+            .and_then(|()| mount_tmpfs("mnt-demo", &point).map_err(|e| format!("mount tmpfs: {e}")));
+        if reply(channel, mounted.map(|()| vec!["mounted".into()])) != 0 {
+            return 1;
+        }
+        i32::from(channel.expect("exit").is_err())
+    })?;
+    receive(child.channel())?;
+    let child_files = read_mount_files(child.pid().as_raw(), &point);
+    let host_files = read_mount_files(getpid().as_raw(), &point);
+    child.channel().send("exit").map_err(LabError::Channel)?;
+    child.wait().map_err(LabError::Channel)?;
+    Ok(Visibility {
+        mount_point: point,
+        child: child_files?,
+        host: host_files?,
+    })
+}
+// ANCHOR_END: visibility
+
+// ---------------------------------------------------------------------------------------------------
+// Step 2: the propagation types, on a scratch tree of the lab's own.
+
+/// One propagation type, tried out on two directories `a` and `b` (`b` a bind mount of `a`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropagationCase {
+    pub propagation: Propagation,
+    /// The bind mount of `a` onto `b` (EINVAL for an unbindable `a`).
+    pub bind: Result<(), Errno>,
+    pub a: PropagationTags,
+    pub b: PropagationTags,
+    /// A mount made under `a` appeared under `b`.
+    pub a_to_b: bool,
+    /// A mount made under `b` appeared under `a`.
+    pub b_to_a: bool,
+}
+
+/// Step 2a's result.
+#[derive(Clone, Debug)]
+pub struct PropagationLab {
+    pub ns: NsId,
+    pub lab: PathBuf,
+    pub cases: Vec<PropagationCase>,
+}
+
+// ANCHOR: propagation_case
+/// In the lab's own mount namespace: mounts a tmpfs at `dir/a` with the given propagation, binds it
+/// at `dir/b` (for `Slave`: `a` shared, then `b` made its slave), then mounts under each side and
+/// looks whether the mount shows up on the other.
+fn propagation_case(dir: &Path, propagation: Propagation) -> Result<PropagationCase, String> {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let sys = |what: &str| {
+        let what = what.to_owned();
+        move |e: Errno| format!("{what}: {e}")
+    };
+    fs::create_dir_all(&a)
+        .and_then(|()| fs::create_dir_all(&b))
+        .map_err(|e| e.to_string())?;
+    mount_tmpfs(propagation.name(), &a).map_err(sys("mount tmpfs at a"))?;
+    for sub in ["from-a", "from-b"] {
+        fs::create_dir(a.join(sub)).map_err(|e| e.to_string())?;
+    }
+    let first = if propagation == Propagation::Slave {
+        Propagation::Shared
+    } else {
+        propagation
+    };
+    rootfs::set_propagation(&a, first, false).map_err(|e| e.to_string())?;
+    let bind = mount(Some(&a), &b, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+    if bind.is_ok() && propagation == Propagation::Slave {
+        rootfs::set_propagation(&b, Propagation::Slave, false).map_err(|e| e.to_string())?;
+    }
+    let tags_of = |p: &Path| -> Result<PropagationTags, String> {
+        let table = mountinfo::read(Proc::Current).map_err(|e| e.to_string())?;
+        Ok(mountinfo::find(&table, p)
+            .map(|e| e.propagation.clone())
+            .unwrap_or_default())
+    };
+    let (tags_a, tags_b) = (
+        tags_of(&a)?,
+        if bind.is_ok() {
+            tags_of(&b)?
+        } else {
+            PropagationTags::default()
+        },
+    );
+    let crossed = |from: &Path, to: &Path, sub: &str| -> Result<bool, String> {
+        if bind.is_err() {
+            return Ok(false);
+        }
+        mount_tmpfs("event", &from.join(sub)).map_err(sys("mount the event"))?;
+        mountinfo::is_mounted(Proc::Current, &to.join(sub)).map_err(|e| e.to_string())
+    };
+    let a_to_b = crossed(&a, &b, "from-a")?;
+    let b_to_a = crossed(&b, &a, "from-b")?;
+    Ok(PropagationCase {
+        propagation,
+        bind,
+        a: tags_a,
+        b: tags_b,
+        a_to_b,
+        b_to_a,
+    })
+}
+// ANCHOR_END: propagation_case
+
+/// Runs [`propagation_case`] for shared, private, slave and unbindable in a child with a mount
+/// namespace of its own, on a tmpfs at `scratch/lab`.
+pub fn propagation_lab(spawn: &Spawn, scratch: &Scratch) -> Result<PropagationLab, LabError> {
+    let lab = scratch
+        .subdir("lab")
+        .map_err(io_err("create the lab directory"))?;
+    let mut child = spawn.run(|channel| {
+        let result = (|| -> Result<Vec<String>, String> {
+            rootfs::isolate_root(Propagation::Private).map_err(|e| e.to_string())?;
+            mount_tmpfs("lab", &lab).map_err(|e| format!("mount the lab's tmpfs: {e}"))?;
+            let mut out = vec![my_mnt_ns()?.inode.to_string()];
+            for propagation in Propagation::ALL {
+                let case = propagation_case(&lab.join(propagation.name()), propagation)?;
+                put_outcome(&mut out, case.bind);
+                put_tags(&mut out, &case.a);
+                put_tags(&mut out, &case.b);
+                put_flag(&mut out, case.a_to_b);
+                put_flag(&mut out, case.b_to_a);
+            }
+            Ok(out)
+        })();
+        reply(channel, result)
+    })?;
+    let fields = receive(child.channel())?;
+    child.wait().map_err(LabError::Channel)?;
+    let mut f = Fields(fields.iter());
+    let ns = f.ns(Kind::Mnt)?;
+    let mut cases = Vec::new();
+    for propagation in Propagation::ALL {
+        cases.push(PropagationCase {
+            propagation,
+            bind: f.outcome()?,
+            a: f.tags()?,
+            b: f.tags()?,
+            a_to_b: f.flag()?,
+            b_to_a: f.flag()?,
+        });
+    }
+    Ok(PropagationLab { ns, lab, cases })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Step 2b: why a launcher makes `/` private or slave first.
+
+/// One container's behaviour towards a shared mount of the "host" (the observer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeakCase {
+    /// What the container did to its mount tree before mounting anything (`None`: nothing).
+    pub isolation: Option<Propagation>,
+    pub container_ns: NsId,
+    /// The container's copy of the shared mount, after that.
+    pub tags: PropagationTags,
+    /// The container's mount appeared in the observer's namespace.
+    pub leaked: bool,
+    /// The observer's later mount appeared in the container's namespace.
+    pub received: bool,
+}
+
+/// Step 2b's result.
+#[derive(Clone, Debug)]
+pub struct LeakLab {
+    /// The namespace of the process playing the host.
+    pub observer_ns: NsId,
+    /// True when that is the real host's mount namespace (root without `--userns`).
+    pub observer_is_host: bool,
+    pub shared_point: PathBuf,
+    pub shared_tags: PropagationTags,
+    pub cases: Vec<LeakCase>,
+}
+
+/// The names of the cases' mount points.
+fn case_name(isolation: Option<Propagation>) -> &'static str {
+    isolation.map_or("none", Propagation::name)
+}
+
+// ANCHOR: leak_case
+/// In the observer: a container cloned into a new mount namespace, which first applies `isolation`
+/// to its whole tree (or nothing), then mounts under the shared scratch mount; the observer looks
+/// for that mount, then mounts one of its own for the container to look for.
+fn leak_case(shared: &Path, isolation: Option<Propagation>) -> Result<LeakCase, String> {
+    let name = case_name(isolation);
+    let (theirs, ours) = (
+        shared.join(format!("{name}-container")),
+        shared.join(format!("{name}-host")),
+    );
+    fs::create_dir(&theirs)
+        .and_then(|()| fs::create_dir(&ours))
+        .map_err(|e| e.to_string())?;
+    let spawn = Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Never);
+    let mut container = spawn
+        .run(|channel| {
+            let result = (|| -> Result<Vec<String>, String> {
+                if let Some(propagation) = isolation {
+                    rootfs::isolate_root(propagation).map_err(|e| e.to_string())?;
+                }
+                let table = mountinfo::read(Proc::Current).map_err(|e| e.to_string())?;
+                let tags = mountinfo::find(&table, shared)
+                    .map(|e| e.propagation.clone())
+                    .unwrap_or_default();
+                mount_tmpfs("container", &theirs).map_err(|e| format!("mount in the container: {e}"))?;
+                let mut out = vec![my_mnt_ns()?.inode.to_string()];
+                put_tags(&mut out, &tags);
+                Ok(out)
+            })();
+            if reply(channel, result) != 0 || channel.expect("look").is_err() {
+                return 1;
+            }
+            let received = mountinfo::is_mounted(Proc::Current, &ours).map_err(|e| e.to_string());
+            reply(
+                channel,
+                received.map(|r| vec![if r { "1" } else { "0" }.to_owned()]),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    let channel = container.channel();
+    let fields = channel.recv_fields().map_err(|e| e.to_string())?;
+    if let Some(error) = fields.first().and_then(|f| f.strip_prefix("error: ")) {
+        return Err(error.to_owned());
+    }
+    let leaked = mountinfo::is_mounted(Proc::Current, &theirs).map_err(|e| e.to_string())?;
+    mount_tmpfs("host", &ours).map_err(|e| format!("mount in the observer: {e}"))?;
+    channel.send("look").map_err(|e| e.to_string())?;
+    let received = channel.recv().map_err(|e| e.to_string())? == "1";
+    container.wait().map_err(|e| e.to_string())?;
+    let mut f = Fields(fields.iter());
+    Ok(LeakCase {
+        isolation,
+        container_ns: f.ns(Kind::Mnt).map_err(|e| e.to_string())?,
+        tags: f.tags().map_err(|e| e.to_string())?,
+        leaked,
+        received,
+    })
+}
+// ANCHOR_END: leak_case
+
+// ANCHOR: leak_lab
+/// The observer makes a tmpfs at `scratch/shared`, marks it shared, as systemd marks `/`, and runs
+/// three containers against it: one that isolates nothing, one that makes its tree slave (MS_REC),
+/// one private. Then it unmounts everything.
+///
+/// As root without a user namespace the observer *is* the host (it is spawned with no new
+/// namespace), and the leak really lands in the host's mount table, on the demo's own scratch mount.
+/// Otherwise the observer is a mount namespace the demo made to play the host.
+pub fn leak_lab(scratch: &Scratch, force_userns: bool) -> Result<LeakLab, LabError> {
+    let shared = scratch
+        .subdir("shared")
+        .map_err(io_err("create the shared mount point"))?;
+    let as_host = nskit::userns::is_root() && !force_userns;
+    let observer = if as_host {
+        Spawn::new(CloneFlags::empty()).user(UserNs::Never)
+    } else {
+        Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Always)
+    };
+    let mut child = observer.run(|channel| {
+        let result = (|| -> Result<Vec<String>, String> {
+            if !as_host {
+                rootfs::isolate_root(Propagation::Private).map_err(|e| e.to_string())?;
+            }
+            mount_tmpfs("shared", &shared).map_err(|e| format!("mount the shared tmpfs: {e}"))?;
+            let outcome = (|| {
+                rootfs::set_propagation(&shared, Propagation::Shared, false).map_err(|e| e.to_string())?;
+                let table = mountinfo::read(Proc::Current).map_err(|e| e.to_string())?;
+                let tags = mountinfo::find(&table, &shared)
+                    .map(|e| e.propagation.clone())
+                    .unwrap_or_default();
+                let mut out = vec![my_mnt_ns()?.inode.to_string()];
+                put_tags(&mut out, &tags);
+                for isolation in [None, Some(Propagation::Slave), Some(Propagation::Private)] {
+                    let case = leak_case(&shared, isolation)?;
+                    out.push(case.container_ns.inode.to_string());
+                    put_tags(&mut out, &case.tags);
+                    put_flag(&mut out, case.leaked);
+                    put_flag(&mut out, case.received);
+                }
+                Ok(out)
+            })();
+            // Whatever happened: the shared mount and all mounts under it go (MNT_DETACH takes the
+            // subtree, the leaked mount included).
+            let _ = umount2(&shared, MntFlags::MNT_DETACH);
+            outcome
+        })();
+        reply(channel, result)
+    })?;
+    let fields = receive(child.channel())?;
+    child.wait().map_err(LabError::Channel)?;
+    let mut f = Fields(fields.iter());
+    let observer_ns = f.ns(Kind::Mnt)?;
+    let shared_tags = f.tags()?;
+    let mut cases = Vec::new();
+    for isolation in [None, Some(Propagation::Slave), Some(Propagation::Private)] {
+        cases.push(LeakCase {
+            isolation,
+            container_ns: f.ns(Kind::Mnt)?,
+            tags: f.tags()?,
+            leaked: f.flag()?,
+            received: f.flag()?,
+        });
+    }
+    Ok(LeakLab {
+        observer_ns,
+        observer_is_host: as_host,
+        shared_point: shared,
+        shared_tags,
+        cases,
+    })
+}
+// ANCHOR_END: leak_lab
+
+// ---------------------------------------------------------------------------------------------------
+// Steps 3-5: chroot versus pivot_root.
+
+/// Where a process's `/` is, judged by what it can see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootView {
+    /// `/` is the very directory the host calls `/` (same device and inode).
+    pub is_host_root: bool,
+    /// `/etc/os-release` is the scratch rootfs's.
+    pub sees_rootfs: bool,
+    /// The scratch directory, a host path, is reachable.
+    pub sees_scratch: bool,
+}
+
+impl RootView {
+    fn observe(host_root: (u64, u64), scratch: &Path) -> RootView {
+        let root = fs::metadata("/").map(|m| (m.dev(), m.ino())).ok();
+        let os_release = fs::read_to_string("/etc/os-release").unwrap_or_default();
+        RootView {
+            is_host_root: root == Some(host_root),
+            sees_rootfs: os_release.contains(ROOTFS_MARKER),
+            sees_scratch: scratch.exists(),
+        }
+    }
+
+    fn put(&self, out: &mut Vec<String>) {
+        put_flag(out, self.is_host_root);
+        put_flag(out, self.sees_rootfs);
+        put_flag(out, self.sees_scratch);
+    }
+
+    fn take(f: &mut Fields<'_>) -> Result<RootView, LabError> {
+        Ok(RootView {
+            is_host_root: f.flag()?,
+            sees_rootfs: f.flag()?,
+            sees_scratch: f.flag()?,
+        })
+    }
+}
+
+fn host_root() -> Result<(u64, u64), String> {
+    fs::metadata("/")
+        .map(|m| (m.dev(), m.ino()))
+        .map_err(|e| format!("stat /: {e}"))
+}
+
+// ANCHOR: escape_attempt
+/// The classic escape from a chroot, for a process with CAP_SYS_CHROOT: chroot into a subdirectory
+/// *without* entering it, so the working directory is left outside the new root; from there `..`
+/// is never stopped by the root, so climb as far as it goes, and chroot to where it ends: the real
+/// root of the mount namespace.
+pub fn escape_attempt() -> Result<(), Errno> {
+    chroot("escape")?;
+    for _ in 0..64 {
+        chdir("..")?;
+    }
+    chroot(".")?;
+    chdir("/")
+}
+// ANCHOR_END: escape_attempt
+
+/// Step 3's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChrootEscape {
+    pub ns: NsId,
+    /// Right after `chroot(rootfs)`.
+    pub chrooted: RootView,
+    /// After [`escape_attempt`].
+    pub escaped: RootView,
+}
+
+// ANCHOR: chroot_escape
+/// A child chroots into the rootfs and then escapes.
+pub fn chroot_escape(spawn: &Spawn, scratch: &Scratch, rootfs: &Path) -> Result<ChrootEscape, LabError> {
+    let dir = scratch.path();
+    let mut child = spawn.run(|channel| {
+        let result = (|| -> Result<Vec<String>, String> {
+            let host = host_root()?;
+            let mut out = vec![my_mnt_ns()?.inode.to_string()];
+            chroot(rootfs)
+                .and_then(|()| chdir("/"))
+                .map_err(|e| format!("chroot: {e}"))?;
+            RootView::observe(host, dir).put(&mut out);
+            escape_attempt().map_err(|e| format!("escape: {e}"))?;
+            RootView::observe(host, dir).put(&mut out);
+            Ok(out)
+        })();
+        reply(channel, result)
+    })?;
+    let fields = receive(child.channel())?;
+    child.wait().map_err(LabError::Channel)?;
+    let mut f = Fields(fields.iter());
+    Ok(ChrootEscape {
+        ns: f.ns(Kind::Mnt)?,
+        chrooted: RootView::take(&mut f)?,
+        escaped: RootView::take(&mut f)?,
+    })
+}
+// ANCHOR_END: chroot_escape
+
+/// Steps 4 and 5's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PivotLab {
+    pub ns: NsId,
+    /// `pivot_root(".", ".")` in the rootfs while it is a plain directory.
+    pub not_a_mount_point: Result<(), Errno>,
+    /// The same once bind-mounted onto itself, but with that bind mount shared.
+    pub shared_mount: Result<(), Errno>,
+    /// [`rootfs::pivot_into`] after `isolate_root(Private)`.
+    pub pivoted: Result<(), Errno>,
+    pub after_pivot: RootView,
+    pub after_escape: RootView,
+    /// The mount points left in the namespace, read from the new /proc.
+    pub mounts_inside: Vec<String>,
+}
+
+// ANCHOR: pivot_lab
+/// A child in new mount and PID namespaces pivots into the rootfs, failing first: a plain directory
+/// is not a mount point (EINVAL); bound onto itself it is, but a shared mount cannot be pivoted
+/// (EINVAL); bound onto itself in a private tree, it works. With its own PID namespace the child may
+/// mount a fresh /proc (before the pivot, while the host's proc is still visible), then it detaches
+/// the old root and tries the chroot escape again.
+pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Result<PivotLab, LabError> {
+    let dir = scratch.path();
+    let spawn = child_spawn(CloneFlags::CLONE_NEWPID, force_userns);
+    let mut child = spawn.run(|channel| {
+        let result = (|| -> Result<Vec<String>, String> {
+            let host = host_root()?;
+            let text = |e: rootfs::MountError| e.to_string();
+            let mut out = vec![my_mnt_ns()?.inode.to_string()];
+            rootfs::isolate_root(Propagation::Private).map_err(text)?;
+
+            // The scratch directory becomes a mount of this namespace's own, so that the rootfs is a
+            // plain directory on a mount other than `/` wherever /tmp lives (on the root mount
+            // itself, pivot_root would answer EBUSY before it looked any further).
+            let scratch_dir = scratch.path();
+            mount(
+                Some(scratch_dir),
+                scratch_dir,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("bind the scratch directory: {e}"))?;
+            chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
+            put_outcome(&mut out, pivot_root(".", "."));
+
+            put_outcome(&mut out, shared_pivot_attempt(rootfs_dir)?);
+
+            rootfs::bind_rootfs(rootfs_dir).map_err(text)?;
+            rootfs::mount_proc(rootfs_dir).map_err(text)?;
+            let pivoted = rootfs::pivot_into(rootfs_dir);
+            put_outcome(&mut out, pivoted.as_ref().map(drop).map_err(|e| e.errno()));
+            pivoted.map_err(text)?;
+            RootView::observe(host, dir).put(&mut out);
+            escape_attempt().map_err(|e| format!("escape: {e}"))?;
+            RootView::observe(host, dir).put(&mut out);
+            let table = mountinfo::read(Proc::Current).map_err(|e| e.to_string())?;
+            out.extend(table.into_iter().map(|e| e.mount_point));
+            Ok(out)
+        })();
+        reply(channel, result)
+    })?;
+    let fields = receive(child.channel())?;
+    child.wait().map_err(LabError::Channel)?;
+    let mut f = Fields(fields.iter());
+    Ok(PivotLab {
+        ns: f.ns(Kind::Mnt)?,
+        not_a_mount_point: f.outcome()?,
+        shared_mount: f.outcome()?,
+        pivoted: f.outcome()?,
+        after_pivot: RootView::take(&mut f)?,
+        after_escape: RootView::take(&mut f)?,
+        mounts_inside: f.0.cloned().collect(),
+    })
+}
+// ANCHOR_END: pivot_lab
+
+/// `pivot_root(".", ".")` into the rootfs bound onto itself, but with that bind mount shared. Tried
+/// in a throwaway child with a mount namespace of its own: on some kernels the refused call leaves a
+/// stray mount behind, which must not confuse the real pivot that follows.
+fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<Result<(), Errno>, String> {
+    let spawn = Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Never);
+    let mut child = spawn
+        .run(|channel| {
+            let result = (|| -> Result<Vec<String>, String> {
+                rootfs::bind_rootfs(rootfs_dir).map_err(|e| e.to_string())?;
+                rootfs::set_propagation(rootfs_dir, Propagation::Shared, false).map_err(|e| e.to_string())?;
+                // The working directory still names the directory under the new mount: enter it.
+                chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
+                let mut out = Vec::new();
+                put_outcome(&mut out, pivot_root(".", "."));
+                Ok(out)
+            })();
+            reply(channel, result)
+        })
+        .map_err(|e| e.to_string())?;
+    let fields = receive(child.channel()).map_err(|e| e.to_string())?;
+    child.wait().map_err(|e| e.to_string())?;
+    Fields(fields.iter()).outcome().map_err(|e| e.to_string())
+}
+
+/// What a careless launcher and [`crate::resolve::resolve_in_root`] make of a path in the rootfs.
+#[derive(Debug)]
+pub struct SymlinkCheck {
+    pub path: &'static str,
+    /// Where a plain `rootfs.join(path)` ends up, symlinks followed by the kernel.
+    pub naive: Option<PathBuf>,
+    pub resolved: Result<(), crate::resolve::ResolveError>,
+}
+
+// ANCHOR: symlink_check
+/// Resolves the rootfs's `var/run` (a symlink to `/run`) both ways.
+pub fn symlink_check(rootfs_dir: &Path) -> SymlinkCheck {
+    let path = "/var/run";
+    SymlinkCheck {
+        path,
+        naive: fs::canonicalize(rootfs_dir.join(&path[1..])).ok(),
+        resolved: crate::resolve::resolve_in_root(rootfs_dir, Path::new(path)).map(drop),
+    }
+}
+// ANCHOR_END: symlink_check

@@ -1,0 +1,254 @@
+//! Resolving a path inside a rootfs without ever leaving it (openat2(2), path_resolution(7)).
+//!
+//! A rootfs is untrusted data: its `dev` may be a symlink to `/dev` of the host, its `proc` a symlink to
+//! `/`. A launcher that mounts onto `rootfs/proc` with an ordinary path lets the kernel follow that link
+//! and mounts onto the *host's* directory instead. So every mount target is opened here first, as an
+//! `O_PATH` file descriptor, with the kernel told to refuse any step out of the rootfs; the mount is then
+//! made onto `/proc/self/fd/<n>`, the very directory that was checked, which a rename cannot swap.
+//!
+//! Two ways, the first when the kernel has it:
+//! - `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (Linux 5.6): the kernel fails with
+//!   EXDEV on an absolute symlink or a `..` that would climb above the rootfs, and refuses /proc magic
+//!   links. (`RESOLVE_IN_ROOT` would instead reinterpret `/x` as `rootfs/x`; refusing is stricter and
+//!   makes a surprising rootfs visible instead of silently accepting it.)
+//! - otherwise, a walk one component at a time with `O_PATH | O_NOFOLLOW`, refusing every symlink and
+//!   every `..`. Stricter still, and simple enough to be obviously right.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
+use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
+
+/// Why a path could not be resolved inside the rootfs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    #[error("{path} leads out of the rootfs {root} (a symlink or `..` points outside it): refused")]
+    Escapes { root: PathBuf, path: PathBuf },
+    #[error("{path} in {root} passes through a symlink, which the component walk refuses")]
+    Symlink { root: PathBuf, path: PathBuf },
+    #[error("cannot resolve {path} in {root}: {errno}")]
+    Sys {
+        root: PathBuf,
+        path: PathBuf,
+        errno: Errno,
+    },
+}
+
+impl ResolveError {
+    /// The errno behind the failure (EXDEV for an escape, ELOOP for a refused symlink).
+    pub fn errno(&self) -> Errno {
+        match self {
+            ResolveError::Escapes { .. } => Errno::EXDEV,
+            ResolveError::Symlink { .. } => Errno::ELOOP,
+            ResolveError::Sys { errno, .. } => *errno,
+        }
+    }
+}
+
+/// The path under which the kernel reaches the file an fd names: mounting onto it mounts onto exactly
+/// that file, whatever happened to its name since.
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The components of `path` taken as relative to the rootfs (a leading `/` means the rootfs's root).
+fn relative(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+        .collect()
+}
+
+// ANCHOR: resolve_in_root
+/// Opens `path` (absolute or relative, both meaning inside `root`) as an `O_PATH` fd, refusing any
+/// symlink or `..` that would lead out of `root`.
+pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    let fail = |errno| ResolveError::Sys {
+        root: root.to_owned(),
+        path: path.to_owned(),
+        errno,
+    };
+    let root_fd = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let rel = relative(path);
+    if rel.as_os_str().is_empty() {
+        return Ok(root_fd);
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(&root_fd, &rel, how) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::EXDEV) => Err(ResolveError::Escapes {
+            root: root.to_owned(),
+            path: path.to_owned(),
+        }),
+        // ENOSYS: a kernel older than 5.6; EPERM/EACCES can come from a seccomp filter that hides it.
+        Err(Errno::ENOSYS) => resolve_by_walk(root, path),
+        Err(errno) => Err(fail(errno)),
+    }
+}
+// ANCHOR_END: resolve_in_root
+
+// ANCHOR: resolve_by_walk
+/// The fallback: one component at a time, each opened with `O_NOFOLLOW` relative to the last, so no
+/// symlink is ever followed; a symlink or `..` anywhere on the way is refused.
+pub fn resolve_by_walk(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    let fail = |errno| ResolveError::Sys {
+        root: root.to_owned(),
+        path: path.to_owned(),
+        errno,
+    };
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut current = open(root, flags | OFlag::O_DIRECTORY, Mode::empty()).map_err(fail)?;
+    for component in path.components() {
+        let name: &OsStr = match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => {
+                return Err(ResolveError::Escapes {
+                    root: root.to_owned(),
+                    path: path.to_owned(),
+                });
+            }
+            Component::Normal(name) => name,
+        };
+        let next = openat(&current, name, flags, Mode::empty()).map_err(fail)?;
+        // With O_PATH|O_NOFOLLOW, a symlink is opened as the link itself: look at what we got.
+        let kind = SFlag::from_bits_truncate(fstat(&next).map_err(fail)?.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            return Err(ResolveError::Symlink {
+                root: root.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        current = next;
+    }
+    Ok(current)
+}
+// ANCHOR_END: resolve_by_walk
+
+/// Like [`resolve_in_root`], but creates the missing directories on the way (mode 0755), each with
+/// `mkdirat` relative to its already-checked parent: a rootfs need not have `/proc` or `/dev/pts`.
+pub fn ensure_dir_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    let mut done = PathBuf::new();
+    let mut parent = resolve_in_root(root, &done)?;
+    for component in relative(path).components() {
+        done.push(component);
+        parent = match resolve_in_root(root, &done) {
+            Ok(fd) => fd,
+            Err(ResolveError::Sys {
+                errno: Errno::ENOENT, ..
+            }) => {
+                let name = component.as_os_str();
+                match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => {
+                        return Err(ResolveError::Sys {
+                            root: root.to_owned(),
+                            path: done,
+                            errno,
+                        });
+                    }
+                }
+                resolve_in_root(root, &done)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(parent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mnt-demo-resolve-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("root/etc")).unwrap();
+        fs::create_dir_all(dir.join("outside")).unwrap();
+        fs::write(dir.join("root/etc/os-release"), "inside").unwrap();
+        symlink("/", dir.join("root/abs")).unwrap();
+        symlink("../../outside", dir.join("root/etc/up")).unwrap();
+        symlink("etc", dir.join("root/rel")).unwrap();
+        dir
+    }
+
+    fn ino(fd: &OwnedFd) -> u64 {
+        fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn finds_paths_inside() {
+        let dir = scratch("inside");
+        let root = dir.join("root");
+        let want = fs::metadata(root.join("etc/os-release")).unwrap().ino();
+        for resolve in [resolve_in_root, resolve_by_walk] {
+            assert_eq!(ino(&resolve(&root, Path::new("/etc/os-release")).unwrap()), want);
+            assert_eq!(ino(&resolve(&root, Path::new("etc/./os-release")).unwrap()), want);
+        }
+        // A relative symlink that stays inside is followed by openat2, refused by the walk.
+        assert_eq!(
+            ino(&resolve_in_root(&root, Path::new("rel/os-release")).unwrap()),
+            want
+        );
+        assert!(matches!(
+            resolve_by_walk(&root, Path::new("rel/os-release")),
+            Err(ResolveError::Symlink { .. })
+        ));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_symlinks_out_of_the_root() {
+        let dir = scratch("out");
+        let root = dir.join("root");
+        for path in [
+            "abs",
+            "abs/tmp",
+            "etc/up",
+            "etc/up/x",
+            "../outside",
+            "etc/../../outside",
+        ] {
+            let got = resolve_in_root(&root, Path::new(path));
+            assert!(
+                matches!(got, Err(ResolveError::Escapes { .. })),
+                "{path}: {got:?}"
+            );
+            assert_eq!(got.unwrap_err().errno(), Errno::EXDEV);
+            let walked = resolve_by_walk(&root, Path::new(path));
+            assert!(
+                matches!(
+                    walked,
+                    Err(ResolveError::Symlink { .. } | ResolveError::Escapes { .. })
+                ),
+                "{path}: {walked:?}"
+            );
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn creates_missing_dirs_but_not_through_symlinks() {
+        let dir = scratch("mkdir");
+        let root = dir.join("root");
+        ensure_dir_in_root(&root, Path::new("/dev/pts")).unwrap();
+        assert!(root.join("dev/pts").is_dir());
+        let got = ensure_dir_in_root(&root, Path::new("/abs/created-outside"));
+        assert!(matches!(got, Err(ResolveError::Escapes { .. })), "{got:?}");
+        assert!(!Path::new("/created-outside").exists());
+        assert!(!dir.join("outside/x").exists());
+        assert!(ensure_dir_in_root(&root, Path::new("etc/up/x")).is_err());
+        assert!(!dir.join("outside/x").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,452 @@
+//! Building a container's mount tree, step by step, the way the production runtimes do (mount(2),
+//! mount_namespaces(7), pivot_root(2), proc(5), sysfs(5), devpts in pts(4), mq_overview(7)).
+//!
+//! These are the pieces the launcher (`combined`) calls, in this order, in a child that already has
+//! its own mount namespace:
+//! 1. [`isolate_root`]: make every mount private or slave, so nothing that follows leaks to the host;
+//! 2. [`bind_rootfs`]: turn the rootfs directory into a mount point, which pivot_root requires;
+//! 3. [`mount_proc`], [`mount_dev`], [`mount_mqueue`], [`mount_sysfs_readonly`] inside it;
+//! 4. [`pivot_into`]: make it `/`, then detach the old root, so no path leads back to the host;
+//! 5. [`mask_paths`] and [`readonly_paths`] over the parts of /proc and /sys a container must not touch.
+//!
+//! Every mount target inside the rootfs is resolved with [`resolve_in_root`] and mounted onto through
+//! `/proc/self/fd/<n>`, so a symlink in the rootfs can never redirect a mount onto the host.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
+use nix::sys::statvfs::{FsFlags, fstatvfs};
+use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
+
+use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root};
+
+/// Which step failed, on which path, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{step} {path}: {errno}")]
+    Sys {
+        step: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("{step}: {source}")]
+    Resolve {
+        step: &'static str,
+        #[source]
+        source: ResolveError,
+    },
+}
+
+impl MountError {
+    /// The errno behind the failure.
+    pub fn errno(&self) -> Errno {
+        match self {
+            MountError::Sys { errno, .. } => *errno,
+            MountError::Resolve { source, .. } => source.errno(),
+        }
+    }
+
+    fn sys(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(Errno) -> MountError {
+        let path = path.into();
+        move |errno| MountError::Sys { step, path, errno }
+    }
+
+    fn resolve(step: &'static str) -> impl FnOnce(ResolveError) -> MountError {
+        move |source| MountError::Resolve { step, source }
+    }
+}
+
+/// A mount's propagation type (mount_namespaces(7), "Shared subtrees").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Propagation {
+    /// Mount and unmount events propagate both ways among the mount's peers.
+    Shared,
+    /// No events in or out.
+    Private,
+    /// Events come in from the master's peer group; none go out.
+    Slave,
+    /// Private, and it cannot be the source of a bind mount.
+    Unbindable,
+}
+
+impl Propagation {
+    pub const ALL: [Propagation; 4] = [
+        Propagation::Shared,
+        Propagation::Private,
+        Propagation::Slave,
+        Propagation::Unbindable,
+    ];
+
+    /// The `MS_*` flag that sets it.
+    pub fn flag(self) -> MsFlags {
+        match self {
+            Propagation::Shared => MsFlags::MS_SHARED,
+            Propagation::Private => MsFlags::MS_PRIVATE,
+            Propagation::Slave => MsFlags::MS_SLAVE,
+            Propagation::Unbindable => MsFlags::MS_UNBINDABLE,
+        }
+    }
+
+    /// The name mount(8) uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Propagation::Shared => "shared",
+            Propagation::Private => "private",
+            Propagation::Slave => "slave",
+            Propagation::Unbindable => "unbindable",
+        }
+    }
+}
+
+// ANCHOR: set_propagation
+/// Changes the propagation type of the mount at `path` (and, with `recursive`, of every mount below
+/// it: MS_REC). Only the propagation flag may be given: source, type and data are ignored.
+pub fn set_propagation(path: &Path, propagation: Propagation, recursive: bool) -> Result<(), MountError> {
+    let mut flags = propagation.flag();
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+        .map_err(MountError::sys("set propagation of", path))
+}
+// ANCHOR_END: set_propagation
+
+// ANCHOR: isolate_root
+/// Step 1 of every container: `mount --make-rprivate /` (or `--make-rslave`). A new mount namespace
+/// starts with *copies* of the parent's mounts, and a copy of a shared mount is in the same peer group
+/// as the original: a mount made under it would appear on the host. systemd makes `/` shared, so
+/// skipping this is the classic leak. `Slave` still lets later host mounts (a USB stick) show up
+/// inside; `Private` cuts both ways.
+pub fn isolate_root(propagation: Propagation) -> Result<(), MountError> {
+    debug_assert!(matches!(propagation, Propagation::Private | Propagation::Slave));
+    set_propagation(Path::new("/"), propagation, true)
+}
+// ANCHOR_END: isolate_root
+
+// ANCHOR: bind_rootfs
+/// Bind-mounts `rootfs` onto itself (MS_BIND|MS_REC): pivot_root needs the new root to be a mount
+/// point, and a plain directory is not one (EINVAL).
+pub fn bind_rootfs(rootfs: &Path) -> Result<(), MountError> {
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(MountError::sys("bind the rootfs onto itself at", rootfs))
+}
+// ANCHOR_END: bind_rootfs
+
+// ANCHOR: pivot_into
+/// Makes `rootfs` the root of this mount namespace and detaches the old root, so that no path, not
+/// even `..` from a chroot, leads back to the host's files.
+///
+/// `pivot_root(".", ".")` (pivot_root(2), NOTES) stacks the old root on top of the new one at `/`; it
+/// is then made a slave, so that unmounting it cannot propagate an unmount to the host, and detached
+/// lazily (MNT_DETACH: files still open there keep it alive, invisible).
+pub fn pivot_into(rootfs: &Path) -> Result<(), MountError> {
+    let dir = File::open(rootfs).map_err(|e| MountError::Sys {
+        step: "open the new root",
+        path: rootfs.to_owned(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    fchdir(dir.as_fd()).map_err(MountError::sys("chdir into the new root", rootfs))?;
+    pivot_root(".", ".").map_err(MountError::sys("pivot_root into", rootfs))?;
+    set_propagation(Path::new("."), Propagation::Slave, true)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(MountError::sys("detach the old root", "/"))?;
+    chdir("/").map_err(MountError::sys("chdir to the new", "/"))
+}
+// ANCHOR_END: pivot_into
+
+/// Mounts a filesystem onto `path` inside `root`, resolved without leaving `root`; missing
+/// directories are created.
+fn mount_in_root(
+    step: &'static str,
+    root: &Path,
+    path: &str,
+    fs_type: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), MountError> {
+    let target = ensure_dir_in_root(root, Path::new(path)).map_err(MountError::resolve(step))?;
+    mount(Some(fs_type), &fd_path(&target), Some(fs_type), flags, data)
+        .map_err(MountError::sys(step, root.join(path.trim_start_matches('/'))))
+}
+
+// ANCHOR: mount_proc
+/// Mounts a fresh proc at `rootfs/proc`, showing the processes of the caller's PID namespace.
+/// Inside a user namespace the kernel allows it only to the owner of a new PID namespace, and only
+/// while a fully visible proc is mounted in this mount namespace: do it before [`pivot_into`].
+pub fn mount_proc(rootfs: &Path) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_in_root("mount proc at", rootfs, "/proc", "proc", flags, None)
+}
+// ANCHOR_END: mount_proc
+
+/// The device nodes every container gets: name, major, minor (devices.txt in the kernel docs).
+pub const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The symlinks in /dev that programs expect.
+pub const DEV_SYMLINKS: [(&str, &str); 5] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
+// ANCHOR: mount_dev
+/// Gives the rootfs a minimal /dev: a tmpfs holding the [`DEVICES`], a private devpts instance, the
+/// [`DEV_SYMLINKS`], and a tmpfs at /dev/shm.
+///
+/// In a user namespace `mknod` of a device is forbidden, and any device node on a filesystem mounted
+/// there would not open anyway (it is implicitly `nodev`): the nodes are bind-mounted from the host's
+/// /dev instead. As root they are made with `mknod`. devpts gets `newinstance,ptmxmode=0666`, so the
+/// container's ptys are its own and /dev/ptmx (a symlink to pts/ptmx) is usable.
+pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    mount_in_root(
+        "mount tmpfs at",
+        rootfs,
+        "/dev",
+        "tmpfs",
+        flags,
+        Some("mode=755,size=65536k"),
+    )?;
+    // Resolve again: the fd from before the mount names the directory underneath it.
+    let dev = resolve_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve("open the new /dev"))?;
+    for (name, major, minor) in DEVICES {
+        if in_userns {
+            bind_host_device(&dev, rootfs, name)?;
+        } else {
+            make_device(&dev, rootfs, name, major, minor)?;
+        }
+    }
+    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    mount_in_root(
+        "mount devpts at",
+        rootfs,
+        "/dev/pts",
+        "devpts",
+        pts_flags,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    for (name, target) in DEV_SYMLINKS {
+        symlinkat(target, dev.as_fd(), name)
+            .map_err(MountError::sys("symlink", rootfs.join("dev").join(name)))?;
+    }
+    let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_in_root(
+        "mount tmpfs at",
+        rootfs,
+        "/dev/shm",
+        "tmpfs",
+        shm_flags,
+        Some("mode=1777,size=65536k"),
+    )
+}
+// ANCHOR_END: mount_dev
+
+fn make_device(dev: &OwnedFd, rootfs: &Path, name: &str, major: u64, minor: u64) -> Result<(), MountError> {
+    let path = rootfs.join("dev").join(name);
+    mknodat(
+        dev.as_fd(),
+        name,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(major, minor),
+    )
+    .map_err(MountError::sys("mknod", &path))?;
+    // mknod applied the umask; the nodes must be usable by everyone, as on the host. (Opening the
+    // node to fchmod it would open the device itself: /dev/tty fails without a controlling terminal.)
+    fchmodat(
+        dev.as_fd(),
+        name,
+        Mode::from_bits_truncate(0o666),
+        FchmodatFlags::FollowSymlink,
+    )
+    .map_err(MountError::sys("chmod", &path))
+}
+
+fn bind_host_device(dev: &OwnedFd, rootfs: &Path, name: &str) -> Result<(), MountError> {
+    let path = rootfs.join("dev").join(name);
+    let placeholder = nix::fcntl::openat(
+        dev.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o666),
+    )
+    .map_err(MountError::sys("create", &path))?;
+    let source = Path::new("/dev").join(name);
+    mount(
+        Some(&source),
+        &fd_path(&placeholder),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(MountError::sys("bind the host's device onto", &path))
+}
+
+// ANCHOR: mount_mqueue
+/// Mounts the POSIX message queue filesystem at `rootfs/dev/mqueue` (mq_overview(7)). It shows the
+/// queues of the caller's IPC namespace; in a user namespace the IPC namespace must be one it owns.
+pub fn mount_mqueue(rootfs: &Path) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_in_root("mount mqueue at", rootfs, "/dev/mqueue", "mqueue", flags, None)
+}
+// ANCHOR_END: mount_mqueue
+
+// ANCHOR: mount_sysfs
+/// Mounts sysfs read-only at `rootfs/sys` (sysfs(5)). It shows the network devices of the caller's
+/// network namespace, so in a user namespace the kernel allows it only with a network namespace that
+/// user namespace owns (else EPERM): give the container a new one.
+pub fn mount_sysfs_readonly(rootfs: &Path) -> Result<(), MountError> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_in_root("mount sysfs at", rootfs, "/sys", "sysfs", flags, None)
+}
+// ANCHOR_END: mount_sysfs
+
+/// What [`mask_paths`] and [`readonly_paths`] did with one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathOutcome {
+    /// A file, covered by /dev/null.
+    MaskedFile,
+    /// A directory, covered by an empty read-only tmpfs.
+    MaskedDir,
+    /// Bind-mounted onto itself and remounted read-only.
+    ReadOnly,
+    /// Not present in this kernel or rootfs: nothing to do.
+    Absent,
+}
+
+// ANCHOR: mask_paths
+/// Hides each of `paths` (inside `root`; `/` after [`pivot_into`]): a file is covered by a bind mount
+/// of /dev/null, a directory by an empty read-only tmpfs. Paths that do not exist are skipped.
+pub fn mask_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
+    paths.iter().map(|path| mask_one(root, path)).collect()
+}
+// ANCHOR_END: mask_paths
+
+fn mask_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
+    let target = match resolve_in_root(root, Path::new(path)) {
+        Ok(fd) => fd,
+        Err(ResolveError::Sys {
+            errno: Errno::ENOENT, ..
+        }) => return Ok(PathOutcome::Absent),
+        Err(e) => return Err(MountError::resolve("mask")(e)),
+    };
+    let kind = SFlag::from_bits_truncate(fstat(&target).map_err(MountError::sys("stat", path))?.st_mode)
+        & SFlag::S_IFMT;
+    if kind == SFlag::S_IFDIR {
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some("tmpfs"),
+            &fd_path(&target),
+            Some("tmpfs"),
+            flags,
+            Some("size=0,mode=555"),
+        )
+        .map_err(MountError::sys("mask with a read-only tmpfs", path))?;
+        Ok(PathOutcome::MaskedDir)
+    } else {
+        mount(
+            Some("/dev/null"),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(MountError::sys("mask with /dev/null", path))?;
+        Ok(PathOutcome::MaskedFile)
+    }
+}
+
+// ANCHOR: readonly_paths
+/// Makes each of `paths` (inside `root`) read-only: bind it onto itself, then remount the bind
+/// read-only. The remount keeps the flags the mount already has (nosuid, nodev, noexec, atime): in a
+/// user namespace the kernel has locked them and refuses (EPERM) a remount that would clear one.
+/// Paths that do not exist are skipped.
+pub fn readonly_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
+    paths.iter().map(|path| readonly_one(root, path)).collect()
+}
+// ANCHOR_END: readonly_paths
+
+fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
+    let target = match resolve_in_root(root, Path::new(path)) {
+        Ok(fd) => fd,
+        Err(ResolveError::Sys {
+            errno: Errno::ENOENT, ..
+        }) => return Ok(PathOutcome::Absent),
+        Err(e) => return Err(MountError::resolve("make read-only")(e)),
+    };
+    let target_path = fd_path(&target);
+    mount(
+        Some(&target_path),
+        &target_path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(MountError::sys("bind onto itself", path))?;
+    let bound = resolve_in_root(root, Path::new(path)).map_err(MountError::resolve("make read-only"))?;
+    let kept = locked_flags(&bound).map_err(MountError::sys("statvfs", path))?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept;
+    mount(None::<&str>, &fd_path(&bound), None::<&str>, flags, None::<&str>)
+        .map_err(MountError::sys("remount read-only", path))?;
+    Ok(PathOutcome::ReadOnly)
+}
+
+/// The per-mount flags a bind remount must repeat, read from statvfs(3)'s `f_flag`.
+fn locked_flags(fd: &OwnedFd) -> Result<MsFlags, Errno> {
+    let have = fstatvfs(fd)?.flags();
+    let pairs = [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    Ok(pairs
+        .iter()
+        .filter(|(st, _)| have.contains(*st))
+        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
+}
+
+/// The paths runc, crun and Docker mask by default.
+pub const DEFAULT_MASKED: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/proc/interrupts",
+];
+
+/// The paths they make read-only by default.
+pub const DEFAULT_READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];

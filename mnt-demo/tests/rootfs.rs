@@ -1,0 +1,270 @@
+//! The launcher's pieces (`mnt_demo::rootfs`), run in a spawned child against a scratch rootfs, in
+//! the order `combined` calls them (mount(2), pivot_root(2), proc(5), pts(4), sysfs(5)); and the
+//! refusal to follow a rootfs's symlinks out of it when mounting.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, symlink};
+use std::path::Path;
+
+use mnt_demo::mountinfo::{self, MountEntry};
+use mnt_demo::rootfs::{self, DEFAULT_MASKED, DEFAULT_READONLY, PathOutcome, Propagation};
+use mnt_demo::scratch::Scratch;
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nskit::testing::{exclusive, mount_table, require_namespaces};
+use nskit::{Proc, Spawn};
+
+/// Runs `check` in a child with new mount, PID, IPC and network namespaces (and a user namespace when
+/// not root); the child reports failures as text. The host's mount table must not change.
+fn in_child(name: &str, scratch: &Scratch, check: impl FnOnce(bool) -> Result<(), String>) {
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
+    let spawn = Spawn::new(flags);
+    let in_userns = spawn.flags().contains(CloneFlags::CLONE_NEWUSER);
+    let mut child = spawn
+        .run(|channel| {
+            let reply = match check(in_userns) {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => e,
+            };
+            i32::from(channel.send(&reply.replace('\n', " | ")).is_err())
+        })
+        .unwrap();
+    let reply = child.channel().recv().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(reply, "ok", "{name}");
+    let _ = scratch;
+}
+
+fn on_clean_host(body: impl FnOnce(&Scratch)) {
+    let _guard = exclusive();
+    let before = mount_table();
+    let scratch = Scratch::new().unwrap();
+    let dir = scratch.path().to_owned();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&scratch)));
+    drop(scratch);
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    assert!(!dir.exists());
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn table() -> Result<Vec<MountEntry>, String> {
+    mountinfo::read(Proc::Current).map_err(|e| e.to_string())
+}
+
+fn mounted(table: &[MountEntry], point: &str, fs_type: &str) -> Result<MountEntry, String> {
+    let entry = mountinfo::find(table, Path::new(point)).ok_or(format!("nothing mounted at {point}"))?;
+    if entry.fs_type != fs_type {
+        return Err(format!("{point} is {}, expected {fs_type}", entry.fs_type));
+    }
+    Ok(entry.clone())
+}
+
+fn ensure(ok: bool, what: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what.to_owned()) }
+}
+
+/// The whole recipe, then a look around from inside.
+fn build_and_check(rootfs: &Path, in_userns: bool) -> Result<(), String> {
+    let e = |e: rootfs::MountError| e.to_string();
+    rootfs::isolate_root(Propagation::Slave).map_err(e)?;
+    rootfs::bind_rootfs(rootfs).map_err(e)?;
+    rootfs::mount_proc(rootfs).map_err(e)?;
+    rootfs::mount_dev(rootfs, in_userns).map_err(e)?;
+    rootfs::mount_mqueue(rootfs).map_err(e)?;
+    rootfs::mount_sysfs_readonly(rootfs).map_err(e)?;
+    rootfs::pivot_into(rootfs).map_err(e)?;
+    let masked = rootfs::mask_paths(Path::new("/"), &DEFAULT_MASKED).map_err(e)?;
+    let readonly = rootfs::readonly_paths(Path::new("/"), &DEFAULT_READONLY).map_err(e)?;
+
+    let t = table()?;
+    ensure(
+        t.iter().all(|m| !m.mount_point.starts_with("/tmp/mnt-demo")),
+        "the old root is still attached",
+    )?;
+    mounted(&t, "/proc", "proc")?;
+    mounted(&t, "/dev", "tmpfs")?;
+    mounted(&t, "/dev/pts", "devpts")?;
+    mounted(&t, "/dev/shm", "tmpfs")?;
+    mounted(&t, "/dev/mqueue", "mqueue")?;
+    let sys = mounted(&t, "/sys", "sysfs")?;
+    ensure(
+        sys.mount_options.split(',').any(|o| o == "ro"),
+        "/sys is not read-only",
+    )?;
+
+    for (name, _, _) in rootfs::DEVICES {
+        let meta = fs::metadata(format!("/dev/{name}")).map_err(|e| format!("/dev/{name}: {e}"))?;
+        ensure(
+            meta.file_type().is_char_device(),
+            &format!("/dev/{name} is not a character device"),
+        )?;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|mut f| f.write_all(b"x"))
+        .map_err(|e| format!("write /dev/null: {e}"))?;
+    let mut zeros = [1u8; 8];
+    fs::File::open("/dev/zero")
+        .and_then(|mut f| f.read_exact(&mut zeros))
+        .map_err(|e| format!("read /dev/zero: {e}"))?;
+    ensure(zeros == [0; 8], "/dev/zero gave something else than zeros")?;
+    for (name, target) in rootfs::DEV_SYMLINKS {
+        let link = fs::read_link(format!("/dev/{name}")).map_err(|e| format!("/dev/{name}: {e}"))?;
+        ensure(
+            link == Path::new(target),
+            &format!("/dev/{name} -> {}", link.display()),
+        )?;
+    }
+    // The private devpts instance hands out ptys through /dev/ptmx.
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/ptmx")
+        .map_err(|e| format!("open /dev/ptmx: {e}"))?;
+
+    // Masks: a masked file reads as empty (it is /dev/null), a masked directory is empty; a path this
+    // kernel lacks is reported absent. /proc/interrupts exists on every Linux.
+    for (path, outcome) in DEFAULT_MASKED.iter().zip(&masked) {
+        let ok = match outcome {
+            PathOutcome::MaskedFile => fs::read(path).is_ok_and(|b| b.is_empty()),
+            PathOutcome::MaskedDir => fs::read_dir(path).is_ok_and(|mut d| d.next().is_none()),
+            PathOutcome::Absent => !Path::new(path).exists(),
+            PathOutcome::ReadOnly => false,
+        };
+        ensure(ok, &format!("{path}: {outcome:?} does not hold"))?;
+    }
+    let interrupts = DEFAULT_MASKED
+        .iter()
+        .position(|p| *p == "/proc/interrupts")
+        .unwrap_or(0);
+    ensure(
+        masked[interrupts] == PathOutcome::MaskedFile,
+        "/proc/interrupts was not masked",
+    )?;
+    // Read-only: /proc/sys is there, and its bind is mounted ro.
+    let sys_index = DEFAULT_READONLY
+        .iter()
+        .position(|p| *p == "/proc/sys")
+        .unwrap_or(0);
+    ensure(
+        readonly[sys_index] == PathOutcome::ReadOnly,
+        "/proc/sys was not made read-only",
+    )?;
+    let t = table()?;
+    let procsys = mounted(&t, "/proc/sys", "proc")?;
+    ensure(
+        procsys.mount_options.split(',').any(|o| o == "ro"),
+        "/proc/sys is not ro",
+    )?;
+    match fs::write("/proc/sys/kernel/hostname", "x") {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(()),
+        other => Err(format!(
+            "write /proc/sys/kernel/hostname: {other:?}, expected EROFS"
+        )),
+    }
+}
+
+#[test]
+fn the_launcher_recipe_builds_a_usable_root() {
+    if !require_namespaces("the_launcher_recipe_builds_a_usable_root") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        in_child("recipe", scratch, |in_userns| build_and_check(&rootfs, in_userns));
+    });
+}
+
+#[test]
+fn mount_targets_that_leave_the_rootfs_are_refused() {
+    if !require_namespaces("mount_targets_that_leave_the_rootfs_are_refused") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let outside = scratch.subdir("outside").unwrap();
+        let rootfs = scratch.path().join("hostile");
+        fs::create_dir_all(rootfs.join("etc")).unwrap();
+        symlink(&outside, rootfs.join("proc")).unwrap();
+        symlink("../outside", rootfs.join("dev")).unwrap();
+        symlink("/", rootfs.join("sys")).unwrap();
+        fs::write(outside.join("keys"), "secret").unwrap();
+        symlink("../../outside/keys", rootfs.join("etc/keys")).unwrap();
+        let outside_in_child = outside.clone();
+        in_child("hostile", scratch, move |in_userns| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let refused = |what: &str, result: Result<(), rootfs::MountError>| match result {
+                Err(err) if err.errno() == Errno::EXDEV => ensure(
+                    err.to_string().contains("leads out of the rootfs"),
+                    &format!("{what}: {err}"),
+                ),
+                other => Err(format!("{what}: {other:?}, expected a refusal")),
+            };
+            refused("mount_proc", rootfs::mount_proc(&rootfs))?;
+            refused("mount_dev", rootfs::mount_dev(&rootfs, in_userns))?;
+            refused("mount_sysfs_readonly", rootfs::mount_sysfs_readonly(&rootfs))?;
+            refused(
+                "mask_paths",
+                rootfs::mask_paths(&rootfs, &["/etc/keys"]).map(drop),
+            )?;
+            refused(
+                "readonly_paths",
+                rootfs::readonly_paths(&rootfs, &["/sys/kernel"]).map(drop),
+            )?;
+            let t = table()?;
+            ensure(
+                t.iter()
+                    .all(|m| !m.mount_point.starts_with(outside_in_child.to_str().unwrap())),
+                "something was mounted outside the rootfs",
+            )?;
+            ensure(
+                fs::read_to_string(outside_in_child.join("keys")).ok().as_deref() == Some("secret"),
+                "keys",
+            )
+        });
+    });
+}
+
+#[test]
+fn missing_paths_are_skipped_and_errors_name_the_step() {
+    if !require_namespaces("missing_paths_are_skipped_and_errors_name_the_step") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        in_child("missing", scratch, |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            let got = rootfs::mask_paths(&rootfs, &["/no/such/file"]).map_err(e)?;
+            ensure(
+                got == [PathOutcome::Absent],
+                "a missing mask path was not skipped",
+            )?;
+            let got = rootfs::readonly_paths(&rootfs, &["/no/such/dir"]).map_err(e)?;
+            ensure(
+                got == [PathOutcome::Absent],
+                "a missing read-only path was not skipped",
+            )?;
+            // pivot_into on a directory that is not a mount point: the error names the step and path.
+            let err = rootfs::pivot_into(&rootfs.join("etc")).expect_err("pivot into a plain directory");
+            // EINVAL where /tmp is a mount of its own, EBUSY where it is on the root mount.
+            ensure(
+                matches!(err.errno(), Errno::EINVAL | Errno::EBUSY),
+                &format!("{err}"),
+            )?;
+            let text = err.to_string();
+            ensure(
+                text.starts_with("pivot_root into ") && text.contains("/etc"),
+                &text,
+            )
+        });
+    });
+}
