@@ -3,6 +3,7 @@
 
 mod book;
 mod ci;
+mod rootfs;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,12 @@ enum Command {
     BookCheck,
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
     Transcripts,
+    /// Builds a busybox root filesystem (from Debian's busybox-static) for `combined run --rootfs`.
+    Rootfs {
+        /// Where to build it (default: target/busybox-rootfs).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Book => book::build_html(&root),
         Command::BookCheck => book::check(&root),
         Command::Transcripts => book::record_transcripts(&root),
+        Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
     }
 }
 

@@ -1,0 +1,133 @@
+//! `cargo xtask rootfs`: builds a small root filesystem from Debian's static busybox, for trying
+//! `combined run --rootfs` and for the benchmarks. busybox(1): one static binary that is every tool,
+//! chosen by the name it is run as, so the rootfs is that binary and a symlink per tool.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::util::{self, is_root};
+
+/// Where Debian's `busybox-static` package puts its binary.
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The default output directory.
+pub fn default_dir(root: &Path) -> PathBuf {
+    root.join("target").join("busybox-rootfs")
+}
+
+/// `cargo xtask rootfs [--out DIR]`: (re)builds the rootfs and prints its path.
+pub fn build(root: &Path, out: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let out = out.unwrap_or_else(|| default_dir(root));
+    let busybox = find_or_install_busybox()?;
+    let tmp = out.with_extension("partial");
+    let _ = fs::remove_dir_all(&tmp);
+    populate(&tmp, &busybox)?;
+    let _ = fs::remove_dir_all(&out);
+    fs::rename(&tmp, &out).with_context(|| format!("cannot move the rootfs into {}", out.display()))?;
+    println!("xtask: busybox rootfs in {}", out.display());
+    Ok(out)
+}
+
+/// A static busybox: Debian's `busybox-static`, installed with apt-get when root and missing.
+fn find_or_install_busybox() -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(BUSYBOX);
+    if is_static_busybox(&path) {
+        return Ok(path);
+    }
+    if is_root() && Path::new("/usr/bin/apt-get").exists() {
+        println!("xtask: installing busybox-static with apt-get");
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "busybox-static"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+        .or_else(|_| {
+            util::run(Command::new("apt-get").args(["update", "-qq"]))?;
+            util::run(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "busybox-static"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )
+        })?;
+        if is_static_busybox(&path) {
+            return Ok(path);
+        }
+    }
+    bail!("a static busybox is needed at {BUSYBOX}: run `sudo apt-get install busybox-static`")
+}
+
+/// Whether `path` is a statically linked ELF (no PT_INTERP program header), so it runs in a rootfs
+/// with no libraries.
+fn is_static_busybox(path: &Path) -> bool {
+    let Ok(bytes) = fs::read(path) else { return false };
+    is_static_elf(&bytes)
+}
+
+/// Reads the ELF64 program headers and looks for PT_INTERP (3). elf(5).
+pub fn is_static_elf(bytes: &[u8]) -> bool {
+    let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
+    if bytes.get(..5) != Some(b"\x7fELF\x02") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    (0..usize::from(phnum)).all(|i| u32_at(phoff as usize + i * usize::from(phentsize)) != Some(3))
+}
+
+fn populate(dir: &Path, busybox: &Path) -> anyhow::Result<()> {
+    for sub in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home", "run",
+        "var",
+    ] {
+        fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+    fs::copy(busybox, dir.join("bin/busybox")).context("cannot copy busybox")?;
+    let list = util::output(Command::new(busybox).arg("--list-full")).context("busybox --list-full")?;
+    for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let link = dir.join(applet);
+        if applet == "bin/busybox" || link.exists() {
+            continue;
+        }
+        let depth = applet.matches('/').count();
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        symlink(&target, &link).with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    fs::write(dir.join("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_static_from_dynamic_elf() {
+        // This test binary is dynamically linked (glibc): it has PT_INTERP.
+        let me = fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(!is_static_elf(&me));
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+        assert!(!is_static_elf(&[]));
+    }
+}
