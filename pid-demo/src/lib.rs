@@ -420,7 +420,11 @@ pub struct NestedTree {
 pub fn nested_tree(spawn: &Spawn, levels: usize) -> Result<NestedTree, StepError> {
     let mut top = spawn_init(spawn, |channel| nest_level(channel, 1, levels))?;
     let views = parse_views(receive(top.channel())?)?;
-    let processes = descendants_of(getpid().as_raw()).map_err(StepError::Proc)?;
+    // The demo itself, then the tree under the top init (not every child of the demo: a test
+    // process may have others).
+    let mut processes = descendants_of(getpid().as_raw()).map_err(StepError::Proc)?;
+    processes.truncate(1);
+    processes.extend(descendants_of(top.pid().as_raw()).map_err(StepError::Proc)?);
     let tree = NestedTree {
         host_ns: own_pid_ns().map_err(StepError::Proc)?,
         processes,

@@ -223,12 +223,12 @@ fn proc(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
         .find(|s| s.pid == 1)
         .map_or("?", |s| s.name.as_str());
     out.see(explain(&format!(
-        "and every other process of the host: {} more, from PID 1, the host's init ({host_init})",
+        "and the host's other processes, from its PID 1 on: {} more (PID 1 is {host_init})",
         r.before.len() - ours.len()
     )));
     out.say(outcome(
         "the host's processes",
-        "a proc filesystem shows the PID namespace of the process that mounted it",
+        "a proc filesystem shows the PID namespace of whoever mounted it",
     ));
     out.see(line(
         "init",
@@ -242,9 +242,9 @@ fn proc(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
         out.see(explain(&row));
     }
     out.say(outcome(
-        "only the namespace's processes",
-        "the new proc belongs to this PID namespace; making the mounts private\n   \
-         first keeps the new /proc from appearing on the host",
+        "only the namespace's own",
+        "the new proc belongs to this PID namespace; the mounts were made\n   \
+         private first, so the new /proc does not appear on the host",
     ));
     Ok(())
 }
@@ -315,8 +315,8 @@ fn nesting(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     }
     out.say(outcome(
         "visible downwards only",
-        "a namespace sees the processes of the namespaces it contains, never\n   \
-         those of its parent: each init's getppid() is 0",
+        "a namespace sees the processes of the namespaces it contains,\n   \
+         never those of its parent: each init's getppid() is 0",
     ));
     Ok(())
 }
@@ -368,9 +368,9 @@ fn orphans(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     ));
     out.say(outcome(
         "re-parented to PID 1",
-        "an orphan goes to the init of its own namespace, not to the host's init",
+        "an orphan goes to the init of its own namespace, not the host's",
     ));
-    out.see(line("main", r.ns, format!("after the orphan exits, ps:")));
+    out.see(line("main", r.ns, "after the orphan has exited, ps:"));
     let after: Vec<&Status> = r.after.iter().collect();
     for row in ps_table(&after, |_| None) {
         out.see(explain(&row));
@@ -407,7 +407,7 @@ fn signals(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     for (signal, result) in &r.sent_from_inside {
         let what = match signal {
             nix::sys::signal::Signal::SIGUSR1 => {
-                format!("handled: the handler ran {} time(s)", r.handled_usr1)
+                format!("handled: the handler ran {}", times(r.handled_usr1))
             }
             _ => "dropped: init lives on".to_owned(),
         };
@@ -419,7 +419,7 @@ fn signals(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     }
     out.say(outcome(
         "even SIGKILL is dropped",
-        "from inside its namespace, init receives only the signals it handles",
+        "from its own namespace, init gets only the signals it handles",
     ));
     let host_ns = pid_demo::own_pid_ns().context("cannot read the host's PID namespace")?;
     let answered = if r.alive_after_host_sigterm {
@@ -438,9 +438,9 @@ fn signals(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
         format!("kill(init, SIGKILL) -> init {}", describe(r.after_host_sigkill)),
     ));
     out.say(outcome(
-        "SIGKILL works from the parent namespace",
-        "an ancestor may send SIGKILL (or SIGSTOP) to init, and other\n   \
-         signals only if init handles them; this is why a container's init forwards SIGTERM",
+        "SIGKILL works from the parent",
+        "an ancestor namespace may send init SIGKILL or SIGSTOP, and\n   \
+         other signals only if init handles them: hence a container's init that forwards SIGTERM",
     ));
     Ok(())
 }
@@ -479,8 +479,8 @@ fn init_death(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     }
     out.say(outcome(
         "every process killed",
-        "when a namespace's init ends, the kernel sends SIGKILL to every other\n   \
-         process in it (and in the namespaces below) and reaps them",
+        "when a namespace's init ends, the kernel sends SIGKILL to every\n   \
+         other process in it (and in the namespaces below it) and reaps them",
     ));
     out.see(line(
         "unshr",
@@ -527,8 +527,8 @@ fn unshare(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     ));
     out.say(outcome(
         "the caller stays",
-        "same PID, same /proc/self/ns/pid: a process never changes PID namespace,\n   \
-         since its PID could not change under the programs that know it",
+        "same PID, same /proc/self/ns/pid: a process never changes its PID\n   \
+         namespace, for its PID would change under the programs that know it",
     ));
     out.see(line(
         "child",
@@ -545,10 +545,19 @@ fn unshare(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     ));
     out.say(outcome(
         "the child moves",
-        "the first child becomes PID 1 of the new namespace; its later siblings\n   \
-         join it. setns(2) on a PID namespace works the same way",
+        "the first child becomes PID 1 of the new namespace, and its later\n   \
+         siblings join it there. setns(2) into a PID namespace works the same way",
     ));
     Ok(())
+}
+
+/// `once`, `twice`, `3 times`.
+fn times(n: usize) -> String {
+    match n {
+        1 => "once".into(),
+        2 => "twice".into(),
+        n => format!("{n} times"),
+    }
 }
 
 /// `exit code 0` or `killed by SIGKILL`.

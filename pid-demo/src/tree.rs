@@ -152,12 +152,14 @@ mod tests {
             ],
         };
         let drawn = draw(&tree);
-        assert_eq!(drawn.len(), 6);
-        assert_eq!(drawn[0], "process              host  L1  L2  namespace");
-        assert_eq!(drawn[1], "pid-demo              100   -   -  pid:[10]");
-        assert_eq!(drawn[2], "└─ ns-init            101   1   -  pid:[11]");
-        assert_eq!(drawn[3], "   ├─ ns-worker       102   2   -  pid:[11]");
-        assert_eq!(drawn[4], "   └─ ns-init         103   3   1  pid:[12]");
-        assert_eq!(drawn[5], "      └─ ns-worker    104   4   2  pid:[12]");
+        let expected = [
+            "process             host  L1  L2  namespace",
+            "pid-demo             100   -   -  pid:[10]",
+            "└─ ns-init           101   1   -  pid:[11]",
+            "   ├─ ns-worker      102   2   -  pid:[11]",
+            "   └─ ns-init        103   3   1  pid:[12]",
+            "      └─ ns-worker   104   4   2  pid:[12]",
+        ];
+        assert_eq!(drawn, expected);
     }
 }
