@@ -59,6 +59,8 @@ pub enum StepError {
     Proc(#[source] io::Error),
     #[error("malformed report from the child: {0:?}")]
     Malformed(Vec<String>),
+    #[error("cannot signal the init: {0}")]
+    Signal(#[source] Errno),
 }
 
 /// What went wrong inside a child, carried back over the channel as text.
@@ -708,9 +710,9 @@ pub fn signals(spawn: &Spawn) -> Result<SignalStory, StepError> {
         return Err(StepError::Malformed(fields));
     }
     let pid = child.pid();
-    kill(pid, Signal::SIGTERM).map_err(|e| StepError::Channel(e.into()))?;
+    kill(pid, Signal::SIGTERM).map_err(StepError::Signal)?;
     let alive = child.channel().send("ping").is_ok() && child.channel().recv().is_ok_and(|m| m == "alive");
-    kill(pid, Signal::SIGKILL).map_err(|e| StepError::Channel(e.into()))?;
+    kill(pid, Signal::SIGKILL).map_err(StepError::Signal)?;
     Ok(SignalStory {
         ns: pid_ns(field(&fields, 0)?),
         handled_usr1: field(&fields, 1)?,

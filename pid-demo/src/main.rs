@@ -124,9 +124,7 @@ impl Out {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let out = Out { quiet: cli.quiet };
     out.say(
-        "pid-demo: a PID namespace gives a tree of processes its own PIDs, its own init (PID 1) and, \
-         once it mounts one, its own /proc"
-            .into(),
+        "pid-demo: a PID namespace gives a process tree its own PIDs, its own init and its own /proc".into(),
     );
     let user_ns = pid_demo::init_spawn(cli.userns)
         .flags()
@@ -298,7 +296,7 @@ fn nesting(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     for view in &tree.views {
         let deepest = view.level == cli.levels;
         let note = match (view.level, deepest) {
-            (_, true) => "only its own processes",
+            (_, true) => "only its own",
             (1, false) => "its own and every deeper level's",
             _ => "its own and the deeper levels'",
         };
@@ -306,10 +304,9 @@ fn nesting(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
             &format!("L{}", view.level),
             view.ns,
             format!(
-                "its /proc lists PIDs {} ({} processes: {note})   getppid() = {}",
-                ranges(&view.visible),
-                view.visible.len(),
-                view.getppid
+                "getppid() = {}   its /proc lists PIDs {}: {note}",
+                view.getppid,
+                ranges(&view.visible)
             ),
         ));
     }
@@ -515,7 +512,7 @@ fn unshare(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     ));
     let after = match r.for_children_after {
         Ok(ns) => ns.to_string(),
-        Err(errno) => format!("{errno:?} (nothing lives in the new namespace yet)"),
+        Err(errno) => format!("{errno:?} (no process in it yet)"),
     };
     out.see(line(
         "unshr",

@@ -134,11 +134,11 @@ fn the_tree_has_a_column_per_level_and_every_init_is_pid_1_in_its_own() {
         "the L4 worker is PID 8, 6, 4, 2 from L1 down:\n{out}"
     );
     assert!(
-        out.contains("[L4   ]") && out.contains("its /proc lists PIDs 1-2 "),
+        out.contains("[L4   ]") && out.contains("its /proc lists PIDs 1-2: only its own"),
         "{out}"
     );
     assert!(
-        out.contains("[L1   ]") && out.contains("its /proc lists PIDs 1-8 "),
+        out.contains("[L1   ]") && out.contains("its /proc lists PIDs 1-8: its own and every deeper"),
         "{out}"
     );
 }
