@@ -247,28 +247,21 @@ fn proc(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ps`-style rows: PID and PPID right-aligned, the command, and a note for some rows.
+/// `ps`-style rows: the command, its PID and PPID, and a note for some rows. Nothing is aligned on the
+/// width of a PID, which varies from host to host (the recorded transcripts mask the host's PIDs).
 fn ps_table<'a>(rows: &[&'a Status], note: impl Fn(&'a Status) -> Option<&'static str>) -> Vec<String> {
-    let width = |f: fn(&Status) -> i32, title: &str| {
-        rows.iter()
-            .map(|s| f(s).to_string().len())
-            .max()
-            .unwrap_or(0)
-            .max(title.len())
-    };
-    let (w_pid, w_ppid) = (width(|s| s.pid, "PID"), width(|s| s.ppid, "PPID"));
-    let mut lines = vec![format!("{:>w_pid$}  {:>w_ppid$}  COMMAND", "PID", "PPID")];
-    for &s in rows {
-        let text = format!(
-            "{:>w_pid$}  {:>w_ppid$}  {:<10} {}",
-            s.pid,
-            s.ppid,
-            s.name,
-            note(s).unwrap_or("")
-        );
-        lines.push(text.trim_end().to_owned());
-    }
-    lines
+    rows.iter()
+        .map(|&s| {
+            let text = format!(
+                "{:<10} PID {}  PPID {}   {}",
+                s.name,
+                s.pid,
+                s.ppid,
+                note(s).unwrap_or("")
+            );
+            text.trim_end().to_owned()
+        })
+        .collect()
 }
 
 fn nesting(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {

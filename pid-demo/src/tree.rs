@@ -8,7 +8,8 @@ use crate::{NestedTree, TreeProcess};
 use nskit::NsId;
 
 /// The tree's lines: a header, then one row per process with its name (indented under its parent),
-/// its PID at each level (host first), and the inode of the namespace it lives in.
+/// its PID at each nested level, the namespace it lives in, and last its PID on the host. The host's
+/// PIDs come last so that nothing is aligned on their width, which varies from machine to machine.
 pub fn draw(tree: &NestedTree) -> Vec<String> {
     let levels = tree.processes.iter().map(TreeProcess::level).max().unwrap_or(0);
     let names: Vec<String> = branches(&tree.processes)
@@ -17,38 +18,41 @@ pub fn draw(tree: &NestedTree) -> Vec<String> {
         .map(|(branch, p)| format!("{branch}{}", p.name))
         .collect();
     let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(7);
-    let headers: Vec<String> = (0..=levels)
-        .map(|l| {
-            if l == 0 {
-                "host".to_owned()
-            } else {
-                format!("L{l}")
-            }
-        })
-        .collect();
-    let widths: Vec<usize> = (0..=levels)
+    let headers: Vec<String> = (1..=levels).map(|l| format!("L{l}")).collect();
+    let widths: Vec<usize> = (1..=levels)
         .map(|l| {
             let widest = tree
                 .processes
                 .iter()
                 .filter_map(|p| p.nspid.get(l))
                 .map(|pid| pid.to_string().len());
-            widest.max().unwrap_or(1).max(headers[l].len())
+            widest.max().unwrap_or(1).max(headers[l - 1].len())
         })
         .collect();
+    let namespaces: Vec<String> = tree
+        .processes
+        .iter()
+        .map(|p| namespace_of(tree, p).map_or(String::new(), |ns| ns.to_string()))
+        .collect();
+    let ns_width = namespaces.iter().map(String::len).max().unwrap_or(0).max(9);
 
     let mut lines = vec![format!(
-        "{:name_width$}  {}  namespace",
+        "{:name_width$}  {}  {:ns_width$}  host",
         "process",
-        cells(&headers, &widths)
+        cells(&headers, &widths),
+        "namespace"
     )];
-    for (name, p) in names.iter().zip(&tree.processes) {
-        let pids: Vec<String> = (0..=levels)
+    for ((name, p), ns) in names.iter().zip(&tree.processes).zip(&namespaces) {
+        let pids: Vec<String> = (1..=levels)
             .map(|l| p.nspid.get(l).map_or("-".to_owned(), i32::to_string))
             .collect();
-        let ns = namespace_of(tree, p).map_or(String::new(), |ns| ns.to_string());
         let pad = name_width - name.chars().count();
-        lines.push(format!("{name}{:pad$}  {}  {ns}", "", cells(&pids, &widths)));
+        lines.push(format!(
+            "{name}{:pad$}  {}  {ns:ns_width$}  {}",
+            "",
+            cells(&pids, &widths),
+            p.host_pid
+        ));
     }
     lines
 }
@@ -153,12 +157,12 @@ mod tests {
         };
         let drawn = draw(&tree);
         let expected = [
-            "process             host  L1  L2  namespace",
-            "pid-demo             100   -   -  pid:[10]",
-            "└─ ns-init           101   1   -  pid:[11]",
-            "   ├─ ns-worker      102   2   -  pid:[11]",
-            "   └─ ns-init        103   3   1  pid:[12]",
-            "      └─ ns-worker   104   4   2  pid:[12]",
+            "process             L1  L2  namespace  host",
+            "pid-demo             -   -  pid:[10]   100",
+            "└─ ns-init           1   -  pid:[11]   101",
+            "   ├─ ns-worker      2   -  pid:[11]   102",
+            "   └─ ns-init        3   1  pid:[12]   103",
+            "      └─ ns-worker   4   2  pid:[12]   104",
         ];
         assert_eq!(drawn, expected);
     }

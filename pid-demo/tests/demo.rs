@@ -90,7 +90,7 @@ fn the_whole_story_is_told_and_is_deterministic() {
     }
     for observation in [
         "getpid() = 1   getppid() = 0",
-        "          1     0  ns-init    <- PID 1: this namespace's init",
+        "ns-init    PID 1  PPID 0   <- PID 1: this namespace's init",
         "PPid 1 once its parent has exited",
         "kill(1, SIGKILL) from PID 2 -> ok, dropped: init lives on",
         "kill(init, SIGKILL) -> init killed by SIGKILL",
@@ -110,6 +110,14 @@ fn the_whole_story_is_told_and_is_deterministic() {
         masked(&second),
         "the output varies beyond PIDs and inodes"
     );
+    // The chapter's recorded output for this mode is still what the demo prints.
+    let mode = if nskit::userns::is_root() { "root" } else { "user" };
+    let path = format!(
+        "{}/../book/src/transcripts/pid-demo.{mode}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let recorded = std::fs::read_to_string(&path).expect("read the recorded transcript");
+    assert_eq!(masked(&recorded), masked(&first), "re-record {path}");
 }
 
 #[test]
@@ -128,7 +136,7 @@ fn the_tree_has_a_column_per_level_and_every_init_is_pid_1_in_its_own() {
     assert!(header.contains("L1  L2  L3  L4"), "{header}");
     let deepest_worker = out
         .lines()
-        .find(|l| l.contains("└─ ns-worker") && l.contains("  8   6   4   2"));
+        .find(|l| l.contains("└─ ns-worker") && l.contains("  8   6   4   2  pid:["));
     assert!(
         deepest_worker.is_some(),
         "the L4 worker is PID 8, 6, 4, 2 from L1 down:\n{out}"
