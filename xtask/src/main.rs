@@ -4,6 +4,7 @@
 mod book;
 mod ci;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,10 @@ enum Command {
     BookCheck,
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
     Transcripts,
+    /// Boots a Linux kernel in QEMU and runs every test binary inside it, as root with
+    /// NS_REQUIRE_PRIV=1 and as uid 65534 with NS_REQUIRE_PRIV=userns (installs QEMU and a kernel
+    /// with apt-get when root on Debian/Ubuntu and they are missing).
+    TestVm(vm::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Book => book::build_html(&root),
         Command::BookCheck => book::check(&root),
         Command::Transcripts => book::record_transcripts(&root),
+        Command::TestVm(options) => vm::run(&root, &options),
     }
 }
 
