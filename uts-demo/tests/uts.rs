@@ -3,12 +3,17 @@
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nskit::testing::{self, exclusive, processes_named, mount_table, require_namespaces, require_root, require_userns};
+use nskit::testing::{
+    self, exclusive, mount_table, processes_named, require_namespaces, require_root, require_userns,
+};
 use nskit::{Spawn, UserNs};
 use uts_demo::{Name, bind_ns_file, child_spawn, join_and_observe, observe, spawn_renamed};
 
 fn names() -> (Name, Name) {
-    (Name::parse("hostname", "testbox").unwrap(), Name::parse("domainname", "test.example").unwrap())
+    (
+        Name::parse("hostname", "testbox").unwrap(),
+        Name::parse("domainname", "test.example").unwrap(),
+    )
 }
 
 #[test]
@@ -22,9 +27,18 @@ fn child_renames_itself_and_the_host_keeps_its_names() {
     let host_after = observe().unwrap();
     assert_eq!(renamed.view.hostname, "testbox");
     assert_eq!(renamed.view.domainname, "test.example");
-    assert_ne!(renamed.view.ns, host_before.ns, "the child is in a new UTS namespace");
-    assert_eq!(host_after, host_before, "the host's names and namespace are unchanged");
-    assert_eq!(renamed.view.release, host_before.release, "uname -r is not namespaced");
+    assert_ne!(
+        renamed.view.ns, host_before.ns,
+        "the child is in a new UTS namespace"
+    );
+    assert_eq!(
+        host_after, host_before,
+        "the host's names and namespace are unchanged"
+    );
+    assert_eq!(
+        renamed.view.release, host_before.release,
+        "uname -r is not namespaced"
+    );
     assert!(renamed.finish().unwrap().success());
 }
 
@@ -37,11 +51,17 @@ fn setns_joins_the_same_namespace_and_an_open_fd_keeps_it_alive() {
     let renamed = spawn_renamed(&child_spawn(false), &host, &domain).unwrap();
     let handles = renamed.handles().unwrap();
     let joined = join_and_observe(&handles).unwrap();
-    assert_eq!(joined, renamed.view, "the joiner sees the child's namespace and names");
+    assert_eq!(
+        joined, renamed.view,
+        "the joiner sees the child's namespace and names"
+    );
     let child_view = renamed.view.clone();
     assert!(renamed.finish().unwrap().success());
     let after_exit = join_and_observe(&handles).unwrap();
-    assert_eq!(after_exit, child_view, "the open fd kept the namespace, and its names, alive");
+    assert_eq!(
+        after_exit, child_view,
+        "the open fd kept the namespace, and its names, alive"
+    );
 }
 
 #[test]
@@ -89,7 +109,10 @@ fn uid_0_in_a_user_namespace_cannot_rename_the_host() {
     if !require_userns("uid_0_in_a_user_namespace_cannot_rename_the_host") {
         return;
     }
-    assert_eq!(uts_demo::try_rename_host_from_userns().unwrap(), Err(Errno::EPERM));
+    assert_eq!(
+        uts_demo::try_rename_host_from_userns().unwrap(),
+        Err(Errno::EPERM)
+    );
 }
 
 #[test]
@@ -105,11 +128,19 @@ fn a_bind_mount_keeps_the_namespace_and_is_removed_after() {
     let binding = bind_ns_file(renamed.pid(), &path).unwrap();
     let view = renamed.view.clone();
     renamed.finish().unwrap();
-    assert_eq!(binding.ns_id().unwrap(), view.ns, "the file now names the namespace");
+    assert_eq!(
+        binding.ns_id().unwrap(),
+        view.ns,
+        "the file now names the namespace"
+    );
     assert_eq!(join_and_observe(&binding.open().unwrap()).unwrap(), view);
     drop(binding);
     assert!(!path.exists(), "the bind target is removed");
-    assert_eq!(mount_table(), mounts_before, "the host's mount table is as it was");
+    assert_eq!(
+        mount_table(),
+        mounts_before,
+        "the host's mount table is as it was"
+    );
 }
 
 // ---- the demo binary -------------------------------------------------------------------------------
@@ -118,12 +149,18 @@ const DEMO: &str = env!("CARGO_BIN_EXE_uts-demo");
 
 /// Runs the demo. Callers hold `exclusive()`, so that counting `uts-demo` processes is meaningful.
 fn run_demo(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(DEMO).args(args).output().expect("run uts-demo")
+    std::process::Command::new(DEMO)
+        .args(args)
+        .output()
+        .expect("run uts-demo")
 }
 
 /// The inode printed on the first output line that starts with `label`.
 fn inode_of(stdout: &str, label: &str) -> u64 {
-    let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label} line in:\n{stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} line in:\n{stdout}"));
     let start = line.find(":[").unwrap() + 2;
     let end = line[start..].find(']').unwrap() + start;
     line[start..end].parse().unwrap()
@@ -139,27 +176,62 @@ fn the_demo_tells_the_story_and_leaves_nothing_behind() {
     let demos_before = processes_named("uts-demo");
     let out = run_demo(&["--hostname", "storybox", "--domainname", "story.test"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let host = observe().unwrap();
     let child_line = stdout.lines().find(|l| l.starts_with("[child]")).unwrap();
-    assert!(child_line.contains("hostname=storybox  domainname=story.test"), "{child_line}");
-    assert!(child_line.contains(&format!("uname -r={}", host.release)), "{child_line}");
-    assert!(stdout.lines().any(|l| l.starts_with("[host ]") && l.ends_with("(unchanged)")), "{stdout}");
-    assert_eq!(inode_of(&stdout, "[host ]"), host.ns.inode, "the demo shows the host's real namespace");
+    assert!(
+        child_line.contains("hostname=storybox  domainname=story.test"),
+        "{child_line}"
+    );
+    assert!(
+        child_line.contains(&format!("uname -r={}", host.release)),
+        "{child_line}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("[host ]") && l.ends_with("(unchanged)")),
+        "{stdout}"
+    );
+    assert_eq!(
+        inode_of(&stdout, "[host ]"),
+        host.ns.inode,
+        "the demo shows the host's real namespace"
+    );
     let child_ns = inode_of(&stdout, "[child]");
     assert_ne!(child_ns, host.ns.inode);
-    assert_eq!(inode_of(&stdout, "[join ]"), child_ns, "setns joined the child's namespace");
+    assert_eq!(
+        inode_of(&stdout, "[join ]"),
+        child_ns,
+        "setns joined the child's namespace"
+    );
     assert_eq!(inode_of(&stdout, "[fd   ]"), child_ns, "the fd kept it alive");
     let eperm_lines = stdout.lines().filter(|l| l.contains("-> EPERM")).count();
-    assert_eq!(eperm_lines, if nix::unistd::geteuid().is_root() { 1 } else { 2 }, "{stdout}");
+    assert_eq!(
+        eperm_lines,
+        if nix::unistd::geteuid().is_root() { 1 } else { 2 },
+        "{stdout}"
+    );
     if nix::unistd::geteuid().is_root() {
-        assert_eq!(inode_of(&stdout, "[mount]"), child_ns, "the bind mount kept it alive");
+        assert_eq!(
+            inode_of(&stdout, "[mount]"),
+            child_ns,
+            "the bind mount kept it alive"
+        );
     }
 
     assert_eq!(observe().unwrap(), host, "the host's names are as they were");
     assert_eq!(mount_table(), mounts_before, "no mount left behind");
-    assert_eq!(processes_named("uts-demo"), demos_before, "no process left behind");
+    assert_eq!(
+        processes_named("uts-demo"),
+        demos_before,
+        "no process left behind"
+    );
 }
 
 #[test]
@@ -179,8 +251,14 @@ fn bad_names_are_refused_before_any_namespace_is_made() {
     let long = "a".repeat(65);
     for (args, expected) in [
         (vec!["--hostname", ""], "invalid hostname: it is empty"),
-        (vec!["--hostname", long.as_str()], "65 bytes, the kernel allows at most 64"),
-        (vec!["--domainname", "two words"], "invalid domainname \"two words\""),
+        (
+            vec!["--hostname", long.as_str()],
+            "65 bytes, the kernel allows at most 64",
+        ),
+        (
+            vec!["--domainname", "two words"],
+            "invalid domainname \"two words\"",
+        ),
         (vec!["--no-such-option"], "unexpected argument"),
     ] {
         let _lock = exclusive();
@@ -189,7 +267,10 @@ fn bad_names_are_refused_before_any_namespace_is_made() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}: nothing ran, so nothing was printed");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing ran, so nothing was printed"
+        );
         assert_eq!(processes_named("uts-demo"), demos_before);
     }
 }

@@ -40,7 +40,9 @@ impl Conf {
     pub fn parse(text: &str) -> Result<Conf, String> {
         let mut conf = Conf::default();
         for line in text.lines().filter(|l| !l.is_empty()) {
-            let (key, value) = line.split_once(' ').ok_or_else(|| format!("malformed line {line:?}"))?;
+            let (key, value) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("malformed line {line:?}"))?;
             match key {
                 "module" => conf.modules.push(value.to_owned()),
                 "share" => conf.share = Some(value.to_owned()),
@@ -89,7 +91,14 @@ mod tests {
         assert_eq!(conf.share.as_deref(), Some("hostroot"));
         assert_eq!(conf.tests[0].executable, "/w/target/debug/deps/a-1 b");
         assert_eq!(conf.args, ["--exact", "my test"]);
-        assert_eq!(conf.runs[1], Run { name: "user".into(), uid: 65534, require_priv: "userns".into() });
+        assert_eq!(
+            conf.runs[1],
+            Run {
+                name: "user".into(),
+                uid: 65534,
+                require_priv: "userns".into()
+            }
+        );
         assert_eq!(conf.shell, None);
     }
 

@@ -10,14 +10,31 @@ fn cstring(s: &str) -> io::Result<CString> {
 }
 
 fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// mount(2): `source` on `target` as `fstype` with `flags` and file-system `data`.
 pub fn mount(source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> io::Result<()> {
-    let (source, target, fstype, data) = (cstring(source)?, cstring(target)?, cstring(fstype)?, cstring(data)?);
+    let (source, target, fstype, data) = (
+        cstring(source)?,
+        cstring(target)?,
+        cstring(fstype)?,
+        cstring(data)?,
+    );
     // SAFETY: every pointer is a NUL-terminated string that outlives the call.
-    check(unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), flags, data.as_ptr().cast()) })
+    check(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    })
 }
 
 /// finit_module(2): loads the module in `file` with no parameters.
@@ -26,7 +43,11 @@ pub fn load_module(file: &std::fs::File) -> io::Result<()> {
     // SAFETY: the fd is open for the call's duration, the parameter string is NUL-terminated, and
     // flags 0 asks for no special handling.
     let ret = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), no_params.as_ptr(), 0) };
-    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// sethostname(2).

@@ -13,7 +13,6 @@ const TRAILER: &str = "TRAILER!!!";
 /// File types, as the high bits of `st_mode` (inode(7)).
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 
 /// Writes a newc archive entry by entry. Paths are relative to the archive root (`init`,
@@ -78,21 +77,6 @@ impl<W: Write> Writer<W> {
                 rdev: (0, 0),
             },
             data,
-        )
-    }
-
-    /// A symbolic link to `target`: its data is the target path.
-    pub fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
-        let path = path.trim_matches('/');
-        self.parents(path)?;
-        self.entry(
-            Header {
-                name: path,
-                mode: S_IFLNK | 0o777,
-                size: target.len() as u32,
-                rdev: (0, 0),
-            },
-            target.as_bytes(),
         )
     }
 
@@ -181,7 +165,9 @@ mod tests {
             assert_eq!(&header[..6], MAGIC);
             let field = |i: usize| u32::from_str_radix(&header[6 + i * 8..14 + i * 8], 16).unwrap();
             let (mode, size, major, namesize) = (field(1), field(6) as usize, field(9), field(11) as usize);
-            let name = std::str::from_utf8(&bytes[110..110 + namesize - 1]).unwrap().to_owned();
+            let name = std::str::from_utf8(&bytes[110..110 + namesize - 1])
+                .unwrap()
+                .to_owned();
             assert_eq!(bytes[110 + namesize - 1], 0);
             let data_at = (offset + 110 + namesize).next_multiple_of(4) - offset;
             let data = bytes[data_at..data_at + size].to_vec();
@@ -200,20 +186,17 @@ mod tests {
         let mut w = Writer::new(Vec::new());
         w.file("modules/virtio.ko", 0o644, b"module bytes").unwrap();
         w.file("init", 0o755, b"12345").unwrap();
-        w.symlink("bin/sh", "/init").unwrap();
         w.char_device("dev/console", 0o600, 5, 1).unwrap();
         let entries = parse(&w.finish().unwrap());
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["modules", "modules/virtio.ko", "init", "bin", "bin/sh", "dev", "dev/console"]
+            ["modules", "modules/virtio.ko", "init", "dev", "dev/console"]
         );
         assert_eq!(entries[0].1, S_IFDIR | 0o755);
         assert_eq!(entries[1].3, b"module bytes");
         assert_eq!(entries[2].1, S_IFREG | 0o755);
-        assert_eq!(entries[4].1, S_IFLNK | 0o777);
-        assert_eq!(entries[4].3, b"/init");
-        assert_eq!((entries[6].1, entries[6].2), (S_IFCHR | 0o600, 5));
+        assert_eq!((entries[4].1, entries[4].2), (S_IFCHR | 0o600, 5));
     }
 
     #[test]

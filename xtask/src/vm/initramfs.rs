@@ -57,7 +57,7 @@ impl Base<'_> {
         }
         let bytes = w.finish()?;
         fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
-        let partial = path.with_extension("partial");
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
         fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
         fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok((path, true))
@@ -126,7 +126,10 @@ mod tests {
         let conf = GuestConf {
             module_paths: vec!["/modules/00-virtio_ring.ko".into()],
             share_tag: Some("hostroot"),
-            tests: vec![(Path::new("/w/uts-demo"), Path::new("/w/target/debug/deps/uts_demo-1"))],
+            tests: vec![(
+                Path::new("/w/uts-demo"),
+                Path::new("/w/target/debug/deps/uts_demo-1"),
+            )],
             args: &args,
             runs: &[("root", 0, "1"), ("user", 65534, "userns")],
             shell: None,
@@ -145,8 +148,14 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let init = dir.join("init");
         fs::write(&init, b"\x7fELF init").unwrap();
-        let modules = [Module { name: "veth".into(), source: "/m/veth.ko".into(), data: b"\x7fELF veth".to_vec() }];
-        let base = Base { init: &init, modules: &modules };
+        let modules = [Module {
+            name: "veth".into(),
+            data: b"\x7fELF veth".to_vec(),
+        }];
+        let base = Base {
+            init: &init,
+            modules: &modules,
+        };
         let (first, built) = base.build(&dir).unwrap();
         assert!(built);
         let (again, rebuilt) = base.build(&dir).unwrap();

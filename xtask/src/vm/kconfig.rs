@@ -70,23 +70,108 @@ pub enum Need {
 
 /// Every feature the VM looks for, in the order the modules are loaded.
 pub const FEATURES: &[Feature] = &[
-    Feature { symbol: "BLK_DEV_INITRD", module: "", purpose: "booting from an initramfs", need: Need::BuiltIn },
-    Feature { symbol: "DEVTMPFS", module: "", purpose: "device nodes in /dev", need: Need::BuiltIn },
-    Feature { symbol: "TMPFS", module: "", purpose: "writable /tmp", need: Need::BuiltIn },
-    Feature { symbol: "SERIAL_8250_CONSOLE", module: "", purpose: "the serial console", need: Need::BuiltIn },
-    Feature { symbol: "NAMESPACES", module: "", purpose: "namespaces", need: Need::BuiltIn },
-    Feature { symbol: "UTS_NS", module: "", purpose: "UTS namespaces", need: Need::BuiltIn },
-    Feature { symbol: "IPC_NS", module: "", purpose: "IPC namespaces", need: Need::BuiltIn },
-    Feature { symbol: "PID_NS", module: "", purpose: "PID namespaces", need: Need::BuiltIn },
-    Feature { symbol: "NET_NS", module: "", purpose: "network namespaces", need: Need::BuiltIn },
-    Feature { symbol: "USER_NS", module: "", purpose: "user namespaces", need: Need::BuiltIn },
-    Feature { symbol: "VIRTIO_PCI", module: "virtio_pci", purpose: "virtio devices on PCI", need: Need::Required },
-    Feature { symbol: "VIRTIO_CONSOLE", module: "virtio_console", purpose: "the result port (virtio-serial)", need: Need::Required },
-    Feature { symbol: "NET_9P_VIRTIO", module: "9pnet_virtio", purpose: "9p over virtio", need: Need::Share },
-    Feature { symbol: "9P_FS", module: "9p", purpose: "the 9p file system", need: Need::Share },
-    Feature { symbol: "OVERLAY_FS", module: "overlay", purpose: "a writable layer over the shared root", need: Need::Share },
-    Feature { symbol: "VETH", module: "veth", purpose: "veth pairs (network chapter)", need: Need::Wanted },
-    Feature { symbol: "BRIDGE", module: "bridge", purpose: "bridges (network chapter)", need: Need::Wanted },
+    Feature {
+        symbol: "BLK_DEV_INITRD",
+        module: "",
+        purpose: "booting from an initramfs",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "DEVTMPFS",
+        module: "",
+        purpose: "device nodes in /dev",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "TMPFS",
+        module: "",
+        purpose: "writable /tmp",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "SERIAL_8250_CONSOLE",
+        module: "",
+        purpose: "the serial console",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "NAMESPACES",
+        module: "",
+        purpose: "namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "UTS_NS",
+        module: "",
+        purpose: "UTS namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "IPC_NS",
+        module: "",
+        purpose: "IPC namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "PID_NS",
+        module: "",
+        purpose: "PID namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "NET_NS",
+        module: "",
+        purpose: "network namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "USER_NS",
+        module: "",
+        purpose: "user namespaces",
+        need: Need::BuiltIn,
+    },
+    Feature {
+        symbol: "VIRTIO_PCI",
+        module: "virtio_pci",
+        purpose: "virtio devices on PCI",
+        need: Need::Required,
+    },
+    Feature {
+        symbol: "VIRTIO_CONSOLE",
+        module: "virtio_console",
+        purpose: "the result port (virtio-serial)",
+        need: Need::Required,
+    },
+    Feature {
+        symbol: "NET_9P_VIRTIO",
+        module: "9pnet_virtio",
+        purpose: "9p over virtio",
+        need: Need::Share,
+    },
+    Feature {
+        symbol: "9P_FS",
+        module: "9p",
+        purpose: "the 9p file system",
+        need: Need::Share,
+    },
+    Feature {
+        symbol: "OVERLAY_FS",
+        module: "overlay",
+        purpose: "a writable layer over the shared root",
+        need: Need::Share,
+    },
+    Feature {
+        symbol: "VETH",
+        module: "veth",
+        purpose: "veth pairs (network chapter)",
+        need: Need::Wanted,
+    },
+    Feature {
+        symbol: "BRIDGE",
+        module: "bridge",
+        purpose: "bridges (network chapter)",
+        need: Need::Wanted,
+    },
 ];
 
 /// What the configuration means for the VM.
@@ -110,9 +195,10 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
     for f in FEATURES {
         match (config.get(f.symbol), f.need) {
             (Tristate::BuiltIn, _) => {}
-            (Tristate::Module, Need::BuiltIn) => {
-                missing.push(format!("CONFIG_{} ({}) is a module but must be built in", f.symbol, f.purpose))
-            }
+            (Tristate::Module, Need::BuiltIn) => missing.push(format!(
+                "CONFIG_{} ({}) is a module but must be built in",
+                f.symbol, f.purpose
+            )),
             (Tristate::Module, _) => plan.modules.push(f.module),
             (Tristate::Absent, Need::BuiltIn | Need::Required) => {
                 missing.push(format!("CONFIG_{} ({})", f.symbol, f.purpose))
@@ -122,10 +208,18 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
         }
     }
     if !plan.can_share {
-        let share: Vec<&str> = FEATURES.iter().filter(|f| f.need == Need::Share).map(|f| f.module).collect();
+        let share: Vec<&str> = FEATURES
+            .iter()
+            .filter(|f| f.need == Need::Share)
+            .map(|f| f.module)
+            .collect();
         plan.modules.retain(|m| !share.contains(m));
     }
-    if missing.is_empty() { Ok(plan) } else { Err(missing.join("; ")) }
+    if missing.is_empty() {
+        Ok(plan)
+    } else {
+        Err(missing.join("; "))
+    }
 }
 
 /// Finds the configuration compiled into a kernel with `CONFIG_IKCONFIG` (between the markers
@@ -186,7 +280,14 @@ CONFIG_LOCALVERSION=\"-amd64\"
         let p = plan(&Config::parse(DEBIAN_LIKE)).unwrap();
         assert_eq!(
             p.modules,
-            ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay", "veth"]
+            [
+                "virtio_pci",
+                "virtio_console",
+                "9pnet_virtio",
+                "9p",
+                "overlay",
+                "veth"
+            ]
         );
         assert!(p.can_share);
         assert_eq!(p.missing_wanted, ["BRIDGE"]);
@@ -216,7 +317,10 @@ CONFIG_LOCALVERSION=\"-amd64\"
         let err = plan(&Config::parse(&text)).unwrap_err();
         assert!(err.contains("CONFIG_USER_NS (user namespaces)"), "{err}");
         assert!(err.contains("CONFIG_VIRTIO_CONSOLE"), "{err}");
-        assert!(err.contains("CONFIG_DEVTMPFS (device nodes in /dev) is a module"), "{err}");
+        assert!(
+            err.contains("CONFIG_DEVTMPFS (device nodes in /dev) is a module"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -134,14 +134,6 @@ pub fn qemu_installed() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The command lines that install what is missing on Debian or Ubuntu.
-pub fn install_commands() -> String {
-    format!(
-        "apt-get update && apt-get install -y --no-install-recommends {}",
-        PACKAGES.join(" ")
-    )
-}
-
 /// Installs QEMU and a kernel with apt-get when that is possible (root on Debian or Ubuntu), saying
 /// so; otherwise fails with the exact commands to run.
 pub fn install_missing(need_kernel: bool, need_qemu: bool) -> anyhow::Result<()> {
@@ -163,7 +155,11 @@ pub fn install_missing(need_kernel: bool, need_qemu: bool) -> anyhow::Result<()>
             PACKAGES.join(" ")
         );
     }
-    let kernel_package = if is_ubuntu() { "linux-image-generic" } else { PACKAGES[1] };
+    let kernel_package = if is_ubuntu() {
+        "linux-image-generic"
+    } else {
+        PACKAGES[1]
+    };
     let packages = [PACKAGES[0], kernel_package];
     println!(
         "xtask: test-vm needs {missing}; installing {} with apt-get",
@@ -274,8 +270,8 @@ pub fn decompress(kind: Compression, data: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// The ELF vmlinux QEMU boots through PVH: the image itself when it already is one, else its
 /// payload decompressed once and cached under `cache_dir` (keyed by the image's size and mtime).
 pub fn vmlinux(kernel: &Kernel, cache_dir: &Path) -> anyhow::Result<PathBuf> {
-    let meta = fs::metadata(&kernel.image)
-        .with_context(|| format!("cannot stat {}", kernel.image.display()))?;
+    let meta =
+        fs::metadata(&kernel.image).with_context(|| format!("cannot stat {}", kernel.image.display()))?;
     let mtime = meta
         .modified()
         .ok()
@@ -299,13 +295,13 @@ pub fn vmlinux(kernel: &Kernel, cache_dir: &Path) -> anyhow::Result<PathBuf> {
             kernel.image.display()
         )
     })?;
-    let elf = decompress(kind, payload)
-        .with_context(|| format!("cannot decompress {}", kernel.image.display()))?;
+    let elf =
+        decompress(kind, payload).with_context(|| format!("cannot decompress {}", kernel.image.display()))?;
     if !elf.starts_with(b"\x7fELF") {
         bail!("the payload of {} is not an ELF vmlinux", kernel.image.display());
     }
     fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
-    let partial = cached.with_extension("partial");
+    let partial = cached.with_extension(format!("partial-{}", std::process::id()));
     fs::write(&partial, &elf).with_context(|| format!("cannot write {}", partial.display()))?;
     fs::rename(&partial, &cached).with_context(|| format!("cannot write {}", cached.display()))?;
     Ok(cached)
@@ -327,7 +323,11 @@ mod tests {
 
     #[test]
     fn else_takes_the_newest_by_version_not_by_spelling() {
-        let list = names(&["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-30-amd64", "vmlinuz-5.10.0-1-amd64"]);
+        let list = names(&[
+            "vmlinuz-6.1.0-9-amd64",
+            "vmlinuz-6.1.0-30-amd64",
+            "vmlinuz-5.10.0-1-amd64",
+        ]);
         assert_eq!(choose(&list, "6.18.4-fc"), Some("vmlinuz-6.1.0-30-amd64"));
         assert_eq!(choose(&[], "6.18.4-fc"), None);
     }
@@ -341,8 +341,14 @@ mod tests {
 
     #[test]
     fn sniffs_compression_magic() {
-        assert_eq!(Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0, 1]), Some(Compression::Xz));
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0, 1]),
+            Some(Compression::Xz)
+        );
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Some(Compression::Zstd)
+        );
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
         assert_eq!(Compression::sniff(b"\x7fELF\x02"), Some(Compression::None));
         assert_eq!(Compression::sniff(b"BZh9"), None);

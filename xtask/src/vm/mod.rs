@@ -23,7 +23,6 @@ mod runner;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -97,7 +96,10 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     };
 
     let init = build_vm_init(root)?;
-    let base = initramfs::Base { init: &init, modules: &modules };
+    let base = initramfs::Base {
+        init: &init,
+        modules: &modules,
+    };
     let (base_path, rebuilt) = base.build(&cache)?;
     println!(
         "xtask: initramfs {} ({}, {} modules)",
@@ -105,14 +107,25 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         if rebuilt { "built" } else { "unchanged" },
         modules.len()
     );
-    let tests = if options.shell { Vec::new() } else { test_binaries(root, options)? };
+    let tests = if options.shell {
+        Vec::new()
+    } else {
+        test_binaries(root, options)?
+    };
 
     let work = WorkDir::create(&cache, options.keep)?;
-    let module_paths = modules.iter().enumerate().map(|(i, m)| initramfs::Base::module_path(i, m)).collect();
+    let module_paths = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| initramfs::Base::module_path(i, m))
+        .collect();
     let conf = initramfs::GuestConf {
         module_paths,
         share_tag: Some(qemu::ROOT_TAG),
-        tests: tests.iter().map(|t| (t.package_dir.as_path(), t.executable.as_path())).collect(),
+        tests: tests
+            .iter()
+            .map(|t| (t.package_dir.as_path(), t.executable.as_path()))
+            .collect(),
         args: &options.test_args,
         runs: &RUNS,
         shell: options.shell.then_some("/bin/sh"),
@@ -195,7 +208,15 @@ fn build_vm_init(root: &Path) -> anyhow::Result<PathBuf> {
     util::run(
         util::cargo()
             .current_dir(root)
-            .args(["build", "--quiet", "--release", "-p", "vm-init", "--target", target])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "vm-init",
+                "--target",
+                target,
+            ])
             .env(
                 "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
                 "-C target-feature=+crt-static -C strip=symbols",
@@ -213,9 +234,13 @@ fn test_binaries(root: &Path, options: &Options) -> anyhow::Result<Vec<TestBinar
             .guest_test
             .iter()
             .map(|exe| {
-                let executable = fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
+                let executable =
+                    fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
                 let package_dir = executable.parent().unwrap_or(Path::new("/")).to_path_buf();
-                Ok(TestBinary { executable, package_dir })
+                Ok(TestBinary {
+                    executable,
+                    package_dir,
+                })
             })
             .collect();
     }
@@ -228,7 +253,10 @@ fn test_binaries(root: &Path, options: &Options) -> anyhow::Result<Vec<TestBinar
         }
     }
     if chosen.is_empty() {
-        bail!("no test binaries to run (packages: {})", options.packages.join(", "));
+        bail!(
+            "no test binaries to run (packages: {})",
+            options.packages.join(", ")
+        );
     }
     Ok(chosen)
 }
@@ -236,7 +264,8 @@ fn test_binaries(root: &Path, options: &Options) -> anyhow::Result<Vec<TestBinar
 /// The `name = "..."` of a package's Cargo.toml.
 fn package_name(dir: &Path) -> anyhow::Result<String> {
     let manifest = dir.join("Cargo.toml");
-    let text = fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("name"))
         .filter_map(|rest| rest.trim().strip_prefix('='))
@@ -252,7 +281,7 @@ fn conclude(ending: Ending, accel: Accel, took: Duration, files: &RunFiles) -> a
     let report = Report::parse(&text);
     let runs: Vec<&str> = RUNS.iter().map(|r| r.0).collect();
     let verdict = match ending {
-        Ending::Exited(_) => report.verdict(&runs),
+        Ending::Exited => report.verdict(&runs),
         Ending::TimedOut => Verdict::NoResult("the guest timed out and was killed".into()),
         Ending::Interrupted => Verdict::NoResult("interrupted; qemu was killed".into()),
         Ending::KvmDidNotBoot => Verdict::NoResult("kvm did not boot".into()),
@@ -266,7 +295,9 @@ fn conclude(ending: Ending, accel: Accel, took: Duration, files: &RunFiles) -> a
     for garbled in &report.garbled {
         println!("  unreadable result line: {garbled}");
     }
-    let boot = report.booted_ms.map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+    let boot = report
+        .booted_ms
+        .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
     println!(
         "bench: test-vm boot-to-verdict {:.1} s under {} (kernel booted to /init in {boot}; {} test binaries x {} runs)",
         took.as_secs_f64(),
@@ -281,7 +312,10 @@ fn conclude(ending: Ending, accel: Accel, took: Duration, files: &RunFiles) -> a
         }
         Verdict::Failed(_) => bail!("test-vm {verdict}"),
         Verdict::NoResult(_) => {
-            println!("xtask: the console's last lines:\n{}", runner::tail_of(&files.console, 30));
+            println!(
+                "xtask: the console's last lines:\n{}",
+                runner::tail_of(&files.console, 30)
+            );
             let qemu_log = runner::tail_of(&files.qemu_log, 10);
             if !qemu_log.is_empty() {
                 println!("xtask: qemu said:\n{qemu_log}");
@@ -316,9 +350,42 @@ impl Drop for WorkDir {
     }
 }
 
+impl Default for Options {
+    /// What `cargo xtask test-vm` means without options.
+    fn default() -> Options {
+        Options {
+            kernel: None,
+            accel: None,
+            timeout: 600,
+            keep: false,
+            packages: Vec::new(),
+            shell: false,
+            memory: 512,
+            guest_test: Vec::new(),
+            test_args: Vec::new(),
+        }
+    }
+}
+
+/// `cargo xtask ci`'s step: the whole suite in a VM. As root it installs what is missing; an
+/// ordinary user without QEMU or a readable kernel is told what to install, and the step is skipped.
+pub fn ci_step(root: &Path) -> anyhow::Result<()> {
+    if !util::is_root() {
+        let kernel = kernel::discover(None)?;
+        let readable = kernel.as_ref().is_some_and(|k| kernel::check_readable(k).is_ok());
+        if !readable || !kernel::qemu_installed() {
+            println!(
+                "xtask: skipped test-vm: it needs qemu-system-x86_64 and a readable kernel image; \
+                 run `cargo xtask test-vm` to see what to install"
+            );
+            return Ok(());
+        }
+    }
+    run(root, &Options::default())
+}
+
 /// Installs a kernel and QEMU when missing (root on Debian/Ubuntu), for `ci` to call before the
 /// host tests, whose end-to-end test boots the VM.
 pub fn prepare() -> anyhow::Result<()> {
     kernel::find_or_install(None).map(|_| ())
 }
-

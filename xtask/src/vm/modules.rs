@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
@@ -61,7 +61,10 @@ impl DepTable {
             return Ok(());
         }
         if path.iter().any(|p| p == name) {
-            bail!("modules.dep has a dependency cycle: {} -> {name}", path.join(" -> "));
+            bail!(
+                "modules.dep has a dependency cycle: {} -> {name}",
+                path.join(" -> ")
+            );
         }
         let (file, deps) = self
             .entries
@@ -82,7 +85,6 @@ impl DepTable {
 #[derive(Debug)]
 pub struct Module {
     pub name: String,
-    pub source: PathBuf,
     /// The uncompressed ELF object.
     pub data: Vec<u8>,
 }
@@ -107,8 +109,9 @@ pub fn collect(dir: &Path, wanted: &[&str]) -> anyhow::Result<Vec<Module>> {
         .map(|(name, file)| {
             let source = dir.join(&file);
             let raw = fs::read(&source).with_context(|| format!("cannot read {}", source.display()))?;
-            let data = uncompressed(&raw).with_context(|| format!("cannot decompress {}", source.display()))?;
-            Ok(Module { name, source, data })
+            let data =
+                uncompressed(&raw).with_context(|| format!("cannot decompress {}", source.display()))?;
+            Ok(Module { name, data })
         })
         .collect()
 }
@@ -158,7 +161,9 @@ kernel/drivers/net/my-nic.ko:
     #[test]
     fn dependencies_come_first_each_once() {
         let t = DepTable::parse(DEP);
-        let order = t.resolve(&["virtio_pci", "9pnet_virtio", "9p", "overlay", "bridge"]).unwrap();
+        let order = t
+            .resolve(&["virtio_pci", "9pnet_virtio", "9p", "overlay", "bridge"])
+            .unwrap();
         assert_eq!(
             names(&order),
             [

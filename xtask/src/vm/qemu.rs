@@ -158,10 +158,8 @@ impl Machine {
         if self.share_root {
             a.push("-virtfs".into());
             a.push(
-                format!(
-                    "local,path=/,mount_tag={ROOT_TAG},security_model=none,readonly=on,multidevs=remap"
-                )
-                .into(),
+                format!("local,path=/,mount_tag={ROOT_TAG},security_model=none,readonly=on,multidevs=remap")
+                    .into(),
             );
         }
         a
@@ -192,9 +190,18 @@ mod tests {
 
     #[test]
     fn kvm_first_only_when_both_checks_pass() {
-        let both = KvmSupport { device_usable: true, cpu_has_vmx_or_svm: true };
-        let no_device = KvmSupport { device_usable: false, cpu_has_vmx_or_svm: true };
-        let no_flag = KvmSupport { device_usable: true, cpu_has_vmx_or_svm: false };
+        let both = KvmSupport {
+            device_usable: true,
+            cpu_has_vmx_or_svm: true,
+        };
+        let no_device = KvmSupport {
+            device_usable: false,
+            cpu_has_vmx_or_svm: true,
+        };
+        let no_flag = KvmSupport {
+            device_usable: true,
+            cpu_has_vmx_or_svm: false,
+        };
         assert_eq!(attempts(None, both), [Accel::Kvm, Accel::Tcg]);
         assert_eq!(attempts(None, no_device), [Accel::Tcg]);
         assert_eq!(attempts(None, no_flag), [Accel::Tcg]);
@@ -203,7 +210,10 @@ mod tests {
     #[test]
     fn an_explicit_choice_is_the_only_attempt() {
         assert_eq!(attempts(Some(Accel::Kvm), KvmSupport::default()), [Accel::Kvm]);
-        let both = KvmSupport { device_usable: true, cpu_has_vmx_or_svm: true };
+        let both = KvmSupport {
+            device_usable: true,
+            cpu_has_vmx_or_svm: true,
+        };
         assert_eq!(attempts(Some(Accel::Tcg), both), [Accel::Tcg]);
     }
 
@@ -221,7 +231,11 @@ mod tests {
     }
 
     fn joined(m: &Machine) -> String {
-        m.args().iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        m.args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]

@@ -112,7 +112,10 @@ impl Report {
             return Verdict::Failed(failed);
         }
         if !missing.is_empty() {
-            return Verdict::NoResult(format!("the guest did not finish the {} run", missing.join(" and ")));
+            return Verdict::NoResult(format!(
+                "the guest did not finish the {} run",
+                missing.join(" and ")
+            ));
         }
         if self.tests.is_empty() {
             return Verdict::NoResult("the guest ran no test".into());
@@ -186,8 +189,14 @@ verdict pass
     fn a_guest_that_stopped_midway_has_no_result() {
         let cut = &PASSING[..PASSING.find("done user").unwrap()];
         let v = Report::parse(cut).verdict(&BOTH_RUNS);
-        assert_eq!(v, Verdict::NoResult("the guest did not finish the user run".into()));
-        assert!(matches!(Report::parse("").verdict(&BOTH_RUNS), Verdict::NoResult(_)));
+        assert_eq!(
+            v,
+            Verdict::NoResult("the guest did not finish the user run".into())
+        );
+        assert!(matches!(
+            Report::parse("").verdict(&BOTH_RUNS),
+            Verdict::NoResult(_)
+        ));
     }
 
     #[test]
@@ -200,11 +209,20 @@ verdict pass
     #[test]
     fn no_tests_or_no_verdict_is_not_a_pass() {
         let none = "booted 1\ndone root\ndone user\nverdict pass\n";
-        assert!(matches!(Report::parse(none).verdict(&BOTH_RUNS), Verdict::NoResult(_)));
+        assert!(matches!(
+            Report::parse(none).verdict(&BOTH_RUNS),
+            Verdict::NoResult(_)
+        ));
         let no_verdict = PASSING.replace("verdict pass\n", "");
-        assert!(matches!(Report::parse(&no_verdict).verdict(&BOTH_RUNS), Verdict::NoResult(_)));
+        assert!(matches!(
+            Report::parse(&no_verdict).verdict(&BOTH_RUNS),
+            Verdict::NoResult(_)
+        ));
         let guest_says_fail = PASSING.replace("verdict pass", "verdict fail");
-        assert!(matches!(Report::parse(&guest_says_fail).verdict(&BOTH_RUNS), Verdict::Failed(_)));
+        assert!(matches!(
+            Report::parse(&guest_says_fail).verdict(&BOTH_RUNS),
+            Verdict::Failed(_)
+        ));
     }
 
     #[test]

@@ -25,7 +25,11 @@ extern "C" fn note_interrupt(_: libc::c_int) {
 /// From now on SIGINT and SIGTERM only set a flag, which the wait loop turns into killing QEMU.
 pub fn catch_interrupts() -> anyhow::Result<()> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(SigHandler::Handler(note_interrupt), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(note_interrupt),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { sigaction(signal, &action) }.context("cannot install a signal handler")?;
@@ -83,7 +87,7 @@ impl Drop for Qemu {
 #[derive(Debug)]
 pub enum Ending {
     /// QEMU exited by itself (the guest powered off, or panicked and rebooted into `-no-reboot`).
-    Exited(ExitStatus),
+    Exited,
     TimedOut,
     Interrupted,
     /// A KVM guest that did not report `booted` in time.
@@ -108,7 +112,11 @@ struct Tail {
 
 impl Tail {
     fn new(path: &Path) -> Tail {
-        Tail { file: None, path: path.to_path_buf(), offset: 0 }
+        Tail {
+            file: None,
+            path: path.to_path_buf(),
+            offset: 0,
+        }
     }
 
     fn pump(&mut self) {
@@ -133,9 +141,9 @@ pub fn watch(mut qemu: Qemu, accel: Accel, files: &RunFiles, timeout: Duration) 
     let mut booted = false;
     loop {
         output.pump();
-        if let Some(status) = qemu.child.try_wait().context("cannot wait for qemu")? {
+        if qemu.child.try_wait().context("cannot wait for qemu")?.is_some() {
             output.pump();
-            return Ok(Ending::Exited(status));
+            return Ok(Ending::Exited);
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             qemu.kill();
@@ -146,7 +154,8 @@ pub fn watch(mut qemu: Qemu, accel: Accel, files: &RunFiles, timeout: Duration) 
             return Ok(Ending::TimedOut);
         }
         if accel == Accel::Kvm && !booted {
-            booted = std::fs::read_to_string(&files.result).is_ok_and(|t| Report::parse(&t).booted_ms.is_some());
+            booted =
+                std::fs::read_to_string(&files.result).is_ok_and(|t| Report::parse(&t).booted_ms.is_some());
             if !booted && start.elapsed() > KVM_BOOT_PROBE {
                 qemu.kill();
                 return Ok(Ending::KvmDidNotBoot);
@@ -158,7 +167,9 @@ pub fn watch(mut qemu: Qemu, accel: Accel, files: &RunFiles, timeout: Duration) 
 
 /// The last `lines` lines of a file, for a failure message.
 pub fn tail_of(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
