@@ -219,6 +219,7 @@ fn find_port(name: &str) -> Option<File> {
     None
 }
 
+// ANCHOR: shared_root
 /// Step 4: the host's `/` (read-only, 9p) under a tmpfs upper layer, made the root.
 fn enter_shared_root(tag: &str) -> io::Result<()> {
     for dir in ["/host", "/rw", "/newroot"] {
@@ -248,6 +249,7 @@ fn enter_shared_root(tag: &str) -> io::Result<()> {
     std::os::unix::fs::chroot(".")?;
     std::env::set_current_dir("/")
 }
+// ANCHOR_END: shared_root
 
 /// Step 5: the directories every program expects, fresh in the current root.
 fn mount_system() -> io::Result<()> {
@@ -286,6 +288,7 @@ fn make_reachable(path: &str) {
     }
 }
 
+// ANCHOR: run_test
 /// Step 6 for one binary: runs it and reports `test RUN OUTCOME MS BINARY`. Returns the outcome.
 fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) -> String {
     reporter.note(&format!(
@@ -321,6 +324,7 @@ fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) ->
     reporter.line(&format!("test {} {outcome} {ms} {}", run.name, test.executable));
     outcome
 }
+// ANCHOR_END: run_test
 
 /// `--shell`: an interactive shell on the console, with job control; powers off when it exits.
 fn run_shell(shell: &str) -> Result<(), String> {

@@ -59,6 +59,7 @@ pub fn cpu_flags_allow_kvm(cpuinfo: &str) -> bool {
         .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
 }
 
+// ANCHOR: attempts
 /// The accelerators to try, in order: what was asked for, else KVM (when the host allows it) with
 /// TCG as the fallback, else TCG alone.
 pub fn attempts(requested: Option<Accel>, host: KvmSupport) -> Vec<Accel> {
@@ -68,6 +69,7 @@ pub fn attempts(requested: Option<Accel>, host: KvmSupport) -> Vec<Accel> {
         None => vec![Accel::Tcg],
     }
 }
+// ANCHOR_END: attempts
 
 /// How long a KVM boot may take to report that it booted before TCG is tried instead.
 pub const KVM_BOOT_PROBE: Duration = Duration::from_secs(8);
