@@ -60,7 +60,19 @@ impl Base<'_> {
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         fs::write(&partial, bytes).with_context(|| format!("cannot write {}", partial.display()))?;
         fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        remove_stale(cache, &path);
         Ok((path, true))
+    }
+}
+
+/// Removes the base archives of earlier inputs, so the cache holds one.
+fn remove_stale(cache: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(cache) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("base-") && name.ends_with(".cpio") && entry.path() != keep {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -177,7 +177,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
             );
             continue;
         }
-        return conclude(ending, accel, took, &files);
+        return conclude(ending, accel, took, tests.len(), &files);
     }
     bail!("no accelerator could boot the kernel")
 }
@@ -276,7 +276,13 @@ fn package_name(dir: &Path) -> anyhow::Result<String> {
 
 /// Reads the report, prints the summary and the benchmark line, and turns the verdict into the exit
 /// status.
-fn conclude(ending: Ending, accel: Accel, took: Duration, files: &RunFiles) -> anyhow::Result<()> {
+fn conclude(
+    ending: Ending,
+    accel: Accel,
+    took: Duration,
+    binaries: usize,
+    files: &RunFiles,
+) -> anyhow::Result<()> {
     let text = fs::read_to_string(&files.result).unwrap_or_default();
     let report = Report::parse(&text);
     let runs: Vec<&str> = RUNS.iter().map(|r| r.0).collect();
@@ -302,7 +308,7 @@ fn conclude(ending: Ending, accel: Accel, took: Duration, files: &RunFiles) -> a
         "bench: test-vm boot-to-verdict {:.1} s under {} (kernel booted to /init in {boot}; {} test binaries x {} runs)",
         took.as_secs_f64(),
         accel.name(),
-        report.tests.len() / RUNS.len().max(1),
+        binaries,
         RUNS.len()
     );
     match verdict {
