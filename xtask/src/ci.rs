@@ -32,6 +32,13 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             ]))
         }),
     );
+    if is_root() {
+        // The end-to-end test of test-vm (in the host tests) boots a VM: install QEMU and a kernel first.
+        record(
+            "vm-prerequisites",
+            step("test-vm prerequisites", crate::vm::prepare),
+        );
+    }
     let who = if is_root() {
         "tests as root, NS_REQUIRE_PRIV=1"
     } else {
@@ -46,6 +53,12 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             }),
         );
     }
+    record(
+        "test-vm",
+        step("test-vm (the tests in a VM, as root and uid 65534)", || {
+            crate::vm::ci_step(root)
+        }),
+    );
     record("book-check", step("book-check", || crate::book::check(root)));
 
     println!("\nxtask ci summary:");

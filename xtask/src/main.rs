@@ -5,6 +5,7 @@ mod book;
 mod ci;
 mod rootfs;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,10 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Boots a Linux kernel in QEMU and runs every test binary inside it, as root with
+    /// NS_REQUIRE_PRIV=1 and as uid 65534 with NS_REQUIRE_PRIV=userns (installs QEMU and a kernel
+    /// with apt-get when root on Debian/Ubuntu and they are missing).
+    TestVm(vm::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Command::BookCheck => book::check(&root),
         Command::Transcripts => book::record_transcripts(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
+        Command::TestVm(options) => vm::run(&root, &options),
     }
 }
 

@@ -1,0 +1,354 @@
+//! The guest's `/init` for `cargo xtask test-vm`: PID 1 of a throwaway virtual machine. It follows
+//! the kernel's own contract for an initramfs (Documentation/filesystems/ramfs-rootfs-initramfs.rst):
+//! the kernel unpacks the cpio archive and runs `/init`, which must never exit. The story:
+//!
+//! 1. mount /proc, /sys and /dev (devtmpfs) in the initramfs;
+//! 2. load the kernel modules the host packed, in dependency order (finit_module(2));
+//! 3. find the virtio-serial ports (result, output) and report `booted`;
+//! 4. share mode: mount the host's `/` read-only over 9p, lay a tmpfs over it with overlayfs, and
+//!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root);
+//! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run, and allow user namespaces;
+//! 6. run every test binary in its package directory, once per run (root with `NS_REQUIRE_PRIV=1`,
+//!    uid 65534 with `NS_REQUIRE_PRIV=userns`), streaming its output and reporting each outcome;
+//! 7. report the verdict and power off.
+//!
+//! Built statically (`-C target-feature=+crt-static`), so it needs no library in the initramfs.
+
+mod conf;
+mod sys;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use conf::{Conf, Run, Test};
+
+const CONF: &str = "/xtask-vm.conf";
+const RESULT_PORT: &str = "xtask.result";
+const OUTPUT_PORT: &str = "xtask.output";
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const MS_RDONLY: libc::c_ulong = libc::MS_RDONLY;
+const MS_NOSUID_NODEV: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV;
+
+fn main() {
+    if let Err(e) = init() {
+        say(&format!("vm-init: {e}"));
+    }
+    // PID 1 must not exit (the kernel would panic); power off instead.
+    let e = sys::power_off();
+    say(&format!("vm-init: cannot power off: {e}"));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Prints to the console (the kernel's /dev/console, our stdout).
+fn say(line: &str) {
+    let _ = writeln!(io::stdout(), "{line}");
+}
+
+fn init() -> Result<(), String> {
+    // 1. The kernel's pseudo-file systems, inside the initramfs.
+    mount_basics("").map_err(|e| format!("cannot mount /proc, /sys, /dev: {e}"))?;
+    let text = fs::read_to_string(CONF).map_err(|e| format!("cannot read {CONF}: {e}"))?;
+    let conf = Conf::parse(&text).map_err(|e| format!("{CONF}: {e}"))?;
+
+    // 2. Modules, dependencies first (the host ordered them).
+    for module in &conf.modules {
+        load(module);
+    }
+
+    // 3. The ports, then the first line of the report.
+    let mut reporter = Reporter::open(conf.shell.is_none());
+    reporter.line(&format!("booted {}", uptime_ms()));
+
+    // 4. The root the tests run in.
+    if let Some(tag) = &conf.share {
+        enter_shared_root(tag).map_err(|e| format!("cannot enter the host's root over 9p: {e}"))?;
+    }
+
+    // 5. A fresh system view in the new root.
+    mount_system().map_err(|e| format!("cannot mount the system directories: {e}"))?;
+    let _ = sys::set_hostname("xtask-vm");
+    // Debian's switch; absent (and always allowed) on upstream kernels.
+    let _ = fs::write("/proc/sys/kernel/unprivileged_userns_clone", "1");
+
+    if let Some(shell) = &conf.shell {
+        return run_shell(shell);
+    }
+
+    // 6. The tests.
+    let mut all_passed = !conf.tests.is_empty();
+    for run in &conf.runs {
+        if run.uid != 0 {
+            for test in &conf.tests {
+                make_reachable(&test.executable);
+                make_reachable(&test.package_dir);
+            }
+        }
+        for test in &conf.tests {
+            let outcome = run_test(test, run, &conf.args, &mut reporter);
+            all_passed &= outcome.starts_with("pass");
+        }
+        reporter.line(&format!("done {}", run.name));
+    }
+
+    // 7. The verdict; main powers off.
+    reporter.line(if all_passed {
+        "verdict pass"
+    } else {
+        "verdict fail"
+    });
+    reporter.flush();
+    Ok(())
+}
+
+/// /proc, /sys and a devtmpfs /dev under `root` ("" for the current root).
+fn mount_basics(root: &str) -> io::Result<()> {
+    // /dev must allow device nodes, of course: only proc and sysfs get nodev.
+    let basics = [
+        ("proc", "proc", MS_NOSUID_NODEV),
+        ("sysfs", "sys", MS_NOSUID_NODEV),
+        ("devtmpfs", "dev", libc::MS_NOSUID),
+    ];
+    for (fstype, dir, flags) in basics {
+        let target = format!("{root}/{dir}");
+        fs::create_dir_all(&target)?;
+        sys::mount(fstype, &target, fstype, flags, "")
+            .map_err(|e| io::Error::new(e.kind(), format!("{target}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn load(module: &str) {
+    let result = File::open(module).and_then(|f| sys::load_module(&f));
+    match result {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) => say(&format!("vm-init: cannot load {module}: {e}")),
+    }
+}
+
+/// Milliseconds since the kernel started (`/proc/uptime`, proc(5)).
+fn uptime_ms() -> u64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|u| u.parse::<f64>().ok()))
+        .map_or(0, |secs| (secs * 1000.0) as u64)
+}
+
+/// Writes the report (result port) and the tests' output (output port); the console when a port is
+/// missing, so nothing is lost silently.
+struct Reporter {
+    result: Option<File>,
+    output: Option<File>,
+}
+
+impl Reporter {
+    /// Finds the ports; `expected` when the host attached them (not for a shell).
+    fn open(expected: bool) -> Reporter {
+        if !expected {
+            return Reporter {
+                result: None,
+                output: None,
+            };
+        }
+        // The ports appear while virtio_console probes; give them a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let result = find_port(RESULT_PORT);
+            let output = find_port(OUTPUT_PORT);
+            if (result.is_some() && output.is_some()) || Instant::now() > deadline {
+                if result.is_none() {
+                    say("vm-init: no result port: reporting on the console");
+                }
+                return Reporter { result, output };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match &mut self.result {
+            Some(port) => {
+                let _ = writeln!(port, "{line}");
+            }
+            None => say(&format!("vm-init: {line}")),
+        }
+    }
+
+    /// Where a test's stdout and stderr go.
+    fn output(&self) -> Stdio {
+        match self.output.as_ref().and_then(|f| f.try_clone().ok()) {
+            Some(f) => Stdio::from(f),
+            None => Stdio::inherit(),
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        match &mut self.output {
+            Some(port) => {
+                let _ = writeln!(port, "{text}");
+            }
+            None => say(text),
+        }
+    }
+
+    fn flush(&mut self) {
+        for port in [&mut self.result, &mut self.output].into_iter().flatten() {
+            let _ = port.flush();
+            let _ = port.sync_all();
+        }
+    }
+}
+
+/// `/dev/vportNpM` whose `/sys/class/virtio-ports/vportNpM/name` is `name`.
+fn find_port(name: &str) -> Option<File> {
+    for entry in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
+        let port_name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if port_name.trim() == name {
+            let dev = Path::new("/dev").join(entry.file_name());
+            return OpenOptions::new().write(true).open(dev).ok();
+        }
+    }
+    None
+}
+
+// ANCHOR: shared_root
+/// Step 4: the host's `/` (read-only, 9p) under a tmpfs upper layer, made the root.
+fn enter_shared_root(tag: &str) -> io::Result<()> {
+    for dir in ["/host", "/rw", "/newroot"] {
+        fs::create_dir_all(dir)?;
+    }
+    // msize: larger 9p messages mean fewer round trips through the emulated virtio queue.
+    sys::mount(
+        tag,
+        "/host",
+        "9p",
+        MS_RDONLY,
+        "trans=virtio,version=9p2000.L,msize=512000,cache=loose",
+    )?;
+    sys::mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755")?;
+    fs::create_dir_all("/rw/upper")?;
+    fs::create_dir_all("/rw/work")?;
+    sys::mount(
+        "overlay",
+        "/newroot",
+        "overlay",
+        0,
+        "lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work",
+    )?;
+    // The switch_root dance: move the new root over /, then chroot into it.
+    std::env::set_current_dir("/newroot")?;
+    sys::mount(".", "/", "", libc::MS_MOVE, "")?;
+    std::os::unix::fs::chroot(".")?;
+    std::env::set_current_dir("/")
+}
+// ANCHOR_END: shared_root
+
+/// Step 5: the directories every program expects, fresh in the current root.
+fn mount_system() -> io::Result<()> {
+    mount_basics("")?;
+    let mounts = [
+        (
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            "newinstance,ptmxmode=0666,mode=0620",
+        ),
+        ("tmpfs", "/dev/shm", "tmpfs", "mode=1777"),
+        ("mqueue", "/dev/mqueue", "mqueue", ""),
+        ("tmpfs", "/tmp", "tmpfs", "mode=1777"),
+        ("tmpfs", "/run", "tmpfs", "mode=0755"),
+    ];
+    for (source, target, fstype, data) in mounts {
+        fs::create_dir_all(target)?;
+        sys::mount(source, target, fstype, MS_NOSUID_NODEV, data)
+            .map_err(|e| io::Error::new(e.kind(), format!("{target}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Lets uid 65534 reach `path`: every directory above it searchable, the file itself readable and
+/// executable. The changes land in the tmpfs layer, never on the host.
+fn make_reachable(path: &str) {
+    for ancestor in Path::new(path).ancestors() {
+        let Ok(meta) = fs::metadata(ancestor) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o005 != 0o005 {
+            let _ = fs::set_permissions(ancestor, fs::Permissions::from_mode(mode | 0o005));
+        }
+    }
+}
+
+// ANCHOR: run_test
+/// Step 6 for one binary: runs it and reports `test RUN OUTCOME MS BINARY`. Returns the outcome.
+fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) -> String {
+    reporter.note(&format!(
+        "\nvm-init: running {} as {} (uid {}, NS_REQUIRE_PRIV={})",
+        test.executable, run.name, run.uid, run.require_priv
+    ));
+    let start = Instant::now();
+    let mut cmd = Command::new(&test.executable);
+    cmd.args(args)
+        .current_dir(&test.package_dir)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("NS_REQUIRE_PRIV", &run.require_priv)
+        .stdin(Stdio::null())
+        .stdout(reporter.output())
+        .stderr(reporter.output());
+    if run.uid == 0 {
+        cmd.env("HOME", "/root");
+    } else {
+        // std clears the supplementary groups when root drops to another uid.
+        cmd.uid(run.uid).gid(run.uid);
+    }
+    let outcome = match cmd.status() {
+        Ok(status) if status.success() => "pass".to_owned(),
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit:{code}"),
+            (_, Some(signal)) => format!("signal:{signal}"),
+            _ => "error:unknown".to_owned(),
+        },
+        Err(e) => format!("error:{}", e.kind()).replace(' ', "_"),
+    };
+    let ms = start.elapsed().as_millis();
+    reporter.line(&format!("test {} {outcome} {ms} {}", run.name, test.executable));
+    outcome
+}
+// ANCHOR_END: run_test
+
+/// `--shell`: an interactive shell on the console, with job control; powers off when it exits.
+fn run_shell(shell: &str) -> Result<(), String> {
+    say("\nvm-init: the test VM's shell (exit or Ctrl-D powers off; Ctrl-A x quits QEMU)");
+    // /dev/console cannot be a controlling terminal; the serial port behind it can.
+    let tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/ttyS0")
+        .map_err(|e| format!("cannot open /dev/ttyS0: {e}"))?;
+    let clone = |f: &File| f.try_clone().map(Stdio::from).map_err(|e| e.to_string());
+    let mut cmd = Command::new(shell);
+    cmd.stdin(clone(&tty)?)
+        .stdout(clone(&tty)?)
+        .stderr(clone(&tty)?)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .env("TERM", "linux")
+        .current_dir("/");
+    // SAFETY: the closure makes only async-signal-safe system calls (setsid, ioctl).
+    unsafe {
+        cmd.pre_exec(sys::become_session_leader_with_terminal);
+    }
+    cmd.status().map_err(|e| format!("cannot run {shell}: {e}"))?;
+    Ok(())
+}
