@@ -7,7 +7,7 @@
 //! 3. find the virtio-serial ports (result, output) and report `booted`;
 //! 4. share mode: mount the host's `/` read-only over 9p, lay a tmpfs over it with overlayfs, and
 //!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root);
-//! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run, and allow user namespaces;
+//! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, and allow user namespaces;
 //! 6. run every test binary in its package directory, once per run (root with `NS_REQUIRE_PRIV=1`,
 //!    uid 65534 with `NS_REQUIRE_PRIV=userns`), streaming its output and reporting each outcome;
 //! 7. report the verdict and power off.
@@ -263,8 +263,8 @@ fn mount_system() -> io::Result<()> {
         ),
         ("tmpfs", "/dev/shm", "tmpfs", "mode=1777"),
         ("mqueue", "/dev/mqueue", "mqueue", ""),
-        ("tmpfs", "/tmp", "tmpfs", "mode=1777"),
-        ("tmpfs", "/run", "tmpfs", "mode=0755"),
+        // No fresh /tmp or /run: the workspace (and its test binaries) may live under either, as a CI
+        // clone in /tmp does. Writes there land in the overlay's tmpfs layer, never on the host.
     ];
     for (source, target, fstype, data) in mounts {
         fs::create_dir_all(target)?;
