@@ -430,3 +430,22 @@ fn step_rootless(out: &Out, cli: &Cli, owners: net_demo::Owners) -> anyhow::Resu
     red.finish().context("red did not exit cleanly")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subnet_defaults_to_the_documented_constant() {
+        let cli = Cli::try_parse_from(["net-demo"]).unwrap();
+        assert_eq!(cli.subnet.to_string(), DEFAULT_SUBNET);
+        let err = Cli::try_parse_from(["net-demo", "--subnet", "10.1.2.3/8"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}
