@@ -506,6 +506,39 @@ impl Netlink {
     }
 }
 
+/// A link that is deleted when this value is dropped: the way a launcher owns the host's end of a veth
+/// pair, so that no interface outlives the container it served (deleting one end deletes both).
+///
+/// The deletion goes through a socket opened at drop time, in the dropping thread's network namespace:
+/// drop the guard in the namespace the link is in.
+#[derive(Debug)]
+pub struct LinkGuard {
+    name: String,
+}
+
+impl LinkGuard {
+    /// Creates a veth pair `name`/`peer` in the caller's namespace and owns `name`.
+    pub fn veth(netlink: &mut Netlink, name: &str, peer: &str) -> Result<LinkGuard, NetlinkError> {
+        netlink.create_veth(name, peer)?;
+        Ok(LinkGuard {
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        // Already gone is fine: its peer's namespace may have died and taken it along.
+        if let Ok(mut netlink) = Netlink::open() {
+            let _ = netlink.delete_link(&self.name);
+        }
+    }
+}
+
 fn kernel_error(op: &str, code: i32) -> NetlinkError {
     NetlinkError::Kernel {
         op: op.to_owned(),

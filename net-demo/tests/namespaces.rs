@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use net_demo::netlink::Link;
+use net_demo::netlink::{Link, LinkGuard, Netlink};
 use net_demo::netns::Netns;
 use net_demo::subnet::{DEFAULT_SUBNET, Subnet};
 use net_demo::{BLUE_VETH, MOVE_BLUE, MOVE_RED, PORT, RED_VETH, Topology};
@@ -247,4 +247,45 @@ fn a_second_namespace_needs_the_first_ones_user_namespace() {
     let blue = Netns::sibling("blue", &red).unwrap();
     assert_eq!(red.ns(Kind::User).unwrap(), blue.ns(Kind::User).unwrap());
     assert_ne!(red.ns(Kind::Net).unwrap(), blue.ns(Kind::Net).unwrap());
+}
+
+#[test]
+fn a_link_guard_deletes_both_veth_ends_on_drop() {
+    if !require_namespaces("a_link_guard_deletes_both_veth_ends_on_drop") {
+        return;
+    }
+    host_unchanged(|| {
+        // In a cloned child with a network namespace of its own, never the host's. The child reports
+        // by exit code rather than by panicking: it must not print from a copy of a threaded process.
+        let spawn = nskit::Spawn::new(nix::sched::CloneFlags::CLONE_NEWNET);
+        let child = spawn
+            .run(|_| {
+                let names = |n: &mut Netlink| -> Option<Vec<String>> {
+                    Some(n.links().ok()?.into_iter().map(|l| l.name).collect())
+                };
+                let Ok(mut netlink) = Netlink::open() else {
+                    return 10;
+                };
+                let Ok(guard) = LinkGuard::veth(&mut netlink, "guard0", "guard1") else {
+                    return 11;
+                };
+                let Some(made) = names(&mut netlink) else {
+                    return 12;
+                };
+                if !(made.contains(&"guard0".to_owned()) && made.contains(&"guard1".to_owned())) {
+                    return 13;
+                }
+                drop(guard);
+                match names(&mut netlink) {
+                    Some(left) if left == ["lo"] => 0,
+                    _ => 14,
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            child.wait().unwrap(),
+            nskit::Exit::Code(0),
+            "the guard left a link behind"
+        );
+    });
 }
