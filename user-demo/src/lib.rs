@@ -1364,6 +1364,97 @@ mod tests {
         assert_eq!(user_gid.ranges(), [r(1000, 1001, 1)]);
     }
 
+    /// Every malformed spelling of a `--map` entry is a syntax error naming the entry (nskit's own
+    /// tests cover more; these are the ones a learner types).
+    #[test]
+    fn malformed_entries_are_syntax_errors() {
+        for bad in [
+            "",
+            ":",
+            "::",
+            "0::1",
+            "0:1:1:",
+            "-0:1:1",
+            "0:-1:1",
+            "0:1:+1",
+            "0:1:1\n",
+            "0 1 1",
+            "0,1,1",
+            "zero:1:1",
+            "\u{ff11}:1:1",
+            "4294967296:0:1",
+            "0:1:1.0",
+        ] {
+            assert_eq!(
+                bad.parse::<IdRange>(),
+                Err(MapError::Syntax(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_maps_are_refused_before_anything_is_made() {
+        let zero = [r(0, 1000, 0)];
+        assert_eq!(choose_maps(&zero, &[]), Err(MapError::ZeroCount(r(0, 1000, 0))));
+        let inside = [r(0, 1000, 10), r(9, 5000, 1)];
+        assert_eq!(
+            choose_maps(&inside, &[]),
+            Err(MapError::InsideOverlap(inside[0], inside[1]))
+        );
+        let outside = [r(0, 1000, 10), r(100, 1005, 1)];
+        assert_eq!(
+            choose_maps(&outside, &[]),
+            Err(MapError::OutsideOverlap(outside[0], outside[1]))
+        );
+        let large = [r(0, 4294967290, 10)];
+        assert_eq!(choose_maps(&large, &[]), Err(MapError::TooLarge(large[0])));
+        // The gid map is checked on its own too.
+        let own = [r(0, geteuid().as_raw(), 1)];
+        assert_eq!(choose_maps(&own, &zero), Err(MapError::ZeroCount(zero[0])));
+    }
+
+    #[test]
+    fn only_root_may_map_ids_it_does_not_own() {
+        let euid = geteuid().as_raw();
+        let other = [r(0, euid.wrapping_add(1), 1)];
+        let two = [r(0, euid, 2)];
+        if is_root() {
+            assert!(choose_maps(&other, &[]).is_ok());
+            assert!(choose_maps(&two, &[]).is_ok());
+        } else {
+            assert_eq!(
+                choose_maps(&other, &[]),
+                Err(MapError::NotOwned {
+                    range: other[0],
+                    own: euid
+                })
+            );
+            assert!(matches!(choose_maps(&two, &[]), Err(MapError::NotOwned { .. })));
+            let egid = getegid().as_raw();
+            let gid_other = [r(0, egid.wrapping_add(1), 1)];
+            let uid_own = [r(0, euid, 1)];
+            assert!(matches!(
+                choose_maps(&uid_own, &gid_other),
+                Err(MapError::NotOwned { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_caller() {
+        let (uid_map, gid_map) = choose_maps(&[], &[]).unwrap();
+        if is_root() {
+            assert_eq!(uid_map.ranges(), [r(0, ROOT_RUN_BASE, ROOT_RUN_COUNT)]);
+        } else {
+            assert_eq!(uid_map.ranges(), [r(0, geteuid().as_raw(), 1)]);
+            assert_eq!(gid_map.ranges(), [r(0, getegid().as_raw(), 1)]);
+        }
+        assert_eq!(inside_ids(&uid_map, &gid_map), (0, 0));
+        let not_zero = IdMap::new(vec![r(1000, 5, 1)]).unwrap();
+        assert_eq!(inside_ids(&not_zero, &not_zero), (1000, 1000));
+    }
+
     #[test]
     fn map_text_is_one_line() {
         let map = IdMap::new(vec![r(0, 100000, 10), r(10, 2000, 1)]).unwrap();

@@ -2,6 +2,7 @@
 //! side with the host's (user_namespaces(7), capabilities(7)). It parses, calls the library's steps and
 //! prints; the lesson is in `lib.rs`.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -180,6 +181,11 @@ fn handshake(out: &Out, host: &IdView, uid_map: &IdMap, gid_map: &IdMap) -> anyh
          overflow id {} (/proc/sys/kernel/overflowuid); yet its capability sets are full",
         user_demo::overflow_uid()
     )));
+    if host.uid == user_demo::overflow_uid() {
+        out.say(explain(
+            "(this run's own uid is 65534 too, \"nobody\", so here the two numbers coincide)",
+        ));
+    }
     out.see(line(
         "child",
         before.view.userns,
@@ -373,9 +379,10 @@ fn inside_powers(out: &Out, uid_map: &IdMap, gid_map: &IdMap) -> anyhow::Result<
                     errno_text(result)
                 ),
             ));
+            let mode = std::fs::metadata(secret.path()).map_or(0, |m| m.mode() & 0o777);
             let why = match (result, owner) {
                 (Err(_), Some(owner)) => format!(
-                    "the file is mode 0600 (or 0640) and root's; the kernel checks the child's outside uid, {owner},\n   \
+                    "the file is root's, mode {mode:04o}; the kernel checks the child's outside uid, {owner},\n   \
                      and CAP_DAC_OVERRIDE in a user namespace overrides nothing on the host's files"
                 ),
                 (Ok(()), Some(0)) => "the map makes root inside the host's root (0 -> 0): it owns the file, \
@@ -547,5 +554,24 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn map_entries_are_parsed_by_clap() {
+        let cli = Cli::try_parse_from(["user-demo", "--map", "0:1000:1", "--gid-map", "0:1001:1"]).unwrap();
+        assert_eq!(
+            cli.map,
+            [IdRange {
+                inside: 0,
+                outside: 1000,
+                count: 1
+            }]
+        );
+        assert_eq!(cli.gid_map[0].outside, 1001);
+        for bad in ["", "x", "0:1", "0:1:1:1", "-1:0:1", "0:1:1x"] {
+            let err = Cli::try_parse_from(["user-demo".to_owned(), format!("--map={bad}")]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad:?}");
+            assert_eq!(err.exit_code(), 2);
+        }
     }
 }
