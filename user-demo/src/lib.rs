@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use caps::{CapSet, Capability};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nix::unistd::{Gid, Pid, Uid, getegid, geteuid};
+use nix::unistd::{Pid, Uid, getegid, geteuid};
 use nskit::channel::{decode_fields, encode_fields};
 use nskit::ns::{Kind, NsId, Proc, ns_id};
 use nskit::spawn::{STACK_SIZE, wait_for};
@@ -369,17 +369,44 @@ pub fn first_unmapped(map: &IdMap) -> u32 {
 /// too, where `setgroups` still says `allow`.
 pub fn take_ids(uid: u32, gid: u32) -> Result<(), Errno> {
     if fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow") {
-        nix::unistd::setgroups(&[])?;
+        raw_setgroups_empty()?;
     }
-    let gid = Gid::from_raw(gid);
-    nix::unistd::setresgid(gid, gid, gid)?;
-    let uid = Uid::from_raw(uid);
-    nix::unistd::setresuid(uid, uid, uid)?;
+    raw_setresgid(gid)?;
+    raw_setresuid(uid)?;
     // Changing ids clears the "dumpable" flag, which hands this process's /proc/<pid> files, and those
     // of the children it clones, to the host's root: nobody inside could write a nested map.
     nix::sys::prctl::set_dumpable(true)
 }
 // ANCHOR_END: take_ids
+
+// ANCHOR: raw_setxid
+// Why raw system calls: glibc's setresuid/setresgid/setgroups give the new ids to every thread of the
+// process (POSIX wants that) by signalling each thread on its list and waiting for it. A child cloned
+// with clone(2) from a multi-threaded process, a test binary say, inherits that list with the parent's
+// threads on it, which do not exist in the child: the wrapper waits forever. The system calls change
+// the calling thread only, which in a cloned child is the whole process. Runtimes call them the same way.
+
+/// setresuid(2) with all three ids equal, on the calling thread only.
+fn raw_setresuid(uid: u32) -> Result<(), Errno> {
+    // SAFETY: setresuid takes three integers and no pointers.
+    let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    Errno::result(rc).map(drop)
+}
+
+/// setresgid(2) with all three ids equal, on the calling thread only.
+fn raw_setresgid(gid: u32) -> Result<(), Errno> {
+    // SAFETY: setresgid takes three integers and no pointers.
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    Errno::result(rc).map(drop)
+}
+
+/// setgroups(2) with an empty list, on the calling thread only.
+fn raw_setgroups_empty() -> Result<(), Errno> {
+    // SAFETY: with a size of 0 the kernel reads nothing through the (null) list pointer.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
+    Errno::result(rc).map(drop)
+}
+// ANCHOR_END: raw_setxid
 
 /// The ids a child takes inside: 0 when the map names it, else the first range's first id.
 pub fn inside_ids(uid_map: &IdMap, gid_map: &IdMap) -> (u32, u32) {
@@ -791,11 +818,9 @@ fn break_the_rules() -> Result<Vec<String>, UserError> {
 /// Gives up root for good, as `setpriv --reuid --regid --clear-groups` does: supplementary groups
 /// first (that needs CAP_SETGID), then the gid, then the uid, which drops every capability.
 pub fn drop_privileges_to(uid: u32, gid: u32) -> Result<(), Errno> {
-    nix::unistd::setgroups(&[])?;
-    let gid = Gid::from_raw(gid);
-    nix::unistd::setresgid(gid, gid, gid)?;
-    let uid = Uid::from_raw(uid);
-    nix::unistd::setresuid(uid, uid, uid)?;
+    raw_setgroups_empty()?;
+    raw_setresgid(gid)?;
+    raw_setresuid(uid)?;
     // Changing credentials clears the "dumpable" flag, which hands the /proc/<pid> files of this
     // process, and of the children it clones, to root: the new user could not write their maps.
     nix::sys::prctl::set_dumpable(true)
