@@ -151,12 +151,13 @@ fn view_line(who: &str, view: &IdView) -> String {
 }
 
 fn write_line(who: &str, ns: NsId, pid: impl std::fmt::Display, write: &MapWrite) -> String {
-    let file = format!("/proc/{pid}/{}", write.file);
+    // Padding the file name alone keeps the columns stable whatever the PID's length.
     line(
         who,
         ns,
         format!(
-            "write {file:<22} {:<16} -> {}",
+            "write /proc/{pid}/{:<9} {:<16} -> {}",
+            write.file,
             format!("\"{}\"", write.contents),
             errno_text(write.result)
         ),
