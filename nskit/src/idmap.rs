@@ -71,6 +71,7 @@ pub struct IdMap {
 }
 
 impl IdMap {
+    // ANCHOR: validate
     /// Checks `ranges` against the kernel's rules and returns the map.
     pub fn new(ranges: Vec<IdRange>) -> Result<IdMap, MapError> {
         if ranges.is_empty() {
@@ -101,6 +102,7 @@ impl IdMap {
         }
         Ok(IdMap { ranges })
     }
+    // ANCHOR_END: validate
 
     /// The map a rootless container uses: id 0 inside is `outside` (the caller's own id) outside.
     pub fn root_is(outside: u32) -> IdMap {
