@@ -302,6 +302,8 @@ fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) ->
         .env_clear()
         .env("PATH", PATH)
         .env("NS_REQUIRE_PRIV", &run.require_priv)
+        // One test at a time, as `.cargo/config.toml` sets it for cargo (see that file for why).
+        .env("RUST_TEST_THREADS", "1")
         .stdin(Stdio::null())
         .stdout(reporter.output())
         .stderr(reporter.output());

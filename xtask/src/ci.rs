@@ -147,6 +147,8 @@ fn tests_unprivileged(root: &Path) -> anyhow::Result<()> {
         let status = as_unprivileged(&binary.executable)
             .current_dir(&binary.package_dir)
             .env(nskit_require_priv(), "userns")
+            // As `.cargo/config.toml` sets it for cargo: one test at a time (see that file for why).
+            .env("RUST_TEST_THREADS", "1")
             .env_remove("HOME")
             .status()
             .with_context(|| format!("cannot run {name} with setpriv"))?;
