@@ -1,0 +1,188 @@
+//! Which capabilities the container's command keeps, and dropping the rest (capabilities(7)).
+//!
+//! The default is Docker's set of 14, minus CAP_MKNOD: Docker can leave MKNOD in because its device
+//! cgroup stops a new device node from being opened, and this launcher has no device cgroup. Dropping
+//! follows the order the production runtimes use: the bounding set first (so no later execve can regain
+//! a capability), then the uid/gid switch, then the effective, permitted and inheritable sets, and the
+//! ambient set cleared.
+
+use std::fmt;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// Docker's default capabilities without CAP_MKNOD (see the module comment).
+pub const DEFAULT_CAPS: [Capability; 13] = [
+    Capability::CAP_AUDIT_WRITE,
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
+    Capability::CAP_KILL,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_SETUID,
+    Capability::CAP_SYS_CHROOT,
+];
+
+/// A `--cap-add`/`--cap-drop` argument: one capability, or `ALL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapArg {
+    All,
+    One(Capability),
+}
+
+impl FromStr for CapArg {
+    type Err = String;
+
+    /// Accepts `NET_ADMIN`, `CAP_NET_ADMIN` or `net_admin`, like Docker.
+    fn from_str(s: &str) -> Result<CapArg, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(CapArg::All);
+        }
+        let canonical = caps::to_canonical(s);
+        let canonical = if canonical.starts_with("CAP_") {
+            canonical
+        } else {
+            format!("CAP_{canonical}")
+        };
+        canonical
+            .parse()
+            .map(CapArg::One)
+            .map_err(|_| format!("unknown capability {s:?}"))
+    }
+}
+
+impl fmt::Display for CapArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapArg::All => f.write_str("ALL"),
+            CapArg::One(cap) => write!(f, "{cap}"),
+        }
+    }
+}
+
+/// The set the command keeps, with Docker's rules: `--cap-add ALL` keeps everything but the drops;
+/// `--cap-drop ALL` keeps only the adds; otherwise the default, plus the adds, minus the drops.
+pub fn resolve(add: &[CapArg], drop: &[CapArg]) -> CapsHashSet {
+    let named = |args: &[CapArg]| -> CapsHashSet {
+        args.iter()
+            .filter_map(|a| {
+                if let CapArg::One(cap) = a {
+                    Some(*cap)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let (adds, drops) = (named(add), named(drop));
+    if add.contains(&CapArg::All) {
+        caps::all().into_iter().filter(|c| !drops.contains(c)).collect()
+    } else if drop.contains(&CapArg::All) {
+        adds
+    } else {
+        DEFAULT_CAPS
+            .into_iter()
+            .chain(adds)
+            .filter(|c| !drops.contains(c))
+            .collect()
+    }
+}
+
+/// Why dropping failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot drop capabilities ({set}): {source}")]
+pub struct DropError {
+    set: &'static str,
+    #[source]
+    source: caps::errors::CapsError,
+}
+
+// ANCHOR: drop_bounding
+/// Step 1 of dropping: removes everything but `keep` from the bounding set, the ceiling on what any
+/// later execve can grant, file capabilities and setuid-root binaries included.
+pub fn drop_bounding(keep: &CapsHashSet) -> Result<(), DropError> {
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|source| DropError {
+                set: "bounding",
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2, after the uid/gid switch: the effective, permitted and inheritable sets become `keep` (an
+/// empty inheritable set would also do; keeping it equal lets a non-root command get them back through
+/// file capabilities only where the bounding set allows), and the ambient set is cleared.
+pub fn set_process_caps(keep: &CapsHashSet) -> Result<(), DropError> {
+    caps::clear(None, CapSet::Ambient).map_err(|source| DropError {
+        set: "ambient",
+        source,
+    })?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(|source| DropError {
+        set: "inheritable",
+        source,
+    })?;
+    caps::set(None, CapSet::Effective, keep).map_err(|source| DropError {
+        set: "effective",
+        source,
+    })?;
+    caps::set(None, CapSet::Permitted, keep).map_err(|source| DropError {
+        set: "permitted",
+        source,
+    })?;
+    Ok(())
+}
+// ANCHOR_END: drop_bounding
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_capability_names_like_docker() {
+        assert_eq!("NET_ADMIN".parse(), Ok(CapArg::One(Capability::CAP_NET_ADMIN)));
+        assert_eq!(
+            "cap_net_admin".parse(),
+            Ok(CapArg::One(Capability::CAP_NET_ADMIN))
+        );
+        assert_eq!("all".parse(), Ok(CapArg::All));
+        assert_eq!(
+            "NET_WIZARD".parse::<CapArg>(),
+            Err("unknown capability \"NET_WIZARD\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn default_set_is_dockers_without_mknod() {
+        let keep = resolve(&[], &[]);
+        assert_eq!(keep.len(), 13);
+        assert!(!keep.contains(&Capability::CAP_MKNOD));
+        assert!(!keep.contains(&Capability::CAP_SYS_ADMIN));
+    }
+
+    #[test]
+    fn drops_apply_after_adds() {
+        let keep = resolve(
+            &[CapArg::One(Capability::CAP_SYS_ADMIN)],
+            &[CapArg::One(Capability::CAP_CHOWN)],
+        );
+        assert!(keep.contains(&Capability::CAP_SYS_ADMIN));
+        assert!(!keep.contains(&Capability::CAP_CHOWN));
+        assert_eq!(resolve(&[], &[CapArg::All]), CapsHashSet::new());
+        let only = resolve(&[CapArg::One(Capability::CAP_NET_ADMIN)], &[CapArg::All]);
+        assert_eq!(
+            only,
+            [Capability::CAP_NET_ADMIN].into(),
+            "drop ALL keeps only the adds"
+        );
+        let all_but = resolve(&[CapArg::All], &[CapArg::One(Capability::CAP_SYS_ADMIN)]);
+        assert_eq!(all_but.len(), caps::all().len() - 1);
+    }
+}

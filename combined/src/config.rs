@@ -1,0 +1,297 @@
+//! A container's configuration, validated completely before anything is created: every check here runs
+//! in the launcher, on the host, so bad input costs nothing and leaves nothing behind.
+
+use std::ffi::CString;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+use nskit::idmap::IdMap;
+use uts_demo::Name;
+
+/// What the container gets for networking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetMode {
+    /// A new network namespace with no interface up, not even loopback.
+    None,
+    /// A new network namespace with only `lo`, up.
+    Loopback,
+    /// `lo`, plus a veth pair to the host with addresses from `--subnet` (root only).
+    Veth,
+}
+
+/// Where the root filesystem comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rootfs {
+    /// The embedded default: the host's /usr, /bin, /sbin and /lib* read-only on a fresh tmpfs root.
+    HostView,
+    /// A directory on the host.
+    Dir(PathBuf),
+}
+
+/// `--volume SRC:DST[:ro]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+impl FromStr for Volume {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Volume, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (source, target, read_only) = match parts.as_slice() {
+            [source, target] => (*source, *target, false),
+            [source, target, "ro"] => (*source, *target, true),
+            [source, target, "rw"] => (*source, *target, false),
+            _ => return Err(format!("invalid volume {s:?}: expected SRC:DST or SRC:DST:ro")),
+        };
+        if source.is_empty() || target.is_empty() {
+            return Err(format!("invalid volume {s:?}: SRC and DST must not be empty"));
+        }
+        let target = container_path(target).map_err(|why| format!("invalid volume {s:?}: {why}"))?;
+        Ok(Volume {
+            source: PathBuf::from(source),
+            target,
+            read_only,
+        })
+    }
+}
+
+/// Checks a path inside the container: absolute, no `..`, not `/` itself.
+pub fn container_path(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(format!("{path} is not an absolute path"));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{path} contains '..'"));
+    }
+    if p.components()
+        .all(|c| c == Component::RootDir || c == Component::CurDir)
+    {
+        return Err("the target cannot be / itself".into());
+    }
+    Ok(p.to_path_buf())
+}
+
+/// `--env KEY=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: String,
+}
+
+impl FromStr for EnvVar {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EnvVar, String> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("invalid environment variable {s:?}: expected KEY=VALUE"))?;
+        if key.is_empty() || s.contains('\0') {
+            return Err(format!(
+                "invalid environment variable {s:?}: the key is empty or it contains a NUL byte"
+            ));
+        }
+        Ok(EnvVar {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// The PATH a container starts with, as Docker sets it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment the command gets: nothing from the host but TERM, then the defaults, then `--env`.
+pub fn environment(hostname: &Name, extra: &[EnvVar]) -> Vec<EnvVar> {
+    let mut env = vec![
+        EnvVar {
+            key: "PATH".into(),
+            value: DEFAULT_PATH.into(),
+        },
+        EnvVar {
+            key: "HOME".into(),
+            value: "/root".into(),
+        },
+        EnvVar {
+            key: "HOSTNAME".into(),
+            value: hostname.to_string(),
+        },
+    ];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(EnvVar {
+            key: "TERM".into(),
+            value: term,
+        });
+    }
+    for var in extra {
+        env.retain(|e| e.key != var.key);
+        env.push(var.clone());
+    }
+    env
+}
+
+/// Looks `program` up the way execvp would, in `path_var`, under `root` (the rootfs as seen from the
+/// host). Returns the path inside the container. Symlinks are followed within the rootfs only.
+pub fn find_command(root: &Path, program: &str, path_var: &str) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| Path::new(d).join(program))
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .find(|inside| is_executable_in(root, inside))
+}
+
+/// Whether `inside` (an absolute path in the container) is an executable file under `root`, resolving
+/// symlinks as the container would: an absolute link target is relative to `root`.
+fn is_executable_in(root: &Path, inside: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mut current = inside.to_path_buf();
+    for _ in 0..40 {
+        let on_host = root.join(current.strip_prefix("/").unwrap_or(&current));
+        let Ok(meta) = std::fs::symlink_metadata(&on_host) else {
+            return false;
+        };
+        if meta.file_type().is_symlink() {
+            let Ok(target) = std::fs::read_link(&on_host) else {
+                return false;
+            };
+            current = if target.is_absolute() {
+                target
+            } else {
+                current.parent().unwrap_or(Path::new("/")).join(target)
+            };
+            continue;
+        }
+        return meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+    }
+    false
+}
+
+/// The command as C strings for execve; refuses NUL bytes.
+pub fn c_strings(items: &[String]) -> Result<Vec<CString>, String> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte")))
+        .collect()
+}
+
+/// Both id maps, from `--uid-map`/`--gid-map` or the rootless default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Maps {
+    pub uid: IdMap,
+    pub gid: IdMap,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse_and_refuse_escapes() {
+        assert_eq!(
+            "/data:/mnt/data:ro".parse(),
+            Ok(Volume {
+                source: "/data".into(),
+                target: "/mnt/data".into(),
+                read_only: true
+            })
+        );
+        assert!("/data:/mnt".parse::<Volume>().is_ok_and(|v| !v.read_only));
+        for bad in [
+            "/data",
+            "/data:mnt",
+            "/data:/a/../b",
+            "/data:/",
+            ":/x",
+            "/a:/b:rx",
+            "/a:/b:ro:x",
+        ] {
+            assert!(bad.parse::<Volume>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_vars_parse() {
+        assert_eq!(
+            "A=b=c".parse(),
+            Ok(EnvVar {
+                key: "A".into(),
+                value: "b=c".into()
+            })
+        );
+        assert_eq!(
+            "A=".parse(),
+            Ok(EnvVar {
+                key: "A".into(),
+                value: String::new()
+            })
+        );
+        assert!("A".parse::<EnvVar>().is_err());
+        assert!("=x".parse::<EnvVar>().is_err());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let host = Name::parse("hostname", "box").unwrap();
+        let env = environment(&host, &["PATH=/x".parse().unwrap(), "K=v".parse().unwrap()]);
+        assert_eq!(env.iter().filter(|e| e.key == "PATH").count(), 1);
+        assert!(env.contains(&EnvVar {
+            key: "PATH".into(),
+            value: "/x".into()
+        }));
+        assert!(env.contains(&EnvVar {
+            key: "HOSTNAME".into(),
+            value: "box".into()
+        }));
+    }
+
+    #[test]
+    fn finds_commands_inside_the_rootfs_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("combined-find-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/tool"), "").unwrap();
+        std::fs::set_permissions(root.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(root.join("bin/data"), "").unwrap();
+        std::os::unix::fs::symlink("/bin/tool", root.join("bin/alias")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/env", root.join("bin/hostlink")).unwrap();
+        assert_eq!(
+            find_command(&root, "tool", DEFAULT_PATH),
+            Some("/bin/tool".into())
+        );
+        assert_eq!(
+            find_command(&root, "alias", DEFAULT_PATH),
+            Some("/bin/alias".into())
+        );
+        assert_eq!(
+            find_command(&root, "/bin/tool", DEFAULT_PATH),
+            Some("/bin/tool".into())
+        );
+        assert_eq!(find_command(&root, "data", DEFAULT_PATH), None, "not executable");
+        assert_eq!(
+            find_command(&root, "hostlink", DEFAULT_PATH),
+            None,
+            "the link points outside the rootfs"
+        );
+        assert_eq!(find_command(&root, "missing", DEFAULT_PATH), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

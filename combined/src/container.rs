@@ -1,0 +1,608 @@
+//! Running one container: the steps, in the order the production runtimes (runc, crun, youki) take
+//! them, each composed from the chapter that teaches it. namespaces(7), and each step's own man page.
+//!
+//! The launcher (parent) and the container's first process (the child, PID 1 of its new PID
+//! namespace) tell the story together:
+//!
+//! 1. parent: blocks the signals it will forward, then clones the child into new user (rootless), PID,
+//!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter);
+//! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
+//!    namespace (network chapter); then says `go`;
+//! 3. child: sets the hostname (UTS chapter);
+//! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
+//!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
+//!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
+//!    (mount chapter, PID chapter for /proc, IPC chapter for /dev/mqueue);
+//! 5. child: brings up `lo`, and its veth end with its address (network chapter);
+//! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's;
+//! 7. child: becomes init (PID chapter): non-dumpable, forks the command, forwards signals to it and
+//!    reaps orphans; or, with `--no-init`, is the command itself;
+//! 8. the command's process: marks every fd >= 3 close-on-exec, changes into the working directory,
+//!    sets no_new_privs, drops capabilities, and execs;
+//! 9. parent: forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child until it exits, and returns its
+//!    status.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use caps::CapsHashSet;
+use mnt_demo::resolve::{ensure_dir_in_root, fd_path, resolve_in_root};
+use mnt_demo::rootfs::{self as mounts, Propagation};
+use net_demo::netlink::{Netlink, Target};
+use net_demo::subnet::Subnet;
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use nskit::{Channel, Exit, Spawn, UserNs};
+
+use crate::config::{Maps, NetMode, Rootfs};
+use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
+
+/// The setup steps, in order. Each error names its step; `COMBINED_FAULT=<step>` (tests only) makes
+/// that step fail, to prove nothing is left behind whichever step fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Clone,
+    Veth,
+    Hostname,
+    Propagation,
+    Rootfs,
+    Volumes,
+    Proc,
+    Dev,
+    Mqueue,
+    Sys,
+    Pivot,
+    Masks,
+    ReadOnly,
+    Network,
+    Init,
+}
+
+impl Step {
+    pub const ALL: [Step; 15] = [
+        Step::Clone,
+        Step::Veth,
+        Step::Hostname,
+        Step::Propagation,
+        Step::Rootfs,
+        Step::Volumes,
+        Step::Proc,
+        Step::Dev,
+        Step::Mqueue,
+        Step::Sys,
+        Step::Pivot,
+        Step::Masks,
+        Step::ReadOnly,
+        Step::Network,
+        Step::Init,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Clone => "clone",
+            Step::Veth => "veth",
+            Step::Hostname => "hostname",
+            Step::Propagation => "propagation",
+            Step::Rootfs => "rootfs",
+            Step::Volumes => "volumes",
+            Step::Proc => "proc",
+            Step::Dev => "dev",
+            Step::Mqueue => "mqueue",
+            Step::Sys => "sys",
+            Step::Pivot => "pivot",
+            Step::Masks => "masks",
+            Step::ReadOnly => "read-only",
+            Step::Network => "network",
+            Step::Init => "init",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A setup step failed: which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} step failed: {message}")]
+pub struct StepFailed {
+    pub step: Step,
+    pub message: String,
+}
+
+fn failed(step: Step, message: impl fmt::Display) -> StepFailed {
+    StepFailed {
+        step,
+        message: message.to_string(),
+    }
+}
+
+/// A volume after validation: its source is an existing host path.
+#[derive(Clone, Debug)]
+pub struct PlannedVolume {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything the container needs, validated.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub rootfs: Rootfs,
+    pub hostname: String,
+    pub program: CString,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub workdir: PathBuf,
+    pub volumes: Vec<PlannedVolume>,
+    pub user_ns: bool,
+    pub maps: Maps,
+    pub net: NetMode,
+    pub subnet: Subnet,
+    pub caps: CapsHashSet,
+    pub read_only: bool,
+    pub init: bool,
+    pub fault: Option<Step>,
+}
+
+/// The namespaces every container gets, besides the user namespace.
+pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWNET);
+
+/// The signals the launcher passes on to the container.
+pub const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+
+fn fault(plan: &Plan, step: Step) -> Result<(), StepFailed> {
+    if plan.fault == Some(step) {
+        Err(failed(step, "injected fault (COMBINED_FAULT)"))
+    } else {
+        Ok(())
+    }
+}
+
+// ---- the parent's side ------------------------------------------------------------------------------
+
+// ANCHOR: launch
+/// Runs the container and returns its exit status (the command's code, or 128 + signal).
+pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
+    let signals = forwarded_set();
+    signals
+        .thread_block()
+        .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
+    let spawn = Spawn::new(NAMESPACES)
+        .user(if plan.user_ns {
+            UserNs::Always
+        } else {
+            UserNs::Never
+        })
+        .maps(plan.maps.uid.clone(), plan.maps.gid.clone());
+    fault(plan, Step::Clone)?;
+    let mut child = spawn
+        .run(|channel| container_main(plan, channel))
+        .map_err(|e| failed(Step::Clone, e))?;
+
+    let veth = match plan.net {
+        NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
+        _ => None,
+    };
+    let go = match &veth {
+        Some(veth) => vec!["go", veth.peer.as_str()],
+        None => vec!["go"],
+    };
+    let channel = child.channel();
+    channel
+        .send_fields(&go)
+        .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
+    match channel.recv_fields() {
+        Ok(fields) if fields == ["ready"] => {}
+        Ok(fields) => return Err(child_failure(&fields)),
+        Err(e) => {
+            return Err(failed(
+                Step::Init,
+                format!("the container exited during setup: {e}"),
+            ));
+        }
+    }
+    let status = forward_until_exit(child.pid(), &signals);
+    // The child is reaped above; dropping the handle now only closes the channel.
+    std::mem::forget(child);
+    status.map_err(|e| failed(Step::Init, e))
+}
+// ANCHOR_END: launch
+
+fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Turns a child's `error <step> <message>` report into the error.
+fn child_failure(fields: &[String]) -> StepFailed {
+    match fields {
+        [tag, step, message] if tag == "error" => {
+            failed(Step::from_name(step).unwrap_or(Step::Init), message)
+        }
+        other => failed(
+            Step::Init,
+            format!("unexpected report from the container: {other:?}"),
+        ),
+    }
+}
+
+/// Waits for the container's first process, passing on the signals the launcher receives. The
+/// signals are blocked and taken synchronously with sigwait, so none is lost between checks.
+fn forward_until_exit(pid: Pid, signals: &SigSet) -> Result<i32, Errno> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig).shell_status()),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno),
+        }
+        let sig = signals.wait()?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(pid, sig);
+        }
+    }
+}
+
+/// The host end of `--net veth`: deleted when dropped, in case the container never took its end (once
+/// it has, the kernel deletes both ends with the container's network namespace).
+struct HostVeth {
+    name: String,
+    peer: String,
+}
+
+impl HostVeth {
+    /// Creates the pair in the host's network namespace, moves the container's end into the child's,
+    /// and gives the host end the subnet's first address.
+    fn attach(plan: &Plan, child: Pid) -> Result<HostVeth, StepFailed> {
+        fault(plan, Step::Veth)?;
+        let err = |e: net_demo::netlink::NetlinkError| failed(Step::Veth, e);
+        let (host, peer) = veth_names(child);
+        let mut netlink = Netlink::open().map_err(err)?;
+        netlink.create_veth(&host, &peer).map_err(err)?;
+        let veth = HostVeth { name: host, peer };
+        netlink.move_link(&veth.peer, Target::Pid(child)).map_err(err)?;
+        netlink
+            .add_address(&veth.name, plan.subnet.host(1), plan.subnet.prefix())
+            .map_err(err)?;
+        netlink.set_up(&veth.name).map_err(err)?;
+        Ok(veth)
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        if let Ok(mut netlink) = Netlink::open() {
+            // Gone already when the container's namespace died, which is the normal case.
+            let _ = netlink.delete_link(&self.name);
+        }
+    }
+}
+
+/// `cb<pid>h` on the host, `cb<pid>c` in the container: unique per container, within IFNAMSIZ.
+fn veth_names(child: Pid) -> (String, String) {
+    (format!("cb{child}h"), format!("cb{child}c"))
+}
+
+// ---- the child's side -------------------------------------------------------------------------------
+
+/// The container's first process: set up, report, then become init (or the command).
+fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
+    // The parent blocked the forwarded signals; the container starts with none blocked.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let veth_peer = match channel.recv_fields() {
+        Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
+        _ => return 1,
+    };
+    if let Err(e) = set_up(plan, veth_peer.as_deref()) {
+        let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
+    if channel.send_fields(&["ready"]).is_err() {
+        return 1;
+    }
+    if plan.init {
+        become_init(plan)
+    } else {
+        exec_command(plan)
+    }
+}
+
+// ANCHOR: set_up
+/// Steps 3 to 5, in the container's namespaces.
+fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
+    fault(plan, Step::Hostname)?;
+    uts_demo::set_hostname(&plan.hostname).map_err(|e| failed(Step::Hostname, e))?;
+
+    fault(plan, Step::Propagation)?;
+    mounts::isolate_root(Propagation::Slave).map_err(|e| failed(Step::Propagation, e))?;
+
+    // Volume sources are opened before the root is assembled: the host view covers /tmp, where a
+    // source may live.
+    let sources = open_volume_sources(plan)?;
+    fault(plan, Step::Rootfs)?;
+    let root = prepare_root(plan)?;
+    fault(plan, Step::Volumes)?;
+    mount_volumes(plan, &root, &sources)?;
+    drop(sources);
+
+    fault(plan, Step::Proc)?;
+    mounts::mount_proc(&root).map_err(|e| failed(Step::Proc, e))?;
+    fault(plan, Step::Dev)?;
+    mounts::mount_dev(&root, plan.user_ns).map_err(|e| failed(Step::Dev, e))?;
+    fault(plan, Step::Mqueue)?;
+    mounts::mount_mqueue(&root).map_err(|e| failed(Step::Mqueue, e))?;
+    fault(plan, Step::Sys)?;
+    mounts::mount_sysfs_readonly(&root).map_err(|e| failed(Step::Sys, e))?;
+
+    fault(plan, Step::Pivot)?;
+    mounts::pivot_into(&root).map_err(|e| failed(Step::Pivot, e))?;
+    fault(plan, Step::Masks)?;
+    let slash = Path::new("/");
+    mounts::mask_paths(slash, &mounts::DEFAULT_MASKED).map_err(|e| failed(Step::Masks, e))?;
+    mounts::readonly_paths(slash, &mounts::DEFAULT_READONLY).map_err(|e| failed(Step::Masks, e))?;
+    fault(plan, Step::ReadOnly)?;
+    if plan.read_only {
+        remount_root_readonly().map_err(|e| failed(Step::ReadOnly, e))?;
+    }
+    if capabilities_keep_mknod(plan) {
+        // Without a device cgroup, a node made with CAP_MKNOD would open: no writable place may hold
+        // one. Every other writable mount is nodev already; /dev itself becomes read-only.
+        remount_readonly(Path::new("/dev")).map_err(|e| failed(Step::ReadOnly, e))?;
+    }
+
+    fault(plan, Step::Network)?;
+    set_up_network(plan, veth_peer)
+}
+// ANCHOR_END: set_up
+
+fn capabilities_keep_mknod(plan: &Plan) -> bool {
+    plan.caps.contains(&caps::Capability::CAP_MKNOD)
+}
+
+fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, StepFailed> {
+    plan.volumes
+        .iter()
+        .map(|v| {
+            nix::fcntl::open(
+                &v.source,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| failed(Step::Volumes, format!("cannot open {}: {e}", v.source.display())))
+        })
+        .collect()
+}
+
+/// Where the host view is assembled: a tmpfs mounted over /tmp in the container's own mount namespace,
+/// so nothing is created on the host's disk.
+const HOST_VIEW_STAGING: &str = "/tmp";
+
+/// Returns the directory that will become `/`, bound onto itself (pivot_root needs a mount point).
+fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
+    match &plan.rootfs {
+        Rootfs::Dir(dir) => {
+            mounts::bind_rootfs(dir).map_err(|e| failed(Step::Rootfs, e))?;
+            // MS_NODEV: without a device cgroup, a device node in the rootfs must not open.
+            remount_flags(dir, MsFlags::MS_NODEV).map_err(|e| failed(Step::Rootfs, e))?;
+            Ok(dir.clone())
+        }
+        Rootfs::HostView => crate::hostview::assemble(Path::new(HOST_VIEW_STAGING), &plan.hostname)
+            .map_err(|e| failed(Step::Rootfs, e)),
+    }
+}
+
+fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), StepFailed> {
+    for (volume, source) in plan.volumes.iter().zip(sources) {
+        let err = |e: &dyn fmt::Display| failed(Step::Volumes, format!("{}: {e}", volume.target.display()));
+        let is_dir = fs::metadata(fd_path(source)).map_err(|e| err(&e))?.is_dir();
+        let target = if is_dir {
+            ensure_dir_in_root(root, &volume.target).map_err(|e| err(&e))?
+        } else {
+            ensure_file_in_root(root, &volume.target).map_err(|e| err(&e))?
+        };
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(
+            Some(&fd_path(source)),
+            &fd_path(&target),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| err(&e))?;
+        let mut extra = MsFlags::MS_NODEV;
+        if volume.read_only {
+            extra |= MsFlags::MS_RDONLY;
+        }
+        remount_flags(&fd_path(&target), extra).map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// Resolves a file target inside `root`, creating an empty file (and its directories) if missing.
+fn ensure_file_in_root(root: &Path, target: &Path) -> Result<OwnedFd, StepFailed> {
+    let err = |e: &dyn fmt::Display| failed(Step::Volumes, format!("{}: {e}", target.display()));
+    if let Ok(fd) = resolve_in_root(root, target) {
+        return Ok(fd);
+    }
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let name = target.file_name().ok_or_else(|| err(&"no file name"))?;
+    let dir = ensure_dir_in_root(root, parent).map_err(|e| err(&e))?;
+    // Create through the checked parent's fd, never by a path that could be swapped for a symlink.
+    let flags = nix::fcntl::OFlag::O_CREAT
+        | nix::fcntl::OFlag::O_NOFOLLOW
+        | nix::fcntl::OFlag::O_CLOEXEC
+        | nix::fcntl::OFlag::O_WRONLY;
+    let parent_dir = fs::File::open(fd_path(&dir)).map_err(|e| err(&e))?;
+    let created = nix::fcntl::openat(
+        &parent_dir,
+        name,
+        flags,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| err(&e))?;
+    drop(created);
+    resolve_in_root(root, target).map_err(|e| err(&e))
+}
+
+/// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
+/// namespace the kernel refuses a remount that would clear a locked one).
+pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    let current = nix::sys::statvfs::statvfs(path)?.flags();
+    let mut keep = MsFlags::empty();
+    for (vfs, ms) in [
+        (nix::sys::statvfs::FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (nix::sys::statvfs::FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (nix::sys::statvfs::FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (nix::sys::statvfs::FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (nix::sys::statvfs::FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(vfs) {
+            keep |= ms;
+        }
+    }
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep | flags,
+        None::<&str>,
+    )
+}
+
+fn remount_readonly(path: &Path) -> Result<(), Errno> {
+    remount_flags(path, MsFlags::MS_RDONLY)
+}
+
+fn remount_root_readonly() -> Result<(), Errno> {
+    remount_readonly(Path::new("/"))
+}
+
+/// Brings up `lo` (unless `--net none`), and the veth end the launcher moved in, with its address.
+fn set_up_network(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
+    let err = |e: net_demo::netlink::NetlinkError| failed(Step::Network, e);
+    if plan.net == NetMode::None {
+        return Ok(());
+    }
+    let mut netlink = Netlink::open().map_err(err)?;
+    netlink.set_up("lo").map_err(err)?;
+    if let Some(peer) = veth_peer {
+        netlink
+            .add_address(peer, plan.subnet.host(2), plan.subnet.prefix())
+            .map_err(err)?;
+        netlink.set_up(peer).map_err(err)?;
+    }
+    Ok(())
+}
+
+// ANCHOR: init
+/// Step 7: PID 1 of the container. Non-dumpable first, so that no process in the container can open
+/// /proc/1/exe, which is the launcher's binary on the host (CVE-2019-5736). Then the PID chapter's
+/// reaper: it forks the command, forwards signals to it, reaps orphans, and returns its status.
+fn become_init(plan: &Plan) -> i32 {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers; it only changes a flag of this process.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        eprintln!("combined: init: cannot make init non-dumpable: {}", Errno::last());
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
+    pid_demo::set_name("init");
+    match pid_demo::init::init_with(|| exec_command(plan)) {
+        Ok(outcome) => outcome.exit.shell_status(),
+        Err(e) => {
+            eprintln!("combined: init: {e}");
+            i32::from(crate::EXIT_LAUNCHER)
+        }
+    }
+}
+// ANCHOR_END: init
+
+// ANCHOR: exec
+/// Step 8: the last things before the command runs, each one narrowing what it can do.
+fn exec_command(plan: &Plan) -> i32 {
+    if let Err(message) = prepare_exec(plan) {
+        eprintln!("combined: {message}");
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
+    let errno = match nix::unistd::execve(&plan.program, &plan.argv, &plan.env) {
+        Ok(never) => match never {},
+        Err(errno) => errno,
+    };
+    eprintln!(
+        "combined: cannot execute {}: {}",
+        plan.program.to_string_lossy(),
+        errno.desc()
+    );
+    if errno == Errno::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXECUTE
+    }
+}
+
+fn prepare_exec(plan: &Plan) -> Result<(), String> {
+    // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
+    // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
+    close_range_cloexec().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
+    std::env::set_current_dir(&plan.workdir).map_err(|e| {
+        format!(
+            "cannot change into the working directory {}: {e}",
+            plan.workdir.display()
+        )
+    })?;
+    // getcwd fails with ENOENT when the cwd is not under this process's root: the check CVE-2024-21626
+    // lacked.
+    nix::unistd::getcwd().map_err(|e| format!("the working directory is outside the container: {e}"))?;
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("cannot set no_new_privs: {}", Errno::last()));
+    }
+    capabilities::drop_bounding(&plan.caps).map_err(|e| e.to_string())?;
+    capabilities::set_process_caps(&plan.caps).map_err(|e| e.to_string())?;
+    Ok(())
+}
+// ANCHOR_END: exec
+
+/// close_range(3, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11); a loop over /proc/self/fd before that.
+fn close_range_cloexec() -> Result<(), Errno> {
+    // SAFETY: close_range only changes flags of this process's descriptors; no pointers are passed.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::last())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= 3)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number only sets its close-on-exec flag; a number that is not
+        // (or no longer) open makes fcntl fail with EBADF, which is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! `combined`, the course's container launcher, composed from the six chapters' libraries
+//! (namespaces(7)). The order of the steps follows what runc, crun and youki do (see
+//! `container.rs`), and each step is typed, so that an error names the step that failed.
+//!
+//! The launcher validates everything first ([`plan`]), then runs the container ([`container`]), then
+//! reports the command's exit status.
+
+pub mod caps;
+pub mod config;
+pub mod container;
+pub mod doctor;
+pub mod hostview;
+pub mod image;
+
+use std::path::{Path, PathBuf};
+
+use config::{EnvVar, NetMode, Rootfs, Volume};
+use container::{Plan, PlannedVolume, Step};
+use nskit::idmap::{IdMap, IdRange};
+use uts_demo::Name;
+
+/// The exit status when the launcher itself fails (as `docker run` uses it).
+pub const EXIT_LAUNCHER: u8 = 125;
+/// The command was found but could not be executed.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// The command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// The subnet `--net veth` takes its two addresses from, by default. It is in the range RFC 1918
+/// reserves for private networks, and nothing outside the host ever sees it.
+pub const DEFAULT_SUBNET: &str = "10.200.1.0/30";
+
+/// Everything `combined run` was asked for, as parsed from the command line.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub rootfs: Option<PathBuf>,
+    pub image: Option<PathBuf>,
+    pub hostname: Name,
+    pub env: Vec<EnvVar>,
+    pub workdir: String,
+    pub volumes: Vec<Volume>,
+    pub uid_map: Vec<IdRange>,
+    pub gid_map: Vec<IdRange>,
+    pub net: NetMode,
+    pub subnet: String,
+    pub cap_add: Vec<caps::CapArg>,
+    pub cap_drop: Vec<caps::CapArg>,
+    pub read_only: bool,
+    pub no_init: bool,
+    pub userns: bool,
+    pub command: Vec<String>,
+}
+
+impl RunRequest {
+    /// A request for `command` with every option at its default.
+    pub fn new(command: &[&str]) -> RunRequest {
+        RunRequest {
+            rootfs: None,
+            image: None,
+            hostname: Name::parse("hostname", "container").expect("a valid default"),
+            env: Vec::new(),
+            workdir: "/".into(),
+            volumes: Vec::new(),
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            net: NetMode::Loopback,
+            subnet: DEFAULT_SUBNET.into(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            read_only: false,
+            no_init: false,
+            userns: false,
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// Builds the id maps: the given lines, or "my uid/gid is root inside".
+pub fn maps(uid: &[IdRange], gid: &[IdRange]) -> Result<config::Maps, nskit::idmap::MapError> {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let own_gid = nix::unistd::getegid().as_raw();
+    let uid = if uid.is_empty() {
+        IdMap::root_is(own_uid)
+    } else {
+        IdMap::new(uid.to_vec())?
+    };
+    let gid = if gid.is_empty() {
+        IdMap::root_is(own_gid)
+    } else {
+        IdMap::new(gid.to_vec())?
+    };
+    let privileged = nskit::userns::is_root();
+    uid.check_writable_by(own_uid, privileged)?;
+    gid.check_writable_by(own_gid, privileged)?;
+    Ok(config::Maps { uid, gid })
+}
+
+/// Why a request was refused before anything was created.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("rootfs {0}: {1}")]
+    Rootfs(PathBuf, String),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Maps(#[from] nskit::idmap::MapError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found in the root filesystem (searched {1})")]
+    CommandNotFound(String, String),
+}
+
+fn invalid(message: impl Into<String>) -> PlanError {
+    PlanError::Invalid(message.into())
+}
+
+/// The variable that makes one setup step fail, for the tests that prove a failure at any step leaves
+/// nothing behind. Not for users.
+pub const FAULT_VAR: &str = "COMBINED_FAULT";
+
+// ANCHOR: plan
+/// Checks the whole request and turns it into a [`Plan`]. Nothing is created here except, last and
+/// only when everything else is valid, the unpacked image in the cache.
+pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
+    let user_ns = request.userns || !nskit::userns::is_root();
+    let maps = plan_maps(request, user_ns)?;
+    if request.net == NetMode::Veth && !nskit::userns::is_root() {
+        return Err(invalid(
+            "--net veth needs root (a rootless container gets --net loopback)",
+        ));
+    }
+    let subnet: net_demo::subnet::Subnet = request
+        .subnet
+        .parse()
+        .map_err(|e| invalid(format!("invalid --subnet {:?}: {e}", request.subnet)))?;
+    let fault = match std::env::var(FAULT_VAR) {
+        Ok(name) => {
+            Some(Step::from_name(&name).ok_or_else(|| invalid(format!("{FAULT_VAR}={name}: no such step")))?)
+        }
+        Err(_) => None,
+    };
+    let workdir = config::container_path(&request.workdir)
+        .or_else(|e| {
+            if request.workdir == "/" {
+                Ok(PathBuf::from("/"))
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| invalid(format!("invalid --workdir: {e}")))?;
+    let env = config::environment(&request.hostname, &request.env);
+    let env_strings: Vec<String> = env.iter().map(ToString::to_string).collect();
+    let path_var = env
+        .iter()
+        .find(|e| e.key == "PATH")
+        .map_or(config::DEFAULT_PATH, |e| e.value.as_str());
+    let argv = if request.command.is_empty() {
+        vec!["/bin/sh".to_owned()]
+    } else {
+        request.command.clone()
+    };
+    let volumes = plan_volumes(&request.volumes)?;
+
+    // Last, the root filesystem: an image is unpacked only once everything else is known to be valid.
+    let rootfs = plan_rootfs(request)?;
+    let search_root = match &rootfs {
+        Rootfs::Dir(dir) => dir.clone(),
+        Rootfs::HostView => PathBuf::from("/"),
+    };
+    let program = config::find_command(&search_root, &argv[0], path_var)
+        .filter(|p| matches!(rootfs, Rootfs::Dir(_)) || in_host_view(p))
+        .ok_or_else(|| PlanError::CommandNotFound(argv[0].clone(), path_var.to_owned()))?;
+    if let Rootfs::Dir(dir) = &rootfs {
+        check_inside(dir, &workdir, "--workdir")?;
+        for volume in &volumes {
+            check_inside(dir, &volume.target, "volume target")?;
+        }
+    }
+    Ok(Plan {
+        rootfs,
+        hostname: request.hostname.to_string(),
+        program: config::c_strings(&[program.to_string_lossy().into_owned()])
+            .map_err(invalid)?
+            .remove(0),
+        argv: config::c_strings(&argv).map_err(|e| invalid(format!("invalid command: {e}")))?,
+        env: config::c_strings(&env_strings).map_err(|e| invalid(format!("invalid --env: {e}")))?,
+        workdir,
+        volumes,
+        user_ns,
+        maps,
+        net: request.net,
+        subnet,
+        caps: caps::resolve(&request.cap_add, &request.cap_drop),
+        read_only: request.read_only,
+        init: !request.no_init,
+        fault,
+    })
+}
+// ANCHOR_END: plan
+
+fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<config::Maps, PlanError> {
+    if !user_ns && (!request.uid_map.is_empty() || !request.gid_map.is_empty()) {
+        return Err(invalid(
+            "--uid-map and --gid-map need a user namespace: add --userns",
+        ));
+    }
+    let maps = maps(&request.uid_map, &request.gid_map)?;
+    if maps.uid.to_outside(0).is_none() || maps.gid.to_outside(0).is_none() {
+        return Err(invalid("the id maps must map id 0, the container's root"));
+    }
+    Ok(maps)
+}
+
+fn plan_volumes(volumes: &[Volume]) -> Result<Vec<PlannedVolume>, PlanError> {
+    volumes
+        .iter()
+        .map(|v| {
+            let source = std::fs::canonicalize(&v.source)
+                .map_err(|e| invalid(format!("volume source {}: {e}", v.source.display())))?;
+            Ok(PlannedVolume {
+                source,
+                target: v.target.clone(),
+                read_only: v.read_only,
+            })
+        })
+        .collect()
+}
+
+fn plan_rootfs(request: &RunRequest) -> Result<Rootfs, PlanError> {
+    if let Some(image) = &request.image {
+        return Ok(Rootfs::Dir(image::prepare(image, &image::cache_root()?)?));
+    }
+    let Some(dir) = &request.rootfs else {
+        return Ok(Rootfs::HostView);
+    };
+    let canonical = std::fs::canonicalize(dir).map_err(|e| PlanError::Rootfs(dir.clone(), e.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(PlanError::Rootfs(dir.clone(), "not a directory".into()));
+    }
+    if canonical == Path::new("/") {
+        return Err(PlanError::Rootfs(
+            dir.clone(),
+            "the host's / cannot be a container's rootfs".into(),
+        ));
+    }
+    Ok(Rootfs::Dir(canonical))
+}
+
+/// Whether a command found on the host is inside what the host view shows.
+fn in_host_view(path: &Path) -> bool {
+    hostview::HOST_DIRS
+        .iter()
+        .any(|dir| path.starts_with(Path::new("/").join(dir)))
+}
+
+/// Refuses a path inside the rootfs that leads out of it through a symlink; a missing path is fine
+/// (it is created inside, where it cannot escape).
+fn check_inside(root: &Path, path: &Path, what: &str) -> Result<(), PlanError> {
+    use mnt_demo::resolve::{ResolveError, resolve_in_root};
+    match resolve_in_root(root, path) {
+        Ok(_) => Ok(()),
+        Err(ResolveError::Sys {
+            errno: nix::errno::Errno::ENOENT,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(invalid(format!("{what} {}: {e}", path.display()))),
+    }
+}
+
+// ANCHOR: run
+/// `combined run`: plan, launch, and return the exit status (125 when the launcher fails).
+pub fn run(request: RunRequest) -> i32 {
+    let plan = match plan(&request) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("combined: {e}");
+            return i32::from(EXIT_LAUNCHER);
+        }
+    };
+    match container::launch(&plan) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("combined: {e}");
+            i32::from(EXIT_LAUNCHER)
+        }
+    }
+}
+// ANCHOR_END: run

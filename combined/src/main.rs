@@ -1,0 +1,163 @@
+//! `combined`: the course's container launcher. `combined run` starts a command in new user (when
+//! rootless), PID, mount, UTS, IPC and network namespaces on a root filesystem; `combined doctor` says
+//! what this machine allows. The steps themselves are in the library (`container.rs`).
+//!
+//! Exit status, as `docker run` reports it: the command's own status (or 128 + the signal that killed
+//! it); 125 when the launcher itself fails; 126 when the command cannot be executed; 127 when it is
+//! not found.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use combined::caps::CapArg;
+use combined::config::{EnvVar, NetMode, Volume};
+use combined::{EXIT_LAUNCHER, RunRequest};
+use nskit::idmap::IdRange;
+use uts_demo::Name;
+
+/// A small, honest container launcher, composed from the namespaces course's six chapters.
+#[derive(Debug, Parser)]
+#[command(name = "combined", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command in a new container (default: an interactive shell).
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Check what this machine allows, and say what to do about each failure.
+    Doctor,
+}
+
+const RUN_EXAMPLES: &str = "Examples:
+  combined run -- sh -c 'hostname; ps'          the host's programs, read-only, in a fresh container
+  combined run --rootfs ./rootfs -- /bin/sh      a root filesystem directory
+  combined run --image alpine.tar.gz             a tarball, unpacked once into ~/.cache/combined
+  combined run -v \"$PWD\":/work:ro -w /work -- ls
+
+Exit status: the command's, or 128+signal; 125 launcher error, 126 not executable, 127 not found.";
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Root filesystem directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    rootfs: Option<PathBuf>,
+    /// Root filesystem tarball (.tar or .tar.gz), unpacked once into a cache directory.
+    #[arg(long, value_name = "FILE.tar[.gz]")]
+    image: Option<PathBuf>,
+    /// The container's hostname.
+    #[arg(long, default_value = "container", value_parser = |s: &str| Name::parse("hostname", s))]
+    hostname: Name,
+    /// Set an environment variable (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<EnvVar>,
+    /// Working directory inside the container.
+    #[arg(long, short = 'w', value_name = "DIR", default_value = "/")]
+    workdir: String,
+    /// Bind-mount a host path (repeatable); `:ro` makes it read-only.
+    #[arg(long = "volume", short = 'v', value_name = "SRC:DST[:ro]")]
+    volumes: Vec<Volume>,
+    /// A uid map line, inside:outside:count (repeatable; default: your uid is root inside).
+    #[arg(long = "uid-map", value_name = "IN:OUT:COUNT")]
+    uid_map: Vec<IdRange>,
+    /// A gid map line, inside:outside:count (repeatable; default: your gid is root inside).
+    #[arg(long = "gid-map", value_name = "IN:OUT:COUNT")]
+    gid_map: Vec<IdRange>,
+    /// Networking: none, loopback only, or a veth pair to the host (root only).
+    #[arg(long, value_enum, default_value = "loopback")]
+    net: NetMode,
+    /// The subnet for --net veth: the host end gets the first address, the container the second.
+    #[arg(long, value_name = "CIDR", default_value = combined::DEFAULT_SUBNET)]
+    subnet: String,
+    /// Add a capability to the default set (repeatable; ALL for every one).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<CapArg>,
+    /// Drop a capability from the default set (repeatable; ALL for every one).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<CapArg>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Run the command as PID 1 itself, without the small init that reaps orphans and forwards signals.
+    #[arg(long)]
+    no_init: bool,
+    /// Use a user namespace even as root.
+    #[arg(long)]
+    userns: bool,
+    /// The command and its arguments.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first line is the error itself; the rest is usage help.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("combined: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_LAUNCHER);
+        }
+    };
+    match cli.command {
+        Command::Doctor => doctor(),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn doctor() -> ExitCode {
+    let report = combined::doctor::run();
+    for check in &report {
+        println!("{check}");
+    }
+    if combined::doctor::healthy(&report) {
+        println!("combined run will work here");
+        ExitCode::SUCCESS
+    } else {
+        println!("combined run will not work here until the failures above are fixed");
+        ExitCode::FAILURE
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let request = RunRequest {
+        rootfs: args.rootfs,
+        image: args.image,
+        hostname: args.hostname,
+        env: args.env,
+        workdir: args.workdir,
+        volumes: args.volumes,
+        uid_map: args.uid_map,
+        gid_map: args.gid_map,
+        net: args.net,
+        subnet: args.subnet,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
+        read_only: args.read_only,
+        no_init: args.no_init,
+        userns: args.userns,
+        command: args.command,
+    };
+    let status = combined::run(request);
+    ExitCode::from(u8::try_from(status).unwrap_or(EXIT_LAUNCHER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
