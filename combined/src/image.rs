@@ -140,21 +140,27 @@ mod tests {
             Box::new(file)
         };
         let mut builder = tar::Builder::new(writer);
-        let mut header = tar::Header::new_gnu();
+        let header_of = |kind: tar::EntryType| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_mode(0o755);
+            h.set_size(0);
+            h
+        };
+        let mut header = header_of(tar::EntryType::Regular);
         header.set_size(6);
         header.set_mode(0o755);
         header.set_cksum();
         builder
             .append_data(&mut header, "bin/hello", &b"hello\n"[..])
             .unwrap();
-        let mut dev = tar::Header::new_gnu();
-        dev.set_entry_type(tar::EntryType::Char);
-        dev.set_size(0);
+        let mut dev = header_of(tar::EntryType::Char);
         dev.set_cksum();
         builder.append_data(&mut dev, "dev/null", io::empty()).unwrap();
-        let mut link = tar::Header::new_gnu();
-        link.set_entry_type(tar::EntryType::Symlink);
-        link.set_size(0);
+        let mut link = header_of(tar::EntryType::Symlink);
         builder.append_link(&mut link, "bin/sh", "hello").unwrap();
         builder.into_inner().unwrap().flush().unwrap();
         path

@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run a command in a new container (default: an interactive shell).
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check what this machine allows, and say what to do about each failure.
     Doctor,
 }
@@ -128,7 +128,8 @@ fn doctor() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(args: Box<RunArgs>) -> ExitCode {
+    let args = *args;
     let request = RunRequest {
         rootfs: args.rootfs,
         image: args.image,
