@@ -8,7 +8,7 @@
 //!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter);
 //! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
 //!    namespace (network chapter); then says `go`;
-//! 3. child: sets the hostname (UTS chapter);
+//! 3. child: takes uid and gid 0 inside (user chapter), sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
 //!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
@@ -50,6 +50,7 @@ use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
 pub enum Step {
     Clone,
     Veth,
+    Ids,
     Hostname,
     Propagation,
     Rootfs,
@@ -66,9 +67,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 15] = [
+    pub const ALL: [Step; 16] = [
         Step::Clone,
         Step::Veth,
+        Step::Ids,
         Step::Hostname,
         Step::Propagation,
         Step::Rootfs,
@@ -88,6 +90,7 @@ impl Step {
         match self {
             Step::Clone => "clone",
             Step::Veth => "veth",
+            Step::Ids => "ids",
             Step::Hostname => "hostname",
             Step::Propagation => "propagation",
             Step::Rootfs => "rootfs",
@@ -333,6 +336,13 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
 // ANCHOR: set_up
 /// Steps 3 to 5, in the container's namespaces.
 fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
+    fault(plan, Step::Ids)?;
+    if plan.user_ns {
+        // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
+        // was cloned with until it takes the mapped ones (root's would read as 65534 otherwise).
+        user_demo::take_ids(0, 0)
+            .map_err(|e| failed(Step::Ids, format!("cannot become root inside: {e}")))?;
+    }
     fault(plan, Step::Hostname)?;
     uts_demo::set_hostname(&plan.hostname).map_err(|e| failed(Step::Hostname, e))?;
 

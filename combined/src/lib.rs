@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use config::{EnvVar, NetMode, Rootfs, Volume};
 use container::{Plan, PlannedVolume, Step};
-use nskit::idmap::{IdMap, IdRange};
+use nskit::idmap::IdRange;
 use uts_demo::Name;
 
 /// The exit status when the launcher itself fails (as `docker run` uses it).
@@ -75,23 +75,11 @@ impl RunRequest {
     }
 }
 
-/// Builds the id maps: the given lines, or "my uid/gid is root inside".
+/// The id maps, chosen by the user chapter's rules (`user_demo::choose_maps`): the given lines, or by
+/// default "my uid and gid are root inside" for an ordinary user and 0..65535 -> 100000..165535 for
+/// root, so that a root-run container's root is nobody in particular on the host.
 pub fn maps(uid: &[IdRange], gid: &[IdRange]) -> Result<config::Maps, nskit::idmap::MapError> {
-    let own_uid = nix::unistd::geteuid().as_raw();
-    let own_gid = nix::unistd::getegid().as_raw();
-    let uid = if uid.is_empty() {
-        IdMap::root_is(own_uid)
-    } else {
-        IdMap::new(uid.to_vec())?
-    };
-    let gid = if gid.is_empty() {
-        IdMap::root_is(own_gid)
-    } else {
-        IdMap::new(gid.to_vec())?
-    };
-    let privileged = nskit::userns::is_root();
-    uid.check_writable_by(own_uid, privileged)?;
-    gid.check_writable_by(own_gid, privileged)?;
+    let (uid, gid) = user_demo::choose_maps(uid, gid)?;
     Ok(config::Maps { uid, gid })
 }
 
