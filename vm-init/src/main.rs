@@ -20,7 +20,7 @@ mod sys;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -313,13 +313,11 @@ fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) ->
         // std clears the supplementary groups when root drops to another uid.
         cmd.uid(run.uid).gid(run.uid);
     }
-    let outcome = match cmd.status() {
-        Ok(status) if status.success() => "pass".to_owned(),
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exit:{code}"),
-            (_, Some(signal)) => format!("signal:{signal}"),
-            _ => "error:unknown".to_owned(),
-        },
+    // Not `status()`: as PID 1, init must also reap the orphans a test leaves behind.
+    let outcome = match cmd.spawn().and_then(|child| sys::wait_reaping(child.id())) {
+        Ok(sys::Ended::Code(0)) => "pass".to_owned(),
+        Ok(sys::Ended::Code(code)) => format!("exit:{code}"),
+        Ok(sys::Ended::Signal(signal)) => format!("signal:{signal}"),
         Err(e) => format!("error:{}", e.kind()).replace(' ', "_"),
     };
     let ms = start.elapsed().as_millis();

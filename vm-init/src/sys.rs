@@ -75,3 +75,35 @@ pub fn become_session_leader_with_terminal() -> io::Result<()> {
     // SAFETY: fd 0 is the terminal the shell runs on; TIOCSCTTY takes an int argument.
     check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) })
 }
+
+/// How a waited-for process ended: its exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Waits for `pid` as PID 1 must: every other child that ends meanwhile (an orphan a test left, now
+/// re-parented to init) is reaped too, so no zombie outlives the test that made it.
+pub fn wait_reaping(pid: u32) -> io::Result<Ended> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid(-1) writes the status of one ended child into `status`, a valid c_int.
+        let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if reaped < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if reaped as u32 != pid {
+            continue;
+        }
+        return Ok(if libc::WIFEXITED(status) {
+            Ended::Code(libc::WEXITSTATUS(status))
+        } else {
+            Ended::Signal(libc::WTERMSIG(status))
+        });
+    }
+}
