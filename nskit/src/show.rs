@@ -57,8 +57,7 @@ pub fn privilege_banner(user_ns: bool) -> String {
         (true, false) => "running as root: the namespaces are made directly, no user namespace needed".into(),
         (true, true) => "running as root, asked for a user namespace: each child gets one anyway".into(),
         (false, _) => format!(
-            "running as uid {uid} (not root): each child first gets a new user namespace, which grants it \
-             the capabilities the other namespaces need (user_namespaces(7))"
+            "running as uid {uid} (not root): each child enters a new user namespace first (user_namespaces(7))"
         ),
     }
 }

@@ -158,9 +158,10 @@ impl Spawn {
         let flags = self.flags();
         let mut stack = vec![0u8; STACK_SIZE];
         let mut child_side = Some((child_end, body));
+        let single_threaded = is_single_threaded();
         let child_main = Box::new(move || -> isize {
             let (mut channel, body) = child_side.take().expect("clone runs its callback once");
-            child_main(&mut channel, user_ns, body) as isize
+            child_main(&mut channel, user_ns, single_threaded, body) as isize
         });
 
         // SAFETY: the child runs `child_main` on `stack`, 1 MiB that outlives the call (the child has its
@@ -215,7 +216,12 @@ impl Spawn {
 }
 
 /// What the child runs: the handshake when it has a user namespace, then the chapter's code.
-fn child_main<F: FnOnce(&mut Channel) -> i32>(channel: &mut Channel, user_ns: bool, body: F) -> i32 {
+fn child_main<F: FnOnce(&mut Channel) -> i32>(
+    channel: &mut Channel,
+    user_ns: bool,
+    parent_single_threaded: bool,
+    body: F,
+) -> i32 {
     if user_ns {
         if channel.expect("go").is_err() {
             return 125;
@@ -230,9 +236,19 @@ fn child_main<F: FnOnce(&mut Channel) -> i32>(channel: &mut Channel, user_ns: bo
         }
     }
     let code = panic::catch_unwind(AssertUnwindSafe(|| body(channel))).unwrap_or(101);
-    // The child leaves through exit(3), which does not flush Rust's own stdout buffer.
-    let _ = io::Write::flush(&mut io::stdout());
+    // The child leaves through exit(3), which does not flush Rust's own stdout buffer. But when the
+    // parent had other threads, one of them may have held stdout's lock at the moment of the clone,
+    // and the child's copy of that lock would never be released: then skip the flush (stdout is
+    // line-buffered, so only an unfinished line is lost).
+    if parent_single_threaded {
+        let _ = io::Write::flush(&mut io::stdout());
+    }
     code
+}
+
+/// Whether this process has a single thread (`/proc/self/task` lists one entry per thread).
+fn is_single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count() == 1).unwrap_or(false)
 }
 
 /// `CLONE_NEWUSER|CLONE_NEWUTS`, for error messages.
