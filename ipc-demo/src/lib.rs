@@ -149,6 +149,14 @@ pub fn namespace_spawn(extra: CloneFlags, force_userns: bool) -> Spawn {
     }
 }
 
+/// Ends a spawned child at once with `code`. The chapter's children print nothing, and returning would
+/// let nskit flush stdout: in a multi-threaded parent (a test binary) another thread may have held
+/// stdout's lock when clone(2) copied the process, and the child would wait for it forever.
+pub fn end_child(code: i32) -> ! {
+    // SAFETY: _exit(2) ends the process without running any code of ours; it has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
 /// The child's side of every step: run `body`, send back its fields or its error as one message.
 fn reply(channel: &mut Channel, result: Result<Vec<String>, String>) -> i32 {
     let fields = match result {
@@ -178,7 +186,7 @@ fn in_child(
 ) -> Result<Vec<String>, StepError> {
     let mut child = spawn.run(|channel| {
         cleanup::forget_in_child();
-        reply(channel, body())
+        end_child(reply(channel, body()))
     })?;
     let fields = receive(child.channel());
     child.wait().map_err(StepError::Channel)?;
@@ -215,7 +223,7 @@ pub fn make_host_objects(key: Key) -> Result<HostObjects, StepError> {
                     (errno as i32).to_string(),
                 ],
             };
-            i32::from(channel.send_fields(&fields).is_err())
+            end_child(i32::from(channel.send_fields(&fields).is_err()))
         })?;
     let fields = maker.channel().recv_fields().map_err(StepError::Channel);
     maker.wait().map_err(StepError::Channel)?;
@@ -642,9 +650,9 @@ pub fn populate_new_namespace(spawn: &Spawn, key: Key) -> Result<Populated, Step
             .and_then(|_| look(key).map(|v| v.to_fields()).map_err(|e| e.to_string()));
         let failed = made.is_err();
         if reply(channel, made) != 0 || failed || channel.expect("exit").is_err() {
-            return 1;
+            end_child(1);
         }
-        0
+        end_child(0)
     })?;
     let fields = receive(child.channel())?;
     let view = View::from_fields(&fields).ok_or_else(|| malformed(&fields))?;

@@ -244,9 +244,9 @@ fn same_key(out: &Out, cli: &Cli) -> anyhow::Result<()> {
     let host = ipc_demo::look(cli.key).context("cannot look at the host's objects")?;
     show_view(out, "host", &host, Some("its own"));
     out.say(explain(&format!(
-        "the child's set has {} semaphores and its segment {} bytes; the host still finds its own\n\
-         ({} semaphore, {} bytes): two IPC namespaces each own an object with key {}, and neither\n\
-         can see or reach the other's",
+        "the child's set has {} semaphores and its segment {} bytes; the host still finds its\n\
+         own ({} semaphore, {} bytes): two IPC namespaces each own an object with key {},\n\
+         and neither can see or reach the other's",
         ipc_demo::NS_SEMS,
         ipc_demo::NS_SHM_SIZE,
         ipc_demo::HOST_SEMS,
@@ -265,14 +265,17 @@ fn messages(out: &Out, cli: &Cli) -> anyhow::Result<()> {
     let spawn = ipc_demo::namespace_spawn(CloneFlags::empty(), cli.userns);
     let report =
         ipc_demo::message_in_new_namespace(&spawn, cli.key).context("cannot use a queue in a namespace")?;
+    let queued = report
+        .queued
+        .listed
+        .map_or("not listed".into(), |o| format!("listed: {o}"));
     out.see(line(
         "child",
         report.ns,
         format!(
-            "msgsnd(key={}, {:?}) -> {}",
+            "msgsnd(key={}, {:?}) -> ok, {queued}",
             cli.key,
-            ipc_demo::NS_MESSAGE,
-            sighting_text(&report.queued)
+            ipc_demo::NS_MESSAGE
         ),
     ));
     out.see(line(
@@ -320,8 +323,9 @@ fn mqueue(out: &Out, cli: &Cli) -> anyhow::Result<HostQueue> {
     let report = ipc_demo::mqueue_in_new_namespace(&spawn, cli.key)
         .context("cannot use POSIX message queues in a new IPC namespace")?;
     out.say(explain(&format!(
-        "the child, in new IPC and mount namespaces ({}), makes / private, mounts a tmpfs on /dev\n\
-         and a fresh mqueue filesystem on {}: it lists the queues of the child's IPC namespace",
+        "the child is in new IPC and mount namespaces ({}); it makes / private, mounts a tmpfs\n\
+         on /dev and a fresh mqueue filesystem on {}, which lists the queues of the IPC namespace\n\
+         of the process that mounted it",
         report.mnt, report.mounted_on
     )));
     let listing = |queues: &[ipc_demo::posix::QueueFile]| -> String {
@@ -431,8 +435,9 @@ fn posix_shm(out: &Out, cli: &Cli) -> anyhow::Result<HostShm> {
     out.say(outcome(
         "hidden by the mount namespace",
         &format!(
-            "this child is also in a new mount namespace ({}) with its own tmpfs on\n   \
-             /dev/shm, as a container has: that, not the IPC namespace, isolates POSIX shared memory",
+            "this child is also in a new mount namespace ({})\n   \
+             with its own tmpfs on /dev/shm, as a container has: that, not the IPC namespace,\n   \
+             is what isolates POSIX shared memory",
             private.mnt
         ),
     ));

@@ -214,7 +214,8 @@ pub fn list_queues(dir: &Path) -> io::Result<Vec<QueueFile>> {
     let mut queues = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let status = fs::read_to_string(entry.path())?.trim().to_owned();
+        let status = fs::read_to_string(entry.path())?;
+        let status = status.split_whitespace().collect::<Vec<_>>().join(" ");
         queues.push(QueueFile {
             name: entry.file_name().to_string_lossy().into_owned(),
             status,
