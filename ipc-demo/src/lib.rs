@@ -15,7 +15,6 @@ use std::io;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::mqueue::MqdT;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::stat::Mode;
 use nskit::ns::{Kind, NsId, Proc, ns_id, open_ns};
@@ -382,7 +381,7 @@ pub fn message_in_new_namespace(spawn: &Spawn, key: Key) -> Result<MessageReport
 #[derive(Debug)]
 pub struct HostQueue {
     pub name: PosixName,
-    queue: MqdT,
+    queue: posix::Queue,
     guard: HostObject,
 }
 
@@ -632,7 +631,7 @@ impl HostShm {
     }
 }
 
-/// Step 7's child: it made three objects in its own IPC namespace and waits to be told to exit.
+/// Step 7's child: it made objects in its own IPC namespace and waits to be told to exit.
 #[derive(Debug)]
 pub struct Populated {
     child: Child,
@@ -640,14 +639,28 @@ pub struct Populated {
     pub view: View,
 }
 
+/// What a process saw in step 7: the System V objects of its namespace, and whether a second big POSIX
+/// queue fitted under the [`posix::ONE_BIG_QUEUE`] limit (EMFILE while the first one still exists).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witness {
+    pub view: View,
+    pub second_queue: Result<(), Errno>,
+}
+
 // ANCHOR: lifetime
-/// Step 7: a child in a new IPC namespace makes a queue (holding a message), a semaphore set and a
-/// segment with `key`, reports what it sees, and waits for [`Populated::exit`].
+/// Step 7: a child in a new IPC namespace, under an `RLIMIT_MSGQUEUE` with room for one big queue,
+/// makes the three System V objects with `key` and one big POSIX queue, reports what it sees, and
+/// waits for [`Populated::exit`].
 pub fn populate_new_namespace(spawn: &Spawn, key: Key) -> Result<Populated, StepError> {
     let mut child = spawn.run(|channel| {
         cleanup::forget_in_child();
-        let made = make_sysv_set_text(key, NS_SEMS, NS_SHM_SIZE, NS_MESSAGE)
-            .and_then(|_| look(key).map(|v| v.to_fields()).map_err(|e| e.to_string()));
+        let made = posix::limit_queue_bytes(posix::ONE_BIG_QUEUE)
+            .map_err(|e| errno_text("setrlimit(RLIMIT_MSGQUEUE)", e))
+            .and_then(|()| make_sysv_set_text(key, NS_SEMS, NS_SHM_SIZE, NS_MESSAGE))
+            .and_then(|()| {
+                posix::mq_create_big(PosixName::of(key).as_cstr()).map_err(|e| errno_text("mq_open", e))
+            })
+            .and_then(|_queue| look(key).map(|v| v.to_fields()).map_err(|e| e.to_string()));
         let failed = made.is_err();
         if reply(channel, made) != 0 || failed || channel.expect("exit").is_err() {
             end_child(1);
@@ -659,11 +672,63 @@ pub fn populate_new_namespace(spawn: &Spawn, key: Key) -> Result<Populated, Step
     Ok(Populated { child, view })
 }
 
+/// Under the same limit, tries to make a second big queue: EMFILE means the first one, charged to the
+/// same user, still exists. A queue made here goes with the caller's namespace.
+fn try_second_big_queue() -> Result<(), Errno> {
+    posix::limit_queue_bytes(posix::ONE_BIG_QUEUE)?;
+    posix::mq_create_big(posix::PROBE_NAME).map(drop)
+}
+
+/// A new process joins the namespaces behind `handles` with setns(2) (user namespace first), looks
+/// `key` up there, and tries a second big queue.
+pub fn join_and_look(handles: &NsHandles, key: Key) -> Result<Witness, StepError> {
+    let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Never);
+    let fields = in_child(&spawn, || {
+        if let Some(user) = &handles.user {
+            setns(user, CloneFlags::CLONE_NEWUSER).map_err(|e| errno_text("setns(user)", e))?;
+        }
+        setns(&handles.ipc, CloneFlags::CLONE_NEWIPC).map_err(|e| errno_text("setns(ipc)", e))?;
+        witness(key)
+    })?;
+    Witness::from_fields(&fields).ok_or_else(|| malformed(&fields))
+}
+
+/// A new process, in the user namespace behind `user` (so charged to the same user as the step-7
+/// child) but in a new IPC namespace, looks `key` up and tries the second big queue. After the child's
+/// namespace died, the kernel frees it in a worker, a moment later, so EMFILE is retried for a second.
+pub fn witness_from_new_namespace(user: Option<&File>, key: Key) -> Result<Witness, StepError> {
+    let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Never);
+    let fields = in_child(&spawn, || {
+        if let Some(user) = user {
+            setns(user, CloneFlags::CLONE_NEWUSER).map_err(|e| errno_text("setns(user)", e))?;
+        }
+        nix::sched::unshare(CloneFlags::CLONE_NEWIPC).map_err(|e| errno_text("unshare(ipc)", e))?;
+        for _ in 0..50 {
+            if try_second_big_queue() != Err(Errno::EMFILE) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = posix::mq_remove_name(posix::PROBE_NAME);
+        witness(key)
+    })?;
+    Witness::from_fields(&fields).ok_or_else(|| malformed(&fields))
+}
+// ANCHOR_END: lifetime
+
 /// Open `/proc/<pid>/ns/*` files: while open, each keeps its namespace, and its objects, alive.
 #[derive(Debug)]
 pub struct NsHandles {
     pub user: Option<File>,
     pub ipc: File,
+}
+
+impl NsHandles {
+    /// Closes the IPC namespace's handle, keeping the user namespace's (which does not keep the IPC
+    /// namespace alive: the IPC namespace refers to its owner, not the other way round).
+    pub fn close_ipc(self) -> Option<File> {
+        self.user
+    }
 }
 
 impl Populated {
@@ -688,20 +753,28 @@ impl Populated {
     }
 }
 
-/// A new process joins the namespaces behind `handles` with setns(2) (user namespace first) and looks
-/// `key` up there.
-pub fn join_and_look(handles: &NsHandles, key: Key) -> Result<View, StepError> {
-    let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Never);
-    let fields = in_child(&spawn, || {
-        if let Some(user) = &handles.user {
-            setns(user, CloneFlags::CLONE_NEWUSER).map_err(|e| errno_text("setns(user)", e))?;
-        }
-        setns(&handles.ipc, CloneFlags::CLONE_NEWIPC).map_err(|e| errno_text("setns(ipc)", e))?;
-        look(key).map(|view| view.to_fields()).map_err(|e| e.to_string())
-    })?;
-    View::from_fields(&fields).ok_or_else(|| malformed(&fields))
+/// In a step-7 process: its view, then the second big queue's fate, as fields. The probe is tried
+/// after looking, and removed, so the view is the namespace as it was.
+fn witness(key: Key) -> Result<Vec<String>, String> {
+    let view = look(key).map_err(|e| e.to_string())?;
+    let second = try_second_big_queue();
+    if second.is_ok() {
+        let _ = posix::mq_remove_name(posix::PROBE_NAME);
+    }
+    let mut fields = view.to_fields();
+    fields.push(errno_field(second));
+    Ok(fields)
 }
-// ANCHOR_END: lifetime
+
+impl Witness {
+    fn from_fields(fields: &[String]) -> Option<Witness> {
+        let (last, view) = fields.split_last()?;
+        Some(Witness {
+            view: View::from_fields(view)?,
+            second_queue: parse_errno_field(last)?,
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

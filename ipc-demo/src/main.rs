@@ -453,12 +453,20 @@ fn lifetime(out: &Out, cli: &Cli) -> anyhow::Result<()> {
     let populated =
         ipc_demo::populate_new_namespace(&spawn, cli.key).context("cannot fill a new IPC namespace")?;
     let made = populated.view.clone();
+    let big = format!(
+        "{} KiB queue",
+        ipc_demo::posix::BIG_MAXMSG * ipc_demo::posix::BIG_MSGSIZE / 1024
+    );
     out.see(line_noted(
         "child",
         made.ns,
-        counts_text(made.counts),
+        format!("{}; a POSIX {big}", counts_text(made.counts)),
         "made here",
     ));
+    out.say(explain(&format!(
+        "the child runs with RLIMIT_MSGQUEUE = {} KiB: its user has room for one such queue, not two",
+        ipc_demo::posix::ONE_BIG_QUEUE / 1024
+    )));
     let handles = populated
         .handles()
         .context("cannot open the child's /proc/<pid>/ns files")?;
@@ -469,21 +477,33 @@ fn lifetime(out: &Out, cli: &Cli) -> anyhow::Result<()> {
     let joined = ipc_demo::join_and_look(&handles, cli.key).context("cannot join the namespace")?;
     out.see(line_noted(
         "join",
-        joined.ns,
-        counts_text(joined.counts),
+        joined.view.ns,
+        counts_text(joined.view.counts),
         "still there: the fd keeps the namespace alive",
     ));
-    drop(handles);
+    out.see(line_noted(
+        "join",
+        joined.view.ns,
+        format!("a second {big} -> {}", errno_or_ok(joined.second_queue)),
+        "the first one still exists",
+    ));
+    let user = handles.close_ipc();
     out.say(explain(
         "the fd is closed: no process and no handle is left, so the kernel frees the namespace\n\
-         and destroys every object in it; nothing can reach them any more",
+         and destroys every object in it. Nothing can enter it any more, but the memory tells:",
     ));
-    let fresh =
-        ipc_demo::look_in_new_namespace(&spawn, cli.key).context("cannot look from a new namespace")?;
+    let after = ipc_demo::witness_from_new_namespace(user.as_ref(), cli.key)
+        .context("cannot look from a new namespace")?;
     out.see(line_noted(
         "new",
-        fresh.ns,
-        counts_text(fresh.counts),
+        after.view.ns,
+        format!("a second {big} -> {}", errno_or_ok(after.second_queue)),
+        "the first was destroyed, its memory given back",
+    ));
+    out.see(line_noted(
+        "new",
+        after.view.ns,
+        counts_text(after.view.counts),
         "a new namespace starts empty",
     ));
     let host = ipc_demo::look(cli.key).context("cannot look at the host's objects")?;
@@ -492,6 +512,9 @@ fn lifetime(out: &Out, cli: &Cli) -> anyhow::Result<()> {
         "the host's objects, made by a process long gone, stay until someone removes them:\n\
          the host's IPC namespace never dies",
     ));
+    if joined.second_queue != Err(Errno::EMFILE) || after.second_queue.is_err() {
+        bail!("the queue limit did not show the namespace's lifetime as expected");
+    }
     Ok(())
 }
 

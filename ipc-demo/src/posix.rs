@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
-use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_close, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
 use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::stat::Mode;
 
 use crate::sysv::Key;
@@ -99,46 +100,88 @@ impl PosixName {
 }
 
 // ANCHOR: mqueue
+/// An open message queue descriptor, closed on drop (nix's `MqdT` does not close itself).
+#[derive(Debug)]
+pub struct Queue(Option<MqdT>);
+
+impl Queue {
+    fn mqd(&self) -> &MqdT {
+        self.0.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if let Some(mqd) = self.0.take() {
+            let _ = mq_close(mqd);
+        }
+    }
+}
+
 /// Makes a new POSIX message queue (`O_CREAT|O_EXCL`, mode 0600, 4 messages of at most 64 bytes), in
 /// the caller's IPC namespace; EEXIST when the name is taken there.
-pub fn mq_create(name: &PosixName) -> Result<MqdT, Errno> {
+pub fn mq_create(name: &PosixName) -> Result<Queue, Errno> {
     let attr = MqAttr::new(0, MQ_MAXMSG, MQ_MSGSIZE as i64, 0);
     let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK;
-    mq_open(name.as_cstr(), flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
+    mq_open(name.as_cstr(), flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr)).map(|q| Queue(Some(q)))
 }
 
 /// Opens an existing queue by name in the caller's IPC namespace; ENOENT when there is none.
-pub fn mq_open_existing(name: &PosixName) -> Result<MqdT, Errno> {
-    mq_open(
-        name.as_cstr(),
-        MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK,
-        Mode::empty(),
-        None,
-    )
+pub fn mq_open_existing(name: &PosixName) -> Result<Queue, Errno> {
+    let flags = MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK;
+    mq_open(name.as_cstr(), flags, Mode::empty(), None).map(|q| Queue(Some(q)))
 }
 
 /// Sends one message, without waiting for room.
-pub fn mq_put(queue: &MqdT, text: &[u8]) -> Result<(), Errno> {
-    mq_send(queue, text, 0)
+pub fn mq_put(queue: &Queue, text: &[u8]) -> Result<(), Errno> {
+    mq_send(queue.mqd(), text, 0)
 }
 
 /// Takes the oldest message of the highest priority, without waiting (EAGAIN when empty).
-pub fn mq_take(queue: &MqdT) -> Result<Vec<u8>, Errno> {
+pub fn mq_take(queue: &Queue) -> Result<Vec<u8>, Errno> {
     let mut buf = [0u8; MQ_MSGSIZE];
     let mut priority = 0;
-    let len = mq_receive(queue, &mut buf, &mut priority)?;
+    let len = mq_receive(queue.mqd(), &mut buf, &mut priority)?;
     Ok(buf[..len].to_vec())
 }
 
 /// How many messages the queue holds.
-pub fn mq_messages(queue: &MqdT) -> Result<i64, Errno> {
-    Ok(mq_getattr(queue)?.curmsgs())
+pub fn mq_messages(queue: &Queue) -> Result<i64, Errno> {
+    Ok(mq_getattr(queue.mqd())?.curmsgs())
+}
+
+/// The largest queue an unprivileged process may make in a new IPC namespace: `fs.mqueue.msg_max`
+/// (10) messages of `fs.mqueue.msgsize_max` (8192) bytes. The kernel charges its memory, about 80 KiB,
+/// to the user who made it, against that user's `RLIMIT_MSGQUEUE` (mq_overview(7), getrlimit(2)).
+pub const BIG_MAXMSG: i64 = 10;
+pub const BIG_MSGSIZE: i64 = 8192;
+/// An `RLIMIT_MSGQUEUE` with room for one big queue but not for two.
+pub const ONE_BIG_QUEUE: u64 = (BIG_MAXMSG * BIG_MSGSIZE * 3 / 2) as u64;
+/// The name of the second big queue, made to test whether the first still counts.
+pub const PROBE_NAME: &CStr = c"/ipc-demo-probe";
+
+/// Makes a big queue (see [`BIG_MAXMSG`]) named `name` in the caller's IPC namespace.
+pub fn mq_create_big(name: &CStr) -> Result<Queue, Errno> {
+    let attr = MqAttr::new(0, BIG_MAXMSG, BIG_MSGSIZE, 0);
+    let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK;
+    mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr)).map(|q| Queue(Some(q)))
+}
+
+/// Lowers the caller's soft `RLIMIT_MSGQUEUE` to `bytes` (the hard limit stays).
+pub fn limit_queue_bytes(bytes: u64) -> Result<(), Errno> {
+    let (_, hard) = getrlimit(Resource::RLIMIT_MSGQUEUE)?;
+    setrlimit(Resource::RLIMIT_MSGQUEUE, bytes.min(hard), hard)
 }
 
 /// Removes the queue's name; the queue goes when the last descriptor on it closes. No allocation: a
 /// signal handler may call it.
 pub fn mq_remove(name: &PosixName) -> Result<(), Errno> {
-    mq_unlink(name.as_cstr())
+    mq_remove_name(name.as_cstr())
+}
+
+/// The same, by any name.
+pub fn mq_remove_name(name: &CStr) -> Result<(), Errno> {
+    mq_unlink(name)
 }
 // ANCHOR_END: mqueue
 

@@ -272,19 +272,37 @@ fn objects_live_as_long_as_their_namespace() {
         let made_in = populated.view.ns;
         let handles = populated.handles().unwrap();
         populated.exit().unwrap();
+
+        // No process is left, but the open fd keeps the namespace and everything in it.
         let joined = ipc_demo::join_and_look(&handles, key).unwrap();
-        assert_eq!(joined.ns, made_in, "joined the same namespace");
+        assert_eq!(joined.view.ns, made_in, "joined the same namespace");
+        assert_eq!(joined.view.counts, [1, 1, 1]);
+        assert_eq!(joined.view.of(sysv::Kind::Msg).listed.unwrap().count, 1);
         assert_eq!(
-            joined.counts,
-            [1, 1, 1],
-            "an open ns fd keeps the namespace and its objects"
+            joined.second_queue,
+            Err(Errno::EMFILE),
+            "the first big queue still counts"
         );
-        assert_eq!(joined.of(sysv::Kind::Msg).listed.unwrap().count, 1);
-        drop(handles);
-        // No process and no handle: nothing can name the namespace any more, a new one is empty, and the
-        // host's objects are untouched.
-        let fresh = ipc_demo::look_in_new_namespace(&spawn, key).unwrap();
-        assert_eq!(fresh.counts, [0, 0, 0]);
+        // The control: from another IPC namespace of the same user, the big queue still counts while
+        // the fd is open; so what changes below is the namespace's death, nothing else.
+        let control = ipc_demo::witness_from_new_namespace(handles.user.as_ref(), key).unwrap();
+        assert_ne!(control.view.ns, made_in);
+        assert_eq!(
+            control.second_queue,
+            Err(Errno::EMFILE),
+            "alive while the fd is open"
+        );
+
+        // No process and no handle: the kernel destroys the namespace's objects, and the big queue's
+        // memory is given back to its user.
+        let user = handles.close_ipc();
+        let after = ipc_demo::witness_from_new_namespace(user.as_ref(), key).unwrap();
+        assert_eq!(
+            after.second_queue,
+            Ok(()),
+            "the dead namespace's queue was destroyed"
+        );
+        assert_eq!(after.view.counts, [0, 0, 0]);
         assert_eq!(ipc_demo::look(key).unwrap().sightings, host_before.sightings);
     });
 }
@@ -348,6 +366,8 @@ fn assert_demo_tells_the_story(output: &Output, key: Key) {
         "(NOT isolated)".into(),
         "(own tmpfs on /dev/shm)".into(),
         "(still there: the fd keeps the namespace alive)".into(),
+        "a second 80 KiB queue -> EMFILE   (the first one still exists)".into(),
+        "a second 80 KiB queue -> ok   (the first was destroyed, its memory given back)".into(),
         "(a new namespace starts empty)".into(),
         format!("/proc/sysvipc: no object with key {key} left"),
     ] {
