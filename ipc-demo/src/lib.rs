@@ -233,7 +233,20 @@ pub fn make_host_objects(key: Key) -> Result<HostObjects, StepError> {
     };
     let mut guards = Vec::new();
     for (kind, id) in sysv::Kind::ALL.into_iter().zip([msg, sem, shm]) {
-        guards.push(HostObject::register(What::Sysv(kind, id))?);
+        match HostObject::register(What::Sysv(kind, id)) {
+            Ok(guard) => guards.push(guard),
+            Err(full) => {
+                // The guards made so far remove their objects as they drop; remove the rest here.
+                for (kind, id) in sysv::Kind::ALL
+                    .into_iter()
+                    .zip([msg, sem, shm])
+                    .skip(guards.len())
+                {
+                    let _ = sysv::remove(kind, id);
+                }
+                return Err(full.into());
+            }
+        }
     }
     Ok(HostObjects { key, guards })
 }

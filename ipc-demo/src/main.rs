@@ -26,7 +26,7 @@ use nskit::show::{explain, line, line_noted, outcome, privilege_banner, step};
 )]
 struct Cli {
     /// The System V key (hex like 0x1d5e0001, or decimal); the POSIX names are made from it too.
-    #[arg(long, default_value = "0x1d5e0001", value_parser = Key::parse)]
+    #[arg(long, default_value_t = ipc_demo::DEFAULT_KEY, value_parser = Key::parse)]
     key: Key,
     /// Run only this step (after step 1, which makes the host's objects the others look for).
     #[arg(long, value_enum)]
@@ -85,11 +85,12 @@ struct Out {
 
 impl Out {
     fn see(&self, text: String) {
-        println!("{text}");
+        // A closed stdout (`ipc-demo | head`) must not stop the demo before it has cleaned up.
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
     fn say(&self, text: String) {
         if !self.quiet {
-            println!("{text}");
+            self.see(text);
         }
     }
 }
@@ -323,9 +324,9 @@ fn mqueue(out: &Out, cli: &Cli) -> anyhow::Result<HostQueue> {
     let report = ipc_demo::mqueue_in_new_namespace(&spawn, cli.key)
         .context("cannot use POSIX message queues in a new IPC namespace")?;
     out.say(explain(&format!(
-        "the child is in new IPC and mount namespaces ({}); it makes / private, mounts a tmpfs\n\
-         on /dev and a fresh mqueue filesystem on {}, which lists the queues of the IPC namespace\n\
-         of the process that mounted it",
+        "the child is in new IPC and mount namespaces ({}); it makes / private,\n\
+         mounts a tmpfs on /dev and a fresh mqueue filesystem on {}, which lists\n\
+         the queues of the IPC namespace of the process that mounted it",
         report.mnt, report.mounted_on
     )));
     let listing = |queues: &[ipc_demo::posix::QueueFile]| -> String {
@@ -435,9 +436,9 @@ fn posix_shm(out: &Out, cli: &Cli) -> anyhow::Result<HostShm> {
     out.say(outcome(
         "hidden by the mount namespace",
         &format!(
-            "this child is also in a new mount namespace ({})\n   \
-             with its own tmpfs on /dev/shm, as a container has: that, not the IPC namespace,\n   \
-             is what isolates POSIX shared memory",
+            "this child is also in a new mount\n   \
+             namespace ({}) with its own tmpfs on /dev/shm, as a container has:\n   \
+             that, not the IPC namespace, is what isolates POSIX shared memory",
             private.mnt
         ),
     ));

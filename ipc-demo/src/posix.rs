@@ -150,6 +150,19 @@ pub fn mq_messages(queue: &Queue) -> Result<i64, Errno> {
     Ok(mq_getattr(queue.mqd())?.curmsgs())
 }
 
+/// Removes the queue's name; the queue goes when the last descriptor on it closes. No allocation: a
+/// signal handler may call it.
+pub fn mq_remove(name: &PosixName) -> Result<(), Errno> {
+    mq_remove_name(name.as_cstr())
+}
+
+/// The same, by any name.
+pub fn mq_remove_name(name: &CStr) -> Result<(), Errno> {
+    mq_unlink(name)
+}
+// ANCHOR_END: mqueue
+
+// ANCHOR: big_queue
 /// The largest queue an unprivileged process may make in a new IPC namespace: `fs.mqueue.msg_max`
 /// (10) messages of `fs.mqueue.msgsize_max` (8192) bytes. The kernel charges its memory, about 80 KiB,
 /// to the user who made it, against that user's `RLIMIT_MSGQUEUE` (mq_overview(7), getrlimit(2)).
@@ -172,18 +185,7 @@ pub fn limit_queue_bytes(bytes: u64) -> Result<(), Errno> {
     let (_, hard) = getrlimit(Resource::RLIMIT_MSGQUEUE)?;
     setrlimit(Resource::RLIMIT_MSGQUEUE, bytes.min(hard), hard)
 }
-
-/// Removes the queue's name; the queue goes when the last descriptor on it closes. No allocation: a
-/// signal handler may call it.
-pub fn mq_remove(name: &PosixName) -> Result<(), Errno> {
-    mq_remove_name(name.as_cstr())
-}
-
-/// The same, by any name.
-pub fn mq_remove_name(name: &CStr) -> Result<(), Errno> {
-    mq_unlink(name)
-}
-// ANCHOR_END: mqueue
+// ANCHOR_END: big_queue
 
 /// Why a mount failed.
 #[derive(Debug, thiserror::Error)]

@@ -563,3 +563,28 @@ fn sigterm_removes_the_host_objects_too() {
     }
     interrupt_after("mqueue", Signal::SIGTERM);
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_cleanup() {
+    // `ipc-demo | head -3`: once the reader is gone every write fails with EPIPE; the demo must still
+    // run to its end and remove what it made.
+    if !require_namespaces("a_closed_stdout_does_not_stop_the_cleanup") {
+        return;
+    }
+    let key = key_for("closed_stdout");
+    leaves_host_as_found(key, || {
+        let mut child = Command::new(DEMO)
+            .args(["--key", &key.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
