@@ -417,7 +417,7 @@ fn the_demo_through_a_user_namespace() {
         let banner = if nskit::userns::is_root() {
             "asked for a user namespace"
         } else {
-            "each child first gets a new user namespace"
+            "each child enters a new user namespace first"
         };
         assert!(stdout_of(&output).contains(banner));
     });

@@ -248,7 +248,9 @@ fn child_main<F: FnOnce(&mut Channel) -> i32>(
 
 /// Whether this process has a single thread (`/proc/self/task` lists one entry per thread).
 fn is_single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count() == 1).unwrap_or(false)
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| tasks.count() == 1)
+        .unwrap_or(false)
 }
 
 /// `CLONE_NEWUSER|CLONE_NEWUTS`, for error messages.
