@@ -446,7 +446,10 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         if volume.read_only {
             extra |= MsFlags::MS_RDONLY;
         }
-        remount_flags(&fd_path(&target), extra).map_err(|e| err(&e))?;
+        // The fd from before the mount names the directory underneath it, which is no mount point
+        // (EINVAL): resolve the target again to reach the bind mount itself.
+        let mounted = resolve_in_root(root, &volume.target).map_err(|e| err(&e))?;
+        remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
     }
     Ok(())
 }

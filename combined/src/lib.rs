@@ -155,8 +155,11 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         Rootfs::Dir(dir) => dir.clone(),
         Rootfs::HostView => PathBuf::from("/"),
     };
-    let program = config::find_command(&search_root, &argv[0], path_var)
-        .filter(|p| matches!(rootfs, Rootfs::Dir(_)) || in_host_view(p))
+    let program = find_in_volumes(&volumes, &argv[0])
+        .or_else(|| {
+            config::find_command(&search_root, &argv[0], path_var)
+                .filter(|p| matches!(rootfs, Rootfs::Dir(_)) || in_host_view(p))
+        })
         .ok_or_else(|| PlanError::CommandNotFound(argv[0].clone(), path_var.to_owned()))?;
     if let Rootfs::Dir(dir) = &rootfs {
         check_inside(dir, &workdir, "--workdir")?;
@@ -232,6 +235,28 @@ fn plan_rootfs(request: &RunRequest) -> Result<Rootfs, PlanError> {
         ));
     }
     Ok(Rootfs::Dir(canonical))
+}
+
+/// A command given by a path inside a volume (`-v ./bin:/tools -- /tools/run`): the volume shows its
+/// source at its target, over whatever the rootfs has there, so the source is where it is looked up.
+/// A later volume covers an earlier one.
+fn find_in_volumes(volumes: &[PlannedVolume], program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let inside = Path::new(program);
+    if !inside.is_absolute() {
+        return None;
+    }
+    volumes.iter().rev().find_map(|volume| {
+        let rest = inside.strip_prefix(&volume.target).ok()?;
+        if rest.as_os_str().is_empty() {
+            // A file volume: the command is the source itself.
+            let meta = std::fs::metadata(&volume.source).ok()?;
+            return (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then(|| volume.target.clone());
+        }
+        let in_source = Path::new("/").join(rest);
+        let found = config::find_command(&volume.source, &in_source.to_string_lossy(), "")?;
+        Some(volume.target.join(found.strip_prefix("/").ok()?))
+    })
 }
 
 /// Whether a command found on the host is inside what the host view shows.

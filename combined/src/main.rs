@@ -94,6 +94,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    close_inherited_fds();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -111,6 +112,32 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Doctor => doctor(),
         Command::Run(args) => run(args),
+    }
+}
+
+/// Closes every descriptor above stderr that the launcher inherited. The container's init is a
+/// fork of the launcher that never execs, so it would hold them for the container's whole life:
+/// a leaked host directory there is one `pidfd_getfd(2)` or `/proc/1/fd/N` away from a process with
+/// CAP_SYS_PTRACE (`--cap-add SYS_PTRACE`), and that is a way out (CVE-2024-21626).
+fn close_inherited_fds() {
+    // SAFETY: this runs first in main, before anything in this process has opened a descriptor, so no
+    // Rust object owns one above 2 that closing could invalidate. close_range takes no pointers.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return;
+    }
+    // Before Linux 5.9: list them first (the listing's own descriptor is closed once it is done).
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: as above, no object of this process owns the descriptor; a number that is not open
+        // (the listing's own) makes close fail with EBADF, which is ignored.
+        unsafe { libc::close(fd) };
     }
 }
 

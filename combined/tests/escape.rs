@@ -1,0 +1,592 @@
+//! Escape tests: each one a container trying a known way out and failing, with the errno or the
+//! observation that proves why. The attempts are made by `examples/probe.rs`, run inside
+//! `combined run` from a read-only volume; each test asserts on its `key=value` report and checks that
+//! the host's mount table and interfaces are as they were.
+//!
+//! The ways out: chroot(2) and /proc/<pid>/root (proc(5)), open_by_handle_at(2) ("shocker"), host PIDs
+//! and interfaces (pid_namespaces(7), network_namespaces(7)), block devices and mount(2), /proc/sys and
+//! /sys (sysfs(5)), init_module(2), setuid and file capabilities under no_new_privs (capabilities(7),
+//! prctl(2)), mknod(2) and nodev, masked paths, /proc/1/exe (CVE-2019-5736), and leaked descriptors
+//! (CVE-2024-21626, pidfd_getfd(2)).
+//!
+//! Every test runs as root and, through a user namespace, as an ordinary user (CI runs the binary as
+//! uid 65534 with `NS_REQUIRE_PRIV=userns`); the few that need real root say so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use caps::Capability;
+use nskit::testing::{self, require_namespaces, require_root};
+use nskit::userns::is_root;
+
+// ---- running the probe --------------------------------------------------------------------------
+
+/// Where cargo put the probe: `target/<profile>/examples`, beside `deps` where this test runs.
+fn examples_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    dir.join("examples")
+}
+
+/// One `combined run`: its exit status, its output, and the probe's report.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    report: BTreeMap<String, String>,
+}
+
+impl Run {
+    /// The value the probe reported for `key`; a missing key fails the test.
+    fn get(&self, key: &str) -> &str {
+        self.report
+            .get(key)
+            .unwrap_or_else(|| panic!("the probe reported no {key:?}: {self:#?}"))
+    }
+
+    fn expect(&self, key: &str, want: &str) {
+        assert_eq!(self.get(key), want, "{key}: {self:#?}");
+    }
+
+    fn succeeded(&self) -> &Run {
+        assert_eq!(self.code, Some(0), "combined run failed: {self:#?}");
+        self
+    }
+}
+
+/// Runs `combined run <options> -v <examples>:/probe:ro -- /probe/probe <args>`.
+fn probe(options: &[&str], args: &[&str]) -> Run {
+    let dir = examples_dir();
+    assert!(
+        dir.join("probe").is_file(),
+        "no probe in {}: `cargo test -p combined` builds it (`--test escape` alone does not: \
+         run `cargo build -p combined --examples` first)",
+        dir.display()
+    );
+    let volume = format!("{}:/probe:ro", dir.display());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
+    command
+        .arg("run")
+        .args(options)
+        .args(["--volume", &volume, "--", "/probe/probe"])
+        .args(args);
+    run(command)
+}
+
+fn run(mut command: Command) -> Run {
+    let output = command.output().expect("spawn combined");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let report = stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Run {
+        code: output.status.code(),
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        report,
+    }
+}
+
+// ---- the host, before and after ---------------------------------------------------------------------
+
+/// The host mounts a container could leak (the host view is assembled on /tmp; /proc, /sys and /dev
+/// get mounted and masked), narrowed so that other programs' mounts elsewhere do not count.
+fn host_mounts() -> BTreeSet<String> {
+    testing::mount_table()
+        .lines()
+        .filter(|line| {
+            let point = line.split(' ').nth(4).unwrap_or("");
+            ["/tmp", "/var/tmp", "/proc", "/sys", "/dev", "/probe"]
+                .iter()
+                .any(|p| point.starts_with(p))
+                || point.starts_with(&examples_dir().display().to_string())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The host interfaces a container could leave: `--net veth` names its host end `cb<pid>h`.
+fn host_veths() -> BTreeSet<String> {
+    testing::interfaces()
+        .into_iter()
+        .filter(|name| name.starts_with("cb"))
+        .collect()
+}
+
+/// Runs `attempt` and asserts that the host's mounts and veths are as they were.
+fn host_unchanged<T>(attempt: impl FnOnce() -> T) -> T {
+    let _guard = testing::exclusive();
+    let (mounts, veths) = (host_mounts(), host_veths());
+    let result = attempt();
+    assert_eq!(host_mounts(), mounts, "the host's mount table changed");
+    let left: BTreeSet<_> = host_veths().difference(&veths).cloned().collect();
+    assert!(left.is_empty(), "veths left on the host: {left:?}");
+    result
+}
+
+/// `<dev>:<ino>` of a host path, as the probe prints it.
+fn identity(path: &str) -> String {
+    let meta = fs::metadata(path).expect("stat");
+    format!("{}:{}", meta.dev(), meta.ino())
+}
+
+/// A scratch directory on the host, removed on drop, that uid 65534 can use too.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("combined-escape-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).expect("create scratch dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A descriptor of `dir` without FD_CLOEXEC, numbered 100 or above: any program this process spawns
+/// while it is open inherits it, as runc leaked one (CVE-2024-21626).
+fn leak_dir(dir: &str) -> OwnedFd {
+    let file = fs::File::open(dir).expect("open a host directory");
+    let raw = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD(100)).expect("F_DUPFD");
+    // SAFETY: F_DUPFD just returned `raw`, a new descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// The mask of `/proc/self/status` (`CapEff:` and friends) for a set of capabilities.
+fn cap_mask(caps: &[Capability]) -> String {
+    let bits = caps.iter().fold(0u64, |acc, cap| acc | cap.bitmask());
+    format!("{bits:016x}")
+}
+
+// ---- 1. the host's root -----------------------------------------------------------------------------
+
+#[test]
+fn chroot_and_proc_root_lead_back_into_the_container_only() {
+    if !require_namespaces("chroot_and_proc_root_lead_back_into_the_container_only") {
+        return;
+    }
+    let host_root = identity("/");
+    let me = std::process::id().to_string();
+    let run = host_unchanged(|| probe(&[], &["root", &me]));
+    run.succeeded();
+    let root = run.get("container_root").to_owned();
+    assert_ne!(root, host_root, "the container's / is the host's");
+    run.expect("usr_parent", &root);
+    run.expect("proc_self_root", &root);
+    run.expect("proc_self_root_parent", &root);
+    // init is not dumpable: its root link is as closed as its exe link.
+    run.expect("proc_1_root", "err:EACCES");
+    run.expect("proc_host_pid_root", "err:ENOENT");
+    // Without CAP_DAC_READ_SEARCH no file handle opens (the 2014 "shocker" escape).
+    run.expect("open_by_handle_at", "err:EPERM");
+    // CAP_SYS_CHROOT is kept, so the classic escape is really tried, and ends at the container's /:
+    // the old root was detached after pivot_root, so ".." has nowhere else to go.
+    run.expect("chroot", "ok");
+    run.expect("chroot_dot", "ok");
+    run.expect("escaped_root", &root);
+    let entries: BTreeSet<&str> = run.get("escaped_root_entries").split(',').collect();
+    assert!(
+        entries.contains("probe") && entries.contains("proc"),
+        "{entries:?}"
+    );
+    assert!(
+        !entries.contains("work"),
+        "a host-only directory is visible: {entries:?}"
+    );
+}
+
+// ---- 2. host processes ------------------------------------------------------------------------------
+
+#[test]
+fn host_processes_are_invisible() {
+    if !require_namespaces("host_processes_are_invisible") {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let run = host_unchanged(|| probe(&[], &["pids", &me]));
+    run.succeeded();
+    run.expect("pids", "1,2");
+    run.expect("self", "2");
+    run.expect("comm_1", "init");
+    run.expect("proc_host_pid", "err:ENOENT");
+    run.expect("kill_host_pid", "err:ESRCH");
+
+    let alone = probe(&["--no-init"], &["pids", &me]);
+    alone.succeeded();
+    alone.expect("pids", "1");
+    alone.expect("kill_host_pid", "err:ESRCH");
+}
+
+// ---- 3. host interfaces -----------------------------------------------------------------------------
+
+#[test]
+fn host_interfaces_are_invisible() {
+    if !require_namespaces("host_interfaces_are_invisible") {
+        return;
+    }
+    for net in ["loopback", "none"] {
+        let run = host_unchanged(|| probe(&["--net", net], &["ifaces"]));
+        run.succeeded();
+        run.expect("sys_class_net", "lo");
+        run.expect("proc_net_dev", "lo");
+    }
+}
+
+#[test]
+fn veth_shows_only_its_own_end() {
+    if !require_root("veth_shows_only_its_own_end") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&["--net", "veth"], &["ifaces"]));
+    run.succeeded();
+    let names: Vec<&str> = run.get("sys_class_net").split(',').collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("cb") && names[0].ends_with('c'), "{names:?}");
+    assert_eq!(names[1], "lo");
+    run.expect("proc_net_dev", run.get("sys_class_net"));
+}
+
+// ---- 4. the host's devices --------------------------------------------------------------------------
+
+/// The host's root block device from /proc/self/mountinfo: `(source, major, minor)`. When `/` is not
+/// on a block device (an overlay in a container), the first mount that is.
+fn host_root_device() -> (String, u64, u64) {
+    let table = testing::mount_table();
+    let parse = |line: &str| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (major, minor) = fields[2].split_once(':')?;
+        let (major, minor): (u64, u64) = (major.parse().ok()?, minor.parse().ok()?);
+        let dash = fields.iter().position(|f| *f == "-")?;
+        let source = fields.get(dash + 2)?;
+        (major != 0 && source.starts_with("/dev/"))
+            .then(|| ((*source).to_owned(), major, minor, fields[4] == "/"))
+    };
+    let devices: Vec<_> = table.lines().filter_map(parse).collect();
+    devices
+        .iter()
+        .find(|d| d.3)
+        .or(devices.first())
+        .map(|d| (d.0.clone(), d.1, d.2))
+        .unwrap_or(("/dev/sda".into(), 8, 0))
+}
+
+#[test]
+fn host_devices_cannot_be_reached_or_mounted() {
+    if !require_namespaces("host_devices_cannot_be_reached_or_mounted") {
+        return;
+    }
+    let (source, major, minor) = host_root_device();
+    let run = host_unchanged(|| probe(&[], &["devices", &source, &major.to_string(), &minor.to_string()]));
+    run.succeeded();
+    run.expect("node", "err:ENOENT");
+    run.expect("block_devices", "");
+    // No CAP_MKNOD, no CAP_SYS_ADMIN: refused before the kernel looks at anything else.
+    for key in [
+        "mknod_dev",
+        "mknod_tmp",
+        "mount_ext4",
+        "mount_xfs",
+        "mount_btrfs",
+        "mount_tmpfs",
+        "mount_proc",
+        "mount_bind",
+        "remount_sys_rw",
+        "umount_proc_keys",
+    ] {
+        run.expect(key, "err:EPERM");
+    }
+}
+
+// ---- 5. kernel settings -----------------------------------------------------------------------------
+
+#[test]
+fn proc_sys_and_sys_are_read_only() {
+    if !require_namespaces("proc_sys_and_sys_are_read_only") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&[], &["write"]));
+    run.succeeded();
+    // As root the permission check passes and the read-only mount refuses. Rootless the permission
+    // check refuses first: the files belong to the host's root, and the network namespace's own need
+    // CAP_NET_ADMIN, which the command does not keep. sysfs is checked against the mount first.
+    let proc_sys = if is_root() { "err:EROFS" } else { "err:EACCES" };
+    run.expect("write:/proc/sys/kernel/hostname", proc_sys);
+    run.expect("write:/proc/sys/vm/drop_caches", proc_sys);
+    run.expect("write:/proc/sys/net/ipv4/ip_forward", proc_sys);
+    run.expect("write:/sys/class/net/lo/mtu", "err:EROFS");
+    run.expect("mkdir:/sys/escape", "err:EROFS");
+    for optional in ["/proc/sysrq-trigger", "/sys/kernel/uevent_helper"] {
+        let want = if Path::new(optional).exists() {
+            proc_sys
+        } else {
+            "err:ENOENT"
+        };
+        run.expect(&format!("write:{optional}"), want);
+    }
+}
+
+// ---- 6. kernel modules ------------------------------------------------------------------------------
+
+#[test]
+fn kernel_modules_cannot_be_loaded() {
+    if !require_namespaces("kernel_modules_cannot_be_loaded") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&[], &["module"]));
+    run.succeeded();
+    // A kernel built without module support (no /proc/modules) has no such system calls.
+    let want = if Path::new("/proc/modules").exists() {
+        "err:EPERM"
+    } else {
+        "err:ENOSYS"
+    };
+    run.expect("init_module", want);
+    run.expect("finit_module", want);
+    let bounding = u64::from_str_radix(run.get("CapBnd"), 16).expect("CapBnd");
+    assert_eq!(bounding & Capability::CAP_SYS_MODULE.bitmask(), 0, "{run:#?}");
+}
+
+// ---- 7. dropped capabilities ------------------------------------------------------------------------
+
+#[test]
+fn dropped_capabilities_cannot_be_regained() {
+    if !require_namespaces("dropped_capabilities_cannot_be_regained") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&[], &["regain"]));
+    run.succeeded();
+    for key in [
+        "capset_effective",
+        "capset_permitted",
+        "capset_inheritable",
+        "ambient_raise",
+    ] {
+        run.expect(key, "err:EPERM");
+    }
+    run.expect("clear_no_new_privs", "err:EINVAL");
+    let kept = cap_mask(&combined::caps::DEFAULT_CAPS);
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        run.expect(set, &kept);
+    }
+    run.expect("CapInh", &cap_mask(&[]));
+    run.expect("CapAmb", &cap_mask(&[]));
+    run.expect("NoNewPrivs", "1");
+}
+
+/// Writes a `security.capability` xattr (VFS_CAP_REVISION_2, effective bit set) granting `cap`.
+fn set_file_capability(path: &Path, cap: Capability) {
+    let bits = cap.bitmask();
+    let mut value = Vec::new();
+    for word in [0x0200_0001u32, bits as u32, 0, (bits >> 32) as u32, 0] {
+        value.extend_from_slice(&word.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: both strings are NUL-terminated and `value` holds `value.len()` bytes, all alive across
+    // the call, which only reads them.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn setuid_and_file_capabilities_raise_nothing() {
+    if !require_root("setuid_and_file_capabilities_raise_nothing") {
+        return;
+    }
+    // Copies of the probe on a volume, which (unlike /usr and /tmp in the container) is not nosuid:
+    // only no_new_privs and the bounding set stand in the way.
+    let scratch = Scratch::new("suid");
+    let probe_bin = examples_dir().join("probe");
+    let copy = |name: &str, mode: u32| {
+        let path = scratch.0.join(name);
+        fs::copy(&probe_bin, &path).expect("copy the probe");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    };
+    copy("setuid-root", 0o4755);
+    set_file_capability(&copy("fcap-net-raw", 0o755), Capability::CAP_NET_RAW);
+    set_file_capability(&copy("fcap-sys-admin", 0o755), Capability::CAP_SYS_ADMIN);
+    let volume = format!("{}:/esc", scratch.0.display());
+    let become_ =
+        |file: &str| host_unchanged(|| probe(&["--volume", &volume], &["become", "65534", file, "status"]));
+
+    // A setuid-root binary run by uid 65534: no_new_privs keeps the euid, and no capability comes.
+    let suid = become_("/esc/setuid-root");
+    suid.succeeded();
+    suid.expect("setuid", "ok");
+    suid.expect("euid", "65534");
+    suid.expect("CapEff", &cap_mask(&[]));
+    suid.expect("CapPrm", &cap_mask(&[]));
+    suid.expect("NoNewPrivs", "1");
+
+    // A file capability inside the bounding set: ignored under no_new_privs.
+    let raw = become_("/esc/fcap-net-raw");
+    raw.succeeded();
+    raw.expect("CapEff", &cap_mask(&[]));
+    raw.expect("CapPrm", &cap_mask(&[]));
+
+    // One outside it: the kernel refuses to run a program it cannot give what it demands.
+    let admin = become_("/esc/fcap-sys-admin");
+    admin.succeeded();
+    admin.expect("execve", "err:EPERM");
+}
+
+// ---- 8. device nodes --------------------------------------------------------------------------------
+
+#[test]
+fn device_nodes_cannot_be_made() {
+    if !require_namespaces("device_nodes_cannot_be_made") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&[], &["mknod", "/dev", "/tmp", "/", "/dev/shm"]));
+    run.succeeded();
+    for dir in ["/dev", "/tmp", "/", "/dev/shm"] {
+        run.expect(&format!("mknod:{dir}"), "err:EPERM");
+        run.expect(&format!("open:{dir}"), "err:ENOENT");
+    }
+    // Rootless, CAP_MKNOD in a user namespace is worth nothing: mknod checks the initial one. (/dev
+    // is read-only whenever MKNOD is kept, so there the mount refuses first.)
+    if !is_root() {
+        let added = host_unchanged(|| probe(&["--cap-add", "MKNOD"], &["mknod", "/dev", "/tmp"]));
+        added.succeeded();
+        added.expect("mknod:/dev", "err:EROFS");
+        added.expect("mknod:/tmp", "err:EPERM");
+        added.expect("open:/tmp", "err:ENOENT");
+    }
+}
+
+#[test]
+fn a_node_made_with_cap_mknod_does_not_open() {
+    if !require_root("a_node_made_with_cap_mknod_does_not_open") {
+        return;
+    }
+    // combined has no device cgroup: with MKNOD it makes /dev read-only, and every other writable
+    // mount (the root tmpfs, /tmp, /dev/shm, volumes) is nodev, where a node opens with EACCES.
+    let scratch = Scratch::new("mknod");
+    let volume = format!("{}:/vol", scratch.0.display());
+    let dirs = ["/dev", "/tmp", "/", "/dev/shm", "/vol"];
+    let mut args = vec!["mknod"];
+    args.extend(dirs);
+    let run = host_unchanged(|| probe(&["--cap-add", "MKNOD", "--volume", &volume], &args));
+    run.succeeded();
+    run.expect("mknod:/dev", "err:EROFS");
+    for dir in &dirs[1..] {
+        run.expect(&format!("mknod:{dir}"), "ok");
+        run.expect(&format!("open:{dir}"), "err:EACCES");
+    }
+}
+
+// ---- 9. masked paths --------------------------------------------------------------------------------
+
+#[test]
+fn masked_paths_are_empty() {
+    if !require_namespaces("masked_paths_are_empty") {
+        return;
+    }
+    let mut args = vec!["masked"];
+    args.extend(mnt_demo::rootfs::DEFAULT_MASKED);
+    let run = host_unchanged(|| probe(&[], &args));
+    run.succeeded();
+    for path in mnt_demo::rootfs::DEFAULT_MASKED {
+        // What the host's kernel has is covered: a file by /dev/null (1:3, reads nothing), a directory
+        // by an empty tmpfs. What it lacks is absent inside too.
+        let want = match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => "dir:0",
+            Ok(_) => "chr1:3:0",
+            Err(_) => "err:ENOENT",
+        };
+        run.expect(&format!("masked:{path}"), want);
+    }
+}
+
+// ---- 10. init's binary ------------------------------------------------------------------------------
+
+#[test]
+fn init_binary_is_out_of_reach() {
+    if !require_namespaces("init_binary_is_out_of_reach") {
+        return;
+    }
+    let run = host_unchanged(|| probe(&[], &["init", "0"]));
+    run.succeeded();
+    run.expect("self", "2");
+    run.expect("comm_1", "init");
+    // init is the launcher's binary, forked and never exec'd: non-dumpable, so nothing of it opens.
+    for key in ["open_exe", "readlink_exe", "open_fd", "open_mem"] {
+        run.expect(key, "err:EACCES");
+    }
+    run.expect("pidfd_getfd", "err:EPERM");
+
+    // Without init, PID 1 is the command itself: there is no launcher binary in the container.
+    let alone = host_unchanged(|| probe(&["--no-init"], &["init", "0"]));
+    alone.succeeded();
+    alone.expect("self", "1");
+    alone.expect("comm_1", "probe");
+    alone.expect("readlink_exe", "/probe/probe");
+}
+
+// ---- 11. leaked descriptors -------------------------------------------------------------------------
+
+#[test]
+fn leaked_descriptors_do_not_reach_the_command() {
+    if !require_namespaces("leaked_descriptors_do_not_reach_the_command") {
+        return;
+    }
+    let leaked = leak_dir("/");
+    let run = host_unchanged(|| probe(&[], &["fds"]));
+    run.succeeded();
+    run.expect("fds", "0,1,2");
+
+    // Nor can the working directory be one (runc's CVE-2024-21626 was `cwd: /proc/self/fd/7`).
+    let workdir = format!("/proc/self/fd/{}", leaked.as_raw_fd());
+    let refused = host_unchanged(|| probe(&["--workdir", &workdir], &["fds"]));
+    drop(leaked);
+    assert_eq!(refused.code, Some(125), "{refused:#?}");
+    assert!(refused.stdout.is_empty(), "the command ran: {refused:#?}");
+    assert_eq!(refused.stderr.lines().count(), 1, "{refused:#?}");
+    assert!(
+        refused.stderr.starts_with("combined: ") && refused.stderr.contains("working directory"),
+        "{refused:#?}"
+    );
+}
+
+#[test]
+fn a_leaked_descriptor_is_not_in_init_even_with_sys_ptrace() {
+    if !require_namespaces("a_leaked_descriptor_is_not_in_init_even_with_sys_ptrace") {
+        return;
+    }
+    // With CAP_SYS_PTRACE, init's non-dumpability no longer hides its descriptors from a root
+    // container: so init must hold none of the launcher's inherited ones.
+    let leaked = leak_dir("/");
+    let fd = leaked.as_raw_fd().to_string();
+    let run = host_unchanged(|| probe(&["--cap-add", "SYS_PTRACE"], &["init", &fd]));
+    drop(leaked);
+    run.succeeded();
+    if is_root() {
+        run.expect("open_fd", "err:ENOENT");
+        run.expect("pidfd_getfd", "err:EBADF");
+    } else {
+        // Rootless, init still belongs to the host's user namespace: no ptrace access at all.
+        run.expect("open_fd", "err:EACCES");
+        run.expect("pidfd_getfd", "err:EPERM");
+    }
+}
