@@ -436,7 +436,10 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         if volume.read_only {
             extra |= MsFlags::MS_RDONLY;
         }
-        remount_flags(&fd_path(&target), extra).map_err(|e| err(&e))?;
+        // Resolve again: the fd from before the mount names what is underneath the new mount, and
+        // remounting there fails with EINVAL.
+        let mounted = resolve_in_root(root, &volume.target).map_err(|e| err(&e))?;
+        remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
     }
     Ok(())
 }
