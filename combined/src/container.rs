@@ -316,7 +316,7 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
         _ => return 1,
     };
-    if let Err(e) = set_up(plan, veth_peer.as_deref()) {
+    if let Err(e) = become_root(plan).and_then(|()| set_up(plan, veth_peer.as_deref())) {
         let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
         return i32::from(crate::EXIT_LAUNCHER);
     }
@@ -328,6 +328,28 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     } else {
         exec_command(plan)
     }
+}
+
+/// In a user namespace, becomes uid and gid 0 inside. The child keeps the ids it had on the host, and
+/// when those are not in the maps (as root with `--uid-map 0:100000:65536`) it is the overflow id,
+/// which can create no file (EOVERFLOW). user_namespaces(7), setresuid(2).
+fn become_root(plan: &Plan) -> Result<(), StepFailed> {
+    if !plan.user_ns {
+        return Ok(());
+    }
+    // Raw system calls: glibc's setresuid signals every thread of the process, and this child was
+    // cloned, not forked, so glibc's idea of its threads may be its parent's.
+    for (call, what) in [(libc::SYS_setresgid, "gid"), (libc::SYS_setresuid, "uid")] {
+        // SAFETY: setresgid/setresuid take three integers and no pointers; they only change this
+        // process's ids.
+        if unsafe { libc::syscall(call, 0, 0, 0) } != 0 {
+            return Err(failed(
+                Step::Clone,
+                format!("cannot become {what} 0 in the user namespace: {}", Errno::last()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ANCHOR: set_up
