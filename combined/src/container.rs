@@ -323,6 +323,10 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     if channel.send_fields(&["ready"]).is_err() {
         return 1;
     }
+    if let Err(e) = fault(plan, Step::Init) {
+        eprintln!("combined: {e}");
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
     if plan.init {
         become_init(plan)
     } else {
