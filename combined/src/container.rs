@@ -316,7 +316,10 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
         _ => return 1,
     };
-    if let Err(e) = become_root(plan).and_then(|()| set_up(plan, veth_peer.as_deref())) {
+    let prepared = become_root(plan)
+        .and_then(|()| die_with_launcher())
+        .and_then(|()| set_up(plan, veth_peer.as_deref()));
+    if let Err(e) = prepared {
         let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
         return i32::from(crate::EXIT_LAUNCHER);
     }
@@ -352,6 +355,21 @@ fn become_root(plan: &Plan) -> Result<(), StepFailed> {
                 format!("cannot become {what} 0 in the user namespace: {}", Errno::last()),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Asks the kernel to SIGKILL this process (and with it, as PID 1, the whole container) when the
+/// launcher dies, so that a launcher killed with SIGKILL leaves no container running. Set after the
+/// id change, which clears it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is
+/// noticed when the `ready` report cannot be sent.
+fn die_with_launcher() -> Result<(), StepFailed> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(failed(
+            Step::Clone,
+            format!("cannot set the parent-death signal: {}", Errno::last()),
+        ));
     }
     Ok(())
 }
