@@ -63,13 +63,19 @@ impl Scene {
         let mut full = vec!["run"];
         full.extend_from_slice(args);
         let mut cmd = common::combined(&full);
-        cmd.env("TMPDIR", self.tmp.path()).env("XDG_CACHE_HOME", self.cache.path());
+        cmd.env("TMPDIR", self.tmp.path())
+            .env("XDG_CACHE_HOME", self.cache.path());
         cmd
     }
 
     fn snapshot(&self) -> Snapshot {
         let mut files = BTreeSet::new();
-        for dir in [self.rootfs.path(), self.tmp.path(), self.cache.path(), self.volume.path()] {
+        for dir in [
+            self.rootfs.path(),
+            self.tmp.path(),
+            self.cache.path(),
+            self.volume.path(),
+        ] {
             files.extend(common::tree(dir));
         }
         Snapshot {
@@ -82,11 +88,25 @@ impl Scene {
 
 /// Compares two snapshots; a difference names what leaked.
 fn assert_unchanged(before: &Snapshot, after: &Snapshot, launchers: &[u32], what: &str) {
-    assert_eq!(before.host.mounts, after.host.mounts, "{what}: the mount table changed");
-    assert_eq!(before.host.children, after.host.children, "{what}: a child process is left");
-    assert_eq!(before.strays, after.strays, "{what}: a launcher or container process is left");
+    assert_eq!(
+        before.host.mounts, after.host.mounts,
+        "{what}: the mount table changed"
+    );
+    assert_eq!(
+        before.host.children, after.host.children,
+        "{what}: a child process is left"
+    );
+    assert_eq!(
+        before.strays, after.strays,
+        "{what}: a launcher or container process is left"
+    );
     assert_eq!(before.files, after.files, "{what}: files were left behind");
-    let new: BTreeSet<String> = after.host.interfaces.difference(&before.host.interfaces).cloned().collect();
+    let new: BTreeSet<String> = after
+        .host
+        .interfaces
+        .difference(&before.host.interfaces)
+        .cloned()
+        .collect();
     for launcher in launchers {
         let veths = common::veths_after(*launcher, &new);
         assert!(veths.is_empty(), "{what}: veths left behind: {veths:?}");
@@ -141,7 +161,15 @@ fn configurations(scene: &Scene, volume: &str) -> Vec<(&'static str, Vec<String>
     let mut configs = vec![
         (
             "rootfs",
-            owned(&["--rootfs", scene.rootfs.str(), "-v", volume, "--read-only", "--net", net]),
+            owned(&[
+                "--rootfs",
+                scene.rootfs.str(),
+                "-v",
+                volume,
+                "--read-only",
+                "--net",
+                net,
+            ]),
         ),
         ("host view", owned(&["-v", volume, "--net", net])),
         ("image", owned(&["--image", &scene.image(), "--cap-add", "MKNOD"])),
@@ -150,7 +178,12 @@ fn configurations(scene: &Scene, volume: &str) -> Vec<(&'static str, Vec<String>
         configs.push((
             "userns",
             owned(&[
-                "--rootfs", scene.rootfs.str(), "--userns", "--uid-map", "0:100000:65536", "--gid-map",
+                "--rootfs",
+                scene.rootfs.str(),
+                "--userns",
+                "--uid-map",
+                "0:100000:65536",
+                "--gid-map",
                 "0:100000:65536",
             ]),
         ));
@@ -166,7 +199,10 @@ fn a_fault_at_every_step_is_125_and_leaves_nothing_behind() {
     let _only_me = testing::exclusive();
     let volume = format!("{}:/mnt/vol:ro", scene.volume.str());
     // The image's cache entry is made once, on purpose; after that nothing more may appear.
-    assert_eq!(common::output(&mut scene.command(&["--image", &scene.image(), "--", "true"])).code(), 0);
+    assert_eq!(
+        common::output(&mut scene.command(&["--image", &scene.image(), "--", "true"])).code(),
+        0
+    );
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     let mut reached = BTreeSet::new();
@@ -194,7 +230,11 @@ fn a_fault_at_every_step_is_125_and_leaves_nothing_behind() {
     }
     let veth_reachable = nskit::userns::is_root();
     let expected = Step::ALL.len() - usize::from(!veth_reachable);
-    assert_eq!(reached.len(), expected, "every step was made to fail: {reached:?}");
+    assert_eq!(
+        reached.len(),
+        expected,
+        "every step was made to fail: {reached:?}"
+    );
 
     let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--", "true"]);
     cmd.env(combined::FAULT_VAR, "no-such-step");
@@ -234,7 +274,11 @@ fn interrupted_runs_leave_nothing_behind() {
         return;
     };
     let _only_me = testing::exclusive();
-    let net = if nskit::userns::is_root() { "veth" } else { "loopback" };
+    let net = if nskit::userns::is_root() {
+        "veth"
+    } else {
+        "loopback"
+    };
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     for (signal, code) in [
@@ -245,7 +289,16 @@ fn interrupted_runs_leave_nothing_behind() {
     ] {
         let script = "echo started; sleep 100 & sleep 100";
         let mut child = scene
-            .command(&["--rootfs", scene.rootfs.str(), "--net", net, "--", "sh", "-c", script])
+            .command(&[
+                "--rootfs",
+                scene.rootfs.str(),
+                "--net",
+                net,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
             .spawn()
             .unwrap();
         launchers.push(child.id());
@@ -256,10 +309,7 @@ fn interrupted_runs_leave_nothing_behind() {
         let status = common::wait_deadline(&mut child, common::DEADLINE);
         match code {
             Some(code) => assert_eq!(status.code(), Some(code), "{signal}"),
-            None => assert_eq!(
-                std::os::unix::process::ExitStatusExt::signal(&status),
-                Some(9)
-            ),
+            None => assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9)),
         }
         let what = format!("a run interrupted by {signal}");
         assert_unchanged(&before, &settle(&scene, &before), &launchers, &what);
@@ -273,7 +323,10 @@ fn the_snapshot_sees_processes_files_and_mounts() {
         return;
     };
     let before = scene.snapshot();
-    let mut sleeper = Command::new(scene.rootfs.path().join("bin/sleep")).arg("100").spawn().unwrap();
+    let mut sleeper = Command::new(scene.rootfs.path().join("bin/sleep"))
+        .arg("100")
+        .spawn()
+        .unwrap();
     std::fs::write(scene.tmp.path().join("left"), "").unwrap();
     let during = scene.snapshot();
     assert_ne!(before.strays, during.strays, "a program from the rootfs is seen");

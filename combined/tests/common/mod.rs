@@ -23,9 +23,9 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The busybox applets the test root filesystem links.
 const APPLETS: [&str; 27] = [
-    "sh", "ls", "cat", "echo", "id", "hostname", "ps", "sleep", "mount", "mknod", "touch", "grep",
-    "ip", "ping", "nc", "pwd", "true", "false", "test", "wc", "stat", "tr", "env", "rm", "mkdir",
-    "readlink", "head",
+    "sh", "ls", "cat", "echo", "id", "hostname", "ps", "sleep", "mount", "mknod", "touch", "grep", "ip",
+    "ping", "nc", "pwd", "true", "false", "test", "wc", "stat", "tr", "env", "rm", "mkdir", "readlink",
+    "head",
 ];
 
 /// Whether namespaced tests can run here (root, or unprivileged user namespaces); prints why not.
@@ -190,7 +190,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub fn have_busybox(test: &str) -> bool {
     let have = is_static_elf(Path::new(BUSYBOX));
     if !have && testing::required() != testing::Required::Nothing {
-        panic!("{test}: needs a statically linked {BUSYBOX} (apt-get install busybox-static), and NS_REQUIRE_PRIV requires it");
+        panic!(
+            "{test}: needs a statically linked {BUSYBOX} (apt-get install busybox-static), and NS_REQUIRE_PRIV requires it"
+        );
     }
     if !have {
         eprintln!("skipped {test}: needs a statically linked {BUSYBOX} (apt-get install busybox-static)");
