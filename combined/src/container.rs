@@ -8,7 +8,8 @@
 //!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter);
 //! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
 //!    namespace (network chapter); then says `go`;
-//! 3. child: sets the hostname (UTS chapter);
+//! 3. child: becomes uid and gid 0 in its user namespace, asks to be killed if the launcher dies
+//!    (PR_SET_PDEATHSIG), and sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
 //!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
