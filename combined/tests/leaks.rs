@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -149,7 +149,6 @@ fn two_hundred_runs_leave_nothing_behind() {
     }
     let elapsed = start.elapsed();
     eprintln!("200 sequential runs of `true`: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(60), "200 runs took {elapsed:?}");
     assert_unchanged(&before, &scene.snapshot(), &launchers, "200 runs");
 }
 
@@ -318,8 +317,8 @@ fn interrupted_runs_leave_nothing_behind() {
 
 /// The snapshot itself sees what it is meant to see, so that the comparisons above can fail.
 #[test]
-fn the_snapshot_sees_processes_files_and_mounts() {
-    let Some(scene) = ready("the_snapshot_sees_processes_files_and_mounts") else {
+fn the_snapshot_sees_processes_files_and_veths() {
+    let Some(scene) = ready("the_snapshot_sees_processes_files_and_veths") else {
         return;
     };
     let before = scene.snapshot();
@@ -335,6 +334,13 @@ fn the_snapshot_sees_processes_files_and_mounts() {
     sleeper.wait().unwrap();
     std::fs::remove_file(scene.tmp.path().join("left")).unwrap();
     let new: BTreeSet<String> = ["cb4242h".to_owned()].into();
-    assert_eq!(common::veths_after(4200, &new).len(), 1);
-    assert!(Path::new(common::COMBINED).exists());
+    assert_eq!(
+        common::veths_after(4200, &new).len(),
+        1,
+        "a veth named for a PID after the launcher's"
+    );
+    assert!(
+        common::veths_after(4300, &new).is_empty(),
+        "not one named for an earlier PID"
+    );
 }
