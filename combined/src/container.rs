@@ -8,7 +8,8 @@
 //!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter);
 //! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
 //!    namespace (network chapter); then says `go`;
-//! 3. child: takes uid and gid 0 inside (user chapter), sets the hostname (UTS chapter);
+//! 3. child: takes uid and gid 0 in its user namespace (user chapter), asks to be killed if the
+//!    launcher dies (PR_SET_PDEATHSIG), and sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
 //!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
@@ -326,11 +327,30 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     if channel.send_fields(&["ready"]).is_err() {
         return 1;
     }
+    if let Err(e) = fault(plan, Step::Init) {
+        eprintln!("combined: {e}");
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
     if plan.init {
         become_init(plan)
     } else {
         exec_command(plan)
     }
+}
+
+/// Asks the kernel to SIGKILL this process (and with it, as PID 1, the whole container) when the
+/// launcher dies, so that a launcher killed with SIGKILL leaves no container running. Set after the
+/// id change, which clears it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is
+/// noticed when the `ready` report cannot be sent.
+fn die_with_launcher() -> Result<(), StepFailed> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(failed(
+            Step::Ids,
+            format!("cannot set the parent-death signal: {}", Errno::last()),
+        ));
+    }
+    Ok(())
 }
 
 // ANCHOR: set_up
@@ -343,6 +363,7 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
         user_demo::take_ids(0, 0)
             .map_err(|e| failed(Step::Ids, format!("cannot become root inside: {e}")))?;
     }
+    die_with_launcher()?;
     fault(plan, Step::Hostname)?;
     uts_demo::set_hostname(&plan.hostname).map_err(|e| failed(Step::Hostname, e))?;
 

@@ -1,0 +1,328 @@
+//! Support for `combined`'s integration tests: running the launcher binary with a deadline, a tiny
+//! busybox root filesystem made in a temporary directory, and a snapshot of the host state a run could
+//! leave behind (mounts, veths, processes, temporary files), compared before and after.
+
+#![allow(dead_code)] // Each test binary uses its own part of this module.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nskit::testing;
+
+/// The launcher under test, built by cargo for this test run.
+pub const COMBINED: &str = env!("CARGO_BIN_EXE_combined");
+
+/// How long any single run may take before the test calls it hung.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The busybox applets the test root filesystem links.
+const APPLETS: [&str; 27] = [
+    "sh", "ls", "cat", "echo", "id", "hostname", "ps", "sleep", "mount", "mknod", "touch", "grep", "ip",
+    "ping", "nc", "pwd", "true", "false", "test", "wc", "stat", "tr", "env", "rm", "mkdir", "readlink",
+    "head",
+];
+
+/// Whether namespaced tests can run here (root, or unprivileged user namespaces); prints why not.
+pub fn namespaces(test: &str) -> bool {
+    testing::require_namespaces(test)
+}
+
+/// A command line for the launcher, with a clean environment of its own: no inherited
+/// `COMBINED_FAULT`, a private `TMPDIR` and cache.
+pub fn combined(args: &[&str]) -> Command {
+    let mut cmd = Command::new(COMBINED);
+    cmd.args(args)
+        .env_remove(combined::FAULT_VAR)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// What a finished run printed and how it ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The exit code; a launcher killed by a signal fails the test.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("the launcher was killed: {self:?}"))
+    }
+
+    /// Asserts the run succeeded and returns its standard output.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code(), 0, "the run failed: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts a launcher error: exit 125, one line on stderr, nothing on stdout.
+    pub fn launcher_error(&self) -> &str {
+        assert_eq!(self.code(), 125, "expected a launcher error: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "a launcher error is one line: {self:#?}");
+        assert!(lines[0].starts_with("combined: "), "{self:#?}");
+        assert!(self.stdout.is_empty(), "{self:#?}");
+        lines[0]
+    }
+}
+
+/// Runs `cmd` to the end (at most [`DEADLINE`]), collecting its output.
+pub fn output(cmd: &mut Command) -> Outcome {
+    let child = cmd.spawn().expect("spawn combined");
+    finish(child)
+}
+
+/// Shorthand: `combined run <args>` to the end.
+pub fn run(args: &[&str]) -> Outcome {
+    let mut full = vec!["run"];
+    full.extend_from_slice(args);
+    output(&mut combined(&full))
+}
+
+/// Waits for a spawned launcher (killing it after [`DEADLINE`]) and collects its piped output.
+pub fn finish(mut child: Child) -> Outcome {
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    })
+    .collect();
+    let status = wait_deadline(&mut child, DEADLINE);
+    let mut texts = readers.into_iter().map(|r| r.join().expect("reader thread"));
+    Outcome {
+        status,
+        stdout: texts.next().unwrap_or_default(),
+        stderr: texts.next().unwrap_or_default(),
+    }
+}
+
+/// Waits for `child`; after `limit`, kills it and fails the test.
+pub fn wait_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for combined") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("combined (pid {}) did not finish within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed (with what is in it) on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("combined-test-{what}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create a temporary directory");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether `path` is a statically linked ELF executable (no PT_INTERP program header), so that it runs
+/// in a root filesystem that holds nothing else.
+pub fn is_static_elf(path: &Path) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        return false; // Not a 64-bit little-endian ELF file: not something this check understands.
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| {
+        let at = phoff + i * phentsize;
+        bytes
+            .get(at..at + 4)
+            .is_some_and(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")) != PT_INTERP)
+    })
+}
+
+/// The host's statically linked busybox, which the test root filesystems are made of.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether a busybox rootfs can be made here; prints why not (fails under `NS_REQUIRE_PRIV`).
+pub fn have_busybox(test: &str) -> bool {
+    let have = is_static_elf(Path::new(BUSYBOX));
+    if !have && testing::required() != testing::Required::Nothing {
+        panic!(
+            "{test}: needs a statically linked {BUSYBOX} (apt-get install busybox-static), and NS_REQUIRE_PRIV requires it"
+        );
+    }
+    if !have {
+        eprintln!("skipped {test}: needs a statically linked {BUSYBOX} (apt-get install busybox-static)");
+    }
+    have
+}
+
+/// A minimal root filesystem: busybox, its applets as symlinks, and the directories the launcher
+/// mounts on (made here so that a run changes nothing in it).
+pub struct Rootfs(TempDir);
+
+impl Rootfs {
+    pub fn new() -> Rootfs {
+        let dir = TempDir::new("rootfs");
+        populate(dir.path());
+        Rootfs(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    pub fn str(&self) -> &str {
+        self.0.str()
+    }
+}
+
+/// Fills `root` with busybox and the usual empty directories.
+pub fn populate(root: &Path) {
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).expect("mkdir bin");
+    fs::copy(BUSYBOX, bin.join("busybox")).expect("copy busybox");
+    for applet in APPLETS {
+        symlink("busybox", bin.join(applet)).expect("link an applet");
+    }
+    for dir in ["dev", "proc", "sys", "tmp", "etc", "mnt"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
+}
+
+/// Every path under `dir` (symlinks not followed), to prove a run left nothing in it.
+pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path.clone());
+            }
+            found.insert(path);
+        }
+    }
+    found
+}
+
+/// Processes that a run of this launcher could leave behind: the launcher binary itself (the launcher
+/// and the container's init are both that executable), or any program from under `roots`.
+pub fn stray_processes(roots: &[&Path]) -> BTreeSet<(i32, PathBuf)> {
+    let me = std::process::id() as i32;
+    let combined = fs::canonicalize(COMBINED).expect("the launcher binary");
+    let mut found = BTreeSet::new();
+    for entry in fs::read_dir("/proc").expect("read /proc").filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        if pid != me && (exe == combined || roots.iter().any(|r| exe.starts_with(r))) {
+            found.insert((pid, exe));
+        }
+    }
+    found
+}
+
+/// The host end of a container's veth pair is `cb<pid>h`, named after the container's host PID.
+pub fn host_veth(container_pid: i32) -> String {
+    format!("cb{container_pid}h")
+}
+
+/// The veths named for a PID just after `launcher` (where its container's PID falls): those are the
+/// ones this test's run could have made, whatever other processes on the machine do.
+pub fn veths_after(launcher: u32, interfaces: &BTreeSet<String>) -> BTreeSet<String> {
+    (launcher as i32..launcher as i32 + 200)
+        .map(host_veth)
+        .filter(|name| interfaces.contains(name))
+        .collect()
+}
+
+/// The host state a run could change.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostState {
+    pub mounts: String,
+    pub interfaces: BTreeSet<String>,
+    pub children: BTreeSet<i32>,
+}
+
+impl HostState {
+    /// Take it while holding [`testing::exclusive`], so no other test of this binary mounts meanwhile.
+    pub fn now() -> HostState {
+        HostState {
+            mounts: testing::mount_table(),
+            interfaces: testing::interfaces(),
+            children: testing::child_processes(),
+        }
+    }
+}
+
+/// The PIDs whose parent is `pid` (/proc/<pid>/task/*/children needs CONFIG_PROC_CHILDREN; this scans).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").expect("read /proc").filter_map(|e| e.ok()) {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if ppid == Some(pid.to_string().as_str()) {
+            found.push(child);
+        }
+    }
+    found
+}
