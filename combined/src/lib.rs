@@ -219,6 +219,11 @@ fn plan_volumes(volumes: &[Volume]) -> Result<Vec<PlannedVolume>, PlanError> {
 
 fn plan_rootfs(request: &RunRequest) -> Result<Rootfs, PlanError> {
     if let Some(image) = &request.image {
+        // The image itself first: a missing file is the error to report, whatever the cache.
+        std::fs::File::open(image).map_err(|source| image::ImageError::Read {
+            path: image.clone(),
+            source,
+        })?;
         return Ok(Rootfs::Dir(image::prepare(image, &image::cache_root()?)?));
     }
     let Some(dir) = &request.rootfs else {
