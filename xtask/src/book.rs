@@ -148,8 +148,31 @@ pub fn check_includes(src: &Path) -> anyhow::Result<Vec<Problem>> {
                 Some(_) => {}
             }
         }
+        for path in includes_outside_code_blocks(&text) {
+            problems.push(Problem {
+                file: chapter.clone(),
+                message: format!("includes {path} outside a ``` code block: mdBook would render it as prose"),
+            });
+        }
     }
     Ok(problems)
+}
+
+/// The includes that are not inside a fenced code block. Code and recorded output must be fenced, or
+/// mdBook renders them as Markdown (a Rust doc comment becomes a paragraph, indentation is lost).
+pub fn includes_outside_code_blocks(markdown: &str) -> Vec<String> {
+    let mut in_fence = false;
+    let mut found = Vec::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if !in_fence {
+            found.extend(parse_includes(line).into_iter().map(|i| i.path));
+        }
+    }
+    found
 }
 
 fn markdown_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -450,6 +473,12 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn includes_must_be_fenced() {
+        let md = "text\n```rust,ignore\n{{#include a.rs:x}}\n```\n{{#include b.rs:y}}\n";
+        assert_eq!(includes_outside_code_blocks(md), ["b.rs"]);
     }
 
     #[test]
