@@ -499,7 +499,7 @@ mod tests {
         fs::create_dir_all(dir.join("demo/src")).unwrap();
         fs::write(
             dir.join("book/src/ch.md"),
-            "# Ch\n{{#include ../../demo/src/lib.rs:step}}\n",
+            "# Ch\n```rust\n{{#include ../../demo/src/lib.rs:step}}\n```\n",
         )
         .unwrap();
         fs::write(dir.join("demo/src/lib.rs"), source).unwrap();
