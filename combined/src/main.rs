@@ -3,8 +3,9 @@
 //! what this machine allows. The steps themselves are in the library (`container.rs`).
 //!
 //! Exit status, as `docker run` reports it: the command's own status (or 128 + the signal that killed
-//! it); 125 when the launcher itself fails; 126 when the command cannot be executed; 127 when it is
-//! not found.
+//! it); 125 when the launcher itself fails, including a command it cannot find in the root filesystem
+//! before starting; 126 when the command cannot be executed; 127 when execve finds no file after all
+//! (a script's missing interpreter, say).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ const RUN_EXAMPLES: &str = "Examples:
   combined run --image alpine.tar.gz             a tarball, unpacked once into ~/.cache/combined
   combined run -v \"$PWD\":/work:ro -w /work -- ls
 
-Exit status: the command's, or 128+signal; 125 launcher error, 126 not executable, 127 not found.";
+Exit status: the command's, or 128+signal; 125 launcher error (bad input, a command not in the\nroot filesystem, a failed setup step); 126 not executable; 127 not found at execve.";
 
 #[derive(Debug, Args)]
 struct RunArgs {

@@ -222,6 +222,7 @@ fn child_main<F: FnOnce(&mut Channel) -> i32>(
     parent_single_threaded: bool,
     body: F,
 ) -> i32 {
+    // ANCHOR: child_handshake
     if user_ns {
         if channel.expect("go").is_err() {
             return 125;
@@ -235,6 +236,7 @@ fn child_main<F: FnOnce(&mut Channel) -> i32>(
             return 125;
         }
     }
+    // ANCHOR_END: child_handshake
     let code = panic::catch_unwind(AssertUnwindSafe(|| body(channel))).unwrap_or(101);
     // The child leaves through exit(3), which does not flush Rust's own stdout buffer. But when the
     // parent had other threads, one of them may have held stdout's lock at the moment of the clone,
