@@ -652,6 +652,8 @@ pub struct PivotLab {
     pub ns: NsId,
     /// `pivot_root(".", ".")` in the rootfs while it is a plain directory.
     pub not_a_mount_point: Result<(), Errno>,
+    /// The mount namespace of the throwaway child that tries the shared case (a copy of `ns`).
+    pub shared_attempt_ns: NsId,
     /// The same once bind-mounted onto itself, but with that bind mount shared.
     pub shared_mount: Result<(), Errno>,
     /// [`rootfs::pivot_into`] after `isolate_root(Private)`.
@@ -664,8 +666,9 @@ pub struct PivotLab {
 
 // ANCHOR: pivot_lab
 /// A child in new mount and PID namespaces pivots into the rootfs, failing first: a plain directory
-/// is not a mount point (EINVAL); bound onto itself it is, but a shared mount cannot be pivoted
-/// (EINVAL); bound onto itself in a private tree, it works. With its own PID namespace the child may
+/// is not a mount point (EINVAL); bound onto itself it is, but with that bind mount shared the call
+/// is refused (EINVAL: with `pivot_root(".", ".")` it is also put_old's mount, which must not be
+/// shared; tried in a throwaway namespace); bound onto itself in a private tree, it works. With its own PID namespace the child may
 /// mount a fresh /proc (before the pivot, while the host's proc is still visible), then it detaches
 /// the old root and tries the chroot escape again.
 pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Result<PivotLab, LabError> {
@@ -693,7 +696,9 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
             chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
             put_outcome(&mut out, pivot_root(".", "."));
 
-            put_outcome(&mut out, shared_pivot_attempt(rootfs_dir)?);
+            let (attempt_ns, attempt) = shared_pivot_attempt(rootfs_dir)?;
+            out.push(attempt_ns.inode.to_string());
+            put_outcome(&mut out, attempt);
 
             rootfs::bind_rootfs(rootfs_dir).map_err(text)?;
             rootfs::mount_proc(rootfs_dir).map_err(text)?;
@@ -715,6 +720,7 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
     Ok(PivotLab {
         ns: f.ns(Kind::Mnt)?,
         not_a_mount_point: f.outcome()?,
+        shared_attempt_ns: f.ns(Kind::Mnt)?,
         shared_mount: f.outcome()?,
         pivoted: f.outcome()?,
         after_pivot: RootView::take(&mut f)?,
@@ -724,10 +730,13 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
 }
 // ANCHOR_END: pivot_lab
 
-/// `pivot_root(".", ".")` into the rootfs bound onto itself, but with that bind mount shared. Tried
-/// in a throwaway child with a mount namespace of its own: on some kernels the refused call leaves a
-/// stray mount behind, which must not confuse the real pivot that follows.
-fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<Result<(), Errno>, String> {
+/// `pivot_root(".", ".")` into the rootfs bound onto itself, but with that bind mount shared; returns
+/// the namespace it ran in and the outcome. Tried in a throwaway child with a mount namespace of its
+/// own, so that the shared bind mount goes away with it. The refused call itself changes nothing, but
+/// the shared mount would stay behind in the caller's namespace: `bind_rootfs` would then stack a peer
+/// on top of it, the proc mounted there would be replayed onto the mount below, and the real pivot
+/// would be refused too (its new root's parent mount would be shared).
+fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<(NsId, Result<(), Errno>), String> {
     let spawn = Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Never);
     let mut child = spawn
         .run(|channel| {
@@ -736,7 +745,7 @@ fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<Result<(), Errno>, String> 
                 rootfs::set_propagation(rootfs_dir, Propagation::Shared, false).map_err(|e| e.to_string())?;
                 // The working directory still names the directory under the new mount: enter it.
                 chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
-                let mut out = Vec::new();
+                let mut out = vec![my_mnt_ns()?.inode.to_string()];
                 put_outcome(&mut out, pivot_root(".", "."));
                 Ok(out)
             })();
@@ -745,7 +754,9 @@ fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<Result<(), Errno>, String> 
         .map_err(|e| e.to_string())?;
     let fields = receive(child.channel()).map_err(|e| e.to_string())?;
     child.wait().map_err(|e| e.to_string())?;
-    Fields(fields.iter()).outcome().map_err(|e| e.to_string())
+    let mut f = Fields(fields.iter());
+    let ns = f.ns(Kind::Mnt).map_err(|e| e.to_string())?;
+    Ok((ns, f.outcome().map_err(|e| e.to_string())?))
 }
 
 /// What a careless launcher and [`crate::resolve::resolve_in_root`] make of a path in the rootfs.

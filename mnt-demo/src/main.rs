@@ -412,18 +412,20 @@ fn pivot(out: &Out, scratch: &Scratch, rootfs: &std::path::Path, force_userns: b
         &errno_text(seen.not_a_mount_point),
         "the new root must be a mount point; a directory is not one",
     ));
-    out.see(line(
-        "child",
-        seen.ns,
+    out.see(line_noted(
+        "temp",
+        seen.shared_attempt_ns,
         format!(
             "bound onto itself, but the bind mount is shared -> {}",
             errno_text(seen.shared_mount)
         ),
+        "a throwaway copy of the child's namespace",
     ));
     out.say(outcome(
         &errno_text(seen.shared_mount),
-        "bind_rootfs made it a mount point, but pivot_root refuses shared mounts (the new root, its parent,\n   \
-         the old root's parent): the swap would have to propagate to peers in other namespaces",
+        "a mount point now, but pivot_root refuses if new_root's parent mount, the current root's parent\n   \
+         mount or put_old's mount is shared; with pivot_root(\".\", \".\") put_old is new_root's own mount,\n   \
+         shared here. The rule keeps a pivot from ever propagating into another namespace",
     ));
     out.see(line(
         "child",

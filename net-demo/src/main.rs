@@ -373,7 +373,7 @@ fn step_move(out: &Out, mut topology: Topology) -> anyhow::Result<net_demo::netn
     ));
     out.say(outcome(
         "refused",
-        "a loopback device is pinned to its namespace (NETIF_F_NETNS_LOCAL)",
+        "the loopback device is marked as bound to its namespace, and the kernel refuses to move it",
     ));
     let (red, vanished) = net_demo::blue_exits(topology).context("cannot end blue")?;
     out.see(line(

@@ -1,7 +1,8 @@
 //! A network namespace held by a small process of its own (network_namespaces(7)).
 //!
-//! A namespace's network configuration can only be changed from inside it: a netlink socket acts on
-//! the namespace it was created in, and a TCP socket lives in one. So each namespace of the demo is a
+//! A netlink socket talks to the namespace it was created in, and a TCP socket lives in one; other
+//! namespaces are reached only through explicit attributes (`IFLA_NET_NS_FD` to move a device,
+//! `IFLA_TARGET_NETNSID`). The simple way is a process inside: so each namespace of the demo is a
 //! child process that made it (or, for the second one, entered the first one's user namespace and
 //! then made it) and then does what the host side asks over its [`nskit::Channel`], one request at a
 //! time, answering with plain fields. The host process itself never enters any of them and never

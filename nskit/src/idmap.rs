@@ -201,6 +201,7 @@ pub struct WriteError {
     pub errno: Errno,
 }
 
+// ANCHOR: write_proc_file
 /// Writes `contents` to `/proc/<pid>/<file>` in one `write(2)`, as the kernel requires.
 fn write_proc_file(who: Proc, file: &'static str, contents: &str) -> Result<(), WriteError> {
     let fail = |errno| WriteError {
@@ -218,6 +219,7 @@ fn write_proc_file(who: Proc, file: &'static str, contents: &str) -> Result<(), 
     }
     Ok(())
 }
+// ANCHOR_END: write_proc_file
 
 fn pid_label(who: Proc) -> String {
     match who {
@@ -230,7 +232,7 @@ fn io_errno(e: &std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
-// ANCHOR: write_maps
+// ANCHOR: map_files
 /// Writes `/proc/<pid>/setgroups`. `deny` must come before an unprivileged process writes a gid map:
 /// otherwise the new root could drop a group with `setgroups(2)` and gain access a negative group ACL
 /// denied it (CVE-2014-8989).
@@ -251,8 +253,9 @@ pub fn write_uid_map(who: Proc, map: &IdMap) -> Result<(), WriteError> {
 pub fn write_gid_map(who: Proc, map: &IdMap) -> Result<(), WriteError> {
     write_proc_file(who, "gid_map", &map.to_proc_format())
 }
-// ANCHOR_END: write_maps
+// ANCHOR_END: map_files
 
+// ANCHOR: write_maps
 /// Writes both maps the way an unprivileged parent must: `setgroups` first (`deny`, unless the writer
 /// is privileged), then `gid_map`, then `uid_map`.
 pub fn write_maps(who: Proc, uid_map: &IdMap, gid_map: &IdMap, privileged: bool) -> Result<(), WriteError> {
@@ -262,6 +265,7 @@ pub fn write_maps(who: Proc, uid_map: &IdMap, gid_map: &IdMap, privileged: bool)
     write_gid_map(who, gid_map)?;
     write_uid_map(who, uid_map)
 }
+// ANCHOR_END: write_maps
 
 #[cfg(test)]
 mod tests {

@@ -483,8 +483,8 @@ fn init_death(out: &Out, cli: &Cli, number: usize) -> anyhow::Result<()> {
     out.say(outcome(
         "ENOMEM",
         "a namespace whose init has died takes no new process; fork reports it as\n   \
-         ENOMEM, for historical reasons. A process that joined it with setns(2) through a saved\n   \
-         /proc/<pid>/ns/pid fd gets the same; this process simply made it with unshare",
+         ENOMEM, for historical reasons. setns(2) into it through a saved /proc/<pid>/ns/pid fd\n   \
+         succeeds, and the fork after it fails the same way; this process simply made it with unshare",
     ));
     Ok(())
 }

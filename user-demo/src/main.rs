@@ -384,7 +384,7 @@ fn inside_powers(out: &Out, uid_map: &IdMap, gid_map: &IdMap) -> anyhow::Result<
             let why = match (result, owner) {
                 (Err(_), Some(owner)) => format!(
                     "the file is root's, mode {mode:04o}; the kernel checks the child's outside uid, {owner},\n   \
-                     and CAP_DAC_OVERRIDE in a user namespace overrides nothing on the host's files"
+                     and CAP_DAC_OVERRIDE in a user namespace counts only on files whose uid and gid are both mapped"
                 ),
                 (Ok(()), Some(0)) => "the map makes root inside the host's root (0 -> 0): it owns the file, \
                                       and owners need no capability"
