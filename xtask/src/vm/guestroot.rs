@@ -73,7 +73,10 @@ pub fn choose(requested: RootMode, missing_share: &[&str]) -> Result<(Root, Stri
         )),
         (RootMode::Auto, false) => Ok((
             Root::Copy,
-            format!("the kernel lacks {}, so the tests are packed into the initramfs", missing()),
+            format!(
+                "the kernel lacks {}, so the tests are packed into the initramfs",
+                missing()
+            ),
         )),
     }
 }
@@ -118,7 +121,13 @@ pub struct StaticBuild {
 pub fn build_static(root: &Path, packages: &[String], strip: &Strip) -> anyhow::Result<StaticBuild> {
     let mut cmd = util::cargo();
     cmd.current_dir(root)
-        .args(["test", "--no-run", "--message-format=json", "--target", GUEST_TARGET])
+        .args([
+            "test",
+            "--no-run",
+            "--message-format=json",
+            "--target",
+            GUEST_TARGET,
+        ])
         .env("CARGO_TARGET_DIR", root.join("target").join("vm-static"))
         .env("RUSTFLAGS", strip.rustflags())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -159,16 +168,26 @@ pub fn parse_bin_executables(json: &str) -> anyhow::Result<Vec<PathBuf>> {
 pub const WORKSPACE_TEST_DATA: &[&str] = &["book/src/transcripts"];
 
 /// The minimal `/etc`: the two users the runs are (`id -un`, and anything that looks up a name).
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
 /// One thing in the copied root, at a path relative to `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
-    Dir { mode: u32 },
+    Dir {
+        mode: u32,
+    },
     /// A host file, at the same path in the guest; executables are stripped.
-    Copy { source: PathBuf, mode: u32, strip: bool },
-    Text { text: &'static str, mode: u32 },
+    Copy {
+        source: PathBuf,
+        mode: u32,
+        strip: bool,
+    },
+    Text {
+        text: &'static str,
+        mode: u32,
+    },
 }
 
 /// What goes into the copied root.
@@ -191,8 +210,19 @@ pub fn file_list(inputs: &Inputs) -> anyhow::Result<BTreeMap<String, Entry>> {
     let key = |p: &Path| p.to_string_lossy().trim_start_matches('/').to_owned();
     for dir in &inputs.data_dirs {
         for file in data_files(dir)? {
-            let mode = if fs::metadata(&file)?.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-            list.insert(key(&file), Entry::Copy { source: file, mode, strip: false });
+            let mode = if fs::metadata(&file)?.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            list.insert(
+                key(&file),
+                Entry::Copy {
+                    source: file,
+                    mode,
+                    strip: false,
+                },
+            );
         }
     }
     let executables = inputs
@@ -204,10 +234,29 @@ pub fn file_list(inputs: &Inputs) -> anyhow::Result<BTreeMap<String, Entry>> {
         if !exe.is_absolute() {
             bail!("{} is not an absolute path", exe.display());
         }
-        list.insert(key(exe), Entry::Copy { source: exe.clone(), mode: 0o755, strip });
+        list.insert(
+            key(exe),
+            Entry::Copy {
+                source: exe.clone(),
+                mode: 0o755,
+                strip,
+            },
+        );
     }
-    list.insert("etc/passwd".into(), Entry::Text { text: PASSWD, mode: 0o644 });
-    list.insert("etc/group".into(), Entry::Text { text: GROUP, mode: 0o644 });
+    list.insert(
+        "etc/passwd".into(),
+        Entry::Text {
+            text: PASSWD,
+            mode: 0o644,
+        },
+    );
+    list.insert(
+        "etc/group".into(),
+        Entry::Text {
+            text: GROUP,
+            mode: 0o644,
+        },
+    );
     // Sticky and world-writable, as every program expects of /tmp.
     list.insert("tmp".into(), Entry::Dir { mode: 0o1777 });
     Ok(list)
@@ -274,7 +323,11 @@ pub fn pack(list: &BTreeMap<String, Entry>, strip: &Strip, cache: &Path) -> anyh
         match entry {
             Entry::Dir { mode } => w.dir(guest, *mode)?,
             Entry::Text { text, mode } => w.file(guest, *mode, text.as_bytes())?,
-            Entry::Copy { source, mode, strip: wants_strip } => {
+            Entry::Copy {
+                source,
+                mode,
+                strip: wants_strip,
+            } => {
                 let data = match strip {
                     Strip::Binutils(tool) if *wants_strip => strip_copy(tool, source, &stripped)?,
                     _ => fs::read(source).with_context(|| format!("cannot read {}", source.display()))?,
@@ -337,12 +390,19 @@ mod tests {
         assert_eq!(choose(RootMode::Copy, &["9P_FS"]).unwrap().0, Root::Copy);
         assert_eq!(choose(RootMode::Share, &[]).unwrap().0, Root::Share);
         let err = choose(RootMode::Share, &["NET_9P_VIRTIO"]).unwrap_err();
-        assert!(err.contains("lacks CONFIG_NET_9P_VIRTIO; use --root copy"), "{err}");
+        assert!(
+            err.contains("lacks CONFIG_NET_9P_VIRTIO; use --root copy"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_static_build_flags_strip_only_without_binutils() {
-        assert!(!Strip::Binutils("/usr/bin/strip".into()).rustflags().contains("strip"));
+        assert!(
+            !Strip::Binutils("/usr/bin/strip".into())
+                .rustflags()
+                .contains("strip")
+        );
         assert!(Strip::Rustc.rustflags().contains("+crt-static -C strip=symbols"));
     }
 
@@ -357,7 +417,9 @@ mod tests {
     fn bins_are_the_non_test_bin_artifacts() {
         assert_eq!(
             parse_bin_executables(CARGO_JSON).unwrap(),
-            [PathBuf::from("/w/target/vm-static/x86_64-unknown-linux-gnu/debug/uts-demo")]
+            [PathBuf::from(
+                "/w/target/vm-static/x86_64-unknown-linux-gnu/debug/uts-demo"
+            )]
         );
         assert_eq!(parse_test_binaries(CARGO_JSON).unwrap().len(), 2);
     }
@@ -406,7 +468,11 @@ mod tests {
         })
         .unwrap();
         let at = |p: &Path| list[p.to_str().unwrap().trim_start_matches('/')].clone();
-        let copy = |source: &PathBuf, mode, strip| Entry::Copy { source: source.clone(), mode, strip };
+        let copy = |source: &PathBuf, mode, strip| Entry::Copy {
+            source: source.clone(),
+            mode,
+            strip,
+        };
         assert_eq!(at(&test), copy(&test, 0o755, true));
         assert_eq!(at(&bin), copy(&bin, 0o755, true));
         assert_eq!(at(&manifest), copy(&manifest, 0o644, false));
@@ -439,7 +505,10 @@ mod tests {
         .unwrap();
         let (first, built) = pack(&list, &Strip::Rustc, &cache).unwrap();
         assert!(built);
-        assert_eq!(pack(&list, &Strip::Rustc, &cache).unwrap(), (first.clone(), false));
+        assert_eq!(
+            pack(&list, &Strip::Rustc, &cache).unwrap(),
+            (first.clone(), false)
+        );
         fs::write(&test, "a rebuilt test binary").unwrap();
         let (changed, built) = pack(&list, &Strip::Rustc, &cache).unwrap();
         assert!(built && changed != first && !first.exists());

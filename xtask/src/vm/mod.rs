@@ -144,7 +144,9 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         shell: options.shell.then_some("/bin/sh"),
     };
     let initrd = work.path.join("initrd");
-    let parts: Vec<&Path> = std::iter::once(base_path.as_path()).chain(copied.as_deref()).collect();
+    let parts: Vec<&Path> = std::iter::once(base_path.as_path())
+        .chain(copied.as_deref())
+        .collect();
     initramfs::assemble(&parts, &conf.render(), &initrd)?;
     let files = RunFiles {
         result: work.path.join("result"),
@@ -270,7 +272,8 @@ fn guest_tests(options: &Options) -> anyhow::Result<Vec<TestBinary>> {
         .guest_test
         .iter()
         .map(|exe| {
-            let executable = fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
+            let executable =
+                fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
             let package_dir = executable.parent().unwrap_or(Path::new("/")).to_path_buf();
             Ok(TestBinary {
                 executable,
@@ -292,7 +295,10 @@ fn copied_root(root: &Path, options: &Options, cache: &Path) -> anyhow::Result<(
         );
         let built = guestroot::build_static(root, &options.packages, &strip)?;
         if built.tests.is_empty() {
-            bail!("no test binaries to run (packages: {})", options.packages.join(", "));
+            bail!(
+                "no test binaries to run (packages: {})",
+                options.packages.join(", ")
+            );
         }
         let mut data_dirs: Vec<PathBuf> = built.tests.iter().map(|t| t.package_dir.clone()).collect();
         data_dirs.dedup();
