@@ -263,6 +263,43 @@ pub fn file_list(inputs: &Inputs) -> anyhow::Result<BTreeMap<String, Entry>> {
 }
 // ANCHOR_END: file_list
 
+/// Refuses what cannot run in a copied root: a script (there is no interpreter) or a dynamically
+/// linked executable (an ELF file with a `PT_INTERP` program header, elf(5): there is no ld.so and
+/// no C library).
+pub fn check_runs_alone(exe: &Path) -> anyhow::Result<()> {
+    let bytes = fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?;
+    if bytes.starts_with(b"#!") {
+        bail!(
+            "{} is a script, and a copied root has no interpreter; use --root share",
+            exe.display()
+        );
+    }
+    if interpreter_wanted(&bytes) {
+        bail!(
+            "{} is dynamically linked, and a copied root has no C library; build it with \
+             -C target-feature=+crt-static, or use --root share",
+            exe.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a 64-bit little-endian ELF file has a `PT_INTERP` program header.
+fn interpreter_wanted(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let field = elf.get(at..at + len)?;
+        Some(field.iter().rev().fold(0, |n, b| (n << 8) | u64::from(*b)))
+    };
+    if !elf.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (read(0x20, 8), read(0x36, 2), read(0x38, 2)) else {
+        return false;
+    };
+    (0..phnum).any(|i| read((phoff + i * phentsize) as usize, 4) == Some(u64::from(PT_INTERP)))
+}
+
 /// The files under `dir`, recursively, leaving out build output (`target`) and hidden entries
 /// (`.git`); a missing directory has none.
 pub fn data_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -482,6 +519,23 @@ mod tests {
         assert!(matches!(&list["etc/group"], Entry::Text { text, .. } if text.contains(":65534:")));
         assert_eq!(list["tmp"], Entry::Dir { mode: 0o1777 });
         assert_eq!(list.len(), 8, "{:#?}", list.keys());
+    }
+
+    #[test]
+    fn scripts_and_dynamic_executables_cannot_run_alone() {
+        let s = Scratch::new("alone");
+        let script = s.file("run.sh", 0o755);
+        fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        let err = check_runs_alone(&script).unwrap_err().to_string();
+        assert!(err.contains("is a script"), "{err}");
+        // This very test binary is an ordinary, dynamically linked host build.
+        let me = std::env::current_exe().unwrap();
+        let err = check_runs_alone(&me).unwrap_err().to_string();
+        assert!(err.contains("dynamically linked"), "{err}");
+        // An ELF header with no program headers has no interpreter.
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.resize(64, 0);
+        assert!(!interpreter_wanted(&elf));
     }
 
     #[test]

@@ -312,6 +312,9 @@ fn copied_root(root: &Path, options: &Options, cache: &Path) -> anyhow::Result<(
         (built.tests, inputs)
     } else {
         let tests = guest_tests(options)?;
+        for test in &tests {
+            guestroot::check_runs_alone(&test.executable)?;
+        }
         let inputs = guestroot::Inputs {
             tests: tests.iter().map(|t| t.executable.clone()).collect(),
             ..guestroot::Inputs::default()
