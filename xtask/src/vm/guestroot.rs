@@ -167,10 +167,13 @@ pub fn parse_bin_executables(json: &str) -> anyhow::Result<Vec<PathBuf>> {
 /// demo's output with the chapter's recorded transcript.
 pub const WORKSPACE_TEST_DATA: &[&str] = &["book/src/transcripts"];
 
-/// The minimal `/etc`: the two users the runs are (`id -un`, and anything that looks up a name).
+/// The minimal `/etc`: the two users the runs are (anything that looks up a name).
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+/// Readable by root only, as everywhere: user-demo shows that root in a user namespace still cannot
+/// read it.
+const SHADOW: &str = "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n";
 
 /// One thing in the copied root, at a path relative to `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,6 +258,13 @@ pub fn file_list(inputs: &Inputs) -> anyhow::Result<BTreeMap<String, Entry>> {
         Entry::Text {
             text: GROUP,
             mode: 0o644,
+        },
+    );
+    list.insert(
+        "etc/shadow".into(),
+        Entry::Text {
+            text: SHADOW,
+            mode: 0o640,
         },
     );
     // Sticky and world-writable, as every program expects of /tmp.
@@ -518,7 +528,8 @@ mod tests {
         assert!(matches!(&list["etc/passwd"], Entry::Text { text, .. } if text.contains(":65534:")));
         assert!(matches!(&list["etc/group"], Entry::Text { text, .. } if text.contains(":65534:")));
         assert_eq!(list["tmp"], Entry::Dir { mode: 0o1777 });
-        assert_eq!(list.len(), 8, "{:#?}", list.keys());
+        assert!(matches!(&list["etc/shadow"], Entry::Text { mode: 0o640, .. }));
+        assert_eq!(list.len(), 9, "{:#?}", list.keys());
     }
 
     #[test]

@@ -301,6 +301,7 @@ fn copied_root(root: &Path, options: &Options, cache: &Path) -> anyhow::Result<(
             );
         }
         let mut data_dirs: Vec<PathBuf> = built.tests.iter().map(|t| t.package_dir.clone()).collect();
+        data_dirs.sort();
         data_dirs.dedup();
         data_dirs.extend(guestroot::WORKSPACE_TEST_DATA.iter().map(|d| root.join(d)));
         let inputs = guestroot::Inputs {
