@@ -6,7 +6,9 @@
 //! 2. load the kernel modules the host packed, in dependency order (finit_module(2));
 //! 3. find the virtio-serial ports (result, output) and report `booted`;
 //! 4. share mode: mount the host's `/` read-only over 9p, lay a tmpfs over it with overlayfs, and
-//!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root);
+//!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root); copy mode
+//!    (the host packed the tests into the initramfs): bind the initramfs onto itself the same way,
+//!    so that the tests' own pivot_root(2) calls see an ordinary mount as their root;
 //! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, and allow user namespaces;
 //! 6. run every test binary in its package directory, once per run (root with `NS_REQUIRE_PRIV=1`,
 //!    uid 65534 with `NS_REQUIRE_PRIV=userns`), streaming its output and reporting each outcome;
@@ -68,8 +70,11 @@ fn init() -> Result<(), String> {
     reporter.line(&format!("booted {}", uptime_ms()));
 
     // 4. The root the tests run in.
-    if let Some(tag) = &conf.share {
-        enter_shared_root(tag).map_err(|e| format!("cannot enter the host's root over 9p: {e}"))?;
+    match &conf.share {
+        Some(tag) => {
+            enter_shared_root(tag).map_err(|e| format!("cannot enter the host's root over 9p: {e}"))?
+        }
+        None => enter_copied_root().map_err(|e| format!("cannot bind the initramfs root: {e}"))?,
     }
 
     // 5. A fresh system view in the new root.
@@ -243,13 +248,26 @@ fn enter_shared_root(tag: &str) -> io::Result<()> {
         0,
         "lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work",
     )?;
-    // The switch_root dance: move the new root over /, then chroot into it.
-    std::env::set_current_dir("/newroot")?;
+    switch_root("/newroot")
+}
+
+/// The switch_root dance: move the new root over /, then chroot into it.
+fn switch_root(new_root: &str) -> io::Result<()> {
+    std::env::set_current_dir(new_root)?;
     sys::mount(".", "/", "", libc::MS_MOVE, "")?;
     std::os::unix::fs::chroot(".")?;
     std::env::set_current_dir("/")
 }
 // ANCHOR_END: shared_root
+
+/// Step 4 in copy mode: the tests are already in the initramfs, but its root is the one mount
+/// pivot_root(2) always refuses (it has no parent). A bind mount of it, made the root, has one; and
+/// unlike the initramfs it leaves behind /proc, /sys and /dev, mounted afresh in step 5.
+fn enter_copied_root() -> io::Result<()> {
+    fs::create_dir_all("/newroot")?;
+    sys::mount("/", "/newroot", "", libc::MS_BIND, "")?;
+    switch_root("/newroot")
+}
 
 /// Step 5: the directories every program expects, fresh in the current root.
 fn mount_system() -> io::Result<()> {

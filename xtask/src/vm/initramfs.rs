@@ -3,10 +3,12 @@
 //!
 //! - the base: `/init`, `/dev/console` and the modules, built once and cached under a name that is a
 //!   hash of its inputs, so a run where nothing changed rebuilds nothing;
+//! - in copy mode, the copied root (`guestroot`), cached the same way;
 //! - the run's own: `/xtask-vm.conf`, what /init is to do this time (a few hundred bytes).
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -83,11 +85,16 @@ pub fn run_archive(conf: &str) -> anyhow::Result<Vec<u8>> {
     Ok(w.finish()?)
 }
 
-/// Writes `base` followed by the run's archive to `dest`.
-pub fn assemble(base: &Path, conf: &str, dest: &Path) -> anyhow::Result<()> {
-    let mut bytes = fs::read(base).with_context(|| format!("cannot read {}", base.display()))?;
-    bytes.extend(run_archive(conf)?);
-    fs::write(dest, bytes).with_context(|| format!("cannot write {}", dest.display()))
+/// Writes the cached archives `parts` (the base, and the copied root in copy mode) followed by the
+/// run's archive to `dest`.
+pub fn assemble(parts: &[&Path], conf: &str, dest: &Path) -> anyhow::Result<()> {
+    let mut out = fs::File::create(dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    for part in parts {
+        let mut input = fs::File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+        std::io::copy(&mut input, &mut out).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    out.write_all(&run_archive(conf)?)
+        .with_context(|| format!("cannot write {}", dest.display()))
 }
 
 /// What /init is to do, in the format vm-init's `conf` module reads.

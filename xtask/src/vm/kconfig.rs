@@ -179,18 +179,33 @@ pub const FEATURES: &[Feature] = &[
 pub struct Plan {
     /// Modules to pack into the initramfs and load, in order (their dependencies not yet added).
     pub modules: Vec<&'static str>,
-    /// Whether the host root can be shared over 9p.
-    pub can_share: bool,
+    /// The features for sharing the host's root over 9p that this kernel lacks (`9P_FS` ...); empty
+    /// when it can share.
+    pub missing_share: Vec<&'static str>,
     /// Features the tests would use that this kernel lacks (`VETH` ...), for a warning.
     pub missing_wanted: Vec<&'static str>,
 }
 
+impl Plan {
+    /// Whether the kernel provides 9p over virtio and overlayfs, built in or as modules.
+    pub fn can_share(&self) -> bool {
+        self.missing_share.is_empty()
+    }
+
+    /// Leaves out the modules only the 9p share needs (when the test binaries are copied instead).
+    pub fn drop_share_modules(&mut self) {
+        let share: Vec<&str> = FEATURES
+            .iter()
+            .filter(|f| f.need == Need::Share)
+            .map(|f| f.module)
+            .collect();
+        self.modules.retain(|m| !share.contains(m));
+    }
+}
+
 /// Checks the configuration against [`FEATURES`]: an error names every missing required feature.
 pub fn plan(config: &Config) -> Result<Plan, String> {
-    let mut plan = Plan {
-        can_share: true,
-        ..Plan::default()
-    };
+    let mut plan = Plan::default();
     let mut missing = Vec::new();
     for f in FEATURES {
         match (config.get(f.symbol), f.need) {
@@ -203,17 +218,12 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
             (Tristate::Absent, Need::BuiltIn | Need::Required) => {
                 missing.push(format!("CONFIG_{} ({})", f.symbol, f.purpose))
             }
-            (Tristate::Absent, Need::Share) => plan.can_share = false,
+            (Tristate::Absent, Need::Share) => plan.missing_share.push(f.symbol),
             (Tristate::Absent, Need::Wanted) => plan.missing_wanted.push(f.symbol),
         }
     }
-    if !plan.can_share {
-        let share: Vec<&str> = FEATURES
-            .iter()
-            .filter(|f| f.need == Need::Share)
-            .map(|f| f.module)
-            .collect();
-        plan.modules.retain(|m| !share.contains(m));
+    if !plan.can_share() {
+        plan.drop_share_modules();
     }
     if missing.is_empty() {
         Ok(plan)
@@ -289,7 +299,7 @@ CONFIG_LOCALVERSION=\"-amd64\"
                 "veth"
             ]
         );
-        assert!(p.can_share);
+        assert!(p.can_share());
         assert_eq!(p.missing_wanted, ["BRIDGE"]);
     }
 
@@ -304,7 +314,8 @@ CONFIG_LOCALVERSION=\"-amd64\"
     fn without_9p_the_share_is_off_and_its_modules_dropped() {
         let text = DEBIAN_LIKE.replace("CONFIG_9P_FS=m", "# CONFIG_9P_FS is not set");
         let p = plan(&Config::parse(&text)).unwrap();
-        assert!(!p.can_share);
+        assert!(!p.can_share());
+        assert_eq!(p.missing_share, ["9P_FS"]);
         assert_eq!(p.modules, ["virtio_pci", "virtio_console", "veth"]);
     }
 

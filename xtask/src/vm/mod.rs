@@ -5,14 +5,17 @@
 //! - `kernel`: find (or install) a kernel and QEMU, and cache the kernel decompressed for PVH boot;
 //! - `kconfig`: read the kernel's config: built in, module, or missing;
 //! - `modules`: the modules to pack, with their dependencies, in load order;
+//! - `guestroot`: share the host's root, or copy the tests in (`--root`), and the copy's archive;
 //! - `cpio` and `initramfs`: the guest's root file system, with vm-init as `/init`;
 //! - `qemu`: the accelerator and the command line; `runner`: start, stream, kill;
 //! - `report`: what the guest said, and the verdict.
 //!
-//! The guest sees the host's `/` read-only over 9p, under a tmpfs, so test binaries run at the very
-//! paths cargo built them at (integration tests find their demo binaries by absolute path).
+//! Either way the test binaries run at the very paths cargo built them at (integration tests find
+//! their demo binaries by absolute path): the guest sees the host's `/` read-only over 9p under a
+//! tmpfs, or static copies packed into the initramfs at those paths.
 
 mod cpio;
+mod guestroot;
 mod initramfs;
 mod kconfig;
 mod kernel;
@@ -29,6 +32,7 @@ use anyhow::{Context, bail};
 
 use crate::ci::{TestBinary, build_test_binaries};
 use crate::util::{self, UNPRIVILEGED_UID};
+use guestroot::{Root, RootMode};
 pub use qemu::Accel;
 use report::{Report, Verdict};
 use runner::{Ending, Qemu, RunFiles};
@@ -55,6 +59,10 @@ pub struct Options {
     /// Boot the same VM to an interactive shell instead of running the tests.
     #[arg(long)]
     pub shell: bool,
+    /// Where the guest finds the tests: the host's root shared over 9p, or static copies in the
+    /// initramfs; default: share when the kernel has 9p, virtio and overlayfs, else copy.
+    #[arg(long, value_enum, default_value_t)]
+    pub root: RootMode,
     /// Memory of the guest, in MiB.
     #[arg(long, default_value_t = 512)]
     pub memory: u32,
@@ -74,13 +82,15 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let cache = root.join("target").join("vm");
     let kernel = kernel::find_or_install(options.kernel.as_deref())?;
     let vmlinux = kernel::vmlinux(&kernel, &cache).context("cannot prepare the kernel for PVH boot")?;
-    let plan = kernel_plan(&kernel, &vmlinux)?;
-    if !plan.can_share {
-        bail!(
-            "the kernel {} lacks 9p or overlayfs (CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS, CONFIG_OVERLAY_FS), \
-             which test-vm needs to share the host's root with the guest",
-            kernel.image.display()
-        );
+    let mut plan = kernel_plan(&kernel, &vmlinux)?;
+    let (guest_root, why) = guestroot::choose(options.root, &plan.missing_share)
+        .map_err(|e| anyhow::anyhow!("{e} ({})", kernel.image.display()))?;
+    println!("xtask: root: {} ({why})", guest_root.name());
+    if guest_root == Root::Copy {
+        if options.shell {
+            bail!("--shell needs the host's root over 9p (a copied root has no shell); use --root share");
+        }
+        plan.drop_share_modules();
     }
     for symbol in &plan.missing_wanted {
         println!("xtask: warning: the kernel lacks CONFIG_{symbol}; tests that need it will fail");
@@ -107,10 +117,13 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         if rebuilt { "built" } else { "unchanged" },
         modules.len()
     );
-    let tests = if options.shell {
-        Vec::new()
-    } else {
-        test_binaries(root, options)?
+    let (tests, copied) = match (options.shell, guest_root) {
+        (true, _) => (Vec::new(), None),
+        (false, Root::Share) => (test_binaries(root, options)?, None),
+        (false, Root::Copy) => {
+            let (tests, copied) = copied_root(root, options, &cache)?;
+            (tests, Some(copied))
+        }
     };
 
     let work = WorkDir::create(&cache, options.keep)?;
@@ -121,7 +134,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         .collect();
     let conf = initramfs::GuestConf {
         module_paths,
-        share_tag: Some(qemu::ROOT_TAG),
+        share_tag: (guest_root == Root::Share).then_some(qemu::ROOT_TAG),
         tests: tests
             .iter()
             .map(|t| (t.package_dir.as_path(), t.executable.as_path()))
@@ -131,7 +144,10 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         shell: options.shell.then_some("/bin/sh"),
     };
     let initrd = work.path.join("initrd");
-    initramfs::assemble(&base_path, &conf.render(), &initrd)?;
+    let parts: Vec<&Path> = std::iter::once(base_path.as_path())
+        .chain(copied.as_deref())
+        .collect();
+    initramfs::assemble(&parts, &conf.render(), &initrd)?;
     let files = RunFiles {
         result: work.path.join("result"),
         output: work.path.join("output"),
@@ -143,7 +159,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         kernel: vmlinux.clone(),
         initrd: initrd.clone(),
         memory_mib: options.memory,
-        share_root: true,
+        share_root: guest_root == Root::Share,
         ports: (!options.shell).then(|| (files.result.clone(), files.output.clone())),
         console: (!options.shell).then(|| files.console.clone()),
         append: Vec::new(),
@@ -160,11 +176,12 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         let _ = fs::remove_file(&files.result);
         let _ = fs::remove_file(&files.output);
         println!(
-            "xtask: booting {} under {} ({} test binaries, {} runs)",
+            "xtask: booting {} under {} ({} test binaries, {} runs, {} root)",
             kernel.image.display(),
             accel.name(),
             tests.len(),
-            RUNS.len()
+            RUNS.len(),
+            guest_root.name()
         );
         let started = Instant::now();
         let qemu = Qemu::start(&machine(accel), &files.qemu_log)?;
@@ -204,7 +221,7 @@ fn kernel_plan(kernel: &kernel::Kernel, vmlinux: &Path) -> anyhow::Result<kconfi
 /// Builds vm-init as a static executable (for this machine's target triple, so the host's own
 /// builds are not disturbed by the static flag) and returns its path.
 fn build_vm_init(root: &Path) -> anyhow::Result<PathBuf> {
-    let target = "x86_64-unknown-linux-gnu";
+    let target = guestroot::GUEST_TARGET;
     util::run(
         util::cargo()
             .current_dir(root)
@@ -230,19 +247,7 @@ fn build_vm_init(root: &Path) -> anyhow::Result<PathBuf> {
 /// (without xtask's own, which would start a VM inside the VM).
 fn test_binaries(root: &Path, options: &Options) -> anyhow::Result<Vec<TestBinary>> {
     if !options.guest_test.is_empty() {
-        return options
-            .guest_test
-            .iter()
-            .map(|exe| {
-                let executable =
-                    fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
-                let package_dir = executable.parent().unwrap_or(Path::new("/")).to_path_buf();
-                Ok(TestBinary {
-                    executable,
-                    package_dir,
-                })
-            })
-            .collect();
+        return guest_tests(options);
     }
     println!("xtask: building the test binaries (cargo test --no-run)");
     let binaries = build_test_binaries(root, &["--exclude", "xtask"])?;
@@ -259,6 +264,79 @@ fn test_binaries(root: &Path, options: &Options) -> anyhow::Result<Vec<TestBinar
         );
     }
     Ok(chosen)
+}
+
+/// `--guest-test`: each runs in its own directory.
+fn guest_tests(options: &Options) -> anyhow::Result<Vec<TestBinary>> {
+    options
+        .guest_test
+        .iter()
+        .map(|exe| {
+            let executable =
+                fs::canonicalize(exe).with_context(|| format!("no such file {}", exe.display()))?;
+            let package_dir = executable.parent().unwrap_or(Path::new("/")).to_path_buf();
+            Ok(TestBinary {
+                executable,
+                package_dir,
+            })
+        })
+        .collect()
+}
+
+/// Copy mode: the static test binaries (`--guest-test`'s executables as they are, else the
+/// workspace's, built static and stripped), with what they need, packed into a cached archive.
+/// Returns the tests and the archive's path.
+fn copied_root(root: &Path, options: &Options, cache: &Path) -> anyhow::Result<(Vec<TestBinary>, PathBuf)> {
+    let strip = guestroot::Strip::detect();
+    let (tests, inputs) = if options.guest_test.is_empty() {
+        println!(
+            "xtask: building the static test binaries (cargo test --no-run --target {} into target/vm-static)",
+            guestroot::GUEST_TARGET
+        );
+        let built = guestroot::build_static(root, &options.packages, &strip)?;
+        if built.tests.is_empty() {
+            bail!(
+                "no test binaries to run (packages: {})",
+                options.packages.join(", ")
+            );
+        }
+        let mut data_dirs: Vec<PathBuf> = built.tests.iter().map(|t| t.package_dir.clone()).collect();
+        data_dirs.sort();
+        data_dirs.dedup();
+        data_dirs.extend(guestroot::WORKSPACE_TEST_DATA.iter().map(|d| root.join(d)));
+        let inputs = guestroot::Inputs {
+            tests: built.tests.iter().map(|t| t.executable.clone()).collect(),
+            strip_tests: true,
+            bins: built.bins,
+            data_dirs,
+        };
+        (built.tests, inputs)
+    } else {
+        let tests = guest_tests(options)?;
+        for test in &tests {
+            guestroot::check_runs_alone(&test.executable)?;
+        }
+        let inputs = guestroot::Inputs {
+            tests: tests.iter().map(|t| t.executable.clone()).collect(),
+            ..guestroot::Inputs::default()
+        };
+        (tests, inputs)
+    };
+    let list = guestroot::file_list(&inputs)?;
+    let (path, rebuilt) = guestroot::pack(&list, &strip, cache)?;
+    let size = fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "xtask: copied root {} ({}, {} entries, {:.1} MB{})",
+        path.display(),
+        if rebuilt { "built" } else { "unchanged" },
+        list.len(),
+        size as f64 / 1e6,
+        match strip {
+            guestroot::Strip::Binutils(_) => ", stripped with strip",
+            guestroot::Strip::Rustc => ", stripped by rustc",
+        }
+    );
+    Ok((tests, path))
 }
 
 /// The `name = "..."` of a package's Cargo.toml.
@@ -366,6 +444,7 @@ impl Default for Options {
             keep: false,
             packages: Vec::new(),
             shell: false,
+            root: RootMode::Auto,
             memory: 512,
             guest_test: Vec::new(),
             test_args: Vec::new(),
