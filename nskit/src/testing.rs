@@ -167,11 +167,15 @@ mod tests {
 
     #[test]
     fn sees_own_children() {
+        // A child of our own plumbing, waiting on its channel: no outside program needed.
         let before = child_processes();
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        assert!(child_processes().contains(&(child.id() as i32)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let mut child = Spawn::new(CloneFlags::empty())
+            .user(UserNs::Never)
+            .run(|channel| i32::from(channel.recv().is_err()))
+            .unwrap();
+        assert!(child_processes().contains(&child.pid().as_raw()));
+        child.channel().send("exit").unwrap();
+        assert!(child.wait().unwrap().success());
         assert_eq!(child_processes(), before);
     }
 
