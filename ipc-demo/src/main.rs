@@ -2,6 +2,7 @@
 //! (ipc_namespaces(7), sysvipc(7), mq_overview(7)). It parses, calls the library's steps, and prints;
 //! the lesson is in `lib.rs`.
 
+use nskit::show::Out;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -74,23 +75,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ipc-demo: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Prints to stdout, unless it is an explanation and `--quiet` was given.
-struct Out {
-    quiet: bool,
-}
-
-impl Out {
-    fn see(&self, text: String) {
-        // A closed stdout (`ipc-demo | head`) must not stop the demo before it has cleaned up.
-        let _ = writeln!(std::io::stdout(), "{text}");
-    }
-    fn say(&self, text: String) {
-        if !self.quiet {
-            self.see(text);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! pivot_root(2), chroot(2), proc(5)). It parses, calls the library's experiments, and prints; the
 //! lesson is in `lib.rs`.
 
+use nskit::show::Out;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -37,22 +38,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mnt-demo: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Prints to stdout, unless it is an explanation and `--quiet` was given.
-struct Out {
-    quiet: bool,
-}
-
-impl Out {
-    fn see(&self, text: String) {
-        println!("{text}");
-    }
-    fn say(&self, text: String) {
-        if !self.quiet {
-            println!("{text}");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! host (network_namespaces(7), veth(4)). It parses, calls the library's steps, and prints; the lesson
 //! is in `lib.rs`.
 
+use nskit::show::Out;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -39,22 +40,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("net-demo: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Prints to stdout, unless it is an explanation and `--quiet` was given.
-struct Out {
-    quiet: bool,
-}
-
-impl Out {
-    fn see(&self, text: String) {
-        println!("{text}");
-    }
-    fn say(&self, text: String) {
-        if !self.quiet {
-            println!("{text}");
         }
     }
 }

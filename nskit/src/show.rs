@@ -12,6 +12,29 @@ use std::fmt::Display;
 
 use crate::ns::NsId;
 
+/// Where a demo prints: observations always, explanations unless `--quiet`. A closed stdout
+/// (`demo | head`) is not an error: the demo runs to its end, cleaning up after itself, and what it
+/// would have printed is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct Out {
+    pub quiet: bool,
+}
+
+impl Out {
+    /// An observation: always printed.
+    pub fn see(&self, text: String) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{text}");
+    }
+
+    /// An explanation: printed unless `--quiet`.
+    pub fn say(&self, text: String) {
+        if !self.quiet {
+            self.see(text);
+        }
+    }
+}
+
 /// Labels are padded to this many characters, so that the columns after them line up.
 pub const LABEL_WIDTH: usize = 5;
 

@@ -2,6 +2,7 @@
 //! side with the host's (user_namespaces(7), capabilities(7)). It parses, calls the library's steps and
 //! prints; the lesson is in `lib.rs`.
 
+use nskit::show::Out;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -81,22 +82,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("user-demo: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Prints to stdout, unless it is an explanation and `--quiet` was given.
-struct Out {
-    quiet: bool,
-}
-
-impl Out {
-    fn see(&self, text: String) {
-        println!("{text}");
-    }
-    fn say(&self, text: String) {
-        if !self.quiet {
-            println!("{text}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo run -p uts-demo`: chapter 1's demo, the UTS namespace side by side with the host
 //! (uts_namespaces(7)). It parses, calls the library's steps, and prints; the lesson is in `lib.rs`.
 
+use nskit::show::Out;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -36,22 +37,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("uts-demo: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Prints to stdout, unless it is an explanation and `--quiet` was given.
-struct Out {
-    quiet: bool,
-}
-
-impl Out {
-    fn see(&self, text: String) {
-        println!("{text}");
-    }
-    fn say(&self, text: String) {
-        if !self.quiet {
-            println!("{text}");
         }
     }
 }
