@@ -38,6 +38,13 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             "vm-prerequisites",
             step("test-vm prerequisites", crate::vm::prepare),
         );
+        // combined's tests run containers on a static busybox rootfs.
+        record(
+            "busybox",
+            step("static busybox for combined's tests", || {
+                crate::rootfs::find_or_install_busybox().map(drop)
+            }),
+        );
     }
     let who = if is_root() {
         "tests as root, NS_REQUIRE_PRIV=1"

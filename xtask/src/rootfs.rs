@@ -33,7 +33,7 @@ pub fn build(root: &Path, out: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// A static busybox: Debian's `busybox-static`, installed with apt-get when root and missing.
-fn find_or_install_busybox() -> anyhow::Result<PathBuf> {
+pub fn find_or_install_busybox() -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(BUSYBOX);
     if is_static_busybox(&path) {
         return Ok(path);
