@@ -60,6 +60,14 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         }),
     );
     record("book-check", step("book-check", || crate::book::check(root)));
+    // A smoke check that the benchmark runs (combined and the floor at least, on the debug build the
+    // tests made): it fails only when a launcher it needs does not work, never on the figures.
+    record(
+        "bench-smoke",
+        step("bench --quick --debug (smoke, never fails on timing)", || {
+            crate::bench::run(root, &crate::bench::Options::smoke())
+        }),
+    );
 
     println!("\nxtask ci summary:");
     for (name, ok) in &results {
