@@ -33,6 +33,8 @@ pub struct Inputs {
     /// Where the OCI bundle and the runtimes' state go.
     pub work: PathBuf,
     pub rootless: bool,
+    /// Another build of combined to compare with (`--baseline`), shown as `baseline`.
+    pub baseline: Option<PathBuf>,
 }
 
 pub const COMBINED: &str = "combined";
@@ -44,6 +46,13 @@ const TRUE: &str = "/bin/true";
 /// The launchers, in the order the table shows them: `combined` first, the floor last.
 pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
     let mut found = vec![combined(inputs)];
+    if let Some(path) = &inputs.baseline {
+        let mut baseline = combined(inputs);
+        baseline.name = "baseline";
+        baseline.argv[0] = text(path);
+        baseline.note = "the combined binary given with --baseline, with the same arguments";
+        found.push(baseline);
+    }
     let mut skipped = Vec::new();
     let mut add = |name: &'static str, result: Result<Launcher, String>| match result {
         Ok(launcher) => found.push(launcher),
@@ -285,6 +294,7 @@ mod tests {
             rootfs: "/r".into(),
             work: std::env::temp_dir(),
             rootless,
+            baseline: None,
         }
     }
 

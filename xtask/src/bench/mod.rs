@@ -52,6 +52,10 @@ pub struct Options {
     /// Measure debug builds (for a CI smoke check: the figures are not for comparison).
     #[arg(long)]
     debug: bool,
+    /// Also run this build of combined (e.g. one saved before a change), as `baseline`, to measure
+    /// what a change bought.
+    #[arg(long, value_name = "BINARY")]
+    baseline: Option<PathBuf>,
     /// Only the sequential comparison: skip the concurrency and per-namespace tables.
     #[arg(long)]
     sequential_only: bool,
@@ -69,6 +73,7 @@ impl Options {
             rootfs: None,
             install: false,
             debug: true,
+            baseline: None,
             sequential_only: false,
         }
     }
@@ -116,12 +121,17 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         }
     );
 
+    let spawn_floor = spawn_floor(options)?;
     let rows = sequential(&launchers, options)?;
     println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
     print!("{}", report::sequential_table(&rows, runs));
     for row in &rows {
         println!("  {:<9} {}", row.name, row.note);
     }
+    println!(
+        "  (the host's `true`, run directly by the benchmark: {:.2} ms, {:.2} MiB: the least any row can show)",
+        spawn_floor.wall_ms.median, spawn_floor.rss_mib.max
+    );
 
     let (concurrent, namespaces) = if options.sequential_only {
         (Vec::new(), Vec::new())
@@ -143,6 +153,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let load_after = runner::load_average();
     let document = json!({
         "machine": machine(&inputs, load_before, load_after),
+        "host_true": report::row_json(&spawn_floor),
         "options": { "runs": runs, "warmup": options.warmup(), "debug_build": options.debug },
         "sequential": rows.iter().map(report::row_json).collect::<Vec<_>>(),
         "skipped": skipped.iter().map(|s| json!({ "launcher": s.name, "reason": s.reason })).collect::<Vec<_>>(),
@@ -276,6 +287,7 @@ fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
         rootfs,
         work,
         rootless: !is_root(),
+        baseline: options.baseline.clone(),
     })
 }
 
@@ -324,6 +336,25 @@ fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<R
         .zip(&samples)
         .filter_map(|(l, s)| Row::new(l.name, &l.argv, l.note, s, &combined_wall))
         .collect())
+}
+
+/// The host's `true`, run directly: what the fork, exec and wait of the measurement itself cost, and
+/// the RSS any exec'd process shows.
+fn spawn_floor(options: &Options) -> anyhow::Result<Row> {
+    let argv = vec![
+        launchers::which("true")
+            .map_err(anyhow::Error::msg)?
+            .to_string_lossy()
+            .into_owned(),
+    ];
+    let mut samples = Vec::new();
+    for round in 0..options.warmup() + options.runs() {
+        let sample = runner::measure(&argv)?;
+        if round >= options.warmup() {
+            samples.push(sample);
+        }
+    }
+    Row::new("host true", &argv, "no container", &samples, &[]).context("no runs")
 }
 
 /// N containers at once, for each N, alternating the launchers round by round.
