@@ -62,22 +62,6 @@ pub struct Options {
 }
 
 impl Options {
-    /// The CI smoke check: a handful of runs of the launchers present, on the debug build the tests
-    /// already made.
-    pub fn smoke() -> Options {
-        Options {
-            quick: true,
-            runs: None,
-            warmup: None,
-            json: None,
-            rootfs: None,
-            install: false,
-            debug: true,
-            baseline: None,
-            sequential_only: false,
-        }
-    }
-
     fn runs(&self) -> usize {
         self.runs.unwrap_or(if self.quick { 5 } else { 100 }).max(1)
     }
