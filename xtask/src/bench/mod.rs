@@ -107,6 +107,8 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
 
     let spawn_floor = spawn_floor(options)?;
     let rows = sequential(&launchers, options)?;
+    // Taken now: the concurrent runs below load the machine themselves.
+    let load_after = runner::load_average();
     println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
     print!("{}", report::sequential_table(&rows, runs));
     for row in &rows {
@@ -134,7 +136,6 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         (concurrent, namespaces)
     };
 
-    let load_after = runner::load_average();
     let document = json!({
         "machine": machine(&inputs, load_before, load_after),
         "host_true": report::row_json(&spawn_floor),
@@ -154,7 +155,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
-        "\nxtask: bench: load average {} before, {} after; figures in {}",
+        "\nxtask: bench: load average {} before, {} after the sequential runs; figures in {}",
         fmt_load(load_before),
         fmt_load(load_after),
         path.display()
@@ -421,7 +422,7 @@ fn machine(inputs: &Inputs, load_before: Option<f64>, load_after: Option<f64>) -
         "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
         "cpu_model": cpu_model,
         "load_average_before": load_before,
-        "load_average_after": load_after,
+        "load_average_after_sequential": load_after,
         "rootless": inputs.rootless,
         "versions": {
             "unshare": version("unshare"),
