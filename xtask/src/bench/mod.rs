@@ -84,6 +84,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         install()?;
     }
     let inputs = prepare(root, options)?;
+    runner::become_subreaper()?;
     if is_root() && hybrid_cgroups() {
         hide_unified_cgroup()?;
     }
@@ -113,6 +114,12 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     print!("{}", report::sequential_table(&rows, runs));
     for row in &rows {
         println!("  {:<9} {}", row.name, row.note);
+        if row.orphans > 0 {
+            println!(
+                "  {:<9} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
+                "", row.orphans
+            );
+        }
     }
     println!(
         "  (the host's `true`, run directly by the benchmark: {:.2} ms, {:.2} MiB: the least any row can show)",

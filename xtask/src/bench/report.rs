@@ -20,6 +20,8 @@ pub struct Row {
     pub vs_combined: Option<f64>,
     /// The sum of the wall times: what `runs` sequential containers took.
     pub total_ms: f64,
+    /// Most processes of one run that outlived the launcher (reaped, and counted, by the benchmark).
+    pub orphans: u32,
 }
 
 impl Row {
@@ -43,6 +45,7 @@ impl Row {
             rss_mib: Summary::of(&rss)?,
             vs_combined: pairwise_ratio(&wall, combined_wall),
             total_ms: wall.iter().sum(),
+            orphans: samples.iter().map(|s| s.orphans).max().unwrap_or(0),
         })
     }
 }
@@ -148,6 +151,7 @@ pub fn row_json(row: &Row) -> Value {
         "peak_rss_mib": row.rss_mib.to_json(),
         "wall_vs_combined": row.vs_combined,
         "total_ms": row.total_ms,
+        "orphans_per_run": row.orphans,
     })
 }
 
@@ -178,6 +182,7 @@ mod tests {
                 wall_ms: *w,
                 cpu_ms: w / 2.0,
                 rss_kib: 2048,
+                orphans: 0,
             })
             .collect()
     }

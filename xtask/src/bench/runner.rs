@@ -1,9 +1,11 @@
 //! Running one launcher and measuring it: the benchmark forks and execs each command itself and reaps
 //! it with wait4(2), whose rusage covers the waited-for process *and every descendant it reaped*
 //! (getrusage(2), RUSAGE_CHILDREN): CPU time is the sum over that tree, peak RSS the largest single
-//! process in it. A process that is reaped by someone else (a double-forked daemon, a subreaper) is
-//! not counted; for every launcher measured here the container's processes are reaped by the
-//! launcher itself, so the whole container is counted.
+//! process in it. A launcher may exit before its container's processes do (bubblewrap's parent
+//! reads the exit status from an eventfd and leaves while the sandbox's PID 1 is still exiting):
+//! those orphans would be reaped by the system's init, uncounted. So the benchmark makes itself a
+//! child subreaper (PR_SET_CHILD_SUBREAPER, prctl(2)): orphans of a run come back to it, and a run
+//! ends when its last process has been reaped, with their CPU time and RSS counted too.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -24,6 +26,8 @@ pub struct Sample {
     pub cpu_ms: f64,
     /// Peak resident set of the largest process in the tree.
     pub rss_kib: u64,
+    /// Processes that outlived the launcher and were reaped by the benchmark as subreaper.
+    pub orphans: u32,
 }
 
 /// How one run ended, for the first (checked) run of each launcher.
@@ -56,9 +60,11 @@ fn run(argv: &[String], keep_stderr: bool) -> anyhow::Result<Outcome> {
         let _ = pipe.read_to_string(&mut stderr);
     }
     let (status, usage) = wait4(pid)?;
-    let wall = start.elapsed();
+    let mut sample = sample(Duration::ZERO, &usage);
+    reap_orphans(&mut sample)?;
+    sample.wall_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(Outcome {
-        sample: sample(wall, &usage),
+        sample,
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         stderr,
     })
@@ -80,6 +86,10 @@ pub fn measure_concurrent(argv: &[String], count: usize) -> anyhow::Result<(f64,
             failed += 1;
         }
         samples.push(sample(start.elapsed(), &usage));
+    }
+    // The orphans of all copies, counted with the first copy: the batch's totals are what matter.
+    if let Some(first) = samples.first_mut() {
+        reap_orphans(first)?;
     }
     if failed > 0 {
         bail!("{failed} of {count} concurrent `{}` failed", argv.join(" "));
@@ -180,12 +190,43 @@ fn wait4(pid: libc::pid_t) -> anyhow::Result<(libc::c_int, libc::rusage)> {
     loop {
         // SAFETY: wait4 writes an int and a struct rusage through pointers to live locals.
         let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if rc == pid {
+        if rc > 0 {
             return Ok((status, usage));
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EINTR) {
             return Err(err).context("wait4");
+        }
+    }
+}
+
+/// Makes this process the reaper of its descendants' orphans (PR_SET_CHILD_SUBREAPER).
+pub fn become_subreaper() -> anyhow::Result<()> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers; it sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
+    }
+    Ok(())
+}
+
+/// Waits for every remaining child (orphans reparented to this subreaper) and adds their CPU time
+/// and peak RSS to `sample`.
+fn reap_orphans(sample: &mut Sample) -> anyhow::Result<()> {
+    loop {
+        match wait4(-1) {
+            Ok((_, usage)) => {
+                let orphan = self::sample(Duration::ZERO, &usage);
+                sample.cpu_ms += orphan.cpu_ms;
+                sample.rss_kib = sample.rss_kib.max(orphan.rss_kib);
+                sample.orphans += 1;
+            }
+            Err(e)
+                if e.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error())
+                    == Some(libc::ECHILD) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -197,6 +238,7 @@ fn sample(wall: Duration, usage: &libc::rusage) -> Sample {
         cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
         // ru_maxrss is in KiB on Linux.
         rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        orphans: 0,
     }
 }
 
@@ -221,6 +263,19 @@ mod tests {
         let outcome = check(&["sh".into(), "-c".into(), "echo why >&2; exit 3".into()]).unwrap();
         assert!(!outcome.success);
         assert_eq!(outcome.stderr.trim(), "why");
+    }
+
+    #[test]
+    fn counts_the_orphans_a_launcher_leaves() {
+        become_subreaper().unwrap();
+        // The shell exits at once; its background child outlives it and comes back to us.
+        let argv: Vec<String> = ["sh", "-c", "sleep 0.2 & exit 0"].map(String::from).to_vec();
+        let sample = measure(&argv).unwrap();
+        assert_eq!(sample.orphans, 1);
+        assert!(
+            sample.wall_ms >= 200.0,
+            "the run ends when its last process is reaped"
+        );
     }
 
     #[test]
