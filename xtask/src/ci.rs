@@ -67,6 +67,20 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         }),
     );
     record("book-check", step("book-check", || crate::book::check(root)));
+    // A smoke check that the benchmark runs (combined and the floor at least, on the debug build the
+    // tests made): it fails only when a launcher it needs does not work, never on the figures. A
+    // process of its own, because on a hybrid-cgroup machine the benchmark moves itself into a
+    // mount namespace of its own.
+    record(
+        "bench-smoke",
+        step("bench --quick --debug (smoke, never fails on timing)", || {
+            util::run(
+                cargo()
+                    .current_dir(root)
+                    .args(["xtask", "bench", "--quick", "--debug"]),
+            )
+        }),
+    );
 
     println!("\nxtask ci summary:");
     for (name, ok) in &results {

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does (the
 //! cargo-xtask pattern). Each subcommand lives in its own module.
 
+mod bench;
 mod book;
 mod ci;
 mod rootfs;
@@ -38,6 +39,8 @@ enum Command {
     /// NS_REQUIRE_PRIV=1 and as uid 65534 with NS_REQUIRE_PRIV=userns (installs QEMU and a kernel
     /// with apt-get when root on Debian/Ubuntu and they are missing).
     TestVm(vm::Options),
+    /// Times `combined run` against unshare, bubblewrap, crun, runc and the kernel floor (see BENCHMARKS.md).
+    Bench(bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Transcripts => book::record_transcripts(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
         Command::TestVm(options) => vm::run(&root, &options),
+        Command::Bench(options) => bench::run(&root, &options),
     }
 }
 

@@ -1,0 +1,341 @@
+//! The launchers the benchmark compares, and the exact command line each is given so that every one
+//! does the same work: new PID, mount, UTS, IPC and network namespaces (and a user namespace when
+//! rootless), the same busybox rootfs as `/`, a fresh /proc, and `/bin/true`. Where a tool does more
+//! or less than that by design, [`Launcher::note`] says so, and BENCHMARKS.md repeats it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::json;
+
+/// One launcher under test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Launcher {
+    pub name: &'static str,
+    pub argv: Vec<String>,
+    /// What it does beyond (or short of) the common work.
+    pub note: &'static str,
+}
+
+/// A launcher that was not measured, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+/// The programs the comparison is built from.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    pub combined: PathBuf,
+    pub floor: PathBuf,
+    pub rootfs: PathBuf,
+    /// Where the OCI bundle and the runtimes' state go.
+    pub work: PathBuf,
+    pub rootless: bool,
+    /// Another build of combined to compare with (`--baseline`), shown as `baseline`.
+    pub baseline: Option<PathBuf>,
+}
+
+pub const COMBINED: &str = "combined";
+pub const FLOOR: &str = "floor";
+
+/// The command every launcher runs in the container.
+const TRUE: &str = "/bin/true";
+
+/// The launchers, in the order the table shows them: `combined` first, the floor last.
+pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
+    let mut found = vec![combined(inputs)];
+    if let Some(path) = &inputs.baseline {
+        let mut baseline = combined(inputs);
+        baseline.name = "baseline";
+        baseline.argv[0] = text(path);
+        baseline.note = "the combined binary given with --baseline, with the same arguments";
+        found.push(baseline);
+    }
+    let mut skipped = Vec::new();
+    let mut add = |name: &'static str, result: Result<Launcher, String>| match result {
+        Ok(launcher) => found.push(launcher),
+        Err(reason) => skipped.push(Skipped { name, reason }),
+    };
+    add("unshare", which("unshare").map(|p| unshare(&p, inputs)));
+    add("bwrap", which("bwrap").map(|p| bwrap(&p, inputs)));
+    for runtime in ["crun", "runc"] {
+        let launcher = match which(runtime) {
+            Err(reason) => Err(reason),
+            Ok(_) if inputs.rootless => Err(format!(
+                "{runtime} needs a rootless OCI config (user namespace mappings, no cgroups) to run \
+                 unprivileged; run the benchmark as root to include it"
+            )),
+            Ok(path) => oci(runtime, &path, inputs).map_err(|e| format!("{e:#}")),
+        };
+        add(runtime, launcher);
+    }
+    found.push(floor(inputs));
+    Ok((found, skipped))
+}
+
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn args(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn combined(inputs: &Inputs) -> Launcher {
+    let mut argv = vec![text(&inputs.combined)];
+    argv.extend(args(&["run", "--rootfs"]));
+    argv.push(text(&inputs.rootfs));
+    argv.extend(args(&["--net", "loopback", "--", TRUE]));
+    Launcher {
+        name: COMBINED,
+        argv,
+        note: "also /dev (tmpfs, devices, devpts, shm), mqueue, read-only /sys, masked and read-only \
+               /proc paths, lo up, an init that forks the command, capabilities dropped",
+    }
+}
+
+fn unshare(path: &Path, inputs: &Inputs) -> Launcher {
+    let mut argv = vec![text(path)];
+    if inputs.rootless {
+        argv.extend(args(&["--user", "--map-root-user"]));
+    }
+    argv.extend(args(&[
+        "--fork",
+        "--pid",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--net",
+        "--mount-proc",
+        "--root",
+    ]));
+    argv.push(text(&inputs.rootfs));
+    argv.push(TRUE.into());
+    Launcher {
+        name: "unshare",
+        argv,
+        note: "--root chroots instead of pivoting (the host's mounts stay in the namespace); proc is \
+               mounted inside the chroot; no /dev, lo down",
+    }
+}
+
+fn bwrap(path: &Path, inputs: &Inputs) -> Launcher {
+    let mut argv = vec![text(path)];
+    if inputs.rootless {
+        argv.push("--unshare-user".into());
+    }
+    argv.extend(args(&[
+        "--unshare-pid",
+        "--unshare-uts",
+        "--unshare-ipc",
+        "--unshare-net",
+        "--bind",
+    ]));
+    argv.push(text(&inputs.rootfs));
+    argv.extend(args(&["/", "--proc", "/proc", "--dev", "/dev", TRUE]));
+    Launcher {
+        name: "bwrap",
+        argv,
+        note: "pivots into a tmpfs and binds the rootfs there; also /dev (tmpfs, device binds, devpts, \
+               shm), lo up, an init that forks the command",
+    }
+}
+
+/// crun or runc, with an OCI bundle generated for the rootfs; `{n}` in the container id is numbered
+/// by the runner for concurrent runs.
+fn oci(runtime: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<Launcher> {
+    let bundle = inputs.work.join("oci-bundle");
+    write_bundle(&bundle, &inputs.rootfs)?;
+    let state = inputs.work.join(format!("{runtime}-state"));
+    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    let mut argv = vec![text(path), "--root".into(), text(&state)];
+    argv.extend(args(&["run", "--bundle"]));
+    argv.push(text(&bundle));
+    argv.push(format!("bench-{}-{{n}}", std::process::id()));
+    Ok(Launcher {
+        name: runtime,
+        argv,
+        note: if runtime == "crun" {
+            "an OCI bundle that mounts what combined mounts (/dev, devpts, shm, mqueue, read-only /sys, \
+             masked and read-only paths); also creates and removes a cgroup; no init"
+        } else {
+            "the same OCI bundle; also a cgroup, and runc re-execs itself as `runc init` (Go runtime)"
+        },
+    })
+}
+
+/// `config.json` for the rootfs: what `runc spec` generates, trimmed to the work `combined` does.
+pub fn bundle_config(rootfs: &Path) -> serde_json::Value {
+    let masked = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/proc/interrupts",
+    ];
+    let readonly = [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    let mount = |dest: &str, kind: &str, options: &[&str]| json!({ "destination": dest, "type": kind, "source": kind, "options": options });
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": [TRUE],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": { "path": text(rootfs), "readonly": false },
+        "hostname": "container",
+        "mounts": [
+            mount("/proc", "proc", &["nosuid", "noexec", "nodev"]),
+            mount("/dev", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            mount("/dev/pts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
+            mount("/dev/shm", "tmpfs", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            mount("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+            mount("/sys", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
+            ],
+            "maskedPaths": masked,
+            "readonlyPaths": readonly
+        }
+    })
+}
+
+fn write_bundle(bundle: &Path, rootfs: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(bundle).with_context(|| format!("cannot create {}", bundle.display()))?;
+    let config = serde_json::to_string_pretty(&bundle_config(rootfs))?;
+    std::fs::write(bundle.join("config.json"), config).context("cannot write the OCI config.json")
+}
+
+/// The floor program with every namespace of the comparison (user too when rootless).
+fn floor(inputs: &Inputs) -> Launcher {
+    let mut argv = vec![text(&inputs.floor), "--ns".into()];
+    argv.push(
+        if inputs.rootless {
+            "user,pid,mnt,uts,ipc,net"
+        } else {
+            "pid,mnt,uts,ipc,net"
+        }
+        .into(),
+    );
+    argv.push("--rootfs".into());
+    argv.push(text(&inputs.rootfs));
+    argv.extend(args(&["--", TRUE]));
+    Launcher {
+        name: FLOOR,
+        argv,
+        note: "the kernel floor: one clone, private mounts, bind, proc, pivot_root, detach, exec, wait",
+    }
+}
+
+/// The floor with one namespace kind (or none), running the host's `true`: what each kind costs.
+pub fn floor_with(inputs: &Inputs, namespaces: &str) -> Vec<String> {
+    vec![
+        text(&inputs.floor),
+        "--ns".into(),
+        namespaces.into(),
+        "--".into(),
+        which("true").map_or_else(|_| "/bin/true".into(), |p| text(&p)),
+    ]
+}
+
+/// The namespace kinds measured one at a time, with the label the table gives them.
+pub fn namespace_kinds(rootless: bool) -> Vec<&'static str> {
+    let mut kinds = vec!["none", "pid", "mnt", "uts", "ipc", "net"];
+    kinds.push("user");
+    if rootless {
+        // Unprivileged, every other kind needs the user namespace with it.
+        kinds = vec!["user", "user,pid", "user,mnt", "user,uts", "user,ipc", "user,net"];
+    }
+    kinds
+}
+
+/// Looks a program up in PATH.
+pub fn which(program: &str) -> Result<PathBuf, String> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| format!("{program} is not installed (cargo xtask bench --install, as root)"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(rootless: bool) -> Inputs {
+        Inputs {
+            combined: "/t/combined".into(),
+            floor: "/t/bench-floor".into(),
+            rootfs: "/r".into(),
+            work: std::env::temp_dir(),
+            rootless,
+            baseline: None,
+        }
+    }
+
+    #[test]
+    fn every_launcher_gets_the_same_namespaces_and_rootfs() {
+        assert_eq!(
+            combined(&inputs(false)).argv.join(" "),
+            "/t/combined run --rootfs /r --net loopback -- /bin/true"
+        );
+        assert_eq!(
+            unshare(Path::new("/u"), &inputs(false)).argv.join(" "),
+            "/u --fork --pid --mount --uts --ipc --net --mount-proc --root /r /bin/true"
+        );
+        assert!(
+            unshare(Path::new("/u"), &inputs(true))
+                .argv
+                .join(" ")
+                .starts_with("/u --user --map-root-user ")
+        );
+        assert_eq!(
+            bwrap(Path::new("/b"), &inputs(false)).argv.join(" "),
+            "/b --unshare-pid --unshare-uts --unshare-ipc --unshare-net --bind /r / --proc /proc --dev /dev /bin/true"
+        );
+        assert_eq!(
+            floor(&inputs(true)).argv.join(" "),
+            "/t/bench-floor --ns user,pid,mnt,uts,ipc,net --rootfs /r -- /bin/true"
+        );
+    }
+
+    #[test]
+    fn the_oci_bundle_asks_for_the_same_namespaces() {
+        let config = bundle_config(Path::new("/r"));
+        let kinds: Vec<&str> = config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["pid", "network", "ipc", "uts", "mount"]);
+        assert_eq!(config["root"]["path"], "/r");
+        assert_eq!(config["process"]["args"], json!(["/bin/true"]));
+        assert_eq!(config["process"]["terminal"], false);
+    }
+}

@@ -1,0 +1,441 @@
+//! `cargo xtask bench`: how fast `combined run` starts a container, side by side with the tools people
+//! use instead (util-linux unshare, bubblewrap, crun, runc) and with `bench-floor`, the least any
+//! launcher can do. Every launcher runs `/bin/true` in new PID, mount, UTS, IPC and network namespaces
+//! (and a user namespace when rootless) on the same busybox rootfs.
+//!
+//! Three measurements, each alternating the launchers run by run (A B C A B C ...) after a warm-up, so
+//! that noise from the rest of the machine falls on all of them alike:
+//! 1. sequential runs: wall time, CPU time and peak RSS per run, the ratio to `combined` pair by pair,
+//!    and the total of the runs;
+//! 2. 1, 10 and 100 containers started at once;
+//! 3. what each namespace kind adds to a bare clone + exec + wait (the floor program, one flag at a time).
+//!
+//! The tables go to the terminal, every figure to `target/bench/bench.json`. See BENCHMARKS.md.
+
+mod launchers;
+mod report;
+mod runner;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::util::{self, cargo, is_root};
+use launchers::{Inputs, Launcher, Skipped};
+use report::{ConcurrentRow, NamespaceRow, Row};
+use runner::Sample;
+use stats::{Summary, pairwise_difference};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// A short run (a few seconds): 5 runs, concurrency up to 10, for smoke checks.
+    #[arg(long)]
+    quick: bool,
+    /// Measured sequential runs per launcher (default 100; 5 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Unmeasured runs per launcher first (default 5; 1 with --quick).
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Where to write the JSON (default target/bench/bench.json).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// The busybox rootfs (default target/busybox-rootfs, built by `cargo xtask rootfs` if missing).
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Install bubblewrap, crun and runc with apt-get first (root only).
+    #[arg(long)]
+    install: bool,
+    /// Measure debug builds (for a CI smoke check: the figures are not for comparison).
+    #[arg(long)]
+    debug: bool,
+    /// Also run this build of combined (e.g. one saved before a change), as `baseline`, to measure
+    /// what a change bought.
+    #[arg(long, value_name = "BINARY")]
+    baseline: Option<PathBuf>,
+    /// Only the sequential comparison: skip the concurrency and per-namespace tables.
+    #[arg(long)]
+    sequential_only: bool,
+}
+
+impl Options {
+    fn runs(&self) -> usize {
+        self.runs.unwrap_or(if self.quick { 5 } else { 100 }).max(1)
+    }
+
+    fn warmup(&self) -> usize {
+        self.warmup.unwrap_or(if self.quick { 1 } else { 5 })
+    }
+
+    fn concurrency(&self) -> &'static [usize] {
+        if self.quick { &[1, 10] } else { &[1, 10, 100] }
+    }
+
+    fn rounds(&self) -> usize {
+        if self.quick { 1 } else { 5 }
+    }
+}
+
+pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
+    if options.install {
+        install()?;
+    }
+    let inputs = prepare(root, options)?;
+    runner::become_subreaper()?;
+    if is_root() && hybrid_cgroups() {
+        hide_unified_cgroup()?;
+    }
+    let load_before = runner::load_average();
+    let (candidates, mut skipped) = launchers::all(&inputs)?;
+    let launchers = check_each(candidates, &mut skipped)?;
+    for skip in &skipped {
+        println!("xtask: bench: skipping {}: {}", skip.name, skip.reason);
+    }
+    let runs = options.runs();
+    println!(
+        "xtask: bench: {} launchers, {runs} runs each after {} warm-up, alternating{}",
+        launchers.len(),
+        options.warmup(),
+        if options.debug {
+            " (DEBUG build: figures not for comparison)"
+        } else {
+            ""
+        }
+    );
+
+    let spawn_floor = spawn_floor(options)?;
+    let rows = sequential(&launchers, options)?;
+    // Taken now: the concurrent runs below load the machine themselves.
+    let load_after = runner::load_average();
+    println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
+    print!("{}", report::sequential_table(&rows, runs));
+    for row in &rows {
+        println!("  {:<9} {}", row.name, row.note);
+        if row.orphans > 0 {
+            println!(
+                "  {:<9} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
+                "", row.orphans
+            );
+        }
+    }
+    println!(
+        "  (the host's `true`, run directly by the benchmark: {:.2} ms, {:.2} MiB: the least any row can show)",
+        spawn_floor.wall_ms.median, spawn_floor.rss_mib.max
+    );
+
+    let (concurrent, namespaces) = if options.sequential_only {
+        (Vec::new(), Vec::new())
+    } else {
+        let concurrent = concurrent(&launchers, options)?;
+        println!(
+            "\nContainers started at once (medians over {} rounds):\n",
+            options.rounds()
+        );
+        print!("{}", report::concurrent_table(&concurrent));
+        let namespaces = per_namespace(&inputs, options)?;
+        println!(
+            "\nWhat each namespace adds to clone + exec + wait (bench-floor, host's true, {runs} runs):\n"
+        );
+        print!("{}", report::namespace_table(&namespaces));
+        (concurrent, namespaces)
+    };
+
+    let document = json!({
+        "machine": machine(&inputs, load_before, load_after),
+        "host_true": report::row_json(&spawn_floor),
+        "options": { "runs": runs, "warmup": options.warmup(), "debug_build": options.debug },
+        "sequential": rows.iter().map(report::row_json).collect::<Vec<_>>(),
+        "skipped": skipped.iter().map(|s| json!({ "launcher": s.name, "reason": s.reason })).collect::<Vec<_>>(),
+        "concurrent": concurrent.iter().map(report::concurrent_json).collect::<Vec<_>>(),
+        "per_namespace": namespaces.iter().map(report::namespace_json).collect::<Vec<_>>(),
+    });
+    let path = options
+        .json
+        .clone()
+        .unwrap_or_else(|| root.join("target").join("bench").join("bench.json"));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&document)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "\nxtask: bench: load average {} before, {} after the sequential runs; figures in {}",
+        fmt_load(load_before),
+        fmt_load(load_after),
+        path.display()
+    );
+    Ok(())
+}
+
+fn fmt_load(load: Option<f64>) -> String {
+    load.map_or("unknown".into(), |l| format!("{l:.2}"))
+}
+
+/// `apt-get install bubblewrap crun runc`, as root on Debian/Ubuntu.
+fn install() -> anyhow::Result<()> {
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        bail!("--install needs root and apt-get: install bubblewrap, crun and runc yourself");
+    }
+    let install = || {
+        util::run(
+            Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "bubblewrap",
+                    "crun",
+                    "runc",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    install().or_else(|_| {
+        util::run(Command::new("apt-get").args(["update", "-qq"]))?;
+        install()
+    })
+}
+
+/// cgroup2 mounted at /sys/fs/cgroup/unified beside the v1 hierarchies (cgroups(7)): the hybrid
+/// layout crun refuses to work with.
+fn hybrid_cgroups() -> bool {
+    const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
+    let path = c"/sys/fs/cgroup/unified";
+    // SAFETY: statfs is plain C data, for which all zeroes is a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs writes into the struct it is given; the path is NUL-terminated.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
+    rc == 0 && fs.f_type == CGROUP2_SUPER_MAGIC
+}
+
+/// Moves this (single-threaded) process into a mount namespace of its own, a slave of the host's, and
+/// detaches the cgroup2 mount there, so that crun sees plain cgroups v1. Every launcher then runs in
+/// that namespace alike; the host's mounts are untouched.
+fn hide_unified_cgroup() -> anyhow::Result<()> {
+    println!(
+        "xtask: bench: cgroups are hybrid here, which crun refuses: every launcher runs in a mount \
+         namespace without /sys/fs/cgroup/unified"
+    );
+    // SAFETY: unshare takes no pointers; xtask has no other threads.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("unshare(CLONE_NEWNS)");
+    }
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: a propagation change: only the target path is read.
+    let rc = unsafe {
+        libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("make / a slave");
+    }
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("detach /sys/fs/cgroup/unified");
+    }
+    Ok(())
+}
+
+/// Builds combined and the floor, and finds or builds the rootfs.
+fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
+    let mut build = cargo();
+    build
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "combined", "-p", "bench-floor"]);
+    if !options.debug {
+        build.arg("--release");
+    }
+    util::run(&mut build).context("cannot build combined and bench-floor")?;
+    let bin = root
+        .join("target")
+        .join(if options.debug { "debug" } else { "release" });
+    let rootfs = match &options.rootfs {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = crate::rootfs::default_dir(root);
+            if dir.join("bin/busybox").exists() {
+                dir
+            } else {
+                crate::rootfs::build(root, None)?
+            }
+        }
+    };
+    let rootfs =
+        std::fs::canonicalize(&rootfs).with_context(|| format!("no rootfs at {}", rootfs.display()))?;
+    let work = root.join("target").join("bench");
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    Ok(Inputs {
+        combined: bin.join("combined"),
+        floor: bin.join("bench-floor"),
+        rootfs,
+        work,
+        rootless: !is_root(),
+        baseline: options.baseline.clone(),
+    })
+}
+
+/// Runs each launcher once, checked: one that does not work here is skipped with its own error,
+/// except `combined` and the floor, which must work.
+fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::Result<Vec<Launcher>> {
+    let mut working = Vec::new();
+    for launcher in candidates {
+        let outcome = runner::check(&launcher.argv)?;
+        if outcome.success {
+            working.push(launcher);
+            continue;
+        }
+        let why = outcome
+            .stderr
+            .lines()
+            .next()
+            .unwrap_or("failed with no message")
+            .to_owned();
+        if launcher.name == launchers::COMBINED || launcher.name == launchers::FLOOR {
+            bail!("`{}` failed: {}", launcher.argv.join(" "), outcome.stderr.trim());
+        }
+        skipped.push(Skipped {
+            name: launcher.name,
+            reason: format!("does not work here: {why}"),
+        });
+    }
+    Ok(working)
+}
+
+/// The sequential comparison: warm-up rounds, then measured rounds, each running every launcher once
+/// in the same order.
+fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<Row>> {
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); launchers.len()];
+    for round in 0..options.warmup() + options.runs() {
+        for (launcher, series) in launchers.iter().zip(&mut samples) {
+            let sample = runner::measure(&launcher.argv)?;
+            if round >= options.warmup() {
+                series.push(sample);
+            }
+        }
+    }
+    let combined_wall: Vec<f64> = samples[0].iter().map(|s| s.wall_ms).collect();
+    Ok(launchers
+        .iter()
+        .zip(&samples)
+        .filter_map(|(l, s)| Row::new(l.name, &l.argv, l.note, s, &combined_wall))
+        .collect())
+}
+
+/// The host's `true`, run directly: what the fork, exec and wait of the measurement itself cost, and
+/// the RSS any exec'd process shows.
+fn spawn_floor(options: &Options) -> anyhow::Result<Row> {
+    let argv = vec![
+        launchers::which("true")
+            .map_err(anyhow::Error::msg)?
+            .to_string_lossy()
+            .into_owned(),
+    ];
+    let mut samples = Vec::new();
+    for round in 0..options.warmup() + options.runs() {
+        let sample = runner::measure(&argv)?;
+        if round >= options.warmup() {
+            samples.push(sample);
+        }
+    }
+    Row::new("host true", &argv, "no container", &samples, &[]).context("no runs")
+}
+
+/// N containers at once, for each N, alternating the launchers round by round.
+fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<ConcurrentRow>> {
+    let mut rows = Vec::new();
+    for &count in options.concurrency() {
+        let mut batches: Vec<Vec<(f64, Vec<Sample>)>> = vec![Vec::new(); launchers.len()];
+        for _ in 0..options.rounds() {
+            for (launcher, series) in launchers.iter().zip(&mut batches) {
+                series.push(runner::measure_concurrent(&launcher.argv, count)?);
+            }
+        }
+        for (launcher, series) in launchers.iter().zip(&batches) {
+            let walls: Vec<f64> = series.iter().map(|(wall, _)| *wall).collect();
+            let all: Vec<&Sample> = series.iter().flat_map(|(_, s)| s).collect();
+            let Some(batch_ms) = Summary::of(&walls) else {
+                continue;
+            };
+            rows.push(ConcurrentRow {
+                name: launcher.name.to_owned(),
+                containers: count,
+                batch_ms,
+                cpu_ms_per_container: all.iter().map(|s| s.cpu_ms).sum::<f64>() / all.len().max(1) as f64,
+                rss_mib_max: all.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The floor with each namespace kind alone, alternating kind by kind; each kind's added cost is
+/// taken pair by pair against the baseline (no namespace as root, the user namespace alone rootless).
+fn per_namespace(inputs: &Inputs, options: &Options) -> anyhow::Result<Vec<NamespaceRow>> {
+    let kinds = launchers::namespace_kinds(inputs.rootless);
+    let argvs: Vec<Vec<String>> = kinds.iter().map(|k| launchers::floor_with(inputs, k)).collect();
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for round in 0..options.warmup() + options.runs() {
+        for (argv, series) in argvs.iter().zip(&mut walls) {
+            let sample = runner::measure(argv)?;
+            if round >= options.warmup() {
+                series.push(sample.wall_ms);
+            }
+        }
+    }
+    Ok(kinds
+        .iter()
+        .zip(&walls)
+        .enumerate()
+        .filter_map(|(i, (kind, series))| {
+            Some(NamespaceRow {
+                kind: (*kind).to_owned(),
+                wall_ms: Summary::of(series)?,
+                added_ms: if i == 0 {
+                    None
+                } else {
+                    pairwise_difference(series, &walls[0])
+                },
+            })
+        })
+        .collect())
+}
+
+/// Where the figures were taken: kernel, CPUs, load, privileges, and each tool's version.
+fn machine(inputs: &Inputs, load_before: Option<f64>, load_after: Option<f64>) -> serde_json::Value {
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_owned()).ok();
+    let cpu_model = read("/proc/cpuinfo").and_then(|info| {
+        info.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, model)| model.trim().to_owned())
+    });
+    let version = |program: &str| {
+        let path = launchers::which(program).ok()?;
+        let out = Command::new(path).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        text.lines().next().map(str::to_owned)
+    };
+    json!({
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "cpu_model": cpu_model,
+        "load_average_before": load_before,
+        "load_average_after_sequential": load_after,
+        "rootless": inputs.rootless,
+        "versions": {
+            "unshare": version("unshare"),
+            "bwrap": version("bwrap"),
+            "crun": version("crun"),
+            "runc": version("runc"),
+        },
+    })
+}
