@@ -4,6 +4,7 @@
 mod bench;
 mod book;
 mod ci;
+mod dist;
 mod rootfs;
 mod util;
 mod vm;
@@ -29,6 +30,9 @@ enum Command {
     BookCheck,
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
     Transcripts,
+    /// Builds combined as it is shipped: a static binary, size-optimized with LTO
+    /// (target/<host triple>/dist/combined).
+    Dist,
     /// Builds a busybox root filesystem (from Debian's busybox-static) for `combined run --rootfs`.
     Rootfs {
         /// Where to build it (default: target/busybox-rootfs).
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Book => book::build_html(&root),
         Command::BookCheck => book::check(&root),
         Command::Transcripts => book::record_transcripts(&root),
+        Command::Dist => dist::run(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
         Command::TestVm(options) => vm::run(&root, &options),
         Command::Bench(options) => bench::run(&root, &options),

@@ -247,17 +247,18 @@ fn hide_unified_cgroup() -> anyhow::Result<()> {
 
 /// Builds combined and the floor, and finds or builds the rootfs.
 fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
-    let mut build = cargo();
-    build
-        .current_dir(root)
-        .args(["build", "--quiet", "-p", "combined", "-p", "bench-floor"]);
-    if !options.debug {
-        build.arg("--release");
-    }
-    util::run(&mut build).context("cannot build combined and bench-floor")?;
-    let bin = root
-        .join("target")
-        .join(if options.debug { "debug" } else { "release" });
+    // What is measured is what is shipped: `cargo xtask dist`'s static, size-optimized build (the
+    // debug build for the CI smoke check, which only checks that everything runs).
+    let bin = if options.debug {
+        let mut build = cargo();
+        build
+            .current_dir(root)
+            .args(["build", "--quiet", "-p", "combined", "-p", "bench-floor"]);
+        util::run(&mut build).context("cannot build combined and bench-floor")?;
+        root.join("target").join("debug")
+    } else {
+        crate::dist::build(root, &["combined", "bench-floor"])?
+    };
     let rootfs = match &options.rootfs {
         Some(dir) => dir.clone(),
         None => {
