@@ -110,10 +110,15 @@ pub fn select(text: &str, selector: Option<&str>) -> Option<String> {
     Some(body.copied().collect::<Vec<_>>().join("\n"))
 }
 
-/// The anchor name on a line like `// ANCHOR: name`.
+/// The anchor name on a line like `// ANCHOR: name` or `<!-- ANCHOR: name -->`: as mdBook reads it,
+/// the word characters (and `-`) after the marker.
 fn anchor_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     let at = line.find(marker)?;
-    Some(line[at + marker.len()..].trim())
+    let rest = line[at + marker.len()..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// Checks every include of every chapter under `src`.
@@ -159,7 +164,8 @@ pub fn check_includes(src: &Path) -> anyhow::Result<Vec<Problem>> {
 }
 
 /// The includes that are not inside a fenced code block. Code and recorded output must be fenced, or
-/// mdBook renders them as Markdown (a Rust doc comment becomes a paragraph, indentation is lost).
+/// mdBook renders them as Markdown (a Rust doc comment becomes a paragraph, indentation is lost);
+/// Markdown itself (`.md`) is included unfenced, to be rendered.
 pub fn includes_outside_code_blocks(markdown: &str) -> Vec<String> {
     let mut in_fence = false;
     let mut found = Vec::new();
@@ -169,7 +175,12 @@ pub fn includes_outside_code_blocks(markdown: &str) -> Vec<String> {
             continue;
         }
         if !in_fence {
-            found.extend(parse_includes(line).into_iter().map(|i| i.path));
+            found.extend(
+                parse_includes(line)
+                    .into_iter()
+                    .map(|i| i.path)
+                    .filter(|p| !p.ends_with(".md")),
+            );
         }
     }
     found
@@ -477,7 +488,7 @@ mod tests {
 
     #[test]
     fn includes_must_be_fenced() {
-        let md = "text\n```rust,ignore\n{{#include a.rs:x}}\n```\n{{#include b.rs:y}}\n";
+        let md = "text\n```rust,ignore\n{{#include a.rs:x}}\n```\n{{#include b.rs:y}}\n{{#include c.md:z}}\n";
         assert_eq!(includes_outside_code_blocks(md), ["b.rs"]);
     }
 
@@ -485,6 +496,8 @@ mod tests {
     fn selects_anchors_and_ranges() {
         let src = "a\n// ANCHOR: x\nb\n// ANCHOR: inner\nc\n// ANCHOR_END: inner\n// ANCHOR_END: x\nd";
         assert_eq!(select(src, Some("x")).unwrap(), "b\nc");
+        let md = "<!-- ANCHOR: figures -->\n| a |\n<!-- ANCHOR_END: figures -->";
+        assert_eq!(select(md, Some("figures")).unwrap(), "| a |");
         assert_eq!(select(src, Some("inner")).unwrap(), "c");
         assert_eq!(select(src, Some("missing")), None);
         assert_eq!(select(src, Some("1:1")).unwrap(), "a");
