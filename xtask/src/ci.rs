@@ -91,6 +91,12 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         .filter(|(_, ok)| !ok)
         .map(|(name, _)| *name)
         .collect();
+    // The closing line in the plain form CI systems read: the steps, each a whole suite or check.
+    println!(
+        "steps: {} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
     if !failed.is_empty() {
         bail!("ci failed: {}", failed.join(", "));
     }
