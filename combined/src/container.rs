@@ -223,10 +223,15 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
             ));
         }
     }
-    let status = forward_until_exit(child.pid(), &signals);
-    // The child is reaped above; dropping the handle now only closes the channel.
-    std::mem::forget(child);
-    status.map_err(|e| failed(Step::Init, e))
+    match forward_until_exit(child.pid(), &signals) {
+        Ok(status) => {
+            // Reaped already: the handle must not kill or wait for its PID again (it may be reused).
+            std::mem::forget(child);
+            Ok(status)
+        }
+        // Not reaped: dropping the handle kills and reaps the container.
+        Err(e) => Err(failed(Step::Init, e)),
+    }
 }
 // ANCHOR_END: launch
 
