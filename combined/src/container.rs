@@ -159,6 +159,9 @@ pub struct Plan {
     pub caps: CapsHashSet,
     pub read_only: bool,
     pub init: bool,
+    /// The launcher runs in the foreground of a terminal on its stdin: the command takes the
+    /// terminal's foreground, as a shell's job would.
+    pub terminal_foreground: bool,
     pub fault: Option<Step>,
 }
 
@@ -604,6 +607,9 @@ fn exec_command(plan: &Plan) -> i32 {
 }
 
 fn prepare_exec(plan: &Plan) -> Result<(), String> {
+    if plan.terminal_foreground {
+        take_terminal_foreground();
+    }
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
     close_range_cloexec().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
@@ -625,6 +631,21 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 // ANCHOR_END: exec
+
+/// Puts the command in a process group of its own and makes that group the terminal's foreground
+/// (credentials(7), tcsetpgrp(3)). Then Ctrl-C reaches the command and not the launcher, and an
+/// interactive shell finds its terminal's foreground group inside its own PID namespace: left in the
+/// launcher's group, which it cannot see, a shell fails to restore it at exit (ESRCH) and exits 2.
+/// SIGTTOU is blocked meanwhile, as a shell does, so that the call cannot stop this process.
+fn take_terminal_foreground() {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut previous = SigSet::empty();
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut previous));
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+}
 
 /// close_range(3, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11); a loop over /proc/self/fd before that.
 fn close_range_cloexec() -> Result<(), Errno> {

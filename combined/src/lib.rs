@@ -184,6 +184,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         caps: caps::resolve(&request.cap_add, &request.cap_drop),
         read_only: request.read_only,
         init: !request.no_init,
+        terminal_foreground: in_terminal_foreground(),
         fault,
     })
 }
@@ -262,6 +263,12 @@ fn find_in_volumes(volumes: &[PlannedVolume], program: &str) -> Option<PathBuf> 
         let found = config::find_command(&volume.source, &in_source.to_string_lossy(), "")?;
         Some(volume.target.join(found.strip_prefix("/").ok()?))
     })
+}
+
+/// Whether stdin is a terminal whose foreground process group is the launcher's own: then the
+/// command may take the foreground (a launcher started in the background must not).
+fn in_terminal_foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
 }
 
 /// Whether a command found on the host is inside what the host view shows.
