@@ -747,10 +747,26 @@ fn ctrl_c_in_an_interactive_shell_interrupts_the_foreground_command_only() {
     let Some(rootfs) = ready("ctrl_c_in_an_interactive_shell_interrupts_the_foreground_command_only") else {
         return;
     };
+    interactive_session(&["run", "--rootfs", rootfs.str(), "--", "sh", "-i"]);
+}
+
+/// The host's own /bin/sh (dash on Debian), on the default rootfs: a shell that, at exit, restores
+/// the terminal's foreground process group, which must be one it can see (it exited 2 otherwise).
+#[test]
+fn the_host_shell_keeps_its_exit_status_on_a_terminal() {
+    if !namespaces("the_host_shell_keeps_its_exit_status_on_a_terminal") {
+        return;
+    }
+    interactive_session(&["run", "--", "sh", "-i"]);
+}
+
+/// Drives an interactive shell in a container through a pseudo-terminal, as a user at a terminal
+/// would: Ctrl-C interrupts the command it runs and not the shell, and `exit 5` is the status.
+fn interactive_session(args: &[&str]) {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let slave: OwnedFd = pty.slave;
     let slave_fd = slave.as_raw_fd();
-    let mut cmd = combined(&["run", "--rootfs", rootfs.str(), "--", "sh", "-i"]);
+    let mut cmd = combined(args);
     cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave.try_clone().unwrap()))
