@@ -573,6 +573,7 @@ fn become_init(plan: &Plan) -> i32 {
         return i32::from(crate::EXIT_LAUNCHER);
     }
     pid_demo::set_name("init");
+    hide_launcher_command_line();
     match pid_demo::init::init_with(|| exec_command(plan)) {
         Ok(outcome) => outcome.exit.shell_status(),
         Err(e) => {
@@ -582,6 +583,39 @@ fn become_init(plan: &Plan) -> i32 {
     }
 }
 // ANCHOR_END: init
+
+/// Replaces init's command line, which `/proc/1/cmdline` shows to everyone in the container, with
+/// `init`: it is still the launcher's, with host paths in it (proc(5), /proc/pid/cmdline). The kernel
+/// reads that file from the process's own memory, the argument area between `arg_start` and
+/// `arg_end` (fields 48 and 49 of /proc/self/stat); nothing in init reads its arguments again.
+fn hide_launcher_command_line() {
+    let Some((start, end)) = argument_area() else {
+        return;
+    };
+    let len = end.saturating_sub(start);
+    if len < 5 {
+        return;
+    }
+    // SAFETY: [start, end) is this process's argument area, which the kernel mapped writable on the
+    // initial stack when the launcher was executed; it lies within this process's address space and
+    // no Rust value refers to it (std copied the arguments it needed before `main`).
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, len);
+        area.fill(0);
+        area[..4].copy_from_slice(b"init");
+    }
+}
+
+/// `arg_start` and `arg_end` from /proc/self/stat.
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the command name, the fields are numbered from 3 (state): field N is at N - 3.
+    Some((
+        fields.get(48 - 3)?.parse().ok()?,
+        fields.get(49 - 3)?.parse().ok()?,
+    ))
+}
 
 // ANCHOR: exec
 /// Step 8: the last things before the command runs, each one narrowing what it can do.

@@ -270,6 +270,17 @@ fn init_is_pid_1_and_no_init_makes_the_command_pid_1() {
 }
 
 #[test]
+fn init_shows_no_host_command_line() {
+    let Some(rootfs) = ready("init_shows_no_host_command_line") else {
+        return;
+    };
+    // The launcher's command line names host paths (its binary, the rootfs): init must not show it.
+    let out = sh(&rootfs, &[], "tr '\\0' ' ' < /proc/1/cmdline; echo");
+    let shown = out.ok().trim();
+    assert_eq!(shown, "init", "/proc/1/cmdline inside: {shown:?}");
+}
+
+#[test]
 fn init_reaps_orphans() {
     let Some(rootfs) = ready("init_reaps_orphans") else {
         return;
