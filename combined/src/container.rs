@@ -41,6 +41,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use nskit::{Channel, Exit, Spawn, UserNs};
+use pid_demo::init::Reaper;
 
 use crate::config::{Maps, NetMode, Rootfs};
 use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
@@ -328,10 +329,20 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
         _ => return 1,
     };
-    if let Err(e) = set_up(plan, veth_peer.as_deref()) {
-        let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
-        return i32::from(crate::EXIT_LAUNCHER);
-    }
+    // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
+    // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
+    let prepared = set_up(plan, veth_peer.as_deref()).and_then(|()| {
+        plan.init
+            .then(|| Reaper::new().map_err(|e| failed(Step::Init, e)))
+            .transpose()
+    });
+    let reaper = match prepared {
+        Ok(reaper) => reaper,
+        Err(e) => {
+            let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
+    };
     if channel.send_fields(&["ready"]).is_err() {
         return 1;
     }
@@ -339,10 +350,9 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         eprintln!("combined: {e}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
-    if plan.init {
-        become_init(plan)
-    } else {
-        exec_command(plan)
+    match reaper {
+        Some(reaper) => become_init(plan, reaper),
+        None => exec_command(plan),
     }
 }
 
@@ -565,7 +575,7 @@ fn set_up_network(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed
 /// Step 7: PID 1 of the container. Non-dumpable first, so that no process in the container can open
 /// /proc/1/exe, which is the launcher's binary on the host (CVE-2019-5736). Then the PID chapter's
 /// reaper: it forks the command, forwards signals to it, reaps orphans, and returns its status.
-fn become_init(plan: &Plan) -> i32 {
+fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers; it only changes a flag of this process.
     let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if rc != 0 {
@@ -574,7 +584,14 @@ fn become_init(plan: &Plan) -> i32 {
     }
     pid_demo::set_name("init");
     hide_launcher_command_line();
-    match pid_demo::init::init_with(|| exec_command(plan)) {
+    let command = pid_demo::init::fork_run(|| match reaper.restore_child_mask() {
+        Ok(()) => exec_command(plan),
+        Err(_) => i32::from(crate::EXIT_LAUNCHER),
+    });
+    match command
+        .map_err(pid_demo::init::InitError::Fork)
+        .and_then(|pid| reaper.run(pid))
+    {
         Ok(outcome) => outcome.exit.shell_status(),
         Err(e) => {
             eprintln!("combined: init: {e}");
