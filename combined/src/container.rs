@@ -402,7 +402,7 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
     fault(plan, Step::Dev)?;
     mounts::mount_dev(&root, plan.user_ns).map_err(|e| failed(Step::Dev, e))?;
     fault(plan, Step::Mqueue)?;
-    mounts::mount_mqueue(&root).map_err(|e| failed(Step::Mqueue, e))?;
+    mount_mqueue(&root)?;
     fault(plan, Step::Sys)?;
     mounts::mount_sysfs_readonly(&root).map_err(|e| failed(Step::Sys, e))?;
 
@@ -426,6 +426,13 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
     set_up_network(plan, veth_peer)
 }
 // ANCHOR_END: set_up
+
+/// /dev/mqueue, with the IPC chapter's mount of the mqueue filesystem (it lists the queues of the
+/// container's own IPC namespace), on a target the mount chapter resolved without leaving the rootfs.
+fn mount_mqueue(root: &Path) -> Result<(), StepFailed> {
+    let target = ensure_dir_in_root(root, Path::new("/dev/mqueue")).map_err(|e| failed(Step::Mqueue, e))?;
+    ipc_demo::posix::mount_mqueue(&fd_path(&target)).map_err(|e| failed(Step::Mqueue, e))
+}
 
 fn capabilities_keep_mknod(plan: &Plan) -> bool {
     plan.caps.contains(&caps::Capability::CAP_MKNOD)
