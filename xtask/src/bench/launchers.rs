@@ -168,26 +168,9 @@ fn oci(runtime: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<La
 
 /// `config.json` for the rootfs: what `runc spec` generates, trimmed to the work `combined` does.
 pub fn bundle_config(rootfs: &Path) -> serde_json::Value {
-    let masked = [
-        "/proc/acpi",
-        "/proc/asound",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/proc/scsi",
-        "/sys/firmware",
-        "/proc/interrupts",
-    ];
-    let readonly = [
-        "/proc/bus",
-        "/proc/fs",
-        "/proc/irq",
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-    ];
+    // The very lists combined masks and write-protects (the mount chapter's), so both do the same work.
+    let masked = mnt_demo::rootfs::DEFAULT_MASKED;
+    let readonly = mnt_demo::rootfs::DEFAULT_READONLY;
     let mount = |dest: &str, kind: &str, options: &[&str]| json!({ "destination": dest, "type": kind, "source": kind, "options": options });
     json!({
         "ociVersion": "1.0.2",
