@@ -2,28 +2,14 @@
 //! experiments (mount_namespaces(7), pivot_root(2)). Each test leaves the host's mount table exactly
 //! as it found it, and says so.
 
+mod common;
+
+use common::on_clean_host;
 use mnt_demo::Propagation;
 use mnt_demo::lab::{self, RootView};
-use mnt_demo::scratch::Scratch;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nskit::testing::{exclusive, mount_table, require_namespaces};
-
-/// Runs `body` with a fresh scratch directory, and checks that the host's mount table is unchanged
-/// afterwards, whether the body succeeded or not (the scratch directory is gone too).
-fn on_clean_host(body: impl FnOnce(&Scratch)) {
-    let _guard = exclusive();
-    let before = mount_table();
-    let scratch = Scratch::new().unwrap();
-    let dir = scratch.path().to_owned();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&scratch)));
-    drop(scratch);
-    assert_eq!(mount_table(), before, "the host's mount table changed");
-    assert!(!dir.exists(), "{} is still there", dir.display());
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
+use nskit::testing::require_namespaces;
 
 fn spawn() -> nskit::Spawn {
     lab::child_spawn(CloneFlags::empty(), false)

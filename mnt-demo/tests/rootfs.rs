@@ -2,6 +2,9 @@
 //! the order `combined` calls them (mount(2), pivot_root(2), proc(5), pts(4), sysfs(5)); and the
 //! refusal to follow a rootfs's symlinks out of it when mounting.
 
+mod common;
+
+use common::on_clean_host;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, symlink};
@@ -12,7 +15,7 @@ use mnt_demo::rootfs::{self, DEFAULT_MASKED, DEFAULT_READONLY, PathOutcome, Prop
 use mnt_demo::scratch::Scratch;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nskit::testing::{exclusive, mount_table, require_namespaces};
+use nskit::testing::require_namespaces;
 use nskit::{Proc, Spawn};
 
 /// Runs `check` in a child with new mount, PID, IPC and network namespaces (and a user namespace when
@@ -37,20 +40,6 @@ fn in_child(name: &str, scratch: &Scratch, check: impl FnOnce(bool) -> Result<()
     assert!(child.wait().unwrap().success());
     assert_eq!(reply, "ok", "{name}");
     let _ = scratch;
-}
-
-fn on_clean_host(body: impl FnOnce(&Scratch)) {
-    let _guard = exclusive();
-    let before = mount_table();
-    let scratch = Scratch::new().unwrap();
-    let dir = scratch.path().to_owned();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&scratch)));
-    drop(scratch);
-    assert_eq!(mount_table(), before, "the host's mount table changed");
-    assert!(!dir.exists());
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 fn table() -> Result<Vec<MountEntry>, String> {
