@@ -2,7 +2,7 @@
 //! and prints what happened as `key=value` lines (`err:EPERM` for a refused system call, `ok` or a
 //! value otherwise), for the test to assert on. It only ever tries: every attempt is a plain system
 //! call whose refusal is the point. chroot(2), proc(5), mknod(2), init_module(2), capabilities(7),
-//! pidfd_getfd(2), open_by_handle_at(2).
+//! pidfd_getfd(2), open_by_handle_at(2), TIOCSTI in ioctl_tty(2), keyctl(2).
 //!
 //! `probe <what> [args]`; `what` is one of the functions in `main`.
 
@@ -34,6 +34,8 @@ fn main() {
         "masked" => masked(&args[1..]),
         "init" => init(arg(1).parse().unwrap_or(7)),
         "fds" => fds(),
+        "tiocsti" => tiocsti(&arg(1)),
+        "keys" => keys(&args[1..]),
         other => {
             eprintln!("probe: unknown probe {other:?}");
             std::process::exit(2);
@@ -460,6 +462,11 @@ fn init(fd: i32) {
     say("open_self_exe", io_outcome(fs::File::open("/proc/self/exe")));
     say("read_fd_dir", io_outcome(fs::read_dir("/proc/1/fd")));
     say("open_fd", io_outcome(fs::File::open(format!("/proc/1/fd/{fd}"))));
+    say("exe_identity", identity("/proc/1/exe"));
+    say(
+        "write_exe",
+        io_outcome(fs::OpenOptions::new().write(true).open("/proc/1/exe")),
+    );
     say("open_mem", io_outcome(fs::File::open("/proc/1/mem")));
     say("pidfd_getfd", pidfd_getfd(fd));
 }
@@ -508,3 +515,82 @@ fn fds() {
     say("fds", list.join(","));
     say("fd_7", io_outcome(fs::metadata("/proc/self/fd/7")));
 }
+
+/// Escape 12: push `text` into a terminal's input queue (TIOCSTI), where the host's shell would read it
+/// after the container exits: through stdin, and through /dev/tty, the process's controlling terminal.
+fn tiocsti(text: &str) {
+    say("stdin_tty", nix::unistd::isatty(std::io::stdin()).map_or("err".into(), |t| t.to_string()));
+    say("tiocsti_stdin", inject(0, text));
+    match open("/dev/tty", OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty()) {
+        Ok(tty) => {
+            say("open_dev_tty", "ok");
+            say("tiocsti_dev_tty", inject(tty.as_raw_fd(), text));
+        }
+        Err(e) => say("open_dev_tty", format!("err:{e:?}")),
+    }
+}
+
+/// TIOCSTI once per byte of `text`; the first refusal ends it.
+fn inject(fd: RawFd, text: &str) -> String {
+    for byte in text.bytes() {
+        // SAFETY: TIOCSTI reads one byte from the pointer, which points at a live local byte.
+        if unsafe { libc::ioctl(fd, libc::TIOCSTI, &byte) } != 0 {
+            return format!("err:{:?}", Errno::last());
+        }
+    }
+    "ok".into()
+}
+
+/// Escape 13: the host's keys. `keys <id>...` tries to read each key (KEYCTL_READ), directly and after
+/// linking the user keyring into the session keyring, which makes its keys possessed.
+fn keys(ids: &[String]) {
+    say("session_keyring", keyctl(libc::KEYCTL_GET_KEYRING_ID, libc::KEY_SPEC_SESSION_KEYRING as _, 0));
+    for id in ids {
+        let id: libc::c_long = id.parse().unwrap_or(0);
+        say(&format!("read:{id}"), keyctl(libc::KEYCTL_READ, id, 0));
+    }
+    say(
+        "link_user_keyring",
+        keyctl(
+            libc::KEYCTL_LINK,
+            libc::KEY_SPEC_USER_KEYRING as _,
+            libc::KEY_SPEC_SESSION_KEYRING as libc::c_long,
+        ),
+    );
+    for id in ids {
+        let id: libc::c_long = id.parse().unwrap_or(0);
+        say(&format!("read_linked:{id}"), keyctl(libc::KEYCTL_READ, id, 0));
+    }
+    say("add_key", add_key());
+}
+
+/// keyctl(operation, a, b) with no buffer: the number it returns, or `err:<ERRNO>`.
+fn keyctl(operation: u32, a: libc::c_long, b: libc::c_long) -> String {
+    // SAFETY: the operations used here take integer arguments only (KEYCTL_READ with a null buffer
+    // and length 0 just returns the payload's size).
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, libc::c_long::from(operation), a, b, 0usize, 0usize) };
+    if rc < 0 {
+        format!("err:{:?}", Errno::last())
+    } else {
+        rc.to_string()
+    }
+}
+
+/// add_key(2) of a `user` key to the session keyring.
+fn add_key() -> String {
+    let (kind, name, payload) = (c"user", c"probe", b"x");
+    // SAFETY: type and description are NUL-terminated strings that outlive the call; the payload
+    // pointer and length describe a live byte array.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            kind.as_ptr(),
+            name.as_ptr(),
+            payload.as_ptr(),
+            payload.len(),
+            libc::KEY_SPEC_SESSION_KEYRING as libc::c_long,
+        )
+    };
+    if rc < 0 { format!("err:{:?}", Errno::last()) } else { "ok".into() }
+}
+

@@ -5,28 +5,32 @@
 //! namespace) tell the story together:
 //!
 //! 1. parent: blocks the signals it will forward, then clones the child into new user (rootless), PID,
-//!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter);
+//!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter); the
+//!    child starts a session of its own, so the host's terminal is never its controlling terminal;
 //! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
 //!    namespace (network chapter); then says `go`;
 //! 3. child: takes uid and gid 0 in its user namespace (user chapter), asks to be killed if the
-//!    launcher dies (PR_SET_PDEATHSIG), and sets the hostname (UTS chapter);
+//!    launcher dies (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's
+//!    session is reachable (keyrings(7)), and sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
 //!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
-//!    (mount chapter, PID chapter for /proc, IPC chapter for /dev/mqueue);
+//!    (mount chapter, PID chapter for /proc, IPC chapter for /dev/mqueue); with a terminal, makes a
+//!    pty pair in its own devpts and hands the master to the launcher (`terminal.rs`);
 //! 5. child: brings up `lo`, and its veth end with its address (network chapter);
 //! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's;
-//! 7. child: becomes init (PID chapter): non-dumpable, forks the command, forwards signals to it and
-//!    reaps orphans; or, with `--no-init`, is the command itself;
-//! 8. the command's process: marks every fd >= 3 close-on-exec, changes into the working directory,
-//!    sets no_new_privs, drops capabilities, and execs;
-//! 9. parent: forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child until it exits, and returns its
-//!    status.
+//! 7. child: becomes init (PID chapter): non-dumpable, under the seccomp filter, forks the command,
+//!    forwards signals to it and reaps orphans; or, with `--no-init`, is the command itself;
+//! 8. the command's process: takes the pty as its controlling terminal, marks every fd >= 3
+//!    close-on-exec, changes into the working directory, resets every signal to its default, sets
+//!    no_new_privs, drops capabilities, loads the seccomp filter (unless init did), and execs;
+//! 9. parent: relays the terminal, and forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+//!    to the child until it exits, and returns its status.
 
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
@@ -37,13 +41,16 @@ use net_demo::subnet::Subnet;
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sched::CloneFlags;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use nskit::{Channel, Exit, Spawn, UserNs};
 use pid_demo::init::Reaper;
 
 use crate::config::{Maps, NetMode, Rootfs};
+use crate::terminal::{self, Relay};
 use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
 
 /// The setup steps, in order. Each error names its step; `COMBINED_FAULT=<step>` (tests only) makes
@@ -53,6 +60,7 @@ pub enum Step {
     Clone,
     Veth,
     Ids,
+    Keyring,
     Hostname,
     Propagation,
     Rootfs,
@@ -64,15 +72,17 @@ pub enum Step {
     Pivot,
     Masks,
     ReadOnly,
+    Terminal,
     Network,
     Init,
 }
 
 impl Step {
-    pub const ALL: [Step; 16] = [
+    pub const ALL: [Step; 18] = [
         Step::Clone,
         Step::Veth,
         Step::Ids,
+        Step::Keyring,
         Step::Hostname,
         Step::Propagation,
         Step::Rootfs,
@@ -84,6 +94,7 @@ impl Step {
         Step::Pivot,
         Step::Masks,
         Step::ReadOnly,
+        Step::Terminal,
         Step::Network,
         Step::Init,
     ];
@@ -93,6 +104,7 @@ impl Step {
             Step::Clone => "clone",
             Step::Veth => "veth",
             Step::Ids => "ids",
+            Step::Keyring => "keyring",
             Step::Hostname => "hostname",
             Step::Propagation => "propagation",
             Step::Rootfs => "rootfs",
@@ -104,6 +116,7 @@ impl Step {
             Step::Pivot => "pivot",
             Step::Masks => "masks",
             Step::ReadOnly => "read-only",
+            Step::Terminal => "terminal",
             Step::Network => "network",
             Step::Init => "init",
         }
@@ -160,9 +173,9 @@ pub struct Plan {
     pub caps: CapsHashSet,
     pub read_only: bool,
     pub init: bool,
-    /// The launcher runs in the foreground of a terminal on its stdin: the command takes the
-    /// terminal's foreground, as a shell's job would.
-    pub terminal_foreground: bool,
+    /// The container gets a pty of its own, relayed to the launcher's stdin and stdout
+    /// (`terminal.rs`); without one it has no controlling terminal at all.
+    pub tty: bool,
     pub fault: Option<Step>,
 }
 
@@ -173,8 +186,17 @@ pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWIPC)
     .union(CloneFlags::CLONE_NEWNET);
 
-/// The signals the launcher passes on to the container.
-pub const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+/// The signals the launcher passes on to the container. Every signal whose default action would end
+/// the launcher and that a user sends on purpose is here: taken synchronously, none of them can kill
+/// the launcher while the host terminal is in raw mode.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 fn fault(plan: &Plan, step: Step) -> Result<(), StepFailed> {
     if plan.fault == Some(step) {
@@ -189,7 +211,7 @@ fn fault(plan: &Plan, step: Step) -> Result<(), StepFailed> {
 // ANCHOR: launch
 /// Runs the container and returns its exit status (the command's code, or 128 + signal).
 pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
-    let signals = forwarded_set();
+    let signals = supervised_set();
     signals
         .thread_block()
         .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
@@ -227,7 +249,11 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
             ));
         }
     }
-    match forward_until_exit(child.pid(), &signals) {
+    let relay = match plan.tty {
+        true => Some(start_relay(channel)?),
+        false => None,
+    };
+    match supervise(child.pid(), &signals, relay) {
         Ok(status) => {
             // Reaped already: the handle must not kill or wait for its PID again (it may be reused).
             std::mem::forget(child);
@@ -239,12 +265,22 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
 }
 // ANCHOR_END: launch
 
-fn forwarded_set() -> SigSet {
+/// The master end of the container's pty came with `ready`: the relay takes it over.
+fn start_relay(channel: &mut Channel) -> Result<Relay, StepFailed> {
+    let master = channel
+        .take_fd()
+        .ok_or_else(|| failed(Step::Terminal, "the container sent no terminal"))?;
+    Relay::start(master).map_err(|e| failed(Step::Terminal, format!("cannot relay the terminal: {e}")))
+}
+
+/// What the launcher waits for: the signals it forwards, SIGCHLD, and SIGWINCH for the pty's size.
+fn supervised_set() -> SigSet {
     let mut set = SigSet::empty();
     for sig in FORWARDED {
         set.add(sig);
     }
     set.add(Signal::SIGCHLD);
+    set.add(Signal::SIGWINCH);
     set
 }
 
@@ -261,21 +297,60 @@ fn child_failure(fields: &[String]) -> StepFailed {
     }
 }
 
-/// Waits for the container's first process, passing on the signals the launcher receives. The
-/// signals are blocked and taken synchronously with sigwait, so none is lost between checks.
-fn forward_until_exit(pid: Pid, signals: &SigSet) -> Result<i32, Errno> {
+// ANCHOR: supervise
+/// Step 9: waits for the container's first process, passing on the signals the launcher receives and,
+/// with a terminal, relaying it. The signals stay blocked and are read from a signalfd, so none is lost
+/// between checks, and none of them can end the launcher before it has restored the terminal.
+fn supervise(pid: Pid, signals: &SigSet, mut relay: Option<Relay>) -> Result<i32, Errno> {
+    let signalfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig).shell_status()),
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
+        if let Some(status) = reaped(pid)? {
+            if let Some(relay) = relay {
+                relay.finish();
+            }
+            return Ok(status);
+        }
+        let mut fds = vec![PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(relay) = &relay {
+            fds.extend(relay.poll_fds());
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno),
         }
-        let sig = signals.wait()?;
-        if sig != Signal::SIGCHLD {
-            let _ = kill(pid, sig);
+        let revents: Vec<PollFlags> = fds.iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())).collect();
+        drop(fds);
+        while let Some(info) = signalfd.read_signal()? {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => {}
+                Ok(Signal::SIGWINCH) => {
+                    if let Some(relay) = &relay {
+                        relay.copy_window_size();
+                    }
+                }
+                Ok(sig) => {
+                    let _ = kill(pid, sig);
+                }
+                Err(_) => {}
+            }
         }
+        if let (Some(relay), [_, stdin, master]) = (&mut relay, revents.as_slice()) {
+            relay.serve(*stdin, *master);
+        }
+    }
+}
+// ANCHOR_END: supervise
+
+/// The container's exit status, if it has exited (and is now reaped).
+fn reaped(pid: Pid) -> Result<Option<i32>, Errno> {
+    loop {
+        return match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(Exit::Signal(sig).shell_status())),
+            Ok(_) => Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(errno),
+        };
     }
 }
 
@@ -325,25 +400,36 @@ fn veth_names(child: Pid) -> (String, String) {
 fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     // The parent blocked the forwarded signals; the container starts with none blocked.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // A session of its own: the host's terminal is no longer the controlling terminal of anything in
+    // the container, so the kernel refuses TIOCSTI on it and /dev/tty does not open (ioctl_tty(2)).
+    // The child is not a process group leader, so setsid cannot fail.
+    let _ = nix::unistd::setsid();
     let veth_peer = match channel.recv_fields() {
         Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
         _ => return 1,
     };
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
-    let prepared = set_up(plan, veth_peer.as_deref()).and_then(|()| {
-        plan.init
+    let prepared = set_up(plan, veth_peer.as_deref()).and_then(|pty| {
+        let reaper = plan
+            .init
             .then(|| Reaper::new().map_err(|e| failed(Step::Init, e)))
-            .transpose()
+            .transpose()?;
+        Ok((pty, reaper))
     });
-    let reaper = match prepared {
-        Ok(reaper) => reaper,
+    let (pty, reaper) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
             return i32::from(crate::EXIT_LAUNCHER);
         }
     };
-    if channel.send_fields(&["ready"]).is_err() {
+    let reported = match &pty {
+        Some(master) => channel.send_fd("ready", master),
+        None => channel.send("ready"),
+    };
+    drop(pty);
+    if reported.is_err() {
         return 1;
     }
     if let Err(e) = fault(plan, Step::Init) {
@@ -372,8 +458,9 @@ fn die_with_launcher() -> Result<(), StepFailed> {
 }
 
 // ANCHOR: set_up
-/// Steps 3 to 5, in the container's namespaces.
-fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
+/// Steps 3 to 5, in the container's namespaces. Returns the master end of the container's pty, when it
+/// has one.
+fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<Option<OwnedFd>, StepFailed> {
     fault(plan, Step::Ids)?;
     if plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
@@ -382,6 +469,8 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
             .map_err(|e| failed(Step::Ids, format!("cannot become root inside: {e}")))?;
     }
     die_with_launcher()?;
+    fault(plan, Step::Keyring)?;
+    join_new_session_keyring().map_err(|e| failed(Step::Keyring, e))?;
     fault(plan, Step::Hostname)?;
     uts_demo::set_hostname(&plan.hostname).map_err(|e| failed(Step::Hostname, e))?;
 
@@ -421,11 +510,41 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
         // one. Every other writable mount is nodev already; /dev itself becomes read-only.
         remount_readonly(Path::new("/dev")).map_err(|e| failed(Step::ReadOnly, e))?;
     }
+    fault(plan, Step::Terminal)?;
+    let pty = match plan.tty {
+        true => Some(terminal::open_in_container().map_err(|e| {
+            failed(Step::Terminal, format!("cannot make a pty in the container: {e}"))
+        })?),
+        false => None,
+    };
 
     fault(plan, Step::Network)?;
-    set_up_network(plan, veth_peer)
+    set_up_network(plan, veth_peer)?;
+    Ok(pty)
 }
 // ANCHOR_END: set_up
+
+// ANCHOR: keyring
+/// A new, empty session keyring for the container (keyctl(2), KEYCTL_JOIN_SESSION_KEYRING, as runc
+/// does). Without it the container would search the launcher's session keyring, and a root
+/// container's root would possess the keys in it. A kernel built without keys (ENOSYS) has nothing
+/// to hide.
+fn join_new_session_keyring() -> Result<(), String> {
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a null name takes no other argument; it only replaces
+    // this process's session keyring with a new anonymous one.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::c_long::from(libc::KEYCTL_JOIN_SESSION_KEYRING),
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    match Errno::result(rc) {
+        Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        Err(errno) => Err(format!("cannot join a new session keyring: {errno}")),
+    }
+}
+// ANCHOR_END: keyring
 
 /// /dev/mqueue, with the IPC chapter's mount of the mqueue filesystem (it lists the queues of the
 /// container's own IPC namespace), on a target the mount chapter resolved without leaving the rootfs.
@@ -665,8 +784,11 @@ fn exec_command(plan: &Plan) -> i32 {
 }
 
 fn prepare_exec(plan: &Plan) -> Result<(), String> {
-    if plan.terminal_foreground {
-        take_terminal_foreground();
+    if plan.tty {
+        // A session of its own (init's is not; without init, this process leads one already), with
+        // the pty as its controlling terminal: job control and Ctrl-C work inside, on its own pty.
+        let _ = nix::unistd::setsid();
+        terminal::make_controlling().map_err(|e| format!("cannot take the pty as the terminal: {e}"))?;
     }
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
@@ -680,6 +802,7 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // getcwd fails with ENOENT when the cwd is not under this process's root: the check CVE-2024-21626
     // lacked.
     nix::unistd::getcwd().map_err(|e| format!("the working directory is outside the container: {e}"))?;
+    reset_signals().map_err(|e| format!("cannot reset the signals: {e}"))?;
     // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("cannot set no_new_privs: {}", Errno::last()));
@@ -690,20 +813,24 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
 }
 // ANCHOR_END: exec
 
-/// Puts the command in a process group of its own and makes that group the terminal's foreground
-/// (credentials(7), tcsetpgrp(3)). Then Ctrl-C reaches the command and not the launcher, and an
-/// interactive shell finds its terminal's foreground group inside its own PID namespace: left in the
-/// launcher's group, which it cannot see, a shell fails to restore it at exit (ESRCH) and exits 2.
-/// SIGTTOU is blocked meanwhile, as a shell does, so that the call cannot stop this process.
-fn take_terminal_foreground() {
-    let mut ttou = SigSet::empty();
-    ttou.add(Signal::SIGTTOU);
-    let mut previous = SigSet::empty();
-    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut previous));
-    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+// ANCHOR: reset_signals
+/// Every signal back to its default action, and none blocked (signal(7)): execve keeps a signal that
+/// is ignored ignored, and keeps the mask. Without this the command would inherit SIGPIPE ignored
+/// (Rust's runtime ignores it in the launcher, so `yes | head -1` would print "Broken pipe"), and
+/// SIGINT ignored from a launcher started by `nohup` or under `trap '' INT`.
+fn reset_signals() -> Result<(), Errno> {
+    // Real-time signals included: the numbers up to SIGRTMAX. glibc keeps two of them for itself and
+    // refuses them (EINVAL), as it refuses SIGKILL and SIGSTOP, whose actions cannot change.
+    for signo in 1..=libc::SIGRTMAX() {
+        // SAFETY: SIG_DFL installs no handler, so no code of this process can run in a signal context
+        // because of it; signal(2) takes no pointer.
+        if unsafe { libc::signal(signo, libc::SIG_DFL) } == libc::SIG_ERR && Errno::last() != Errno::EINVAL {
+            return Err(Errno::last());
+        }
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
+// ANCHOR_END: reset_signals
 
 /// close_range(3, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11); a loop over /proc/self/fd before that.
 fn close_range_cloexec() -> Result<(), Errno> {

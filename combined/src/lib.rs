@@ -11,6 +11,8 @@ pub mod container;
 pub mod doctor;
 pub mod hostview;
 pub mod image;
+pub mod sealed;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,9 @@ pub struct RunRequest {
     pub read_only: bool,
     pub no_init: bool,
     pub userns: bool,
+    /// `-t/--tty`: `Some(true)` a pty whatever stdin is, `Some(false)` never; `None` when the launcher
+    /// runs in the foreground of a terminal on both stdin and stdout.
+    pub tty: Option<bool>,
     pub command: Vec<String>,
 }
 
@@ -70,6 +75,7 @@ impl RunRequest {
             read_only: false,
             no_init: false,
             userns: false,
+            tty: None,
             command: command.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -184,7 +190,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         caps: caps::resolve(&request.cap_add, &request.cap_drop),
         read_only: request.read_only,
         init: !request.no_init,
-        terminal_foreground: in_terminal_foreground(),
+        tty: request.tty.unwrap_or_else(at_a_terminal),
         fault,
     })
 }
@@ -265,10 +271,14 @@ fn find_in_volumes(volumes: &[PlannedVolume], program: &str) -> Option<PathBuf> 
     })
 }
 
-/// Whether stdin is a terminal whose foreground process group is the launcher's own: then the
-/// command may take the foreground (a launcher started in the background must not).
-fn in_terminal_foreground() -> bool {
-    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+/// Whether a person is at a terminal: stdin and stdout are terminals, and the launcher is in its
+/// foreground. Then the container gets a pty. Output captured by a script (stdout a pipe or a file)
+/// gets none, so that it reads as the command wrote it, without the pty's `\r\n`.
+fn at_a_terminal() -> bool {
+    use std::os::fd::AsFd;
+    terminal::is_terminal(std::io::stdin().as_fd())
+        && terminal::is_terminal(std::io::stdout().as_fd())
+        && terminal::in_foreground()
 }
 
 /// Whether a command found on the host is inside what the host view shows.

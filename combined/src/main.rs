@@ -89,6 +89,12 @@ struct RunArgs {
     /// Use a user namespace even as root.
     #[arg(long)]
     userns: bool,
+    /// Give the container a pty of its own, relayed to this terminal (default: when stdin and stdout
+    /// are a terminal and the launcher is in its foreground). `--tty=false`: never; the container then
+    /// has no controlling terminal at all.
+    #[arg(short = 't', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    tty: Option<bool>,
     /// The command and its arguments.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -158,6 +164,14 @@ fn doctor() -> ExitCode {
 
 fn run(args: Box<RunArgs>) -> ExitCode {
     let args = *args;
+    // A container without a user namespace whose init is the launcher's own code: the launcher runs
+    // from a sealed copy of itself first, so that no process inside can reach its binary (`sealed.rs`).
+    if nskit::userns::is_root() && !args.userns && !args.no_init {
+        if let Err(e) = combined::sealed::ensure() {
+            eprintln!("combined: {e}");
+            return ExitCode::from(EXIT_LAUNCHER);
+        }
+    }
     let request = RunRequest {
         rootfs: args.rootfs,
         image: args.image,
@@ -174,6 +188,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         read_only: args.read_only,
         no_init: args.no_init,
         userns: args.userns,
+        tty: args.tty,
         command: args.command,
     };
     let status = combined::run(request);

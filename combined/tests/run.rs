@@ -9,11 +9,9 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -713,46 +711,6 @@ fn signals_to_the_launcher_reach_the_command() {
     assert_eq!(status.code(), Some(128 + 15));
 }
 
-/// The master side of a pseudo-terminal, read on a thread into a shared transcript.
-struct Terminal {
-    master: fs::File,
-    seen: mpsc::Receiver<Vec<u8>>,
-    transcript: String,
-}
-
-impl Terminal {
-    fn send(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-    }
-
-    /// Waits until the transcript, from its current end on, contains `wanted`.
-    fn expect(&mut self, wanted: &str) {
-        let deadline = Instant::now() + common::DEADLINE;
-        let start = self.transcript.len();
-        while !self.transcript[start..].contains(wanted) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.seen.recv_timeout(left) {
-                Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(e) => panic!(
-                    "no {wanted:?} on the terminal ({e}); transcript:\n{}",
-                    self.transcript
-                ),
-            }
-        }
-    }
-}
-
-/// Makes this process a session leader with the terminal `fd` as its controlling terminal, as a
-/// login shell's child has: then Ctrl-C on the terminal signals its foreground process group.
-fn take_terminal(fd: i32) -> std::io::Result<()> {
-    nix::unistd::setsid()?;
-    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the terminal) and no pointer.
-    if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[test]
 fn ctrl_c_in_an_interactive_shell_interrupts_the_foreground_command_only() {
     let Some(rootfs) = ready("ctrl_c_in_an_interactive_shell_interrupts_the_foreground_command_only") else {
@@ -774,39 +732,11 @@ fn the_host_shell_keeps_its_exit_status_on_a_terminal() {
 /// Drives an interactive shell in a container through a pseudo-terminal, as a user at a terminal
 /// would: Ctrl-C interrupts the command it runs and not the shell, and `exit 5` is the status.
 fn interactive_session(args: &[&str]) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave: OwnedFd = pty.slave;
-    let slave_fd = slave.as_raw_fd();
+    let mut term = common::Terminal::new(24, 80);
     let mut cmd = combined(args);
-    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()))
-        .env("TERM", "dumb")
-        .env("PS1", "$ ");
-    // SAFETY: between fork and exec, `take_terminal` calls only async-signal-safe functions (setsid,
-    // ioctl) and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || take_terminal(slave_fd));
-    }
-    let mut child = cmd.spawn().unwrap();
-    drop(slave);
+    cmd.env("PS1", "$ ");
+    let mut child = term.spawn(&mut cmd);
     drop(cmd);
-    let master = fs::File::from(pty.master);
-    let mut reader = master.try_clone().unwrap();
-    let (send, seen) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || send.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut term = Terminal {
-        master,
-        seen,
-        transcript: String::new(),
-    };
     term.send(b"echo sta''rted\n");
     term.expect("started");
     term.send(b"sleep 100\n");

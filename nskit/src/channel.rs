@@ -1,15 +1,26 @@
 //! The sync channel between a parent and the child it spawned into new namespaces: a connected pair of
 //! Unix sockets (unix(7)) carrying one line per message. The parent uses it to say "your maps are
-//! written, go on"; the child uses it to send back what it observed, as plain fields.
+//! written, go on"; the child uses it to send back what it observed, as plain fields. A message can
+//! also carry a file descriptor (`SCM_RIGHTS`, unix(7), cmsg(3)): that is how a container hands the
+//! launcher the master end of a terminal made inside it.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 /// One end of a line-oriented, bidirectional channel.
 #[derive(Debug)]
 pub struct Channel {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    socket: UnixStream,
+    /// Bytes received but not yet returned as a line. The channel reads with recvmsg(2) itself rather
+    /// than through a `BufReader`, because a plain read would silently drop a descriptor that arrives
+    /// with the bytes it reads.
+    pending: Vec<u8>,
+    /// Descriptors received, oldest first, until [`Channel::take_fd`] claims them.
+    fds: VecDeque<OwnedFd>,
 }
 
 impl Channel {
@@ -17,33 +28,98 @@ impl Channel {
     /// program the child `execve`s does not inherit them.
     pub fn pair() -> io::Result<(Channel, Channel)> {
         let (a, b) = UnixStream::pair()?;
-        Ok((Channel::new(a)?, Channel::new(b)?))
+        Ok((Channel::new(a), Channel::new(b)))
     }
 
-    fn new(stream: UnixStream) -> io::Result<Channel> {
-        Ok(Channel {
-            writer: stream.try_clone()?,
-            reader: BufReader::new(stream),
-        })
+    fn new(socket: UnixStream) -> Channel {
+        Channel {
+            socket,
+            pending: Vec::new(),
+            fds: VecDeque::new(),
+        }
     }
 
     /// Sends one message. A message is a line: it must not contain `\n`.
     pub fn send(&mut self, message: &str) -> io::Result<()> {
+        self.send_with_fds(message, &[])
+    }
+
+    /// Sends one message with a descriptor attached; the other side claims it with
+    /// [`Channel::take_fd`] after receiving the message.
+    pub fn send_fd(&mut self, message: &str, fd: &OwnedFd) -> io::Result<()> {
+        self.send_with_fds(message, &[fd.as_raw_fd()])
+    }
+
+    fn send_with_fds(&mut self, message: &str, fds: &[RawFd]) -> io::Result<()> {
         debug_assert!(!message.contains('\n'), "a message is one line");
-        self.writer.write_all(format!("{message}\n").as_bytes())
+        let line = format!("{message}\n");
+        let mut sent = 0;
+        while sent < line.len() {
+            // The descriptors travel with the first byte only.
+            let rights = [ControlMessage::ScmRights(fds)];
+            let cmsgs: &[ControlMessage<'_>] = if sent == 0 && !fds.is_empty() { &rights } else { &[] };
+            let iov = [IoSlice::new(&line.as_bytes()[sent..])];
+            match sendmsg::<()>(self.socket.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Receives one message; `UnexpectedEof` when the other side has gone (exited or closed its end).
     pub fn recv(&mut self) -> io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the other side of the channel has gone",
-            ));
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return String::from_utf8(line[..end].to_vec())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the other side of the channel has gone",
+                ));
+            }
         }
-        line.pop();
-        Ok(line)
+    }
+
+    /// The oldest descriptor received and not yet claimed.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+
+    /// One recvmsg(2): appends the bytes to `pending` and keeps the descriptors (made close-on-exec
+    /// as they arrive). Returns the number of bytes, 0 at end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut buf = [0u8; 1024];
+        let mut space = nix::cmsg_space!([RawFd; 4]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let received = loop {
+            match recvmsg::<()>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => break msg,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        };
+        let bytes = received.bytes;
+        for cmsg in received.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: the kernel just installed `fd` in this process for this message; nothing
+                    // else owns it, and the OwnedFd closes it exactly once.
+                    self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        self.pending.extend_from_slice(&buf[..bytes]);
+        Ok(bytes)
     }
 
     /// Receives one message and checks it is `expected`: the way two sides wait for each other.
@@ -126,5 +202,24 @@ mod tests {
         assert_eq!(a.recv_fields().unwrap(), ["x", "y z"]);
         drop(b);
         assert_eq!(a.recv().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_descriptor_travels_with_its_message() {
+        use std::io::{Read, Write};
+        let (mut a, mut b) = Channel::pair().unwrap();
+        let (mut mine, theirs) = UnixStream::pair().unwrap();
+        a.send("before").unwrap();
+        a.send_fd("here", &OwnedFd::from(theirs)).unwrap();
+        a.send("after").unwrap();
+        b.expect("before").unwrap();
+        b.expect("here").unwrap();
+        b.expect("after").unwrap();
+        let mut passed = UnixStream::from(b.take_fd().expect("the descriptor arrived"));
+        assert!(b.take_fd().is_none());
+        mine.write_all(b"x").unwrap();
+        let mut got = [0u8; 1];
+        passed.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"x");
     }
 }

@@ -22,10 +22,10 @@ pub const COMBINED: &str = env!("CARGO_BIN_EXE_combined");
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The busybox applets the test root filesystem links.
-const APPLETS: [&str; 27] = [
+const APPLETS: [&str; 30] = [
     "sh", "ls", "cat", "echo", "id", "hostname", "ps", "sleep", "mount", "mknod", "touch", "grep", "ip",
     "ping", "nc", "pwd", "true", "false", "test", "wc", "stat", "tr", "env", "rm", "mkdir", "readlink",
-    "head",
+    "head", "tty", "stty", "yes",
 ];
 
 /// Whether namespaced tests can run here (root, or unprivileged user namespaces); prints why not.
@@ -325,4 +325,138 @@ pub fn children_of(pid: u32) -> Vec<i32> {
         }
     }
     found
+}
+
+/// A pseudo-terminal the test owns, as a user's terminal emulator would: the test types into the
+/// master and reads what appears there; the program under test gets the slave as its stdin, stdout,
+/// stderr and controlling terminal. The test keeps a slave descriptor too, to look at the terminal's
+/// mode and input queue from the host's side.
+pub struct Terminal {
+    master: fs::File,
+    slave: std::os::fd::OwnedFd,
+    seen: std::sync::mpsc::Receiver<Vec<u8>>,
+    pub transcript: String,
+}
+
+impl Terminal {
+    /// A new pty of `rows` x `cols`, with a thread copying its output into the transcript.
+    pub fn new(rows: u16, cols: u16) -> Terminal {
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let master = fs::File::from(pty.master);
+        let mut reader = master.try_clone().expect("dup the master");
+        let (send, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || send.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Terminal {
+            master,
+            slave: pty.slave,
+            seen,
+            transcript: String::new(),
+        }
+    }
+
+    /// Starts `cmd` on the terminal: in a session of its own whose controlling terminal this is, in
+    /// its foreground, as a login shell's child is.
+    pub fn spawn(&self, cmd: &mut Command) -> Child {
+        cmd.stdout(Stdio::from(self.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(self.slave.try_clone().unwrap()));
+        self.spawn_on_stdin(cmd)
+    }
+
+    /// Like [`Terminal::spawn`], but only stdin is the terminal: stdout and stderr are as `cmd` says.
+    pub fn spawn_on_stdin(&self, cmd: &mut Command) -> Child {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let slave_fd = self.slave.as_raw_fd();
+        cmd.stdin(Stdio::from(self.slave.try_clone().unwrap())).env("TERM", "dumb");
+        // SAFETY: between fork and exec, `take_terminal` calls only async-signal-safe functions (setsid,
+        // ioctl) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || take_terminal(slave_fd));
+        }
+        cmd.spawn().expect("spawn on the terminal")
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Waits until the transcript, from its current end on, contains `wanted`.
+    pub fn expect(&mut self, wanted: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        let start = self.transcript.len();
+        while !self.transcript[start..].contains(wanted) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.seen.recv_timeout(left) {
+                Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(e) => panic!("no {wanted:?} on the terminal ({e}); transcript:\n{}", self.transcript),
+            }
+        }
+    }
+
+    /// Takes in what the terminal has shown so far, without waiting.
+    pub fn settle(&mut self) -> &str {
+        while let Ok(bytes) = self.seen.recv_timeout(Duration::from_millis(200)) {
+            self.transcript.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        &self.transcript
+    }
+
+    /// The terminal's mode, as the host's shell would find it.
+    pub fn mode(&self) -> String {
+        let t = nix::sys::termios::tcgetattr(&self.slave).expect("tcgetattr");
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            t.input_flags, t.output_flags, t.control_flags, t.local_flags, t.control_chars
+        )
+    }
+
+    /// How many bytes wait in the terminal's input queue, for the next program to read (FIONREAD).
+    pub fn input_queue(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut waiting: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to the pointer, which points at a live local int.
+        let rc = unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+        assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+        waiting
+    }
+
+    /// Changes the terminal's size, as a window resize does; the kernel sends SIGWINCH to its
+    /// foreground process group.
+    pub fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which points at one.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Makes this process a session leader with the terminal `fd` as its controlling terminal, as a login
+/// shell's child has: then Ctrl-C on the terminal signals its foreground process group.
+fn take_terminal(fd: i32) -> std::io::Result<()> {
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the terminal) and no pointer.
+    if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
