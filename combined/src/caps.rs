@@ -65,7 +65,8 @@ impl fmt::Display for CapArg {
     }
 }
 
-/// The set the command keeps, with Docker's rules: `--cap-add ALL` keeps everything but the drops;
+/// The set the command keeps, with Docker's rules: `--cap-add ALL` keeps everything (that the launcher's
+/// bounding set holds) but the drops;
 /// `--cap-drop ALL` keeps only the adds; otherwise the default, plus the adds, minus the drops.
 pub fn resolve(add: &[CapArg], drop: &[CapArg]) -> CapsHashSet {
     let named = |args: &[CapArg]| -> CapsHashSet {
@@ -81,7 +82,11 @@ pub fn resolve(add: &[CapArg], drop: &[CapArg]) -> CapsHashSet {
     };
     let (adds, drops) = (named(add), named(drop));
     if add.contains(&CapArg::All) {
-        caps::all().into_iter().filter(|c| !drops.contains(c)).collect()
+        // Every capability the launcher could pass on: those in its bounding set. A machine may have
+        // removed some for everyone (this project's CI has no CAP_SYS_RESOURCE), and asking the
+        // kernel for one of those fails the whole capset(2).
+        let all = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+        all.into_iter().filter(|c| !drops.contains(c)).collect()
     } else if drop.contains(&CapArg::All) {
         adds
     } else {
@@ -183,6 +188,8 @@ mod tests {
             "drop ALL keeps only the adds"
         );
         let all_but = resolve(&[CapArg::All], &[CapArg::One(Capability::CAP_SYS_ADMIN)]);
-        assert_eq!(all_but.len(), caps::all().len() - 1);
+        let bounding = caps::read(None, caps::CapSet::Bounding).unwrap();
+        assert!(!all_but.contains(&Capability::CAP_SYS_ADMIN));
+        assert_eq!(all_but.len(), bounding.len() - 1, "ALL is every capability the launcher holds");
     }
 }

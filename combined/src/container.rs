@@ -819,14 +819,26 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
 /// (Rust's runtime ignores it in the launcher, so `yes | head -1` would print "Broken pipe"), and
 /// SIGINT ignored from a launcher started by `nohup` or under `trap '' INT`.
 fn reset_signals() -> Result<(), Errno> {
-    // Real-time signals included: the numbers up to SIGRTMAX. glibc keeps two of them for itself and
-    // refuses them (EINVAL), as it refuses SIGKILL and SIGSTOP, whose actions cannot change.
+    // The kernel's own rt_sigaction(2), not glibc's: glibc refuses the two real-time signals it keeps
+    // for itself (32 and 33), which a launcher may still have inherited ignored. The kernel's `struct
+    // sigaction` all zero is SIG_DFL with no flags and an empty mask.
+    let default_action = [0u64; 4];
     for signo in 1..=libc::SIGRTMAX() {
-        // SAFETY: SIG_DFL installs no handler, so no code of this process can run in a signal context
-        // because of it; signal(2) takes no pointer.
-        if unsafe { libc::signal(signo, libc::SIG_DFL) } == libc::SIG_ERR && Errno::last() != Errno::EINVAL {
-            return Err(Errno::last());
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue; // Their actions cannot change.
         }
+        // SAFETY: the new action points at a live, zeroed kernel `struct sigaction` (handler, flags,
+        // restorer, an 8-byte mask), the old-action pointer is null, and the mask size is 8 bytes.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        Errno::result(rc)?;
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
