@@ -544,6 +544,7 @@ fn init_binary_is_out_of_reach() {
     alone.expect("readlink_exe", "/probe/probe");
 }
 
+// ANCHOR: sealed_test
 /// With CAP_SYS_PTRACE a root container may open /proc/1/exe; what it opens is the launcher's sealed
 /// in-memory copy, not the host's binary, and it cannot be written (CVE-2019-5736 replaced runc on
 /// the host this way). Rootless, init's memory belongs to the host's user namespace: nothing opens.
@@ -567,74 +568,7 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
         }
     }
 }
-
-// ---- 12. keyrings -----------------------------------------------------------------------------------
-
-/// A `user` key the test adds on the host side, in one of its keyrings; invalidated on drop.
-struct HostKey(libc::c_long);
-
-impl HostKey {
-    fn add(keyring: libc::c_int) -> HostKey {
-        let (kind, name, payload) = (c"user", c"combined-escape-test", b"host-secret");
-        // SAFETY: type and description are NUL-terminated strings that outlive the call; the payload
-        // pointer and length describe a live byte array.
-        let id = unsafe {
-            libc::syscall(
-                libc::SYS_add_key,
-                kind.as_ptr(),
-                name.as_ptr(),
-                payload.as_ptr(),
-                payload.len(),
-                libc::c_long::from(keyring),
-            )
-        };
-        assert!(id > 0, "add_key: {}", std::io::Error::last_os_error());
-        HostKey(id)
-    }
-}
-
-impl Drop for HostKey {
-    fn drop(&mut self) {
-        // SAFETY: KEYCTL_INVALIDATE takes a key id and no pointer.
-        unsafe { libc::syscall(libc::SYS_keyctl, 21 as libc::c_long, self.0) };
-    }
-}
-
-/// Keys the host holds in its session keyring and in the user's keyring are out of reach. The
-/// container has a session keyring of its own, so even without the seccomp filter the session's key
-/// is not possessed and does not read; with the filter (the default) no key system call works at
-/// all, which also closes the user keyring a root container shares with the host's root (runc has the
-/// same limit without its filter; `--userns` closes it too: user keyrings belong to user namespaces).
-#[test]
-fn host_keyrings_are_out_of_reach() {
-    if !require_namespaces("host_keyrings_are_out_of_reach") {
-        return;
-    }
-    let session = HostKey::add(libc::KEY_SPEC_SESSION_KEYRING);
-    let user = HostKey::add(libc::KEY_SPEC_USER_KEYRING);
-    let ids = [session.0.to_string(), user.0.to_string()];
-    let args = ["keys", &ids[0], &ids[1]];
-
-    let filtered = host_unchanged(|| probe(&[], &args));
-    filtered.succeeded();
-    for key in ["session_keyring", "link_user_keyring", "add_key"] {
-        filtered.expect(key, "err:EPERM");
-    }
-    for id in &ids {
-        filtered.expect(&format!("read:{id}"), "err:EPERM");
-        filtered.expect(&format!("read_linked:{id}"), "err:EPERM");
-    }
-
-    let unfiltered = host_unchanged(|| probe(&["--security-opt", "seccomp=unconfined"], &args));
-    unfiltered.succeeded();
-    assert!(unfiltered.get("session_keyring").parse::<i64>().is_ok(), "{unfiltered:#?}");
-    unfiltered.expect(&format!("read:{}", ids[0]), "err:EACCES");
-    unfiltered.expect(&format!("read_linked:{}", ids[0]), "err:EACCES");
-    if !is_root() {
-        // The container's user keyring is its own user namespace's.
-        unfiltered.expect(&format!("read_linked:{}", ids[1]), "err:EACCES");
-    }
-}
+// ANCHOR_END: sealed_test
 
 // ---- 11. leaked descriptors -------------------------------------------------------------------------
 
@@ -682,3 +616,73 @@ fn a_leaked_descriptor_is_not_in_init_even_with_sys_ptrace() {
         run.expect("pidfd_getfd", "err:EPERM");
     }
 }
+
+// ---- 13. keyrings -----------------------------------------------------------------------------------
+
+/// A `user` key the test adds on the host side, in one of its keyrings; invalidated on drop.
+struct HostKey(libc::c_long);
+
+impl HostKey {
+    fn add(keyring: libc::c_int) -> HostKey {
+        let (kind, name, payload) = (c"user", c"combined-escape-test", b"host-secret");
+        // SAFETY: type and description are NUL-terminated strings that outlive the call; the payload
+        // pointer and length describe a live byte array.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                kind.as_ptr(),
+                name.as_ptr(),
+                payload.as_ptr(),
+                payload.len(),
+                libc::c_long::from(keyring),
+            )
+        };
+        assert!(id > 0, "add_key: {}", std::io::Error::last_os_error());
+        HostKey(id)
+    }
+}
+
+impl Drop for HostKey {
+    fn drop(&mut self) {
+        // SAFETY: KEYCTL_INVALIDATE takes a key id and no pointer.
+        unsafe { libc::syscall(libc::SYS_keyctl, 21 as libc::c_long, self.0) };
+    }
+}
+
+// ANCHOR: keyring_test
+/// Keys the host holds in its session keyring and in the user's keyring are out of reach. The
+/// container has a session keyring of its own, so even without the seccomp filter the session's key
+/// is not possessed and does not read; with the filter (the default) no key system call works at
+/// all, which also closes the user keyring a root container shares with the host's root (runc has the
+/// same limit without its filter; `--userns` closes it too: user keyrings belong to user namespaces).
+#[test]
+fn host_keyrings_are_out_of_reach() {
+    if !require_namespaces("host_keyrings_are_out_of_reach") {
+        return;
+    }
+    let session = HostKey::add(libc::KEY_SPEC_SESSION_KEYRING);
+    let user = HostKey::add(libc::KEY_SPEC_USER_KEYRING);
+    let ids = [session.0.to_string(), user.0.to_string()];
+    let args = ["keys", &ids[0], &ids[1]];
+
+    let filtered = host_unchanged(|| probe(&[], &args));
+    filtered.succeeded();
+    for key in ["session_keyring", "link_user_keyring", "add_key"] {
+        filtered.expect(key, "err:EPERM");
+    }
+    for id in &ids {
+        filtered.expect(&format!("read:{id}"), "err:EPERM");
+        filtered.expect(&format!("read_linked:{id}"), "err:EPERM");
+    }
+
+    let unfiltered = host_unchanged(|| probe(&["--security-opt", "seccomp=unconfined"], &args));
+    unfiltered.succeeded();
+    assert!(unfiltered.get("session_keyring").parse::<i64>().is_ok(), "{unfiltered:#?}");
+    unfiltered.expect(&format!("read:{}", ids[0]), "err:EACCES");
+    unfiltered.expect(&format!("read_linked:{}", ids[0]), "err:EACCES");
+    if !is_root() {
+        // The container's user keyring is its own user namespace's.
+        unfiltered.expect(&format!("read_linked:{}", ids[1]), "err:EACCES");
+    }
+}
+// ANCHOR_END: keyring_test

@@ -116,6 +116,7 @@ fn output_captured_by_a_script_gets_no_pty() {
 
 // ---- the host's shell, after a run ------------------------------------------------------------------
 
+// ANCHOR: script_read_test
 /// The host's shell runs the launcher and then reads a line from its terminal: it must get the line,
 /// not EIO or SIGTTIN (the terminal's foreground once stayed with the dead container's process group).
 #[test]
@@ -138,6 +139,7 @@ fn a_script_reads_its_terminal_after_a_run() {
         assert_eq!(status.code(), Some(0), "{tty}: transcript:\n{}", term.transcript);
     }
 }
+// ANCHOR_END: script_read_test
 
 // ---- TIOCSTI ----------------------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ fn examples_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>").join("examples")
 }
 
+// ANCHOR: tiocsti_test
 /// The container pushes `echo pwned` into every terminal it can reach. The host terminal's input
 /// queue must be empty afterwards, whether the container had a pty or none, and with the seccomp
 /// filter off, so that the terminal itself is what stops it.
@@ -182,9 +185,11 @@ fn tiocsti_from_a_container_never_reaches_the_host_terminal() {
         }
     }
 }
+// ANCHOR_END: tiocsti_test
 
 // ---- signals start clean ----------------------------------------------------------------------------
 
+// ANCHOR: signals_test
 /// A launcher started with SIGINT ignored and SIGUSR1 blocked (by `nohup`, or a script's `trap '' INT`),
 /// and with SIGPIPE ignored (Rust's runtime does that): the command sees none of it.
 #[test]
@@ -212,6 +217,7 @@ fn the_command_starts_with_default_signals() {
     let status = common::wait_deadline(&mut child, common::DEADLINE);
     assert_eq!(status.code(), Some(128 + 2));
 }
+// ANCHOR_END: signals_test
 
 fn inherit_ignored_sigint(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;

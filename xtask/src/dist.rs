@@ -30,6 +30,7 @@ pub fn build(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
     cmd.current_dir(root)
         .args(["build", "--quiet", "--profile", "dist", "--target", &triple])
         .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    util::link_libseccomp_statically(&mut cmd)?;
     for package in packages {
         cmd.args(["-p", package]);
     }

@@ -104,3 +104,18 @@ pub fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Resul
     }
     result
 }
+
+/// Makes a static build (`+crt-static`) link libseccomp statically too: `combined`'s seccomp filter
+/// is compiled by libseccomp, whose bindings (libseccomp-sys) link the shared library unless told
+/// otherwise. The static archive comes with Debian's libseccomp-dev, in the C compiler's library path.
+pub fn link_libseccomp_statically(cmd: &mut Command) -> anyhow::Result<()> {
+    let archive = output(Command::new("cc").arg("-print-file-name=libseccomp.a"))?;
+    let archive = Path::new(archive.trim());
+    let dir = archive
+        .parent()
+        .filter(|_| archive.is_absolute() && archive.exists())
+        .with_context(|| "no static libseccomp (libseccomp.a): apt-get install libseccomp-dev".to_owned())?;
+    cmd.env("LIBSECCOMP_LINK_TYPE", "static")
+        .env("LIBSECCOMP_LIB_PATH", dir);
+    Ok(())
+}

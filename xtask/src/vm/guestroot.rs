@@ -132,6 +132,7 @@ pub fn build_static(root: &Path, packages: &[String], strip: &Strip) -> anyhow::
         .env("RUSTFLAGS", strip.rustflags())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stderr(Stdio::inherit());
+    util::link_libseccomp_statically(&mut cmd)?;
     if packages.is_empty() {
         cmd.args(["--workspace", "--exclude", "xtask"]);
     }
