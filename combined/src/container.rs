@@ -362,16 +362,19 @@ struct HostVeth {
 }
 
 impl HostVeth {
-    /// Creates the pair in the host's network namespace, moves the container's end into the child's,
-    /// and gives the host end the subnet's first address.
+    /// Creates the pair with the container's end in the child's network namespace, and gives the host
+    /// end the subnet's first address.
     fn attach(plan: &Plan, child: Pid) -> Result<HostVeth, StepFailed> {
         fault(plan, Step::Veth)?;
         let err = |e: net_demo::netlink::NetlinkError| failed(Step::Veth, e);
         let (host, peer) = veth_names(child);
         let mut netlink = Netlink::open().map_err(err)?;
-        netlink.create_veth(&host, &peer).map_err(err)?;
+        // The container's end is born in its namespace: whenever the launcher dies, the pair dies with
+        // that namespace, and nothing is left on the host.
+        netlink
+            .create_veth_into(&host, &peer, Target::Pid(child))
+            .map_err(err)?;
         let veth = HostVeth { name: host, peer };
-        netlink.move_link(&veth.peer, Target::Pid(child)).map_err(err)?;
         netlink
             .add_address(&veth.name, plan.subnet.host(1), plan.subnet.prefix())
             .map_err(err)?;
@@ -410,7 +413,7 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     };
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
-    let prepared = set_up(plan, veth_peer.as_deref()).and_then(|pty| {
+    let prepared = set_up(plan, veth_peer.as_deref(), channel).and_then(|pty| {
         let reaper = plan
             .init
             .then(|| Reaper::new().map_err(|e| failed(Step::Init, e)))
@@ -446,7 +449,7 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
 /// launcher dies, so that a launcher killed with SIGKILL leaves no container running. Set after the
 /// id change, which clears it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is
 /// noticed when the `ready` report cannot be sent.
-fn die_with_launcher() -> Result<(), StepFailed> {
+fn die_with_launcher(channel: &Channel) -> Result<(), StepFailed> {
     // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes no pointers; it only sets a flag of this process.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(failed(
@@ -454,13 +457,17 @@ fn die_with_launcher() -> Result<(), StepFailed> {
             format!("cannot set the parent-death signal: {}", Errno::last()),
         ));
     }
+    // A launcher that died before the prctl sent no signal: its end of the channel is closed.
+    if channel.peer_gone() {
+        return Err(failed(Step::Ids, "the launcher has gone"));
+    }
     Ok(())
 }
 
 // ANCHOR: set_up
 /// Steps 3 to 5, in the container's namespaces. Returns the master end of the container's pty, when it
 /// has one.
-fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<Option<OwnedFd>, StepFailed> {
+fn set_up(plan: &Plan, veth_peer: Option<&str>, channel: &Channel) -> Result<Option<OwnedFd>, StepFailed> {
     fault(plan, Step::Ids)?;
     if plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
@@ -468,7 +475,7 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>) -> Result<Option<OwnedFd>, StepF
         user_demo::take_ids(0, 0)
             .map_err(|e| failed(Step::Ids, format!("cannot become root inside: {e}")))?;
     }
-    die_with_launcher()?;
+    die_with_launcher(channel)?;
     fault(plan, Step::Keyring)?;
     join_new_session_keyring().map_err(|e| failed(Step::Keyring, e))?;
     fault(plan, Step::Hostname)?;

@@ -152,6 +152,32 @@ fn two_hundred_runs_leave_nothing_behind() {
     assert_unchanged(&before, &scene.snapshot(), &launchers, "200 runs");
 }
 
+/// A launcher SIGKILLed at any instant, from its first millisecond to the end of its set-up and after,
+/// leaves nothing: its child notices the death wherever it is (a closed channel before its
+/// parent-death signal is set, that signal after), and the container's veth end is born in the
+/// container's namespace, so the pair dies with it.
+#[test]
+fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
+    let Some(scene) = ready("a_launcher_killed_at_any_instant_leaves_nothing_behind") else {
+        return;
+    };
+    let _only_me = testing::exclusive();
+    let net = if nskit::userns::is_root() { "veth" } else { "loopback" };
+    let before = scene.snapshot();
+    let mut launchers = Vec::new();
+    for delay in (0..=50).map(Duration::from_millis) {
+        let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--net", net, "--", "sleep", "100"]);
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        launchers.push(child.id());
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let what = format!("{} launchers killed 0 to 50 ms after they started", launchers.len());
+    assert_unchanged(&before, &settle(&scene, &before), &launchers, &what);
+}
+
 /// The configurations each fault is injected into: between them they reach every step.
 fn configurations(scene: &Scene, volume: &str) -> Vec<(&'static str, Vec<String>)> {
     let root = nskit::userns::is_root();

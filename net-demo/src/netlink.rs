@@ -165,6 +165,25 @@ pub mod msg {
     }
     // ANCHOR_END: new_veth
 
+    /// [`new_veth`] with the peer created directly in another network namespace (`IFLA_NET_NS_PID` or
+    /// `IFLA_NET_NS_FD` in the peer's own message): no moment exists when both ends are in this one.
+    pub fn new_veth_into(name: &str, peer: &str, target: Target<'_>) -> LinkMessage {
+        let mut link = new_veth(name, peer);
+        for attribute in &mut link.attributes {
+            if let LinkAttribute::LinkInfo(infos) = attribute {
+                for info in infos {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_link))) = info {
+                        peer_link.attributes.push(match target {
+                            Target::Pid(pid) => LinkAttribute::NetNsPid(pid.as_raw() as u32),
+                            Target::Fd(fd) => LinkAttribute::NetNsFd(fd.as_raw_fd()),
+                        });
+                    }
+                }
+            }
+        }
+        link
+    }
+
     // ANCHOR: move_link
     /// `RTM_SETLINK` moving link `index` into another network namespace. Its index may change there, and
     /// it goes down: a move is an unregister in one namespace and a register in the other.
@@ -305,6 +324,19 @@ impl Netlink {
         )
     }
     // ANCHOR_END: create_veth
+
+    /// Creates a veth pair whose peer is born in the network namespace `target`: if the caller dies
+    /// at any moment, the pair dies with that namespace, and no end is left behind in this one.
+    pub fn create_veth_into(&mut self, name: &str, peer: &str, target: Target<'_>) -> Result<(), NetlinkError> {
+        check_ifname(name)?;
+        check_ifname(peer)?;
+        let op = format!("create veth pair {name} <-> {peer} (in another namespace)");
+        self.ack(
+            &op,
+            RouteNetlinkMessage::NewLink(msg::new_veth_into(name, peer, target)),
+            CREATE,
+        )
+    }
 
     /// Moves link `name` into the network namespace `target`. The caller needs CAP_NET_ADMIN over both
     /// namespaces: here, in the user namespace that owns each of them.

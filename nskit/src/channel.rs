@@ -85,6 +85,21 @@ impl Channel {
         }
     }
 
+    /// The socket's descriptor number, for a cloned child to close its copy of the other side's end.
+    pub fn raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Whether the other side has gone (closed its end, or exited), without waiting: the socket
+    /// reports a hang-up (poll(2) POLLHUP).
+    pub fn peer_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::empty())];
+        poll(&mut fds, PollTimeout::ZERO).is_ok()
+            && fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    }
+
     /// The oldest descriptor received and not yet claimed.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()

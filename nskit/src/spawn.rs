@@ -159,7 +159,13 @@ impl Spawn {
         let mut stack = vec![0u8; STACK_SIZE];
         let mut child_side = Some((child_end, body));
         let single_threaded = is_single_threaded();
+        let parents_end = parent_end.raw_fd();
         let child_main = Box::new(move || -> isize {
+            // The child's copy of the parent's end, closed first: while the child held both ends it
+            // never saw the parent die (a read would wait forever for a writer it was itself).
+            // SAFETY: in the child, nothing owns this copy of the descriptor: the parent's `Channel`
+            // value is in the parent's frames, which the child never returns to, so it is closed once.
+            unsafe { libc::close(parents_end) };
             let (mut channel, body) = child_side.take().expect("clone runs its callback once");
             child_main(&mut channel, user_ns, single_threaded, body) as isize
         });

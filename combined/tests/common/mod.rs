@@ -254,7 +254,8 @@ pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
 }
 
 /// Processes that a run of this launcher could leave behind: the launcher binary itself (the launcher
-/// and the container's init are both that executable), or any program from under `roots`.
+/// and the container's init are both that executable, or its sealed copy, `/memfd:combined`), or any
+/// program from under `roots`.
 pub fn stray_processes(roots: &[&Path]) -> BTreeSet<(i32, PathBuf)> {
     let me = std::process::id() as i32;
     let combined = fs::canonicalize(COMBINED).expect("the launcher binary");
@@ -266,7 +267,8 @@ pub fn stray_processes(roots: &[&Path]) -> BTreeSet<(i32, PathBuf)> {
         let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
             continue;
         };
-        if pid != me && (exe == combined || roots.iter().any(|r| exe.starts_with(r))) {
+        let sealed_copy = exe.to_string_lossy().starts_with("/memfd:combined");
+        if pid != me && (exe == combined || sealed_copy || roots.iter().any(|r| exe.starts_with(r))) {
             found.insert((pid, exe));
         }
     }
