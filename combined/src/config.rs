@@ -51,6 +51,13 @@ impl FromStr for Volume {
         if source.is_empty() || target.is_empty() {
             return Err(format!("invalid volume {s:?}: SRC and DST must not be empty"));
         }
+        if !source.starts_with('/') {
+            // Docker reads a relative source as the name of a managed volume; there are none here, and
+            // guessing the directory it was meant to be relative to would hide a mistake.
+            return Err(format!(
+                "invalid volume {s:?}: the source must be an absolute path (for the current directory: \"$PWD\"/{source})"
+            ));
+        }
         let target = container_path(target).map_err(|why| format!("invalid volume {s:?}: {why}"))?;
         Ok(Volume {
             source: PathBuf::from(source),
@@ -75,6 +82,24 @@ pub fn container_path(path: &str) -> Result<PathBuf, String> {
         return Err("the target cannot be / itself".into());
     }
     Ok(p.to_path_buf())
+}
+
+/// `--hostname`: a host name as RFC 1123 defines it (labels of letters, digits and hyphens, 1 to 63
+/// characters each, no hyphen first or last, separated by dots), and short enough for the kernel
+/// (64 bytes, uname(2)). The kernel takes any bytes; programs that read the name back do not.
+pub fn hostname(value: &str) -> Result<Name, String> {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if value.is_empty() || !value.split('.').all(label_ok) {
+        return Err(format!(
+            "invalid hostname {value:?}: use letters, digits and hyphens, in dot-separated labels of 1 to 63 characters (RFC 1123)"
+        ));
+    }
+    Name::parse("hostname", value).map_err(|e| e.to_string())
 }
 
 /// `--env KEY=VALUE`.
@@ -158,19 +183,33 @@ pub fn find_command(root: &Path, program: &str, path_var: &str) -> Option<PathBu
         .find(|inside| is_executable_in(root, inside))
 }
 
+/// What a path names in the root filesystem, as far as running it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Executable,
+    Directory,
+    NotExecutable,
+    Missing,
+}
+
 /// Whether `inside` (an absolute path in the container) is an executable file under `root`, resolving
 /// symlinks as the container would: an absolute link target is relative to `root`.
 fn is_executable_in(root: &Path, inside: &Path) -> bool {
+    lookup_in(root, inside) == Lookup::Executable
+}
+
+/// What `inside` is under `root`, following symlinks within `root` (at most 40, as the kernel does).
+pub fn lookup_in(root: &Path, inside: &Path) -> Lookup {
     use std::os::unix::fs::PermissionsExt;
     let mut current = inside.to_path_buf();
     for _ in 0..40 {
         let on_host = root.join(current.strip_prefix("/").unwrap_or(&current));
         let Ok(meta) = std::fs::symlink_metadata(&on_host) else {
-            return false;
+            return Lookup::Missing;
         };
         if meta.file_type().is_symlink() {
             let Ok(target) = std::fs::read_link(&on_host) else {
-                return false;
+                return Lookup::Missing;
             };
             current = if target.is_absolute() {
                 target
@@ -179,9 +218,15 @@ fn is_executable_in(root: &Path, inside: &Path) -> bool {
             };
             continue;
         }
-        return meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+        return if meta.is_dir() {
+            Lookup::Directory
+        } else if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            Lookup::Executable
+        } else {
+            Lookup::NotExecutable
+        };
     }
-    false
+    Lookup::Missing
 }
 
 /// The command as C strings for execve; refuses NUL bytes.
@@ -216,6 +261,8 @@ mod tests {
         assert!("/data:/mnt".parse::<Volume>().is_ok_and(|v| !v.read_only));
         for bad in [
             "/data",
+            "data:/mnt",
+            "./data:/mnt",
             "/data:mnt",
             "/data:/a/../b",
             "/data:/",
@@ -224,6 +271,17 @@ mod tests {
             "/a:/b:ro:x",
         ] {
             assert!(bad.parse::<Volume>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for good in ["box", "a-b", "web1.example.com", "x", &"a".repeat(63)] {
+            assert!(hostname(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "a\nb", "-a", "a-", "a..b", "a_b", "ä", &"a".repeat(64), &format!("{}.b", "a".repeat(63))] {
+            let message = hostname(bad).unwrap_err();
+            assert!(!message.contains('\n'), "one line, the value escaped: {message}");
         }
     }
 

@@ -102,6 +102,8 @@ pub enum PlanError {
     Invalid(String),
     #[error("{0} not found in the root filesystem (searched {1})")]
     CommandNotFound(String, String),
+    #[error("cannot execute {0}: {1}")]
+    CannotExecute(String, &'static str),
 }
 
 fn invalid(message: impl Into<String>) -> PlanError {
@@ -166,7 +168,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
             config::find_command(&search_root, &argv[0], path_var)
                 .filter(|p| matches!(rootfs, Rootfs::Dir(_)) || in_host_view(p))
         })
-        .ok_or_else(|| PlanError::CommandNotFound(argv[0].clone(), path_var.to_owned()))?;
+        .ok_or_else(|| not_runnable(&search_root, &argv[0], path_var))?;
     if let Rootfs::Dir(dir) = &rootfs {
         check_inside(dir, &workdir, "--workdir")?;
         for volume in &volumes {
@@ -195,6 +197,21 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     })
 }
 // ANCHOR_END: plan
+
+/// Why a command could not be found: a path that names a directory or a file without execute
+/// permission cannot be executed (exit 126, as a shell says); anything else was not found.
+fn not_runnable(root: &Path, program: &str, path_var: &str) -> PlanError {
+    if program.contains('/') {
+        match config::lookup_in(root, Path::new(program)) {
+            config::Lookup::Directory => return PlanError::CannotExecute(program.to_owned(), "is a directory"),
+            config::Lookup::NotExecutable => {
+                return PlanError::CannotExecute(program.to_owned(), "permission denied");
+            }
+            config::Lookup::Executable | config::Lookup::Missing => {}
+        }
+    }
+    PlanError::CommandNotFound(program.to_owned(), path_var.to_owned())
+}
 
 fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<config::Maps, PlanError> {
     if !user_ns && (!request.uid_map.is_empty() || !request.gid_map.is_empty()) {
@@ -309,7 +326,10 @@ pub fn run(request: RunRequest) -> i32 {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("combined: {e}");
-            return i32::from(EXIT_LAUNCHER);
+            return match e {
+                PlanError::CannotExecute(..) => EXIT_CANNOT_EXECUTE,
+                _ => i32::from(EXIT_LAUNCHER),
+            };
         }
     };
     match container::launch(&plan) {

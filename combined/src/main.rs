@@ -19,7 +19,7 @@ use uts_demo::Name;
 
 /// A small, honest container launcher, composed from the namespaces course's six chapters.
 #[derive(Debug, Parser)]
-#[command(name = "combined", version, propagate_version = true)]
+#[command(name = "combined", version, propagate_version = true, subcommand_required = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +51,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.tar[.gz]")]
     image: Option<PathBuf>,
     /// The container's hostname.
-    #[arg(long, default_value = "container", value_parser = |s: &str| Name::parse("hostname", s))]
+    #[arg(long, default_value = "container", value_parser = combined::config::hostname)]
     hostname: Name,
     /// Set an environment variable (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
@@ -95,8 +95,8 @@ struct RunArgs {
     #[arg(short = 't', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
     tty: Option<bool>,
-    /// The command and its arguments.
-    #[arg(last = true, value_name = "CMD")]
+    /// The command and its arguments: everything after the options (or after `--`).
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -109,16 +109,47 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One line: clap's first line is the error itself; the rest is usage help.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("combined: {}", first.trim_start_matches("error: "));
+            eprintln!("combined: {}", one_line(&e));
             return ExitCode::from(EXIT_LAUNCHER);
         }
     };
     match cli.command {
         Command::Doctor => doctor(),
         Command::Run(args) => run(args),
+    }
+}
+
+/// clap's error on one line: the error itself, then its hints in parentheses (a similar argument or
+/// subcommand, the values it takes), without the usage text around them.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return "a subcommand is needed: run or doctor (combined --help says more)".into();
+    }
+    if e.kind() == ErrorKind::ValueValidation {
+        // clap's own line quotes the raw value, which may hold a newline; our parsers' messages show it
+        // escaped.
+        if let Some(why) = std::error::Error::source(e) {
+            let arg = e.get(clap::error::ContextKind::InvalidArg).map(ToString::to_string);
+            return format!("{}: {why}", arg.unwrap_or_else(|| "a value".into()));
+        }
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    let hints: Vec<&str> = lines
+        .filter_map(|l| {
+            l.strip_prefix("tip: ")
+                .or_else(|| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        })
+        .collect();
+    if hints.is_empty() {
+        first.to_owned()
+    } else {
+        format!("{first} ({})", hints.join("; "))
     }
 }
 

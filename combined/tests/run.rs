@@ -626,6 +626,10 @@ fn bad_input_is_one_line_and_125_before_anything_exists() {
         ),
         (vec!["--rootfs", r, "--hostname", &long, "--", "true"], "hostname"),
         (vec!["--rootfs", r, "--hostname", "", "--", "true"], "hostname"),
+        (vec!["--rootfs", r, "--hostname", "a/b", "--", "true"], "RFC 1123"),
+        (vec!["--rootfs", r, "--hostname", "a\nb", "--", "true"], "\"a\\nb\""),
+        (vec!["--rootfs", r, "-v", "relative:/mnt", "--", "true"], "absolute"),
+        (vec!["--rootfs", r, "--hostnme", "x", "--", "true"], "a similar argument exists: '--hostname'"),
         (vec!["--rootfs", r, "-e", "NOEQUALS", "--", "true"], "NOEQUALS"),
         (vec!["--rootfs", r, "-w", "relative", "--", "true"], "workdir"),
         (vec!["--rootfs", r, "--net", "bridge", "--", "true"], "bridge"),
@@ -661,6 +665,41 @@ fn bad_input_is_one_line_and_125_before_anything_exists() {
         "nothing was created in the rootfs"
     );
     assert!(!Path::new("/escape").exists());
+}
+
+/// The mistakes a newcomer makes get clap's hints, still on one line; the command may follow the
+/// options without `--`, as with docker.
+#[test]
+fn a_newcomers_mistakes_get_hints_and_the_command_needs_no_dashes() {
+    let Some(rootfs) = ready("a_newcomers_mistakes_get_hints_and_the_command_needs_no_dashes") else {
+        return;
+    };
+    for (args, mentions) in [
+        (vec!["doctr"], "a similar subcommand exists: 'doctor'"),
+        (vec![], "a subcommand is needed: run or doctor"),
+        (vec!["run", "--net", "vet"], "possible values: none, loopback, veth"),
+    ] {
+        let out = common::output(&mut combined(&args));
+        let line = out.launcher_error().to_owned();
+        assert!(line.contains(mentions), "{args:?}: {line:?} should mention {mentions:?}");
+    }
+    let out = common::output(&mut combined(&["run", "--rootfs", rootfs.str(), "sh", "-c", "echo hi"]));
+    assert_eq!(out.ok(), "hi\n");
+}
+
+/// A command that is a directory or a file without execute permission cannot be executed: 126, as a
+/// shell says, with the reason.
+#[test]
+fn a_directory_or_a_plain_file_as_the_command_is_126() {
+    let Some(rootfs) = ready("a_directory_or_a_plain_file_as_the_command_is_126") else {
+        return;
+    };
+    fs::write(rootfs.path().join("plain"), "data").unwrap();
+    for (command, why) in [("/bin", "is a directory"), ("/plain", "permission denied")] {
+        let out = in_rootfs(&rootfs, &[], &[command]);
+        assert_eq!(out.code(), 126, "{out:#?}");
+        assert_eq!(out.stderr, format!("combined: cannot execute {command}: {why}\n"));
+    }
 }
 
 // ---- signals ----------------------------------------------------------------------------------------
