@@ -248,7 +248,7 @@ fn transcript_path(root: &Path, demo: &str, mode: Mode) -> PathBuf {
 
 /// Builds the demos and runs one with no arguments, as `mode`, returning its stdout.
 fn run_demo(root: &Path, demo: &str, mode: Mode) -> anyhow::Result<String> {
-    let binary = root.join("target/debug").join(demo);
+    let binary = util::target_dir(root).join("debug").join(demo);
     let mut cmd = match mode {
         Mode::Root => Command::new(&binary),
         Mode::User => {

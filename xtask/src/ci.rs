@@ -161,7 +161,7 @@ pub fn parse_test_binaries(json: &str) -> anyhow::Result<Vec<TestBinary>> {
 
 fn tests_unprivileged(root: &Path) -> anyhow::Result<()> {
     let binaries = build_test_binaries(root, &[])?;
-    util::make_reachable(&root.join("target").join("debug").join("deps"))?;
+    util::make_reachable(&util::target_dir(root).join("debug").join("deps"))?;
     let mut failed = Vec::new();
     for binary in &binaries {
         let name = binary

@@ -35,7 +35,7 @@ pub fn build(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
         cmd.args(["-p", package]);
     }
     util::run(&mut cmd).context("cannot build the static binaries")?;
-    Ok(root.join("target").join(triple).join("dist"))
+    Ok(util::target_dir(root).join(triple).join("dist"))
 }
 
 /// `cargo xtask dist`.

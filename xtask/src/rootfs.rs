@@ -16,7 +16,7 @@ const BUSYBOX: &str = "/bin/busybox";
 
 /// The default output directory.
 pub fn default_dir(root: &Path) -> PathBuf {
-    root.join("target").join("busybox-rootfs")
+    crate::util::target_dir(root).join("busybox-rootfs")
 }
 
 /// `cargo xtask rootfs [--out DIR]`: (re)builds the rootfs and prints its path.

@@ -119,3 +119,32 @@ pub fn link_libseccomp_statically(cmd: &mut Command) -> anyhow::Result<()> {
         .env("LIBSECCOMP_LIB_PATH", dir);
     Ok(())
 }
+
+/// Where cargo puts what it builds: `target_directory` from `cargo metadata`, which honours
+/// `CARGO_TARGET_DIR` and `build.target-dir` as every cargo command does. Asked once per run.
+pub fn target_dir(root: &Path) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        metadata_target_dir(cargo().current_dir(root)).unwrap_or_else(|| root.join("target"))
+    })
+    .clone()
+}
+
+/// `target_directory` as `cmd` (a `cargo` command in the workspace) reports it.
+fn metadata_target_dir(cmd: &mut Command) -> Option<PathBuf> {
+    let json = output(cmd.args(["metadata", "--format-version", "1", "--no-deps"])).ok()?;
+    let meta: serde_json::Value = serde_json::from_str(&json).ok()?;
+    meta["target_directory"].as_str().map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_dir_follows_cargo_target_dir() {
+        let mut cmd = cargo();
+        cmd.current_dir(workspace_root()).env("CARGO_TARGET_DIR", "/tmp/xtask-elsewhere");
+        assert_eq!(metadata_target_dir(&mut cmd), Some(PathBuf::from("/tmp/xtask-elsewhere")));
+    }
+}

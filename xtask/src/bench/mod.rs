@@ -155,7 +155,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let path = options
         .json
         .clone()
-        .unwrap_or_else(|| root.join("target").join("bench").join("bench.json"));
+        .unwrap_or_else(|| crate::util::target_dir(root).join("bench").join("bench.json"));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -255,7 +255,7 @@ fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
             .current_dir(root)
             .args(["build", "--quiet", "-p", "combined", "-p", "bench-floor"]);
         util::run(&mut build).context("cannot build combined and bench-floor")?;
-        root.join("target").join("debug")
+        crate::util::target_dir(root).join("debug")
     } else {
         crate::dist::build(root, &["combined", "bench-floor"])?
     };
@@ -272,7 +272,7 @@ fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
     };
     let rootfs =
         std::fs::canonicalize(&rootfs).with_context(|| format!("no rootfs at {}", rootfs.display()))?;
-    let work = root.join("target").join("bench");
+    let work = crate::util::target_dir(root).join("bench");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     Ok(Inputs {
         combined: bin.join("combined"),

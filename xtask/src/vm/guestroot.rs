@@ -128,7 +128,7 @@ pub fn build_static(root: &Path, packages: &[String], strip: &Strip) -> anyhow::
             "--target",
             GUEST_TARGET,
         ])
-        .env("CARGO_TARGET_DIR", root.join("target").join("vm-static"))
+        .env("CARGO_TARGET_DIR", util::target_dir(root).join("vm-static"))
         .env("RUSTFLAGS", strip.rustflags())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stderr(Stdio::inherit());

@@ -79,7 +79,7 @@ pub struct Options {
 const RUNS: [(&str, u32, &str); 2] = [("root", 0, "1"), ("user", UNPRIVILEGED_UID, "userns")];
 
 pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
-    let cache = root.join("target").join("vm");
+    let cache = crate::util::target_dir(root).join("vm");
     let kernel = kernel::find_or_install(options.kernel.as_deref())?;
     let vmlinux = kernel::vmlinux(&kernel, &cache).context("cannot prepare the kernel for PVH boot")?;
     let mut plan = kernel_plan(&kernel, &vmlinux)?;
@@ -240,7 +240,7 @@ fn build_vm_init(root: &Path) -> anyhow::Result<PathBuf> {
             ),
     )
     .context("cannot build vm-init")?;
-    Ok(root.join("target").join(target).join("release").join("vm-init"))
+    Ok(crate::util::target_dir(root).join(target).join("release").join("vm-init"))
 }
 
 /// The executables to run in the guest: `--guest-test`, else the workspace's test binaries
