@@ -169,7 +169,9 @@ pub struct Plan {
     pub user_ns: bool,
     pub maps: Maps,
     pub net: NetMode,
-    pub subnet: Subnet,
+    /// The `--net veth` subnet the user asked for; without one, the launcher takes a free one from
+    /// the pool when it creates the pair (`subnets.rs`).
+    pub subnet: Option<Subnet>,
     pub caps: CapsHashSet,
     pub read_only: bool,
     pub init: bool,
@@ -231,9 +233,10 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
         NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
         _ => None,
     };
-    let go = match &veth {
-        Some(veth) => vec!["go", veth.peer.as_str()],
-        None => vec!["go"],
+    let subnet = veth.as_ref().map(|v| format!("{}/{}", v.subnet.network(), v.subnet.prefix()));
+    let go = match (&veth, &subnet) {
+        (Some(veth), Some(subnet)) => vec!["go", veth.peer.as_str(), subnet.as_str()],
+        _ => vec!["go"],
     };
     let channel = child.channel();
     channel
@@ -359,25 +362,33 @@ fn reaped(pid: Pid) -> Result<Option<i32>, Errno> {
 struct HostVeth {
     name: String,
     peer: String,
+    subnet: Subnet,
 }
 
 impl HostVeth {
-    /// Creates the pair with the container's end in the child's network namespace, and gives the host
-    /// end the subnet's first address.
+    /// Chooses the subnet (`subnets.rs`), creates the pair with the container's end in the child's
+    /// network namespace, and gives the host end the subnet's first address, which marks the subnet
+    /// as taken for as long as the container lives.
     fn attach(plan: &Plan, child: Pid) -> Result<HostVeth, StepFailed> {
         fault(plan, Step::Veth)?;
         let err = |e: net_demo::netlink::NetlinkError| failed(Step::Veth, e);
         let (host, peer) = veth_names(child);
         let mut netlink = Netlink::open().map_err(err)?;
+        let (subnet, claim) = crate::subnets::choose(&mut netlink, plan.subnet).map_err(|e| failed(Step::Veth, e))?;
         // The container's end is born in its namespace: whenever the launcher dies, the pair dies with
         // that namespace, and nothing is left on the host.
         netlink
             .create_veth_into(&host, &peer, Target::Pid(child))
             .map_err(err)?;
-        let veth = HostVeth { name: host, peer };
+        let veth = HostVeth {
+            name: host,
+            peer,
+            subnet,
+        };
         netlink
-            .add_address(&veth.name, plan.subnet.host(1), plan.subnet.prefix())
+            .add_address(&veth.name, subnet.host(1), subnet.prefix())
             .map_err(err)?;
+        drop(claim);
         netlink.set_up(&veth.name).map_err(err)?;
         Ok(veth)
     }
@@ -407,13 +418,19 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     // the container, so the kernel refuses TIOCSTI on it and /dev/tty does not open (ioctl_tty(2)).
     // The child is not a process group leader, so setsid cannot fail.
     let _ = nix::unistd::setsid();
-    let veth_peer = match channel.recv_fields() {
-        Ok(fields) if fields.first().is_some_and(|f| f == "go") => fields.get(1).cloned(),
+    let veth = match channel.recv_fields() {
+        Ok(fields) if fields.first().is_some_and(|f| f == "go") => match fields.as_slice() {
+            [_, peer, subnet] => match subnet.parse::<Subnet>() {
+                Ok(subnet) => Some((peer.clone(), subnet)),
+                Err(_) => return 1,
+            },
+            _ => None,
+        },
         _ => return 1,
     };
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
-    let prepared = set_up(plan, veth_peer.as_deref(), channel).and_then(|pty| {
+    let prepared = set_up(plan, veth.as_ref(), channel).and_then(|pty| {
         let reaper = plan
             .init
             .then(|| Reaper::new().map_err(|e| failed(Step::Init, e)))
@@ -467,7 +484,7 @@ fn die_with_launcher(channel: &Channel) -> Result<(), StepFailed> {
 // ANCHOR: set_up
 /// Steps 3 to 5, in the container's namespaces. Returns the master end of the container's pty, when it
 /// has one.
-fn set_up(plan: &Plan, veth_peer: Option<&str>, channel: &Channel) -> Result<Option<OwnedFd>, StepFailed> {
+fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Result<Option<OwnedFd>, StepFailed> {
     fault(plan, Step::Ids)?;
     if plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
@@ -526,7 +543,7 @@ fn set_up(plan: &Plan, veth_peer: Option<&str>, channel: &Channel) -> Result<Opt
     };
 
     fault(plan, Step::Network)?;
-    set_up_network(plan, veth_peer)?;
+    set_up_network(plan, veth)?;
     Ok(pty)
 }
 // ANCHOR_END: set_up
@@ -688,16 +705,16 @@ fn remount_root_readonly() -> Result<(), Errno> {
 }
 
 /// Brings up `lo` (unless `--net none`), and the veth end the launcher moved in, with its address.
-fn set_up_network(plan: &Plan, veth_peer: Option<&str>) -> Result<(), StepFailed> {
+fn set_up_network(plan: &Plan, veth: Option<&(String, Subnet)>) -> Result<(), StepFailed> {
     let err = |e: net_demo::netlink::NetlinkError| failed(Step::Network, e);
     if plan.net == NetMode::None {
         return Ok(());
     }
     let mut netlink = Netlink::open().map_err(err)?;
     netlink.set_up("lo").map_err(err)?;
-    if let Some(peer) = veth_peer {
+    if let Some((peer, subnet)) = veth {
         netlink
-            .add_address(peer, plan.subnet.host(2), plan.subnet.prefix())
+            .add_address(peer, subnet.host(2), subnet.prefix())
             .map_err(err)?;
         netlink.set_up(peer).map_err(err)?;
     }

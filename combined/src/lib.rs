@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod hostview;
 pub mod image;
 pub mod sealed;
+pub mod subnets;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -28,9 +29,6 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 /// The command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-/// The subnet `--net veth` takes its two addresses from, by default. It is in the range RFC 1918
-/// reserves for private networks, and nothing outside the host ever sees it.
-pub const DEFAULT_SUBNET: &str = "10.200.1.0/30";
 
 /// Everything `combined run` was asked for, as parsed from the command line.
 #[derive(Clone, Debug)]
@@ -44,7 +42,8 @@ pub struct RunRequest {
     pub uid_map: Vec<IdRange>,
     pub gid_map: Vec<IdRange>,
     pub net: NetMode,
-    pub subnet: String,
+    /// `--subnet`; without it, a free /30 from [`subnets::POOL`].
+    pub subnet: Option<String>,
     pub cap_add: Vec<caps::CapArg>,
     pub cap_drop: Vec<caps::CapArg>,
     pub read_only: bool,
@@ -69,7 +68,7 @@ impl RunRequest {
             uid_map: Vec::new(),
             gid_map: Vec::new(),
             net: NetMode::Loopback,
-            subnet: DEFAULT_SUBNET.into(),
+            subnet: None,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
             read_only: false,
@@ -125,10 +124,11 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
             "--net veth needs root (a rootless container gets --net loopback)",
         ));
     }
-    let subnet: net_demo::subnet::Subnet = request
+    let subnet = request
         .subnet
-        .parse()
-        .map_err(|e| invalid(format!("invalid --subnet {:?}: {e}", request.subnet)))?;
+        .as_deref()
+        .map(|s| s.parse::<net_demo::subnet::Subnet>().map_err(|e| invalid(format!("--subnet: {e}"))))
+        .transpose()?;
     let fault = match std::env::var(FAULT_VAR) {
         Ok(name) => {
             Some(Step::from_name(&name).ok_or_else(|| invalid(format!("{FAULT_VAR}={name}: no such step")))?)

@@ -71,9 +71,10 @@ struct RunArgs {
     /// Networking: none, loopback only, or a veth pair to the host (root only).
     #[arg(long, value_enum, default_value = "loopback")]
     net: NetMode,
-    /// The subnet for --net veth: the host end gets the first address, the container the second.
-    #[arg(long, value_name = "CIDR", default_value = combined::DEFAULT_SUBNET)]
-    subnet: String,
+    /// The subnet for --net veth: the host end gets the first address, the container the second
+    /// (default: a free /30 from 10.200.0.0/16; a subnet another container uses is refused).
+    #[arg(long, value_name = "CIDR")]
+    subnet: Option<String>,
     /// Add a capability to the default set (repeatable; ALL for every one).
     #[arg(long = "cap-add", value_name = "CAP")]
     cap_add: Vec<CapArg>,

@@ -487,14 +487,15 @@ fn veth_connects_the_container_to_the_host_only() {
     if !testing::require_root("veth_connects_the_container_to_the_host_only") {
         return;
     }
-    // The default subnet: the container's end gets its second address.
+    // Without --subnet, a free /30 of the pool: the container's end gets its second address.
     let out = sh(
         &rootfs,
         &["--net", "veth"],
         "ip -4 -o addr show; ls /sys/class/net | wc -l",
     );
     let text = out.ok();
-    assert!(text.contains("inet 10.200.1.2/30"), "{text}");
+    assert!(text.contains("inet 10.200."), "{text}");
+    assert!(text.contains("/30"), "{text}");
     assert!(text.trim_end().ends_with('2'), "lo and the veth end: {text}");
 
     // Traffic between the host end and the container, on a subnet of this test's own.
@@ -547,6 +548,40 @@ fn veth_connects_the_container_to_the_host_only() {
 }
 
 // ---- exit codes -----------------------------------------------------------------------------------
+
+/// Two veth containers never share a subnet: without --subnet each gets a free /30 of the pool, and a
+/// subnet a running container holds is refused, in one line, before anything exists.
+#[test]
+fn veth_containers_never_share_a_subnet() {
+    let Some(rootfs) = ready("veth_containers_never_share_a_subnet") else {
+        return;
+    };
+    if !testing::require_root("veth_containers_never_share_a_subnet") {
+        return;
+    }
+    let address = "ip -4 -o addr show | grep -o '10\\.200\\.[0-9.]*/30'; read wait; exit 0";
+    let start = || {
+        let mut cmd = combined(&["run", "--rootfs", rootfs.str(), "--net", "veth", "--", "sh", "-c", address]);
+        cmd.stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let first = Lines::of(&mut child)
+            .0
+            .recv_timeout(common::DEADLINE)
+            .expect("the container printed its address");
+        (child, first)
+    };
+    let (mut a, a_address) = start();
+    let (mut b, b_address) = start();
+    assert_ne!(a_address, b_address, "each container gets a subnet of its own");
+    let a_network = a_address.replace(".2/30", ".0/30");
+    let taken = sh(&rootfs, &["--net", "veth", "--subnet", &a_network], "true");
+    let line = taken.launcher_error();
+    assert!(line.contains("in use"), "{line}");
+    for child in [&mut a, &mut b] {
+        drop(child.stdin.take());
+        assert_eq!(common::wait_deadline(child, common::DEADLINE).code(), Some(0));
+    }
+}
 
 #[test]
 fn exit_codes_follow_the_shells() {
