@@ -59,6 +59,13 @@ impl FromStr for Volume {
             ));
         }
         let target = container_path(target).map_err(|why| format!("invalid volume {s:?}: {why}"))?;
+        if let Some(kernel) = ["/proc", "/sys"].into_iter().find(|k| target.starts_with(k)) {
+            // The container gets a fresh procfs and a read-only sysfs there: a volume under either
+            // would be hidden by it, or would cover the masks that protect the kernel's files.
+            return Err(format!(
+                "invalid volume {s:?}: {kernel} is the kernel's own filesystem in the container; mount the volume elsewhere"
+            ));
+        }
         Ok(Volume {
             source: PathBuf::from(source),
             target,
@@ -263,6 +270,8 @@ mod tests {
             "/data",
             "data:/mnt",
             "./data:/mnt",
+            "/data:/proc/x",
+            "/data:/sys",
             "/data:mnt",
             "/data:/a/../b",
             "/data:/",

@@ -13,7 +13,7 @@
 //!    launcher dies (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's
 //!    session is reachable (keyrings(7)), and sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
-//!    assembles the host view), the volumes, a fresh /proc, /dev, /dev/mqueue and a read-only /sys;
+//!    assembles the host view), a fresh /proc, /dev, /dev/mqueue and a read-only /sys, then the volumes;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
 //!    (mount chapter, PID chapter for /proc, IPC chapter for /dev/mqueue); with a terminal, makes a
 //!    pty pair in its own devpts and hands the master to the launcher (`terminal.rs`);
@@ -506,10 +506,6 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     let sources = open_volume_sources(plan)?;
     fault(plan, Step::Rootfs)?;
     let root = prepare_root(plan)?;
-    fault(plan, Step::Volumes)?;
-    mount_volumes(plan, &root, &sources)?;
-    drop(sources);
-
     fault(plan, Step::Proc)?;
     mounts::mount_proc(&root).map_err(|e| failed(Step::Proc, e))?;
     fault(plan, Step::Dev)?;
@@ -518,6 +514,11 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     mount_mqueue(&root)?;
     fault(plan, Step::Sys)?;
     mounts::mount_sysfs_readonly(&root).map_err(|e| failed(Step::Sys, e))?;
+    // Volumes last, so that one under /dev lands on the container's /dev rather than under it, where
+    // the fresh /dev would hide it (/proc and /sys are refused as targets).
+    fault(plan, Step::Volumes)?;
+    mount_volumes(plan, &root, &sources)?;
+    drop(sources);
 
     fault(plan, Step::Pivot)?;
     mounts::pivot_into(&root).map_err(|e| failed(Step::Pivot, e))?;

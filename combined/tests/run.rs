@@ -191,6 +191,27 @@ fn volumes_read_write_and_read_only() {
     assert_eq!(out.ok(), "host data\n");
 }
 
+/// A volume under /dev is mounted on the container's own /dev, not hidden beneath it, and leaves no
+/// directory behind in the rootfs; one under /proc or /sys is refused.
+#[test]
+fn a_volume_under_dev_is_seen_and_proc_or_sys_are_refused() {
+    let Some(rootfs) = ready("a_volume_under_dev_is_seen_and_proc_or_sys_are_refused") else {
+        return;
+    };
+    let vol = TempDir::new("dev-vol");
+    fs::write(vol.path().join("data"), "through /dev\n").unwrap();
+    let before = common::tree(rootfs.path());
+    let spec = format!("{}:/dev/shared:ro", vol.str());
+    let out = sh(&rootfs, &["-v", &spec], "cat /dev/shared/data");
+    assert_eq!(out.ok(), "through /dev\n");
+    assert_eq!(common::tree(rootfs.path()), before, "nothing was created in the rootfs");
+    for target in ["/proc/shared", "/sys/shared"] {
+        let spec = format!("{}:{target}", vol.str());
+        let line = sh(&rootfs, &["-v", &spec], "true").launcher_error().to_owned();
+        assert!(line.contains("mount the volume elsewhere"), "{line}");
+    }
+}
+
 #[test]
 fn read_only_root() {
     let Some(rootfs) = ready("read_only_root") else {
