@@ -25,8 +25,10 @@ pub enum NetMode {
 pub enum Rootfs {
     /// The embedded default: the host's /usr, /bin, /sbin and /lib* read-only on a fresh tmpfs root.
     HostView,
-    /// A directory on the host.
+    /// A directory on the host (`--rootfs`), used and written in place.
     Dir(PathBuf),
+    /// An unpacked image (`--image`), read-only under a throwaway writable layer (`layer.rs`).
+    Image(PathBuf),
 }
 
 /// `--volume SRC:DST[:ro]`.

@@ -596,9 +596,9 @@ fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, StepFailed> {
         .collect()
 }
 
-/// Where the host view is assembled: a tmpfs mounted over /tmp in the container's own mount namespace,
-/// so nothing is created on the host's disk.
-const HOST_VIEW_STAGING: &str = "/tmp";
+/// Where the host view, or an image's writable layer, is assembled: a tmpfs mounted over /tmp in the
+/// container's own mount namespace, so nothing is created on the host's disk.
+const STAGING: &str = "/tmp";
 
 /// Returns the directory that will become `/`, bound onto itself (pivot_root needs a mount point).
 fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
@@ -609,7 +609,16 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
             remount_flags(dir, MsFlags::MS_NODEV).map_err(|e| failed(Step::Rootfs, e))?;
             Ok(dir.clone())
         }
-        Rootfs::HostView => crate::hostview::assemble(Path::new(HOST_VIEW_STAGING), &plan.hostname)
+        Rootfs::Image(image) => {
+            let (root, layer) = crate::layer::mount_layer(image, Path::new(STAGING)).map_err(|e| failed(Step::Rootfs, e))?;
+            if let crate::layer::Layer::ReadOnly(errno) = layer {
+                eprintln!(
+                    "combined: the kernel refused overlayfs ({errno}): the image is read-only, with a tmpfs on /tmp and /run"
+                );
+            }
+            Ok(root)
+        }
+        Rootfs::HostView => crate::hostview::assemble(Path::new(STAGING), &plan.hostname)
             .map_err(|e| failed(Step::Rootfs, e)),
     }
 }

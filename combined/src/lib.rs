@@ -11,6 +11,7 @@ pub mod container;
 pub mod doctor;
 pub mod hostview;
 pub mod image;
+pub mod layer;
 pub mod sealed;
 pub mod subnets;
 pub mod terminal;
@@ -160,16 +161,16 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     // Last, the root filesystem: an image is unpacked only once everything else is known to be valid.
     let rootfs = plan_rootfs(request)?;
     let search_root = match &rootfs {
-        Rootfs::Dir(dir) => dir.clone(),
+        Rootfs::Dir(dir) | Rootfs::Image(dir) => dir.clone(),
         Rootfs::HostView => PathBuf::from("/"),
     };
     let program = find_in_volumes(&volumes, &argv[0])
         .or_else(|| {
             config::find_command(&search_root, &argv[0], path_var)
-                .filter(|p| matches!(rootfs, Rootfs::Dir(_)) || in_host_view(p))
+                .filter(|p| !matches!(rootfs, Rootfs::HostView) || in_host_view(p))
         })
         .ok_or_else(|| not_runnable(&search_root, &argv[0], path_var))?;
-    if let Rootfs::Dir(dir) = &rootfs {
+    if let Rootfs::Dir(dir) | Rootfs::Image(dir) = &rootfs {
         check_inside(dir, &workdir, "--workdir")?;
         for volume in &volumes {
             check_inside(dir, &volume.target, "volume target")?;
@@ -248,7 +249,7 @@ fn plan_rootfs(request: &RunRequest) -> Result<Rootfs, PlanError> {
             path: image.clone(),
             source,
         })?;
-        return Ok(Rootfs::Dir(image::prepare(image, &image::cache_root()?)?));
+        return Ok(Rootfs::Image(image::prepare(image, &image::cache_root()?)?));
     }
     let Some(dir) = &request.rootfs else {
         return Ok(Rootfs::HostView);

@@ -44,10 +44,12 @@ Exit status: the command's, or 128+signal; 125 launcher error (bad input, a comm
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Root filesystem directory.
+    /// Root filesystem directory, used as it is: what the container writes lands in it, as with
+    /// podman's --rootfs.
     #[arg(long, value_name = "DIR", conflicts_with = "image")]
     rootfs: Option<PathBuf>,
-    /// Root filesystem tarball (.tar or .tar.gz), unpacked once into a cache directory.
+    /// Root filesystem tarball (.tar or .tar.gz), unpacked once into a cache directory. Every run
+    /// starts from the image as unpacked: the container's writes go to a throwaway layer in memory.
     #[arg(long, value_name = "FILE.tar[.gz]")]
     image: Option<PathBuf>,
     /// The container's hostname.

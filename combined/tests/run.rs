@@ -427,8 +427,8 @@ fn image_of(dir: &Path, out: &Path) {
 }
 
 #[test]
-fn image_is_unpacked_once_and_reused() {
-    let Some(rootfs) = ready("image_is_unpacked_once_and_reused") else {
+fn image_is_unpacked_once_and_every_run_starts_from_it() {
+    let Some(rootfs) = ready("image_is_unpacked_once_and_every_run_starts_from_it") else {
         return;
     };
     fs::write(rootfs.path().join("etc/from-image"), "packed\n").unwrap();
@@ -463,9 +463,31 @@ fn image_is_unpacked_once_and_reused() {
         fs::read_to_string(entries[0].join("etc/from-image")).unwrap(),
         "packed\n"
     );
-    // The second run finds the first run's entry, state and all: it was not unpacked again.
-    assert_eq!(run_image("cat /etc/state").ok(), "kept\n");
+    use std::os::unix::fs::MetadataExt;
+    let unpacked = fs::metadata(entries[0].join("etc/from-image")).unwrap().ino();
+    assert!(!entries[0].join("etc/state").exists(), "the run wrote into its own layer, not the cache");
+    // Every run starts from the image as unpacked, even after one removed its programs; the entry is
+    // reused, not unpacked again.
+    assert_eq!(run_image("rm -rf /bin/* /etc/from-image; echo gone").ok(), "gone\n");
+    assert_eq!(
+        run_image("cat /etc/from-image; test -e /etc/state || echo fresh").ok(),
+        "packed\nfresh\n"
+    );
     assert_eq!(fs::read_dir(&images).unwrap().count(), 1);
+    assert_eq!(fs::metadata(entries[0].join("etc/from-image")).unwrap().ino(), unpacked);
+    // --read-only: the layer refuses writes too.
+    let mut cmd = combined(&[
+        "run",
+        "--read-only",
+        "--image",
+        image.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "touch /etc/x 2>/dev/null || echo refused",
+    ]);
+    cmd.env("XDG_CACHE_HOME", &cache);
+    assert_eq!(common::output(&mut cmd).ok(), "refused\n");
 }
 
 // ---- --net veth (root only) -----------------------------------------------------------------------
