@@ -463,6 +463,9 @@ fn init(fd: i32) {
     say("read_fd_dir", io_outcome(fs::read_dir("/proc/1/fd")));
     say("open_fd", io_outcome(fs::File::open(format!("/proc/1/fd/{fd}"))));
     say("exe_identity", identity("/proc/1/exe"));
+    let status = fs::read_to_string("/proc/1/status").unwrap_or_default();
+    let seccomp = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).unwrap_or("missing");
+    say("init_seccomp", seccomp.trim());
     say(
         "write_exe",
         io_outcome(fs::OpenOptions::new().write(true).open("/proc/1/exe")),

@@ -30,7 +30,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
@@ -173,6 +173,8 @@ pub struct Plan {
     /// the pool when it creates the pair (`subnets.rs`).
     pub subnet: Option<Subnet>,
     pub caps: CapsHashSet,
+    /// The system-call filter, compiled; `None` with `--security-opt seccomp=unconfined`.
+    pub seccomp: Option<crate::seccomp::Filter>,
     pub read_only: bool,
     pub init: bool,
     /// The container gets a pty of its own, relayed to the launcher's stdin and stdout
@@ -744,10 +746,33 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     }
     pid_demo::set_name("init");
     hide_launcher_command_line();
-    let command = pid_demo::init::fork_run(|| match reaper.restore_child_mask() {
-        Ok(()) => exec_command(plan),
-        Err(_) => i32::from(crate::EXIT_LAUNCHER),
+    // Init is in the container too, so it gets the filter as well: a command given CAP_SYS_PTRACE
+    // could otherwise make it run the calls the filter refuses. But after the fork, so that the
+    // command's own last steps run unfiltered, as a profile's author expects (runc's order); and the
+    // command waits for init's pipe to close, so no code of its runs before init is filtered.
+    let Ok((init_filtered, filtering)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        eprintln!("combined: init: cannot create a pipe: {}", Errno::last());
+        return i32::from(crate::EXIT_LAUNCHER);
+    };
+    let command = pid_demo::init::fork_run(|| {
+        // The command's copy of init's write end; the value itself stays in init's frame, which this
+        // process never returns to, so it is closed once.
+        let _ = nix::unistd::close(filtering.as_raw_fd());
+        wait_until_closed(&init_filtered);
+        match reaper.restore_child_mask() {
+            Ok(()) => exec_command(plan),
+            Err(_) => i32::from(crate::EXIT_LAUNCHER),
+        }
     });
+    drop(init_filtered);
+    let filtered = install_filter(plan);
+    drop(filtering);
+    if let (Ok(pid), Err(e)) = (&command, &filtered) {
+        eprintln!("combined: init: {e}");
+        let _ = kill(*pid, Signal::SIGKILL);
+        let _ = waitpid(*pid, None);
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
     match command
         .map_err(pid_demo::init::InitError::Fork)
         .and_then(|pid| reaper.run(pid))
@@ -760,6 +785,12 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     }
 }
 // ANCHOR_END: init
+
+/// Blocks until every write end of `pipe` is closed (read returns 0); a failing read ends the wait too.
+fn wait_until_closed(pipe: &OwnedFd) {
+    let mut byte = [0u8; 1];
+    while let Err(Errno::EINTR) = nix::unistd::read(pipe, &mut byte) {}
+}
 
 /// Replaces init's command line, which `/proc/1/cmdline` shows to everyone in the container, with
 /// `init`: it is still the launcher's, with host paths in it (proc(5), /proc/pid/cmdline). The kernel
@@ -843,9 +874,29 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     }
     capabilities::drop_bounding(&plan.caps).map_err(|e| e.to_string())?;
     capabilities::set_process_caps(&plan.caps).map_err(|e| e.to_string())?;
-    Ok(())
+    // Last before execve, as runc loads it: the steps above may make calls the profile refuses.
+    install_filter(plan)
+
 }
 // ANCHOR_END: exec
+
+// ANCHOR: install_filter
+/// Loads the seccomp filter compiled before the container existed (seccomp(2)). no_new_privs first:
+/// the kernel requires it of a process that is not privileged in its user namespace, and it is what
+/// keeps a filtered process from escaping the filter through a setuid program.
+fn install_filter(plan: &Plan) -> Result<(), String> {
+    let Some(filter) = &plan.seccomp else {
+        return Ok(());
+    };
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("cannot set no_new_privs: {}", Errno::last()));
+    }
+    filter
+        .install()
+        .map_err(|e| format!("cannot load the seccomp filter: {e}"))
+}
+// ANCHOR_END: install_filter
 
 // ANCHOR: reset_signals
 /// Every signal back to its default action, and none blocked (signal(7)): execve keeps a signal that

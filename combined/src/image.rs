@@ -1,27 +1,115 @@
 //! `--image FILE.tar[.gz]`: a root filesystem tarball (`docker export`, an Alpine minirootfs), unpacked
-//! once into a cache directory and reused. tar(5); the cache follows the XDG base directory spec.
+//! once into a cache directory and reused. tar(5); the cache follows the XDG base directory spec; the
+//! lock is flock(2), the Ctrl-C check signalfd(2) and sigprocmask(2).
 //!
-//! Unpacking never writes outside the cache entry (the tar crate skips `..` components and checks
-//! that each parent stays inside), skips device nodes and fifos (the container gets a fresh /dev), and
-//! lands atomically: into a temporary directory first, renamed into place when complete, so an
-//! interrupted unpack leaves no half-made rootfs behind to be reused.
+//! - **Contained.** Unpacking never writes outside the cache entry (the tar crate skips `..`
+//!   components and checks that each parent stays inside) and skips device nodes and fifos (the
+//!   container gets a fresh /dev).
+//! - **Private.** Root unpacks an image's setuid-root binaries as they are, and later runs whatever
+//!   the cache holds as root. So the cache directory and every directory above it must belong to the
+//!   user or root and be closed to everyone else's writes (a sticky directory such as /tmp may be
+//!   open above it: there only the owner of a name can rename or remove it); anything else is
+//!   refused. The directories made here are 0700, and so is each entry's top directory.
+//! - **Whole or absent.** An unpack writes into `.partial-<pid>` and renames it into place when
+//!   complete, so an entry that exists is complete and is used without any lock.
+//! - **One unpack at a time.** An unpack holds an exclusive flock on `<cache>.lock` (beside the cache,
+//!   so that the cache holds entries only) from before its partial directory exists until after it is
+//!   renamed or removed. A run that finds no entry waits for the lock, then looks again: of fifty
+//!   simultaneous first runs one unpacks and the others use its entry. And a partial directory seen
+//!   with the lock held belongs to a run that died (SIGKILL, a power cut), so it is removed; no PID is
+//!   compared, so a reused PID can neither keep a leftover alive nor get a live unpack removed.
+//! - **Interruptible.** SIGINT, SIGTERM and SIGHUP are blocked while an unpack runs and read from a
+//!   signalfd between entries; one that arrived ends the unpack, the partial directory is removed, and
+//!   [`ImageError::Interrupted`] says so. Blocking keeps the signal pending until the unpack looks, in
+//!   the ordinary flow of the code: no handler, no global flag, nothing to undo but the mask.
+//! - **Rootless.** An ordinary user cannot write into a read-only directory (Fedora's 0555
+//!   `/usr/lib`), so directories are unpacked with their owner's `rwx` added and given their own mode
+//!   back at the end, deepest first.
+//! - **Printable.** Paths and the tar crate's messages, which quote names from the archive, reach
+//!   error messages escaped to printable ASCII: an image must not write to the user's terminal.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::cmp::Reverse;
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// Why an image could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot read image {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot unpack image {path}: {source}")]
-    Unpack { path: PathBuf, source: io::Error },
-    #[error("cannot use cache directory {path}: {source}")]
-    Cache { path: PathBuf, source: io::Error },
+    #[error("cannot read image {}: {}", quoted(path), reason(source))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `entry` is the archive entry being unpacked, none when the archive itself could not be read.
+    #[error("{}", unpack_message(path, entry.as_deref(), source))]
+    Unpack {
+        path: PathBuf,
+        entry: Option<PathBuf>,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot use cache directory {}: {}; fix it or set XDG_CACHE_HOME to another directory",
+        quoted(path),
+        reason(source)
+    )]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `path` is the directory (or the lock file) on the cache's way that another user could change.
+    #[error("refusing cache directory {}: {} {problem}", quoted(cache), quoted(path))]
+    UnsafeCache {
+        cache: PathBuf,
+        path: PathBuf,
+        problem: Unsafe,
+    },
+    #[error(
+        "unpacking image {} was interrupted by {signal}, and nothing was kept in the cache; run again to unpack it",
+        quoted(path)
+    )]
+    Interrupted { path: PathBuf, signal: Signal },
     #[error("no cache directory: set XDG_CACHE_HOME or HOME")]
     NoCacheDir,
+}
+
+/// What makes a directory on the cache's way unsafe: someone other than the user and root could
+/// rename what is in it and put a root filesystem of their own in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsafe {
+    /// It belongs to another user.
+    Owner { owner: u32, me: u32 },
+    /// Users other than its owner may write to it.
+    Writable { mode: u32 },
+}
+
+impl fmt::Display for Unsafe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsafe::Owner { owner, me } => write!(
+                f,
+                "belongs to uid {owner}, neither you (uid {me}) nor root, who could swap the images \
+                 unpacked there; set XDG_CACHE_HOME to a directory of your own"
+            ),
+            Unsafe::Writable { mode } => write!(
+                f,
+                "can be written by other users (mode {mode:04o}), who could swap the images unpacked \
+                 there; make it private (chmod go-w) or set XDG_CACHE_HOME to a directory only you can write"
+            ),
+        }
+    }
 }
 
 /// `$XDG_CACHE_HOME/combined/images`, else `$HOME/.cache/combined/images`.
@@ -54,54 +142,267 @@ fn cache_key(image: &Path) -> Result<String, ImageError> {
     ))
 }
 
-/// Returns the unpacked rootfs for `image`, unpacking it into `cache` first if needed.
+/// Returns the unpacked rootfs for `image`, unpacking it into `cache` first if needed. The returned
+/// path has no symlinks in it. Uses `<cache>.lock` beside `cache` to unpack one image at a time.
+///
+/// Ctrl-C (SIGINT, SIGTERM, SIGHUP) during an unpack is noticed only if it reaches the calling
+/// thread: the launcher has no other thread then; a caller that has others must block them there.
 pub fn prepare(image: &Path, cache: &Path) -> Result<PathBuf, ImageError> {
-    let entry = cache.join(cache_key(image)?);
-    if entry.is_dir() {
+    let key = cache_key(image)?;
+    let cache = private_cache(cache)?;
+    let entry = cache.join(key);
+    if is_dir(&entry) {
         return Ok(entry);
     }
-    let cache_err = |source| ImageError::Cache {
+    let _lock = lock(&cache)?;
+    remove_leftovers(&cache);
+    // Another run may have unpacked it while this one waited for the lock.
+    if is_dir(&entry) {
+        return Ok(entry);
+    }
+    unpack_into(image, &cache, &entry)?;
+    Ok(entry)
+}
+
+fn is_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+// ---- the cache directory: the user's own -------------------------------------------------------------
+
+/// Makes `cache`, and what is missing above it, with mode 0700, having checked that no other user
+/// can change a directory on its way; returns it with symlinks resolved, so that nothing later goes
+/// through a link that someone could turn. An existing cache is made 0700 too: an older launcher made
+/// it 0755, its entries 0755 as well.
+fn private_cache(cache: &Path) -> Result<PathBuf, ImageError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let failed = |source| ImageError::Cache {
         path: cache.to_owned(),
         source,
     };
-    fs::create_dir_all(cache).map_err(cache_err)?;
+    let wanted = std::path::absolute(cache).map_err(failed)?;
+    let (existing, missing) = split_existing(&wanted).map_err(failed)?;
+    let mut dir = fs::canonicalize(existing).map_err(failed)?;
+    // Nothing is made under a directory that is not safe.
+    check_way(cache, &dir, me, missing.is_empty())?;
+    for name in missing {
+        dir.push(name);
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(failed(e)),
+            _ => {}
+        }
+    }
+    // Once more, whole: what was just made, and what someone may have made there first.
+    check_way(cache, &dir, me, true)?;
+    let meta = fs::symlink_metadata(&dir).map_err(failed)?;
+    if meta.uid() == me && meta.mode() & 0o077 != 0 {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(dir)
+}
+
+/// The longest part of `path` that exists, and the names below it that do not.
+fn split_existing(path: &Path) -> io::Result<(&Path, Vec<&OsStr>)> {
+    let mut existing = path;
+    let mut missing = Vec::new();
+    loop {
+        match fs::symlink_metadata(existing) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A `..` below a missing directory: nothing could be made there.
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(e);
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    missing.reverse();
+    Ok((existing, missing))
+}
+
+/// Checks `dir` (without symlinks) and every directory above it. When `dir` is the cache itself, it
+/// must be closed to other users' writes even if sticky: they could add entries to it.
+fn check_way(cache: &Path, dir: &Path, me: u32, dir_is_cache: bool) -> Result<(), ImageError> {
+    for (depth, ancestor) in dir.ancestors().enumerate() {
+        let meta = fs::symlink_metadata(ancestor).map_err(|source| ImageError::Cache {
+            path: ancestor.to_owned(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(ImageError::Cache {
+                path: ancestor.to_owned(),
+                source: Errno::ENOTDIR.into(),
+            });
+        }
+        let sticky_allowed = !(dir_is_cache && depth == 0);
+        if let Some(problem) = unsafe_because(&meta, me, sticky_allowed) {
+            return Err(ImageError::UnsafeCache {
+                cache: cache.to_owned(),
+                path: ancestor.to_owned(),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unsafe_because(meta: &fs::Metadata, me: u32, sticky_allowed: bool) -> Option<Unsafe> {
+    let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
+    let sticky = mode & 0o1000 != 0;
+    if owner != me && owner != 0 {
+        Some(Unsafe::Owner { owner, me })
+    } else if mode & 0o022 != 0 && !(sticky && sticky_allowed) {
+        Some(Unsafe::Writable { mode })
+    } else {
+        None
+    }
+}
+
+// ---- one unpack at a time ----------------------------------------------------------------------------
+
+/// Takes the cache's lock, `<cache>.lock`, waiting while another run holds it. Open for writing: over
+/// NFS, flock is emulated with a byte-range lock, and an exclusive one needs that.
+fn lock(cache: &Path) -> Result<Flock<File>, ImageError> {
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let failed = |source| ImageError::Cache {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(failed)?;
+    // The cache's parent may be a sticky /tmp, where anyone can make that name first and hold the lock.
+    let me = nix::unistd::geteuid().as_raw();
+    if let Some(problem) = unsafe_because(&file.metadata().map_err(failed)?, me, true) {
+        return Err(ImageError::UnsafeCache {
+            cache: cache.to_owned(),
+            path,
+            problem,
+        });
+    }
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(lock) => return Ok(lock),
+            Err((back, Errno::EINTR)) => file = back,
+            Err((_, errno)) => return Err(failed(errno.into())),
+        }
+    }
+}
+
+/// Removes the partial directories of unpacks that died. Called with the lock held; an unpack holds it
+/// for as long as its partial directory exists, so whatever partial directory is here now is nobody's.
+/// Best effort: what cannot be removed now is tried again next time, and does not stop this run.
+fn remove_leftovers(cache: &Path) {
+    let Ok(names) = fs::read_dir(cache) else {
+        return;
+    };
+    for entry in names.flatten() {
+        if entry.file_name().as_bytes().starts_with(b".partial-") {
+            let _ = remove_tree(&entry.path());
+        }
+    }
+}
+
+/// Removes `dir` and everything in it. An unpack that died may have left read-only directories
+/// (an older launcher's, or one killed while giving modes back), which an ordinary user cannot empty
+/// until they are writable again.
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            open_up_tree(dir)?;
+            fs::remove_dir_all(dir)
+        }
+        done => done,
+    }
+}
+
+/// Gives the owner `rwx` on `dir` and every directory under it (symlinks not followed).
+fn open_up_tree(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            open_up_tree(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+// ---- the unpack ----------------------------------------------------------------------------------------
+
+/// Unpacks `image` into a partial directory of `cache` and renames it to `entry` when complete. The
+/// stop signals are held from before the partial directory exists until after it is gone or renamed.
+fn unpack_into(image: &Path, cache: &Path, entry: &Path) -> Result<(), ImageError> {
+    let stops = Stops::hold().map_err(|errno| ImageError::Cache {
+        path: cache.to_owned(),
+        source: errno.into(),
+    })?;
     let partial = cache.join(format!(".partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
-    fs::create_dir(&partial).map_err(cache_err)?;
-    let result = unpack(image, &partial).and_then(|()| {
-        fs::rename(&partial, &entry).map_err(|source| ImageError::Cache {
-            path: entry.clone(),
+    let result = private_dir(&partial)
+        .map_err(|source| ImageError::Cache {
+            path: partial.clone(),
             source,
         })
-    });
+        .and_then(|()| unpack(image, &partial, &stops))
+        .and_then(|()| {
+            fs::rename(&partial, entry).map_err(|source| ImageError::Cache {
+                path: entry.to_owned(),
+                source,
+            })
+        });
     if result.is_err() {
-        let _ = fs::remove_dir_all(&partial);
+        let _ = remove_tree(&partial);
     }
-    result.map(|()| entry)
+    drop(stops);
+    result
+}
+
+/// A new directory that only its owner can enter: the entry's top directory. Set after mkdir, which
+/// the umask could leave narrower.
+fn private_dir(path: &Path) -> io::Result<()> {
+    DirBuilder::new().mode(0o700).create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
 /// Unpacks a tar or gzip-compressed tar (detected by its magic bytes, not its name) into `dest`.
-pub fn unpack(image: &Path, dest: &Path) -> Result<(), ImageError> {
+fn unpack(image: &Path, dest: &Path, stops: &Stops) -> Result<(), ImageError> {
     let read_err = |source| ImageError::Read {
         path: image.to_owned(),
         source,
     };
     let mut file = BufReader::new(File::open(image).map_err(read_err)?);
-    let mut magic = [0u8; 2];
-    let gzip = file.get_mut().read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    let file = File::open(image).map_err(read_err)?;
+    let gzip = file.fill_buf().map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+        Box::new(flate2::bufread::GzDecoder::new(file))
     } else {
-        Box::new(BufReader::new(file))
+        Box::new(file)
     };
-    unpack_tar(reader, dest).map_err(|source| ImageError::Unpack {
+    let mut closed = ClosedDirs::default();
+    unpack_entries(image, reader, dest, stops, &mut closed)?;
+    closed.restore().map_err(|(entry, source)| ImageError::Unpack {
         path: image.to_owned(),
+        entry: Some(entry),
         source,
     })
 }
 
-fn unpack_tar(reader: impl Read, dest: &Path) -> io::Result<()> {
+fn unpack_entries(
+    image: &Path,
+    reader: impl Read,
+    dest: &Path,
+    stops: &Stops,
+    closed: &mut ClosedDirs,
+) -> Result<(), ImageError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
@@ -109,15 +410,194 @@ fn unpack_tar(reader: impl Read, dest: &Path) -> io::Result<()> {
     // user namespace maps that user to root inside.
     archive.set_preserve_ownerships(nskit::userns::is_root());
     archive.set_unpack_xattrs(false);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
+    for entry in archive.entries().map_err(|e| failed(image, None, e))? {
+        if let Some(signal) = stops.arrived() {
+            return Err(ImageError::Interrupted {
+                path: image.to_owned(),
+                signal,
+            });
+        }
+        let mut entry = entry.map_err(|e| failed(image, None, e))?;
+        let name = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
         let kind = entry.header().entry_type();
         if kind.is_block_special() || kind.is_character_special() || kind.is_fifo() {
             continue;
         }
-        entry.unpack_in(dest)?;
+        let unpacked = entry.unpack_in(dest).map_err(|e| failed(image, Some(&name), e))?;
+        if unpacked && kind.is_dir() {
+            closed
+                .open_up(dest, &name)
+                .map_err(|e| failed(image, Some(&name), e))?;
+        }
     }
     Ok(())
+}
+
+fn failed(image: &Path, entry: Option<&Path>, source: io::Error) -> ImageError {
+    ImageError::Unpack {
+        path: image.to_owned(),
+        entry: entry.map(Path::to_owned),
+        source,
+    }
+}
+
+/// Directories unpacked with a mode that keeps their owner out (no `w` or no `x`: Fedora's 0555
+/// `/usr/lib`), opened up for the owner while the unpack fills them, and their archived modes.
+#[derive(Default)]
+struct ClosedDirs(Vec<ClosedDir>);
+
+struct ClosedDir {
+    /// Resolved once, while the unpack is known to have checked it: a later entry could turn a
+    /// symlink on the way elsewhere.
+    path: PathBuf,
+    mode: u32,
+    entry: PathBuf,
+}
+
+impl ClosedDirs {
+    /// Called after the tar crate unpacked directory `entry` into `dest`, with the entry's mode.
+    fn open_up(&mut self, dest: &Path, entry: &Path) -> io::Result<()> {
+        let Some(inside) = path_in(dest, entry) else {
+            return Ok(()); // `.`: the entry's top directory, which stays 0700.
+        };
+        let path = fs::canonicalize(inside)?;
+        if !path.starts_with(fs::canonicalize(dest)?) {
+            return Err(io::Error::other("the directory is outside the image's root"));
+        }
+        let mode = fs::symlink_metadata(&path)?.mode() & 0o7777;
+        if mode & 0o700 != 0o700 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700))?;
+            self.0.push(ClosedDir {
+                path,
+                mode,
+                entry: entry.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives each directory its archived mode, deepest first: a directory without `x` for its owner
+    /// cannot be passed through to reach those below it. Of two entries for one directory, the
+    /// later one's mode stays (the sort is stable).
+    fn restore(mut self) -> Result<(), (PathBuf, io::Error)> {
+        self.0.sort_by_key(|dir| Reverse(dir.path.components().count()));
+        for dir in self.0 {
+            fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode))
+                .map_err(|e| (dir.entry, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the tar crate unpacks `entry` under `dest`: its plain names joined (it ignores `/` and `.`
+/// and skips entries with `..`); none for `dest` itself.
+fn path_in(dest: &Path, entry: &Path) -> Option<PathBuf> {
+    let mut path = dest.to_owned();
+    for part in entry.components() {
+        match part {
+            Component::Normal(name) => path.push(name),
+            Component::ParentDir => return None,
+            _ => {}
+        }
+    }
+    (path != dest).then_some(path)
+}
+
+// ---- Ctrl-C --------------------------------------------------------------------------------------------
+
+/// SIGINT, SIGTERM and SIGHUP blocked in this thread, so that they wait, pending, until the unpack
+/// asks whether one arrived (a non-blocking read of a signalfd, which also takes it off the pending
+/// set); the thread's previous mask is restored on drop.
+struct Stops {
+    pending: SignalFd,
+    previous: SigSet,
+}
+
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+impl Stops {
+    fn hold() -> nix::Result<Stops> {
+        let mut set = SigSet::empty();
+        for signal in STOP_SIGNALS {
+            set.add(signal);
+        }
+        let previous = set.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+        match SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+            Ok(pending) => Ok(Stops { pending, previous }),
+            Err(e) => {
+                let _ = previous.thread_set_mask();
+                Err(e)
+            }
+        }
+    }
+
+    /// The first stop signal that arrived, if any. Reads them all: one left pending would end the
+    /// process when the mask is restored, before the launcher could say what happened.
+    fn arrived(&self) -> Option<Signal> {
+        let mut first = None;
+        while let Ok(Some(info)) = self.pending.read_signal() {
+            let signal = i32::try_from(info.ssi_signo)
+                .ok()
+                .and_then(|n| Signal::try_from(n).ok());
+            first = first.or(signal);
+        }
+        first
+    }
+}
+
+impl Drop for Stops {
+    fn drop(&mut self) {
+        // A stop signal that arrived after the last look is delivered now, as if never held.
+        let _ = self.previous.thread_set_mask();
+    }
+}
+
+// ---- messages ------------------------------------------------------------------------------------------
+
+/// A path in double quotes, escaped to printable ASCII (`\x1b`, `\xff`, `\"`): a name from an image,
+/// or a hostile file name, must not reach the user's terminal as raw bytes.
+fn quoted(path: &Path) -> String {
+    format!("\"{}\"", path.as_os_str().as_bytes().escape_ascii())
+}
+
+/// An error and its causes, `: `-separated and escaped to printable ASCII: the tar crate quotes
+/// names and header fields from the archive as they are.
+fn reason(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text.as_bytes().escape_ascii().to_string()
+}
+
+fn unpack_message(image: &Path, entry: Option<&Path>, source: &io::Error) -> String {
+    match entry {
+        Some(entry) => format!(
+            "cannot unpack {} from image {}: {}",
+            quoted(entry),
+            quoted(image),
+            reason(source)
+        ),
+        None => format!(
+            "cannot read image {} as a tar archive: {}; an image is a tar or gzip-compressed tar file",
+            quoted(image),
+            shortened(reason(source))
+        ),
+    }
+}
+
+/// A header that is not one makes the tar crate quote its bytes, hundreds of them, escaped to
+/// several times that: the start says what is wrong, the rest would hide the message's end.
+fn shortened(mut text: String) -> String {
+    const KEEP: usize = 160;
+    if text.len() > KEEP {
+        text.truncate(KEEP); // Escaped text is ASCII: any byte is a character boundary.
+        text.push_str("...");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -128,6 +608,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("combined-image-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
+        // Whatever the umask: a group-writable directory is refused as a cache's parent.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         dir
     }
 
@@ -202,5 +684,25 @@ mod tests {
             Err(ImageError::Read { .. })
         ));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn paths_and_reasons_are_shown_in_printable_ascii() {
+        let path = Path::new(OsStr::from_bytes(b"a \"b\"\x1b[31m\xff"));
+        assert_eq!(quoted(path), r#""a \"b\"\x1b[31m\xff""#);
+        let err = io::Error::other("bad \u{fffd}\n name");
+        assert_eq!(reason(&err), r"bad \xef\xbf\xbd\n name");
+    }
+
+    #[test]
+    fn entries_land_where_the_tar_crate_puts_them() {
+        let dest = Path::new("/cache/.partial-1");
+        assert_eq!(
+            path_in(dest, Path::new("./usr//lib/")),
+            Some(dest.join("usr/lib"))
+        );
+        assert_eq!(path_in(dest, Path::new("/etc")), Some(dest.join("etc")));
+        assert_eq!(path_in(dest, Path::new("./")), None);
+        assert_eq!(path_in(dest, Path::new("a/../b")), None);
     }
 }

@@ -14,6 +14,7 @@ pub mod image;
 pub mod layer;
 pub mod sealed;
 pub mod subnets;
+pub mod seccomp;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub struct RunRequest {
     pub read_only: bool,
     pub no_init: bool,
     pub userns: bool,
+    /// `--security-opt seccomp=...`: the default filter, none, or a Docker-format profile.
+    pub seccomp: seccomp::Setting,
     /// `-t/--tty`: `Some(true)` a pty whatever stdin is, `Some(false)` never; `None` when the launcher
     /// runs in the foreground of a terminal on both stdin and stdout.
     pub tty: Option<bool>,
@@ -75,6 +78,7 @@ impl RunRequest {
             read_only: false,
             no_init: false,
             userns: false,
+            seccomp: seccomp::Setting::Default,
             tty: None,
             command: command.iter().map(|s| (*s).to_owned()).collect(),
         }
@@ -98,6 +102,8 @@ pub enum PlanError {
     Image(#[from] image::ImageError),
     #[error(transparent)]
     Maps(#[from] nskit::idmap::MapError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
     #[error("{0}")]
     Invalid(String),
     #[error("{0} not found in the root filesystem (searched {1})")]
@@ -157,6 +163,9 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         request.command.clone()
     };
     let volumes = plan_volumes(&request.volumes)?;
+    let caps = caps::resolve(&request.cap_add, &request.cap_drop);
+    // Compiled here, on the host, so that a bad profile is refused before anything exists.
+    let seccomp = seccomp::compile(&request.seccomp, &caps)?;
 
     // Last, the root filesystem: an image is unpacked only once everything else is known to be valid.
     let rootfs = plan_rootfs(request)?;
@@ -190,7 +199,8 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         maps,
         net: request.net,
         subnet,
-        caps: caps::resolve(&request.cap_add, &request.cap_drop),
+        caps,
+        seccomp,
         read_only: request.read_only,
         init: !request.no_init,
         tty: request.tty.unwrap_or_else(at_a_terminal),

@@ -92,6 +92,10 @@ struct RunArgs {
     /// Use a user namespace even as root.
     #[arg(long)]
     userns: bool,
+    /// seccomp=unconfined (no system-call filter) or seccomp=PROFILE.json (a Docker-format profile);
+    /// the default filter refuses what Docker's default profile refuses.
+    #[arg(long = "security-opt", value_name = "seccomp=VALUE", value_parser = security_opt)]
+    security_opt: Vec<combined::seccomp::Setting>,
     /// Give the container a pty of its own, relayed to this terminal (default: when stdin and stdout
     /// are a terminal and the launcher is in its foreground). `--tty=false`: never; the container then
     /// has no controlling terminal at all.
@@ -182,6 +186,16 @@ fn close_inherited_fds() {
     }
 }
 
+/// `--security-opt seccomp=VALUE`, the one security option the launcher takes.
+fn security_opt(value: &str) -> Result<combined::seccomp::Setting, String> {
+    match value.split_once(['=', ':']) {
+        Some(("seccomp", setting)) => setting.parse().map_err(|e: combined::seccomp::SeccompError| e.to_string()),
+        _ => Err(format!(
+            "unsupported security option {value:?}: combined takes seccomp=unconfined or seccomp=PROFILE.json"
+        )),
+    }
+}
+
 fn doctor() -> ExitCode {
     let report = combined::doctor::run();
     for check in &report {
@@ -223,6 +237,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         no_init: args.no_init,
         userns: args.userns,
         tty: args.tty,
+        seccomp: args.security_opt.into_iter().last().unwrap_or(combined::seccomp::Setting::Default),
         command: args.command,
     };
     let status = combined::run(request);

@@ -219,6 +219,12 @@ fn the_command_starts_with_default_signals() {
 }
 // ANCHOR_END: signals_test
 
+/// SIGINT ignored, as `nohup` or `trap '' INT` leave it.
+fn ignore_sigint() -> nix::Result<()> {
+    // SAFETY: SIG_IGN installs no handler, so no code runs in a signal context because of it.
+    unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn) }.map(drop)
+}
+
 fn inherit_ignored_sigint(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: between fork and exec this only changes signal dispositions and the mask, with
@@ -228,7 +234,7 @@ fn inherit_ignored_sigint(cmd: &mut Command) {
             let mut usr1 = nix::sys::signal::SigSet::empty();
             usr1.add(Signal::SIGUSR1);
             nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&usr1), None)?;
-            nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn)?;
+            ignore_sigint()?;
             Ok(())
         });
     }

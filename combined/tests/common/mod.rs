@@ -382,7 +382,8 @@ impl Terminal {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
         let slave_fd = self.slave.as_raw_fd();
-        cmd.stdin(Stdio::from(self.slave.try_clone().unwrap())).env("TERM", "dumb");
+        cmd.stdin(Stdio::from(self.slave.try_clone().unwrap()))
+            .env("TERM", "dumb");
         // SAFETY: between fork and exec, `take_terminal` calls only async-signal-safe functions (setsid,
         // ioctl) and allocates nothing.
         unsafe {
@@ -404,7 +405,10 @@ impl Terminal {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.seen.recv_timeout(left) {
                 Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(e) => panic!("no {wanted:?} on the terminal ({e}); transcript:\n{}", self.transcript),
+                Err(e) => panic!(
+                    "no {wanted:?} on the terminal ({e}); transcript:\n{}",
+                    self.transcript
+                ),
             }
         }
     }

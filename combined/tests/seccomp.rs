@@ -1,0 +1,266 @@
+//! The seccomp filter, seen from inside a container: `examples/syscalls.rs`, run by `combined run` from
+//! a read-only volume, makes the system calls the default filter refuses and a few it must allow, and
+//! reports each as `key=value`. The tests run it under the default filter, with no filter
+//! (`--security-opt seccomp=unconfined`, which shows that the attacks are real: the kernel lets them
+//! through), under a profile the test writes, and with a profile that is refused before anything
+//! starts. seccomp(2), proc(5) (`Seccomp:` in /proc/<pid>/status).
+//!
+//! Every test runs as root and, through a user namespace, as an ordinary user (CI runs the binary as
+//! uid 65534 with `NS_REQUIRE_PRIV=userns`). Under the filter both see the same errors: it answers
+//! before the kernel's permission checks, which are where root and a user differ.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Outcome, TempDir, combined, namespaces, output};
+
+/// Where cargo put the examples: `target/<profile>/examples`, beside `deps` where this test runs.
+fn examples_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    dir.join("examples")
+}
+
+/// One run of the probe: how the launcher ended and what the probe reported.
+#[derive(Debug)]
+struct Report {
+    outcome: Outcome,
+    values: BTreeMap<String, String>,
+}
+
+impl Report {
+    /// The value reported for `key`; a missing key fails the test.
+    fn get(&self, key: &str) -> &str {
+        self.values
+            .get(key)
+            .unwrap_or_else(|| panic!("the probe reported no {key:?}: {self:#?}"))
+    }
+
+    fn expect(&self, key: &str, want: &str) {
+        assert_eq!(self.get(key), want, "{key}: {self:#?}");
+    }
+
+    fn expect_not(&self, key: &str, unwanted: &str) {
+        assert_ne!(self.get(key), unwanted, "{key}: {self:#?}");
+    }
+}
+
+/// `combined run <options> --volume <examples>:/probe:ro -- /probe/syscalls`; the run must succeed.
+fn syscalls(options: &[&str]) -> Report {
+    let dir = examples_dir();
+    assert!(
+        dir.join("syscalls").is_file(),
+        "no syscalls probe in {}: `cargo test -p combined` builds it (`--test seccomp` alone does not: \
+         run `cargo build -p combined --examples` first)",
+        dir.display()
+    );
+    let volume = format!("{}:/probe:ro", dir.display());
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--volume", &volume, "--", "/probe/syscalls"]);
+    let outcome = output(&mut combined(&args));
+    let values = outcome
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let report = Report { outcome, values };
+    assert_eq!(report.outcome.code(), 0, "combined run failed: {report:#?}");
+    report
+}
+
+/// The calls the default filter refuses with EPERM (clone3 is apart: ENOSYS).
+const REFUSED: [&str; 20] = [
+    "unshare_user",
+    "unshare_mount",
+    "clone_newuser",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "ioctl_tiocsti",
+    "ioctl_tiocsti_high_bits",
+    "ioctl_tioclinux",
+    "clock_settime",
+    "personality_addr_no_randomize",
+    "socket_vsock",
+    "socket_vsock_high_bits",
+    "socket_alg",
+];
+
+/// Asserts what the default filter does, whatever the way it was chosen.
+fn assert_default_filter(run: &Report) {
+    run.expect("seccomp_mode", "2");
+    // One filter: the command inherits the one its parent loaded; a second copy would run every call
+    // through the program twice.
+    run.expect("seccomp_filters", "1");
+    for key in REFUSED {
+        run.expect(key, "err:EPERM");
+    }
+    // ENOSYS, not EPERM, makes the C library fall back from clone3 to clone.
+    run.expect("clone3", "err:ENOSYS");
+    for key in [
+        "clone_plain",
+        "fork_wait",
+        "socket_inet",
+        "getpid",
+        "pty",
+        "ioctl_tiocgwinsz",
+        "personality_query",
+        "personality_linux32",
+    ] {
+        run.expect(key, "ok");
+    }
+    run.expect("getcwd", "/");
+}
+
+#[test]
+fn the_default_filter_refuses_the_attacks() {
+    if !namespaces("the_default_filter_refuses_the_attacks") {
+        return;
+    }
+    // Without the option (as Docker, the filter is on unless turned off), by name, and with the
+    // command as PID 1 (`--no-init`), which loads the filter itself.
+    for options in [&[][..], &["--security-opt", "seccomp=default"], &["--no-init"]] {
+        let run = syscalls(options);
+        assert_default_filter(&run);
+    }
+}
+
+#[test]
+fn unconfined_lets_the_attacks_reach_the_kernel() {
+    if !namespaces("unconfined_lets_the_attacks_reach_the_kernel") {
+        return;
+    }
+    let run = syscalls(&["--security-opt", "seccomp=unconfined"]);
+    run.expect("seccomp_mode", "0");
+    run.expect("seccomp_filters", "0");
+    // What the kernel answers once nothing is in the way: needs no privilege, root or not.
+    run.expect("clone3", "ok");
+    run.expect("personality_addr_no_randomize", "ok");
+    // The kernel checks the time before the capability, so this never changes the clock.
+    run.expect("clock_settime", "err:EINVAL");
+    run.expect_not("ioctl_tioclinux", "err:EPERM");
+    // AF_VSOCK reaches the kernel (ok where the host has vsock, EAFNOSUPPORT where it has none).
+    run.expect_not("socket_vsock_high_bits", "err:EPERM");
+    // A user namespace needs no capability, so the container's process can make one, unless the host
+    // forbids unprivileged user namespaces (the container's root has no CAP_SYS_ADMIN on the host).
+    let restrictions = nskit::userns::restrictions();
+    if restrictions.is_empty() {
+        run.expect("unshare_user", "ok");
+        run.expect("clone_newuser", "ok");
+    } else {
+        eprintln!("unshare_user not checked: the host restricts user namespaces: {restrictions:?}");
+    }
+}
+
+#[test]
+fn capabilities_open_the_calls_that_need_them() {
+    if !namespaces("capabilities_open_the_calls_that_need_them") {
+        return;
+    }
+    // With CAP_SYS_ADMIN the filter allows namespaces and clone3: the launcher compiled the profile for
+    // the capabilities the command keeps. As root this is the host's CAP_SYS_ADMIN, as a user the one
+    // of the container's user namespace; either suffices for a mount namespace.
+    let run = syscalls(&["--cap-add", "SYS_ADMIN"]);
+    run.expect("seccomp_mode", "2");
+    run.expect("unshare_mount", "ok");
+    run.expect("clone3", "ok");
+    // Never allowed, whatever the capabilities.
+    run.expect("keyctl", "err:EPERM");
+    run.expect("ioctl_tiocsti", "err:EPERM");
+}
+
+/// A profile file in a directory uid 65534 can read too.
+fn profile_file(dir: &TempDir, json: &str) -> String {
+    let path = dir.path().join("profile.json");
+    fs::write(&path, json).expect("write the profile");
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+#[test]
+fn a_docker_format_profile_is_applied() {
+    if !namespaces("a_docker_format_profile_is_applied") {
+        return;
+    }
+    let dir = TempDir::new("seccomp-profile");
+    let profile = profile_file(
+        &dir,
+        r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+            "syscalls": [
+                {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }"#,
+    );
+    let run = syscalls(&["--security-opt", &format!("seccomp={profile}")]);
+    run.expect("seccomp_mode", "2");
+    run.expect("getcwd", "err:EACCES");
+    run.expect("personality_linux32", "err:EINVAL");
+    // Everything else is allowed by this profile: the default profile's refusals are gone.
+    run.expect("personality_query", "ok");
+    run.expect("clone3", "ok");
+    run.expect("personality_addr_no_randomize", "ok");
+}
+
+/// Runs `combined run --security-opt seccomp=<value> -- /probe/syscalls` and asserts a launcher error
+/// that mentions `says`: exit 125, one line on stderr, nothing from the probe.
+fn refused(value: &str, says: &str) {
+    let volume = format!("{}:/probe:ro", examples_dir().display());
+    let option = format!("seccomp={value}");
+    let args = [
+        "run",
+        "--security-opt",
+        &option,
+        "--volume",
+        &volume,
+        "--",
+        "/probe/syscalls",
+    ];
+    let outcome = output(&mut combined(&args));
+    let line = outcome.launcher_error();
+    assert!(line.contains(says), "{says:?} not in: {line}");
+}
+
+#[test]
+fn a_bad_profile_is_refused_before_the_container_starts() {
+    // No namespace is needed: the profile is compiled while the request is checked, before any.
+    let dir = TempDir::new("seccomp-bad");
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    refused(missing, &format!("cannot read seccomp profile {missing}"));
+
+    let broken = profile_file(
+        &dir,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getcwd"]"#,
+    );
+    refused(&broken, "is not a Docker or OCI seccomp profile");
+
+    let notify = profile_file(
+        &dir,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+    );
+    refused(&notify, "SCMP_ACT_NOTIFY");
+
+    let op = profile_file(
+        &dir,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+            "args": [{"index": 1, "value": 1, "op": "SCMP_CMP_BETWEEN"}]}]}"#,
+    );
+    refused(&op, "unknown comparison \"SCMP_CMP_BETWEEN\"");
+
+    refused("", "seccomp");
+}
