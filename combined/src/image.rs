@@ -201,6 +201,12 @@ fn private_cache(cache: &Path) -> Result<PathBuf, ImageError> {
     Ok(dir)
 }
 
+/// [`private_cache`] for the launcher's other caches (compiled seccomp filters): `dir`, made if
+/// missing, with the same checks on every directory on its way.
+pub fn private_cache_dir(dir: &Path) -> Result<PathBuf, ImageError> {
+    private_cache(dir)
+}
+
 /// The longest part of `path` that exists, and the names below it that do not.
 fn split_existing(path: &Path) -> io::Result<(&Path, Vec<&OsStr>)> {
     let mut existing = path;

@@ -165,7 +165,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     let volumes = plan_volumes(&request.volumes)?;
     let caps = caps::resolve(&request.cap_add, &request.cap_drop);
     // Compiled here, on the host, so that a bad profile is refused before anything exists.
-    let seccomp = seccomp::compile(&request.seccomp, &caps)?;
+    let seccomp = seccomp::compile_with_cache(&request.seccomp, &caps, seccomp_cache().as_deref())?;
 
     // Last, the root filesystem: an image is unpacked only once everything else is known to be valid.
     let rootfs = plan_rootfs(request)?;
@@ -222,6 +222,13 @@ fn not_runnable(root: &Path, program: &str, path_var: &str) -> PlanError {
         }
     }
     PlanError::CommandNotFound(program.to_owned(), path_var.to_owned())
+}
+
+/// Where compiled seccomp filters are kept: beside the image cache, with the same checks. None when
+/// that place is not safe (the filter is then compiled for every run).
+fn seccomp_cache() -> Option<PathBuf> {
+    let images = image::cache_root().ok()?;
+    image::private_cache_dir(&images.parent()?.join("seccomp")).ok()
 }
 
 fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<config::Maps, PlanError> {

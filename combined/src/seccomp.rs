@@ -120,6 +120,7 @@
 //!   `*xattrat` calls). runc patches its programs so that such calls fail with ENOSYS, which makes the
 //!   C library fall back to an older call; this module does not.
 
+mod cache;
 mod profile;
 
 use std::borrow::Cow;
@@ -226,12 +227,38 @@ impl Filter {
 /// Compiles the setting for a container whose capability set will be `caps` (Docker profiles include
 /// and exclude rules by capability). None for [`Setting::Unconfined`].
 pub fn compile(setting: &Setting, caps: &CapsHashSet) -> Result<Option<Filter>, SeccompError> {
+    compile_with_cache(setting, caps, None)
+}
+
+// ANCHOR: compile_with_cache
+/// [`compile`], looking in `cache` first for the same profile compiled for the same capabilities,
+/// kernel and library, and keeping what it compiles there (`seccomp/cache.rs`).
+pub fn compile_with_cache(
+    setting: &Setting,
+    caps: &CapsHashSet,
+    cache: Option<&Path>,
+) -> Result<Option<Filter>, SeccompError> {
     let (text, path) = match setting {
         Setting::Unconfined => return Ok(None),
         Setting::Default => (Cow::Borrowed(DEFAULT_PROFILE), None),
         Setting::Profile(path) => (Cow::Owned(read(path)?), Some(path)),
     };
-    let profile: Profile = serde_json::from_str(&text).map_err(|source| SeccompError::Parse {
+    let key = cache.map(|_| cache::key(&text, caps));
+    if let (Some(dir), Some(key)) = (cache, &key) {
+        if let Some(filter) = cache::load(dir, key) {
+            return Ok(Some(filter));
+        }
+    }
+    let filter = compile_text(&text, path, caps)?;
+    if let (Some(dir), Some(key)) = (cache, &key) {
+        cache::store(dir, key, &filter);
+    }
+    Ok(Some(filter))
+}
+// ANCHOR_END: compile_with_cache
+
+fn compile_text(text: &str, path: Option<&PathBuf>, caps: &CapsHashSet) -> Result<Filter, SeccompError> {
+    let profile: Profile = serde_json::from_str(text).map_err(|source| SeccompError::Parse {
         path: path.cloned().unwrap_or_else(|| DEFAULT_PROFILE_PATH.into()),
         source,
     })?;
@@ -241,7 +268,7 @@ pub fn compile(setting: &Setting, caps: &CapsHashSet) -> Result<Option<Filter>, 
     };
     // Names libseccomp does not know are skipped, as runc skips them (module comment, step 3).
     let (filter, _skipped) = build(&profile, &Host::this(caps), &origin)?;
-    Ok(Some(filter))
+    Ok(filter)
 }
 
 fn read(path: &Path) -> Result<String, SeccompError> {

@@ -70,6 +70,8 @@ fn probe(options: &[&str], args: &[&str]) -> Run {
     );
     let volume = format!("{}:/probe:ro", dir.display());
     let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
+    // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's.
+    command.env("XDG_CACHE_HOME", concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"));
     command
         .arg("run")
         .args(options)

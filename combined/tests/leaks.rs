@@ -78,6 +78,10 @@ impl Scene {
         ] {
             files.extend(common::tree(dir));
         }
+        // Compiled seccomp filters are kept on purpose, one per capability set (`seccomp/cache.rs`).
+        let launcher_cache = self.cache.path().join("combined");
+        let filters = launcher_cache.join("seccomp");
+        files.retain(|f| *f != launcher_cache && !f.starts_with(&filters));
         Snapshot {
             host: HostState::now(),
             strays: common::stray_processes(&[self.rootfs.path(), self.cache.path()]),

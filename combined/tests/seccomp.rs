@@ -264,3 +264,36 @@ fn a_bad_profile_is_refused_before_the_container_starts() {
 
     refused("", "seccomp");
 }
+
+// ANCHOR: cache_test
+/// The compiled filter is kept between runs (compiling the default profile takes about 11 ms), in the
+/// user's own cache, readable by no one else; the next run loads it instead of compiling, and an
+/// entry someone else could have written is not trusted.
+#[test]
+fn compiled_filters_are_kept_privately_and_reused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !namespaces("compiled_filters_are_kept_privately_and_reused") {
+        return;
+    }
+    let cache = TempDir::new("seccomp-cache");
+    let run = || {
+        let mut cmd = combined(&["run", "--", "true"]);
+        cmd.env("XDG_CACHE_HOME", cache.path());
+        output(&mut cmd).ok().to_owned()
+    };
+    run();
+    let dir = cache.path().join("combined/seccomp");
+    let entries: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&entries[0]), 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    let written = fs::metadata(&entries[0]).unwrap().modified().unwrap();
+    run();
+    assert_eq!(fs::metadata(&entries[0]).unwrap().modified().unwrap(), written, "loaded, not compiled again");
+    // Writable by others: compiled again and replaced by an entry of the launcher's own.
+    fs::set_permissions(&entries[0], fs::Permissions::from_mode(0o666)).unwrap();
+    run();
+    assert_eq!(mode(&entries[0]), 0o600);
+}
+// ANCHOR_END: cache_test

@@ -131,7 +131,7 @@ fn a_script_reads_its_terminal_after_a_run() {
             common::COMBINED,
             rootfs.str()
         );
-        let mut child = term.spawn(Command::new("/bin/sh").args(["-c", &script]));
+        let mut child = term.spawn(Command::new("/bin/sh").args(["-c", &script]).env("XDG_CACHE_HOME", common::CACHE));
         term.expect("ran=0");
         term.send(b"hello\n");
         term.expect("got=hello");

@@ -33,12 +33,17 @@ pub fn namespaces(test: &str) -> bool {
     testing::require_namespaces(test)
 }
 
+/// Where the launchers the tests run keep their caches (compiled seccomp filters; images, unless a
+/// test gives its own): cargo's scratch directory for integration tests, not the user's home.
+pub const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cache");
+
 /// A command line for the launcher, with a clean environment of its own: no inherited
 /// `COMBINED_FAULT`, a private `TMPDIR` and cache.
 pub fn combined(args: &[&str]) -> Command {
     let mut cmd = Command::new(COMBINED);
     cmd.args(args)
         .env_remove(combined::FAULT_VAR)
+        .env("XDG_CACHE_HOME", CACHE)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
