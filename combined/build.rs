@@ -37,7 +37,10 @@ fn main() {
 /// prints the bare name back when it does not).
 fn compiler_finds(file: &str) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(cc).arg(format!("-print-file-name={file}")).output().ok()?;
+    let out = Command::new(cc)
+        .arg(format!("-print-file-name={file}"))
+        .output()
+        .ok()?;
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     (path.is_absolute() && Path::new(&path).exists()).then_some(path)
 }

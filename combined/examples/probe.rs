@@ -464,7 +464,10 @@ fn init(fd: i32) {
     say("open_fd", io_outcome(fs::File::open(format!("/proc/1/fd/{fd}"))));
     say("exe_identity", identity("/proc/1/exe"));
     let status = fs::read_to_string("/proc/1/status").unwrap_or_default();
-    let seccomp = status.lines().find_map(|l| l.strip_prefix("Seccomp:")).unwrap_or("missing");
+    let seccomp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .unwrap_or("missing");
     say("init_seccomp", seccomp.trim());
     say(
         "write_exe",
@@ -522,7 +525,10 @@ fn fds() {
 /// Escape 12: push `text` into a terminal's input queue (TIOCSTI), where the host's shell would read it
 /// after the container exits: through stdin, and through /dev/tty, the process's controlling terminal.
 fn tiocsti(text: &str) {
-    say("stdin_tty", nix::unistd::isatty(std::io::stdin()).map_or("err".into(), |t| t.to_string()));
+    say(
+        "stdin_tty",
+        nix::unistd::isatty(std::io::stdin()).map_or("err".into(), |t| t.to_string()),
+    );
     say("tiocsti_stdin", inject(0, text));
     match open("/dev/tty", OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty()) {
         Ok(tty) => {
@@ -547,7 +553,14 @@ fn inject(fd: RawFd, text: &str) -> String {
 /// Escape 13: the host's keys. `keys <id>...` tries to read each key (KEYCTL_READ), directly and after
 /// linking the user keyring into the session keyring, which makes its keys possessed.
 fn keys(ids: &[String]) {
-    say("session_keyring", keyctl(libc::KEYCTL_GET_KEYRING_ID, libc::KEY_SPEC_SESSION_KEYRING as _, 0));
+    say(
+        "session_keyring",
+        keyctl(
+            libc::KEYCTL_GET_KEYRING_ID,
+            libc::KEY_SPEC_SESSION_KEYRING as _,
+            0,
+        ),
+    );
     for id in ids {
         let id: libc::c_long = id.parse().unwrap_or(0);
         say(&format!("read:{id}"), keyctl(libc::KEYCTL_READ, id, 0));
@@ -571,7 +584,16 @@ fn keys(ids: &[String]) {
 fn keyctl(operation: u32, a: libc::c_long, b: libc::c_long) -> String {
     // SAFETY: the operations used here take integer arguments only (KEYCTL_READ with a null buffer
     // and length 0 just returns the payload's size).
-    let rc = unsafe { libc::syscall(libc::SYS_keyctl, libc::c_long::from(operation), a, b, 0usize, 0usize) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::c_long::from(operation),
+            a,
+            b,
+            0usize,
+            0usize,
+        )
+    };
     if rc < 0 {
         format!("err:{:?}", Errno::last())
     } else {
@@ -594,6 +616,9 @@ fn add_key() -> String {
             libc::KEY_SPEC_SESSION_KEYRING as libc::c_long,
         )
     };
-    if rc < 0 { format!("err:{:?}", Errno::last()) } else { "ok".into() }
+    if rc < 0 {
+        format!("err:{:?}", Errno::last())
+    } else {
+        "ok".into()
+    }
 }
-

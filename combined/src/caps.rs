@@ -190,6 +190,10 @@ mod tests {
         let all_but = resolve(&[CapArg::All], &[CapArg::One(Capability::CAP_SYS_ADMIN)]);
         let bounding = caps::read(None, caps::CapSet::Bounding).unwrap();
         assert!(!all_but.contains(&Capability::CAP_SYS_ADMIN));
-        assert_eq!(all_but.len(), bounding.len() - 1, "ALL is every capability the launcher holds");
+        assert_eq!(
+            all_but.len(),
+            bounding.len() - 1,
+            "ALL is every capability the launcher holds"
+        );
     }
 }

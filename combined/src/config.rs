@@ -290,7 +290,18 @@ mod tests {
         for good in ["box", "a-b", "web1.example.com", "x", &"a".repeat(63)] {
             assert!(hostname(good).is_ok(), "{good}");
         }
-        for bad in ["", "a/b", "a\nb", "-a", "a-", "a..b", "a_b", "ä", &"a".repeat(64), &format!("{}.b", "a".repeat(63))] {
+        for bad in [
+            "",
+            "a/b",
+            "a\nb",
+            "-a",
+            "a-",
+            "a..b",
+            "a_b",
+            "ä",
+            &"a".repeat(64),
+            &format!("{}.b", "a".repeat(63)),
+        ] {
             let message = hostname(bad).unwrap_err();
             assert!(!message.contains('\n'), "one line, the value escaped: {message}");
         }

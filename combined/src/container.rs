@@ -40,8 +40,8 @@ use net_demo::netlink::{Netlink, Target};
 use net_demo::subnet::Subnet;
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
-use nix::sched::CloneFlags;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -235,7 +235,9 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
         NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
         _ => None,
     };
-    let subnet = veth.as_ref().map(|v| format!("{}/{}", v.subnet.network(), v.subnet.prefix()));
+    let subnet = veth
+        .as_ref()
+        .map(|v| format!("{}/{}", v.subnet.network(), v.subnet.prefix()));
     let go = match (&veth, &subnet) {
         (Some(veth), Some(subnet)) => vec!["go", veth.peer.as_str(), subnet.as_str()],
         _ => vec!["go"],
@@ -323,7 +325,10 @@ fn supervise(pid: Pid, signals: &SigSet, mut relay: Option<Relay>) -> Result<i32
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(errno),
         }
-        let revents: Vec<PollFlags> = fds.iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())).collect();
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+            .collect();
         drop(fds);
         while let Some(info) = signalfd.read_signal()? {
             match Signal::try_from(info.ssi_signo as i32) {
@@ -376,7 +381,8 @@ impl HostVeth {
         let err = |e: net_demo::netlink::NetlinkError| failed(Step::Veth, e);
         let (host, peer) = veth_names(child);
         let mut netlink = Netlink::open().map_err(err)?;
-        let (subnet, claim) = crate::subnets::choose(&mut netlink, plan.subnet).map_err(|e| failed(Step::Veth, e))?;
+        let (subnet, claim) =
+            crate::subnets::choose(&mut netlink, plan.subnet).map_err(|e| failed(Step::Veth, e))?;
         // The container's end is born in its namespace: whenever the launcher dies, the pair dies with
         // that namespace, and nothing is left on the host.
         netlink
@@ -486,7 +492,11 @@ fn die_with_launcher(channel: &Channel) -> Result<(), StepFailed> {
 // ANCHOR: set_up
 /// Steps 3 to 5, in the container's namespaces. Returns the master end of the container's pty, when it
 /// has one.
-fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Result<Option<OwnedFd>, StepFailed> {
+fn set_up(
+    plan: &Plan,
+    veth: Option<&(String, Subnet)>,
+    channel: &Channel,
+) -> Result<Option<OwnedFd>, StepFailed> {
     fault(plan, Step::Ids)?;
     if plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
@@ -539,9 +549,10 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     }
     fault(plan, Step::Terminal)?;
     let pty = match plan.tty {
-        true => Some(terminal::open_in_container().map_err(|e| {
-            failed(Step::Terminal, format!("cannot make a pty in the container: {e}"))
-        })?),
+        true => Some(
+            terminal::open_in_container()
+                .map_err(|e| failed(Step::Terminal, format!("cannot make a pty in the container: {e}")))?,
+        ),
         false => None,
     };
 
@@ -612,7 +623,8 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
             Ok(dir.clone())
         }
         Rootfs::Image(image) => {
-            let (root, layer) = crate::layer::mount_layer(image, Path::new(STAGING)).map_err(|e| failed(Step::Rootfs, e))?;
+            let (root, layer) =
+                crate::layer::mount_layer(image, Path::new(STAGING)).map_err(|e| failed(Step::Rootfs, e))?;
             if let crate::layer::Layer::ReadOnly(errno) = layer {
                 eprintln!(
                     "combined: the kernel refused overlayfs ({errno}): the image is read-only, with a tmpfs on /tmp and /run"
@@ -620,8 +632,9 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
             }
             Ok(root)
         }
-        Rootfs::HostView => crate::hostview::assemble(Path::new(STAGING), &plan.hostname)
-            .map_err(|e| failed(Step::Rootfs, e)),
+        Rootfs::HostView => {
+            crate::hostview::assemble(Path::new(STAGING), &plan.hostname).map_err(|e| failed(Step::Rootfs, e))
+        }
     }
 }
 
@@ -876,7 +889,6 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     capabilities::set_process_caps(&plan.caps).map_err(|e| e.to_string())?;
     // Last before execve, as runc loads it: the steps above may make calls the profile refuses.
     install_filter(plan)
-
 }
 // ANCHOR_END: exec
 

@@ -52,11 +52,15 @@ pub enum Layer {
 /// this mount namespace only). Returns the new root, a mount point ready for pivot_root.
 pub fn mount_layer(image: &Path, staging: &Path) -> Result<(PathBuf, Layer), LayerError> {
     // Opened first: the staging tmpfs may cover the image's own path (a cache under /tmp).
-    let lower = open(image, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|errno| LayerError::Open {
-            path: image.to_owned(),
-            errno,
-        })?;
+    let lower = open(
+        image,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| LayerError::Open {
+        path: image.to_owned(),
+        errno,
+    })?;
     let layers = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount_at("mount a tmpfs", staging, "tmpfs", layers, Some("mode=0755"))?;
     let (upper, work, root) = (staging.join("upper"), staging.join("work"), staging.join("root"));
@@ -73,7 +77,13 @@ pub fn mount_layer(image: &Path, staging: &Path) -> Result<(PathBuf, Layer), Lay
         upper.display(),
         work.display()
     );
-    match mount(Some("overlay"), &root, Some("overlay"), MsFlags::MS_NODEV, Some(options.as_str())) {
+    match mount(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    ) {
         Ok(()) => Ok((root, Layer::Overlay)),
         Err(errno @ (Errno::EPERM | Errno::EINVAL | Errno::ENODEV)) => {
             read_only_image(&lower, &root)?;
@@ -90,13 +100,18 @@ pub fn mount_layer(image: &Path, staging: &Path) -> Result<(PathBuf, Layer), Lay
 
 /// The fallback: the image bound read-only, with a tmpfs on each of /tmp and /run that it has.
 fn read_only_image(lower: &OwnedFd, root: &Path) -> Result<(), LayerError> {
-    mount(Some(&fd_path(lower)), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(
-        |errno| LayerError::Mount {
-            what: "bind the image",
-            path: root.to_owned(),
-            errno,
-        },
-    )?;
+    mount(
+        Some(&fd_path(lower)),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|errno| LayerError::Mount {
+        what: "bind the image",
+        path: root.to_owned(),
+        errno,
+    })?;
     crate::container::remount_flags(root, MsFlags::MS_RDONLY | MsFlags::MS_NODEV).map_err(|errno| {
         LayerError::Mount {
             what: "make the image read-only",

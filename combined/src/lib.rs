@@ -13,8 +13,8 @@ pub mod hostview;
 pub mod image;
 pub mod layer;
 pub mod sealed;
-pub mod subnets;
 pub mod seccomp;
+pub mod subnets;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +30,6 @@ pub const EXIT_LAUNCHER: u8 = 125;
 pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 /// The command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
-
 
 /// Everything `combined run` was asked for, as parsed from the command line.
 #[derive(Clone, Debug)]
@@ -134,7 +133,10 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     let subnet = request
         .subnet
         .as_deref()
-        .map(|s| s.parse::<net_demo::subnet::Subnet>().map_err(|e| invalid(format!("--subnet: {e}"))))
+        .map(|s| {
+            s.parse::<net_demo::subnet::Subnet>()
+                .map_err(|e| invalid(format!("--subnet: {e}")))
+        })
         .transpose()?;
     let fault = match std::env::var(FAULT_VAR) {
         Ok(name) => {
@@ -214,7 +216,9 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
 fn not_runnable(root: &Path, program: &str, path_var: &str) -> PlanError {
     if program.contains('/') {
         match config::lookup_in(root, Path::new(program)) {
-            config::Lookup::Directory => return PlanError::CannotExecute(program.to_owned(), "is a directory"),
+            config::Lookup::Directory => {
+                return PlanError::CannotExecute(program.to_owned(), "is a directory");
+            }
             config::Lookup::NotExecutable => {
                 return PlanError::CannotExecute(program.to_owned(), "permission denied");
             }

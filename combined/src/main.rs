@@ -19,7 +19,12 @@ use uts_demo::Name;
 
 /// A small, honest container launcher, composed from the namespaces course's six chapters.
 #[derive(Debug, Parser)]
-#[command(name = "combined", version, propagate_version = true, subcommand_required = true)]
+#[command(
+    name = "combined",
+    version,
+    propagate_version = true,
+    subcommand_required = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -140,13 +145,18 @@ fn one_line(e: &clap::Error) -> String {
         // clap's own line quotes the raw value, which may hold a newline; our parsers' messages show it
         // escaped.
         if let Some(why) = std::error::Error::source(e) {
-            let arg = e.get(clap::error::ContextKind::InvalidArg).map(ToString::to_string);
+            let arg = e
+                .get(clap::error::ContextKind::InvalidArg)
+                .map(ToString::to_string);
             return format!("{}: {why}", arg.unwrap_or_else(|| "a value".into()));
         }
     }
     let text = e.render().to_string();
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
     let hints: Vec<&str> = lines
         .filter_map(|l| {
             l.strip_prefix("tip: ")
@@ -189,7 +199,9 @@ fn close_inherited_fds() {
 /// `--security-opt seccomp=VALUE`, the one security option the launcher takes.
 fn security_opt(value: &str) -> Result<combined::seccomp::Setting, String> {
     match value.split_once(['=', ':']) {
-        Some(("seccomp", setting)) => setting.parse().map_err(|e: combined::seccomp::SeccompError| e.to_string()),
+        Some(("seccomp", setting)) => setting
+            .parse()
+            .map_err(|e: combined::seccomp::SeccompError| e.to_string()),
         _ => Err(format!(
             "unsupported security option {value:?}: combined takes seccomp=unconfined or seccomp=PROFILE.json"
         )),
@@ -237,7 +249,11 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         no_init: args.no_init,
         userns: args.userns,
         tty: args.tty,
-        seccomp: args.security_opt.into_iter().last().unwrap_or(combined::seccomp::Setting::Default),
+        seccomp: args
+            .security_opt
+            .into_iter()
+            .last()
+            .unwrap_or(combined::seccomp::Setting::Default),
         command: args.command,
     };
     let status = combined::run(request);

@@ -76,8 +76,7 @@ pub fn ensure() -> Result<(), SealError> {
 
 /// Whether `exe` is a memfd carrying every one of [`seals`] (a file on disk has no seals: EINVAL).
 fn is_sealed(exe: &File) -> bool {
-    fcntl(exe, FcntlArg::F_GET_SEALS)
-        .is_ok_and(|bits| SealFlag::from_bits_truncate(bits).contains(seals()))
+    fcntl(exe, FcntlArg::F_GET_SEALS).is_ok_and(|bits| SealFlag::from_bits_truncate(bits).contains(seals()))
 }
 
 /// A memfd that may be sealed and executed. `MFD_EXEC` says it will be executed, for kernels (6.3 and

@@ -30,7 +30,9 @@ pub enum SubnetError {
     Lock(#[source] std::io::Error),
     #[error("cannot list the host's addresses: {0}")]
     Addresses(#[source] NetlinkError),
-    #[error("subnet {subnet} is in use on the host (address {address}): choose another --subnet, or leave it out to get a free one")]
+    #[error(
+        "subnet {subnet} is in use on the host (address {address}): choose another --subnet, or leave it out to get a free one"
+    )]
     InUse { subnet: String, address: String },
     #[error("no free /30 is left in {POOL}: stop a container, or give --subnet")]
     PoolExhausted,
@@ -53,7 +55,10 @@ pub fn choose(netlink: &mut Netlink, wanted: Option<Subnet>) -> Result<(Subnet, 
         .map(|a| (a.addr, a.prefix))
         .collect();
     let subnet = match wanted {
-        Some(subnet) => match used.iter().find(|(addr, prefix)| overlaps(subnet, *addr, *prefix)) {
+        Some(subnet) => match used
+            .iter()
+            .find(|(addr, prefix)| overlaps(subnet, *addr, *prefix))
+        {
             Some((addr, prefix)) => {
                 return Err(SubnetError::InUse {
                     subnet: format!("{}/{}", subnet.network(), subnet.prefix()),
@@ -63,7 +68,11 @@ pub fn choose(netlink: &mut Netlink, wanted: Option<Subnet>) -> Result<(Subnet, 
             None => subnet,
         },
         None => pool()
-            .find(|candidate| !used.iter().any(|(addr, prefix)| overlaps(*candidate, *addr, *prefix)))
+            .find(|candidate| {
+                !used
+                    .iter()
+                    .any(|(addr, prefix)| overlaps(*candidate, *addr, *prefix))
+            })
             .ok_or(SubnetError::PoolExhausted)?,
     };
     Ok((subnet, claim))
@@ -121,7 +130,10 @@ mod tests {
         let s = subnet("10.200.1.0/30");
         assert!(overlaps(s, "10.200.1.1".parse().unwrap(), 30));
         assert!(overlaps(s, "10.200.1.2".parse().unwrap(), 32));
-        assert!(overlaps(s, "10.0.0.1".parse().unwrap(), 8), "a wider network around it");
+        assert!(
+            overlaps(s, "10.0.0.1".parse().unwrap(), 8),
+            "a wider network around it"
+        );
         assert!(!overlaps(s, "10.200.1.5".parse().unwrap(), 30));
         assert!(!overlaps(s, "192.0.2.2".parse().unwrap(), 24));
     }

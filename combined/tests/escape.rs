@@ -364,7 +364,11 @@ fn kernel_modules_cannot_be_loaded() {
     unfiltered.expect("init_module", want);
     unfiltered.expect("finit_module", want);
     let bounding = u64::from_str_radix(unfiltered.get("CapBnd"), 16).expect("CapBnd");
-    assert_eq!(bounding & Capability::CAP_SYS_MODULE.bitmask(), 0, "{unfiltered:#?}");
+    assert_eq!(
+        bounding & Capability::CAP_SYS_MODULE.bitmask(),
+        0,
+        "{unfiltered:#?}"
+    );
 }
 
 // ---- 7. dropped capabilities ------------------------------------------------------------------------
@@ -687,7 +691,10 @@ fn host_keyrings_are_out_of_reach() {
 
     let unfiltered = host_unchanged(|| probe(&["--security-opt", "seccomp=unconfined"], &args));
     unfiltered.succeeded();
-    assert!(unfiltered.get("session_keyring").parse::<i64>().is_ok(), "{unfiltered:#?}");
+    assert!(
+        unfiltered.get("session_keyring").parse::<i64>().is_ok(),
+        "{unfiltered:#?}"
+    );
     unfiltered.expect(&format!("read:{}", ids[0]), "err:EACCES");
     unfiltered.expect(&format!("read_linked:{}", ids[0]), "err:EACCES");
     if !is_root() {

@@ -166,19 +166,27 @@ fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
         return;
     };
     let _only_me = testing::exclusive();
-    let net = if nskit::userns::is_root() { "veth" } else { "loopback" };
+    let net = if nskit::userns::is_root() {
+        "veth"
+    } else {
+        "loopback"
+    };
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     for delay in (0..=50).map(Duration::from_millis) {
         let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--net", net, "--", "sleep", "100"]);
-        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().unwrap();
         launchers.push(child.id());
         std::thread::sleep(delay);
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    let what = format!("{} launchers killed 0 to 50 ms after they started", launchers.len());
+    let what = format!(
+        "{} launchers killed 0 to 50 ms after they started",
+        launchers.len()
+    );
     assert_unchanged(&before, &settle(&scene, &before), &launchers, &what);
 }
 

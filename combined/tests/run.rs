@@ -204,7 +204,11 @@ fn a_volume_under_dev_is_seen_and_proc_or_sys_are_refused() {
     let spec = format!("{}:/dev/shared:ro", vol.str());
     let out = sh(&rootfs, &["-v", &spec], "cat /dev/shared/data");
     assert_eq!(out.ok(), "through /dev\n");
-    assert_eq!(common::tree(rootfs.path()), before, "nothing was created in the rootfs");
+    assert_eq!(
+        common::tree(rootfs.path()),
+        before,
+        "nothing was created in the rootfs"
+    );
     for target in ["/proc/shared", "/sys/shared"] {
         let spec = format!("{}:{target}", vol.str());
         let line = sh(&rootfs, &["-v", &spec], "true").launcher_error().to_owned();
@@ -465,16 +469,25 @@ fn image_is_unpacked_once_and_every_run_starts_from_it() {
     );
     use std::os::unix::fs::MetadataExt;
     let unpacked = fs::metadata(entries[0].join("etc/from-image")).unwrap().ino();
-    assert!(!entries[0].join("etc/state").exists(), "the run wrote into its own layer, not the cache");
+    assert!(
+        !entries[0].join("etc/state").exists(),
+        "the run wrote into its own layer, not the cache"
+    );
     // Every run starts from the image as unpacked, even after one removed its programs; the entry is
     // reused, not unpacked again.
-    assert_eq!(run_image("rm -rf /bin/* /etc/from-image; echo gone").ok(), "gone\n");
+    assert_eq!(
+        run_image("rm -rf /bin/* /etc/from-image; echo gone").ok(),
+        "gone\n"
+    );
     assert_eq!(
         run_image("cat /etc/from-image; test -e /etc/state || echo fresh").ok(),
         "packed\nfresh\n"
     );
     assert_eq!(fs::read_dir(&images).unwrap().count(), 1);
-    assert_eq!(fs::metadata(entries[0].join("etc/from-image")).unwrap().ino(), unpacked);
+    assert_eq!(
+        fs::metadata(entries[0].join("etc/from-image")).unwrap().ino(),
+        unpacked
+    );
     // --read-only: the layer refuses writes too.
     let mut cmd = combined(&[
         "run",
@@ -604,7 +617,17 @@ fn veth_containers_never_share_a_subnet() {
     }
     let address = "ip -4 -o addr show | grep -o '10\\.200\\.[0-9.]*/30'; read wait; exit 0";
     let start = || {
-        let mut cmd = combined(&["run", "--rootfs", rootfs.str(), "--net", "veth", "--", "sh", "-c", address]);
+        let mut cmd = combined(&[
+            "run",
+            "--rootfs",
+            rootfs.str(),
+            "--net",
+            "veth",
+            "--",
+            "sh",
+            "-c",
+            address,
+        ]);
         cmd.stdin(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let first = Lines::of(&mut child)
@@ -705,9 +728,18 @@ fn bad_input_is_one_line_and_125_before_anything_exists() {
         (vec!["--rootfs", r, "--hostname", &long, "--", "true"], "hostname"),
         (vec!["--rootfs", r, "--hostname", "", "--", "true"], "hostname"),
         (vec!["--rootfs", r, "--hostname", "a/b", "--", "true"], "RFC 1123"),
-        (vec!["--rootfs", r, "--hostname", "a\nb", "--", "true"], "\"a\\nb\""),
-        (vec!["--rootfs", r, "-v", "relative:/mnt", "--", "true"], "absolute"),
-        (vec!["--rootfs", r, "--hostnme", "x", "--", "true"], "a similar argument exists: '--hostname'"),
+        (
+            vec!["--rootfs", r, "--hostname", "a\nb", "--", "true"],
+            "\"a\\nb\"",
+        ),
+        (
+            vec!["--rootfs", r, "-v", "relative:/mnt", "--", "true"],
+            "absolute",
+        ),
+        (
+            vec!["--rootfs", r, "--hostnme", "x", "--", "true"],
+            "a similar argument exists: '--hostname'",
+        ),
         (vec!["--rootfs", r, "-e", "NOEQUALS", "--", "true"], "NOEQUALS"),
         (vec!["--rootfs", r, "-w", "relative", "--", "true"], "workdir"),
         (vec!["--rootfs", r, "--net", "bridge", "--", "true"], "bridge"),
@@ -755,13 +787,26 @@ fn a_newcomers_mistakes_get_hints_and_the_command_needs_no_dashes() {
     for (args, mentions) in [
         (vec!["doctr"], "a similar subcommand exists: 'doctor'"),
         (vec![], "a subcommand is needed: run or doctor"),
-        (vec!["run", "--net", "vet"], "possible values: none, loopback, veth"),
+        (
+            vec!["run", "--net", "vet"],
+            "possible values: none, loopback, veth",
+        ),
     ] {
         let out = common::output(&mut combined(&args));
         let line = out.launcher_error().to_owned();
-        assert!(line.contains(mentions), "{args:?}: {line:?} should mention {mentions:?}");
+        assert!(
+            line.contains(mentions),
+            "{args:?}: {line:?} should mention {mentions:?}"
+        );
     }
-    let out = common::output(&mut combined(&["run", "--rootfs", rootfs.str(), "sh", "-c", "echo hi"]));
+    let out = common::output(&mut combined(&[
+        "run",
+        "--rootfs",
+        rootfs.str(),
+        "sh",
+        "-c",
+        "echo hi",
+    ]));
     assert_eq!(out.ok(), "hi\n");
 }
 

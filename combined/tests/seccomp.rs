@@ -290,7 +290,11 @@ fn compiled_filters_are_kept_privately_and_reused() {
     assert_eq!(mode(&dir), 0o700);
     let written = fs::metadata(&entries[0]).unwrap().modified().unwrap();
     run();
-    assert_eq!(fs::metadata(&entries[0]).unwrap().modified().unwrap(), written, "loaded, not compiled again");
+    assert_eq!(
+        fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        written,
+        "loaded, not compiled again"
+    );
     // Writable by others: compiled again and replaced by an entry of the launcher's own.
     fs::set_permissions(&entries[0], fs::Permissions::from_mode(0o666)).unwrap();
     run();

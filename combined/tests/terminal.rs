@@ -34,7 +34,8 @@ fn sh(rootfs: &Rootfs, extra: &[&str], script: &str) -> Command {
 
 #[test]
 fn a_container_at_a_terminal_gets_a_pty_of_its_own_with_the_terminals_size() {
-    let Some(rootfs) = ready("a_container_at_a_terminal_gets_a_pty_of_its_own_with_the_terminals_size") else {
+    let Some(rootfs) = ready("a_container_at_a_terminal_gets_a_pty_of_its_own_with_the_terminals_size")
+    else {
         return;
     };
     let mut term = Terminal::new(30, 100);
@@ -131,7 +132,11 @@ fn a_script_reads_its_terminal_after_a_run() {
             common::COMBINED,
             rootfs.str()
         );
-        let mut child = term.spawn(Command::new("/bin/sh").args(["-c", &script]).env("XDG_CACHE_HOME", common::CACHE));
+        let mut child = term.spawn(
+            Command::new("/bin/sh")
+                .args(["-c", &script])
+                .env("XDG_CACHE_HOME", common::CACHE),
+        );
         term.expect("ran=0");
         term.send(b"hello\n");
         term.expect("got=hello");
@@ -145,7 +150,10 @@ fn a_script_reads_its_terminal_after_a_run() {
 
 fn examples_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").join("examples")
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("examples")
 }
 
 // ANCHOR: tiocsti_test
@@ -177,7 +185,11 @@ fn tiocsti_from_a_container_never_reaches_the_host_terminal() {
         let shown = term.settle().to_owned();
         assert_eq!(status.code(), Some(0), "{tty}: {shown}");
         assert!(shown.contains("tiocsti_stdin="), "{tty}: the probe ran: {shown}");
-        assert_eq!(term.input_queue(), 0, "{tty}: injected input waits for the host's shell: {shown}");
+        assert_eq!(
+            term.input_queue(),
+            0,
+            "{tty}: injected input waits for the host's shell: {shown}"
+        );
         if tty == "--tty=false" {
             // Without a pty: the host terminal is nobody's controlling terminal in the container.
             assert!(shown.contains("tiocsti_stdin=err:EPERM"), "{shown}");

@@ -74,7 +74,8 @@ pub fn load(dir: &Path, key: &str) -> Option<Filter> {
 pub fn store(dir: &Path, key: &str, filter: &Filter) {
     let write = || -> std::io::Result<()> {
         let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
         file.write_all(key.as_bytes())?;
         file.write_all(SEPARATOR)?;
         file.write_all(&encode(filter))?;
@@ -84,11 +85,11 @@ pub fn store(dir: &Path, key: &str, filter: &Filter) {
     let _ = write();
 }
 
-/// The flags (8 bytes), then each instruction as the kernel lays it out: code (2 bytes), jt, jf, k (4
+/// The flags (a `c_ulong`, 8 bytes on the 64-bit architectures this runs on), then each instruction as the kernel lays it out: code (2 bytes), jt, jf, k (4
 /// bytes), little-endian.
 fn encode(filter: &Filter) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + filter.program.len() * 8);
-    out.extend_from_slice(&u64::from(filter.flags).to_le_bytes());
+    out.extend_from_slice(&filter.flags.to_le_bytes());
     for insn in &filter.program {
         out.extend_from_slice(&insn.code.to_le_bytes());
         out.push(insn.jt);
@@ -114,7 +115,7 @@ fn decode(bytes: &[u8]) -> Option<Filter> {
         .collect();
     Some(Filter {
         program,
-        flags: libc::c_ulong::try_from(u64::from_le_bytes(flags.try_into().ok()?)).ok()?,
+        flags: libc::c_ulong::from_le_bytes(flags.try_into().ok()?),
     })
 }
 
@@ -122,7 +123,10 @@ fn decode(bytes: &[u8]) -> Option<Filter> {
 #[cfg(test)]
 fn raw(dir: &Path, key: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
-    fs::File::open(entry(dir, key)).unwrap().read_to_end(&mut bytes).unwrap();
+    fs::File::open(entry(dir, key))
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     bytes
 }
 
@@ -147,7 +151,11 @@ mod tests {
         assert_eq!(encode(&back), encode(&filter));
         assert!(raw(dir.path(), &key).starts_with(key.as_bytes()));
         // Another key under the same file name (as a hash collision would put it) is not taken.
-        fs::write(entry(dir.path(), &key), [b"other".as_slice(), SEPARATOR, &encode(&filter)].concat()).unwrap();
+        fs::write(
+            entry(dir.path(), &key),
+            [b"other".as_slice(), SEPARATOR, &encode(&filter)].concat(),
+        )
+        .unwrap();
         assert!(load(dir.path(), &key).is_none());
     }
 
@@ -169,6 +177,9 @@ mod tests {
         let admin = key("p", &[caps::Capability::CAP_SYS_ADMIN].into());
         assert_ne!(none, admin);
         assert_ne!(none, key("q", &CapsHashSet::new()));
-        assert!(none.contains("kernel ") && none.contains("libseccomp 2."), "{none}");
+        assert!(
+            none.contains("kernel ") && none.contains("libseccomp 2."),
+            "{none}"
+        );
     }
 }
