@@ -759,10 +759,11 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     }
     pid_demo::set_name("init");
     hide_launcher_command_line();
-    // Init is in the container too, so it gets the filter as well: a command given CAP_SYS_PTRACE
-    // could otherwise make it run the calls the filter refuses. But after the fork, so that the
-    // command's own last steps run unfiltered, as a profile's author expects (runc's order); and the
-    // command waits for init's pipe to close, so no code of its runs before init is filtered.
+    // Init is in the container too, so where the container could reach it (`init_reachable`: a root
+    // container given CAP_SYS_PTRACE) it gets the filter as well: the command could otherwise make it
+    // run the calls the filter refuses. After the fork, so that the command's own last steps run
+    // unfiltered, as a profile's author expects (runc's order); and the command waits for init's pipe
+    // to close, so no code of its runs before init is filtered.
     let Ok((init_filtered, filtering)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         eprintln!("combined: init: cannot create a pipe: {}", Errno::last());
         return i32::from(crate::EXIT_LAUNCHER);
@@ -778,7 +779,10 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
         }
     });
     drop(init_filtered);
-    let filtered = install_filter(plan);
+    let filtered = match crate::init_reachable(plan.user_ns, plan.init, &plan.caps) {
+        true => install_filter(plan),
+        false => Ok(()),
+    };
     drop(filtering);
     if let (Ok(pid), Err(e)) = (&command, &filtered) {
         eprintln!("combined: init: {e}");

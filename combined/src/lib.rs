@@ -111,6 +111,19 @@ pub enum PlanError {
     CannotExecute(String, &'static str),
 }
 
+// ANCHOR: init_reachable
+/// Whether a process in the container could reach init's memory, and so its `/proc/1/exe`, its
+/// descriptors, or its system calls (ptrace(2), "Ptrace access mode checking"). Init is
+/// non-dumpable, so that takes CAP_SYS_PTRACE in the user namespace init's memory belongs to: the
+/// launcher's. With a user namespace the container holds no capability there; without one, only a
+/// container granted CAP_SYS_PTRACE (`--cap-add SYS_PTRACE`, or `ALL`) does. Only then does init need
+/// to run from a sealed copy of the launcher and under the seccomp filter: otherwise the kernel
+/// already keeps everything in the container out.
+pub fn init_reachable(user_ns: bool, init: bool, caps: &::caps::CapsHashSet) -> bool {
+    init && !user_ns && caps.contains(&::caps::Capability::CAP_SYS_PTRACE)
+}
+// ANCHOR_END: init_reachable
+
 fn invalid(message: impl Into<String>) -> PlanError {
     PlanError::Invalid(message.into())
 }

@@ -224,9 +224,11 @@ fn doctor() -> ExitCode {
 
 fn run(args: Box<RunArgs>) -> ExitCode {
     let args = *args;
-    // A container without a user namespace whose init is the launcher's own code: the launcher runs
-    // from a sealed copy of itself first, so that no process inside can reach its binary (`sealed.rs`).
-    if nskit::userns::is_root() && !args.userns && !args.no_init {
+    // A container that could reach its init (`init_reachable`): the launcher runs from a sealed copy
+    // of itself first, so that what it reaches is not the host's binary (`sealed.rs`).
+    let user_ns = args.userns || !nskit::userns::is_root();
+    let caps = combined::caps::resolve(&args.cap_add, &args.cap_drop);
+    if combined::init_reachable(user_ns, !args.no_init, &caps) {
         if let Err(e) = combined::sealed::ensure() {
             eprintln!("combined: {e}");
             return ExitCode::from(EXIT_LAUNCHER);

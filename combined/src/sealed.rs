@@ -9,11 +9,13 @@
 //! `/proc/1/exe` then names that copy, which is nowhere on the host's filesystems and cannot be
 //! written by anyone.
 //!
-//! Only a container without a user namespace needs it. With one (every rootless container, and
-//! `--userns`), init's memory belongs to the launcher's user namespace, where the container holds no
-//! capability at all, so the kernel refuses `/proc/1/exe` to every process inside, whatever it was
-//! granted (ptrace(2), "Ptrace access mode checking"). The copy costs a read of the binary per
-//! start (BENCHMARKS.md), which that case does not pay.
+//! Only a container that could reach init needs it (`init_reachable` in lib.rs): one without a user
+//! namespace that was granted CAP_SYS_PTRACE. Init is non-dumpable, so the kernel lets only a process
+//! with CAP_SYS_PTRACE in the user namespace that init's memory belongs to (the launcher's) open
+//! anything of it (ptrace(2), "Ptrace access mode checking"); a container with a user namespace holds
+//! no capability there, and one without CAP_SYS_PTRACE cannot regain it (no_new_privs, bounding set).
+//! The copy costs about 2.5 ms per start for a 3 MiB binary (memfd pages are allocated and filled, then
+//! executed; BENCHMARKS.md), which the other cases do not pay.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;

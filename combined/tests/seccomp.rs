@@ -97,6 +97,7 @@ const REFUSED: [&str; 20] = [
     "socket_alg",
 ];
 
+// ANCHOR: default_filter_test
 /// Asserts what the default filter does, whatever the way it was chosen.
 fn assert_default_filter(run: &Report) {
     run.expect("seccomp_mode", "2");
@@ -135,6 +136,8 @@ fn the_default_filter_refuses_the_attacks() {
         assert_default_filter(&run);
     }
 }
+
+// ANCHOR_END: default_filter_test
 
 #[test]
 fn unconfined_lets_the_attacks_reach_the_kernel() {

@@ -327,7 +327,12 @@ impl Netlink {
 
     /// Creates a veth pair whose peer is born in the network namespace `target`: if the caller dies
     /// at any moment, the pair dies with that namespace, and no end is left behind in this one.
-    pub fn create_veth_into(&mut self, name: &str, peer: &str, target: Target<'_>) -> Result<(), NetlinkError> {
+    pub fn create_veth_into(
+        &mut self,
+        name: &str,
+        peer: &str,
+        target: Target<'_>,
+    ) -> Result<(), NetlinkError> {
         check_ifname(name)?;
         check_ifname(peer)?;
         let op = format!("create veth pair {name} <-> {peer} (in another namespace)");

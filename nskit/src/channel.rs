@@ -57,7 +57,11 @@ impl Channel {
         while sent < line.len() {
             // The descriptors travel with the first byte only.
             let rights = [ControlMessage::ScmRights(fds)];
-            let cmsgs: &[ControlMessage<'_>] = if sent == 0 && !fds.is_empty() { &rights } else { &[] };
+            let cmsgs: &[ControlMessage<'_>] = if sent == 0 && !fds.is_empty() {
+                &rights
+            } else {
+                &[]
+            };
             let iov = [IoSlice::new(&line.as_bytes()[sent..])];
             match sendmsg::<()>(self.socket.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
                 Ok(n) => sent += n,
@@ -97,7 +101,9 @@ impl Channel {
         use std::os::fd::AsFd;
         let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::empty())];
         poll(&mut fds, PollTimeout::ZERO).is_ok()
-            && fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
     }
 
     /// The oldest descriptor received and not yet claimed.

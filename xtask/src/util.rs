@@ -124,10 +124,8 @@ pub fn link_libseccomp_statically(cmd: &mut Command) -> anyhow::Result<()> {
 /// `CARGO_TARGET_DIR` and `build.target-dir` as every cargo command does. Asked once per run.
 pub fn target_dir(root: &Path) -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        metadata_target_dir(cargo().current_dir(root)).unwrap_or_else(|| root.join("target"))
-    })
-    .clone()
+    DIR.get_or_init(|| metadata_target_dir(cargo().current_dir(root)).unwrap_or_else(|| root.join("target")))
+        .clone()
 }
 
 /// `target_directory` as `cmd` (a `cargo` command in the workspace) reports it.
@@ -144,7 +142,11 @@ mod tests {
     #[test]
     fn the_target_dir_follows_cargo_target_dir() {
         let mut cmd = cargo();
-        cmd.current_dir(workspace_root()).env("CARGO_TARGET_DIR", "/tmp/xtask-elsewhere");
-        assert_eq!(metadata_target_dir(&mut cmd), Some(PathBuf::from("/tmp/xtask-elsewhere")));
+        cmd.current_dir(workspace_root())
+            .env("CARGO_TARGET_DIR", "/tmp/xtask-elsewhere");
+        assert_eq!(
+            metadata_target_dir(&mut cmd),
+            Some(PathBuf::from("/tmp/xtask-elsewhere"))
+        );
     }
 }

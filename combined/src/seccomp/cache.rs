@@ -24,6 +24,10 @@ use super::Filter;
 /// What separates the key from the program in an entry.
 const SEPARATOR: &[u8] = b"\n\0\n";
 
+/// How this launcher compiles (libseccomp's attributes, `seccomp.rs`): part of the key, changed with
+/// them, so that a newer launcher built from the same version number never takes an older program.
+const COMPILER: &str = "binary-tree";
+
 /// Everything a compiled filter depends on, as text.
 pub fn key(profile: &str, caps: &CapsHashSet) -> String {
     let mut names: Vec<String> = caps.iter().map(ToString::to_string).collect();
@@ -35,7 +39,7 @@ pub fn key(profile: &str, caps: &CapsHashSet) -> String {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(
-        "combined {}\nlibseccomp {libseccomp}\nkernel {kernel}\narch {}\ncaps {}\nprofile {profile}",
+        "combined {} {COMPILER}\nlibseccomp {libseccomp}\nkernel {kernel}\narch {}\ncaps {}\nprofile {profile}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
         names.join(",")

@@ -240,7 +240,10 @@ fn build_vm_init(root: &Path) -> anyhow::Result<PathBuf> {
             ),
     )
     .context("cannot build vm-init")?;
-    Ok(crate::util::target_dir(root).join(target).join("release").join("vm-init"))
+    Ok(crate::util::target_dir(root)
+        .join(target)
+        .join("release")
+        .join("vm-init"))
 }
 
 /// The executables to run in the guest: `--guest-test`, else the workspace's test binaries
