@@ -38,21 +38,8 @@ pub fn find_or_install_busybox() -> anyhow::Result<PathBuf> {
     if is_static_busybox(&path) {
         return Ok(path);
     }
-    if is_root() && Path::new("/usr/bin/apt-get").exists() {
-        println!("xtask: installing busybox-static with apt-get");
-        util::run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "busybox-static"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-        .or_else(|_| {
-            util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-            util::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-qq", "busybox-static"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )
-        })?;
+    if util::can_apt_install() {
+        util::apt_install("busybox-static")?;
         if is_static_busybox(&path) {
             return Ok(path);
         }

@@ -109,15 +109,42 @@ pub fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Resul
 /// is compiled by libseccomp, whose bindings (libseccomp-sys) link the shared library unless told
 /// otherwise. The static archive comes with Debian's libseccomp-dev, in the C compiler's library path.
 pub fn link_libseccomp_statically(cmd: &mut Command) -> anyhow::Result<()> {
-    let archive = output(Command::new("cc").arg("-print-file-name=libseccomp.a"))?;
-    let archive = Path::new(archive.trim());
-    let dir = archive
-        .parent()
-        .filter(|_| archive.is_absolute() && archive.exists())
-        .with_context(|| "no static libseccomp (libseccomp.a): apt-get install libseccomp-dev".to_owned())?;
+    let find = || -> anyhow::Result<Option<PathBuf>> {
+        let archive = output(Command::new("cc").arg("-print-file-name=libseccomp.a"))?;
+        let archive = PathBuf::from(archive.trim());
+        Ok((archive.is_absolute() && archive.exists()).then_some(archive))
+    };
+    let archive = match find()? {
+        Some(archive) => archive,
+        None if can_apt_install() => {
+            apt_install("libseccomp-dev")?;
+            find()?.context("libseccomp-dev is installed, yet the C compiler finds no libseccomp.a")?
+        }
+        None => bail!("no static libseccomp (libseccomp.a): run `sudo apt-get install libseccomp-dev`"),
+    };
+    let dir = archive.parent().context("libseccomp.a has a directory")?;
     cmd.env("LIBSECCOMP_LINK_TYPE", "static")
         .env("LIBSECCOMP_LIB_PATH", dir);
     Ok(())
+}
+
+/// Whether packages can be installed here: root, on Debian or Ubuntu.
+pub fn can_apt_install() -> bool {
+    is_root() && Path::new("/usr/bin/apt-get").exists()
+}
+
+/// `apt-get install PACKAGE`, updating the package lists first if the install fails without.
+pub fn apt_install(package: &str) -> anyhow::Result<()> {
+    println!("xtask: installing {package} with apt-get");
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    install().or_else(|_| {
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        install()
+    })
 }
 
 /// Where cargo puts what it builds: `target_directory` from `cargo metadata`, which honours

@@ -30,6 +30,8 @@ pub struct Inputs {
     pub combined: PathBuf,
     pub floor: PathBuf,
     pub rootfs: PathBuf,
+    /// The rootfs as a tarball, for `combined run --image`.
+    pub image: PathBuf,
     /// Where the OCI bundle and the runtimes' state go.
     pub work: PathBuf,
     pub rootless: bool,
@@ -38,6 +40,7 @@ pub struct Inputs {
 }
 
 pub const COMBINED: &str = "combined";
+pub const IMAGE: &str = "image";
 pub const FLOOR: &str = "floor";
 
 /// The command every launcher runs in the container.
@@ -53,6 +56,7 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
         baseline.note = "the combined binary given with --baseline, with the same arguments";
         found.push(baseline);
     }
+    found.push(combined_image(inputs));
     let mut skipped = Vec::new();
     let mut add = |name: &'static str, result: Result<Launcher, String>| match result {
         Ok(launcher) => found.push(launcher),
@@ -93,6 +97,21 @@ fn combined(inputs: &Inputs) -> Launcher {
         argv,
         note: "also /dev (tmpfs, devices, devpts, shm), mqueue, read-only /sys, masked and read-only \
                /proc paths, lo up, an init that forks the command, capabilities dropped",
+    }
+}
+
+/// `combined run --image`: the same rootfs as a tarball, unpacked once into the cache (during the
+/// warm-up runs), each run on a throwaway overlay layer.
+fn combined_image(inputs: &Inputs) -> Launcher {
+    let mut argv = vec![text(&inputs.combined)];
+    argv.extend(args(&["run", "--image"]));
+    argv.push(text(&inputs.image));
+    argv.extend(args(&["--net", "loopback", "--", TRUE]));
+    Launcher {
+        name: IMAGE,
+        argv,
+        note: "combined with --image: the rootfs as a tarball, unpacked once into the cache, and an overlay with a tmpfs upper \
+               layer over it for each run",
     }
 }
 
@@ -275,6 +294,7 @@ mod tests {
             combined: "/t/combined".into(),
             floor: "/t/bench-floor".into(),
             rootfs: "/r".into(),
+            image: "/i.tar".into(),
             work: std::env::temp_dir(),
             rootless,
             baseline: None,

@@ -274,14 +274,31 @@ fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
         std::fs::canonicalize(&rootfs).with_context(|| format!("no rootfs at {}", rootfs.display()))?;
     let work = crate::util::target_dir(root).join("bench");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    // Made once and kept: the launcher's image cache is keyed on the tarball's identity, so a new one
+    // each time would be unpacked again, and pile up in the cache.
+    let image = work.join("rootfs.tar");
+    if !image.exists() {
+        pack(&rootfs, &image)?;
+    }
     Ok(Inputs {
         combined: bin.join("combined"),
         floor: bin.join("bench-floor"),
         rootfs,
+        image,
         work,
         rootless: !is_root(),
         baseline: options.baseline.clone(),
     })
+}
+
+/// `rootfs` as a tarball at `image`, for `combined run --image`.
+fn pack(rootfs: &Path, image: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(image).with_context(|| format!("cannot create {}", image.display()))?;
+    let mut tar = tar::Builder::new(file);
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", rootfs)
+        .and_then(|()| tar.finish())
+        .with_context(|| format!("cannot pack {} into {}", rootfs.display(), image.display()))
 }
 
 /// Runs each launcher once, checked: one that does not work here is skipped with its own error,
@@ -300,7 +317,7 @@ fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::
             .next()
             .unwrap_or("failed with no message")
             .to_owned();
-        if launcher.name == launchers::COMBINED || launcher.name == launchers::FLOOR {
+        if [launchers::COMBINED, launchers::IMAGE, launchers::FLOOR].contains(&launcher.name) {
             bail!("`{}` failed: {}", launcher.argv.join(" "), outcome.stderr.trim());
         }
         skipped.push(Skipped {
