@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::util::{self, is_root};
+use crate::util;
 
 /// Where Debian's `busybox-static` package puts its binary.
 const BUSYBOX: &str = "/bin/busybox";
