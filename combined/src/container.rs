@@ -4,11 +4,12 @@
 //! The launcher (parent) and the container's first process (the child, PID 1 of its new PID
 //! namespace) tell the story together:
 //!
+// ANCHOR: story
 //! 1. parent: blocks the signals it will forward, then clones the child into new user (rootless), PID,
 //!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter); the
 //!    child starts a session of its own, so the host's terminal is never its controlling terminal;
-//! 2. parent: for `--net veth`, creates a veth pair and moves one end into the child's network
-//!    namespace (network chapter); then says `go`;
+//! 2. parent: for `--net veth`, chooses a free subnet and creates a veth pair whose container end is
+//!    born in the child's network namespace (network chapter); then says `go`;
 //! 3. child: takes uid and gid 0 in its user namespace (user chapter), asks to be killed if the
 //!    launcher dies (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's
 //!    session is reachable (keyrings(7)), and sets the hostname (UTS chapter);
@@ -19,13 +20,15 @@
 //!    pty pair in its own devpts and hands the master to the launcher (`terminal.rs`);
 //! 5. child: brings up `lo`, and its veth end with its address (network chapter);
 //! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's;
-//! 7. child: becomes init (PID chapter): non-dumpable, under the seccomp filter, forks the command,
-//!    forwards signals to it and reaps orphans; or, with `--no-init`, is the command itself;
+//! 7. child: becomes init (PID chapter): non-dumpable, forks the command, loads the seccomp filter
+//!    where the container could reach it, forwards signals to the command and reaps orphans; or, with
+//!    `--no-init`, is the command itself;
 //! 8. the command's process: takes the pty as its controlling terminal, marks every fd >= 3
 //!    close-on-exec, changes into the working directory, resets every signal to its default, sets
-//!    no_new_privs, drops capabilities, loads the seccomp filter (unless init did), and execs;
+//!    no_new_privs, drops capabilities, loads the seccomp filter, and execs;
 //! 9. parent: relays the terminal, and forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
 //!    to the child until it exits, and returns its status.
+// ANCHOR_END: story
 
 use std::ffi::CString;
 use std::fmt;
