@@ -343,6 +343,8 @@ pub struct Terminal {
     slave: std::os::fd::OwnedFd,
     seen: std::sync::mpsc::Receiver<Vec<u8>>,
     pub transcript: String,
+    /// Where the next [`Terminal::expect`] starts looking: just after what the last one found.
+    cursor: usize,
 }
 
 impl Terminal {
@@ -371,6 +373,7 @@ impl Terminal {
             slave: pty.slave,
             seen,
             transcript: String::new(),
+            cursor: 0,
         }
     }
 
@@ -402,11 +405,15 @@ impl Terminal {
         self.master.write_all(bytes).unwrap();
     }
 
-    /// Waits until the transcript, from its current end on, contains `wanted`.
+    /// Waits until `wanted` appears on the terminal after what the last `expect` found (output may
+    /// arrive in one piece with what came before it).
     pub fn expect(&mut self, wanted: &str) {
         let deadline = Instant::now() + DEADLINE;
-        let start = self.transcript.len();
-        while !self.transcript[start..].contains(wanted) {
+        loop {
+            if let Some(at) = self.transcript[self.cursor..].find(wanted) {
+                self.cursor += at + wanted.len();
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.seen.recv_timeout(left) {
                 Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
