@@ -193,17 +193,9 @@ pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWIPC)
     .union(CloneFlags::CLONE_NEWNET);
 
-/// The signals the launcher passes on to the container. Every signal whose default action would end
-/// the launcher and that a user sends on purpose is here: taken synchronously, none of them can kill
-/// the launcher while the host terminal is in raw mode.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
+/// The signals the launcher passes on to the container (nskit's list, which init passes on in turn).
+/// Taken synchronously, none of them can kill the launcher while the host terminal is in raw mode.
+pub use nskit::process::FORWARDED;
 
 fn fault(plan: &Plan, step: Step) -> Result<(), StepFailed> {
     if plan.fault == Some(step) {
@@ -265,8 +257,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     };
     match supervise(child.pid(), &signals, relay) {
         Ok(status) => {
-            // Reaped already: the handle must not kill or wait for its PID again (it may be reused).
-            std::mem::forget(child);
+            child.reaped_by_caller();
             Ok(status)
         }
         // Not reaped: dropping the handle kills and reaps the container.
@@ -877,7 +868,7 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     }
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
-    close_range_cloexec().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
+    nskit::process::close_on_exec_from_3().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
     std::env::set_current_dir(&plan.workdir).map_err(|e| {
         format!(
             "cannot change into the working directory {}: {e}",
@@ -947,23 +938,3 @@ fn reset_signals() -> Result<(), Errno> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 // ANCHOR_END: reset_signals
-
-/// close_range(3, ~0, CLOSE_RANGE_CLOEXEC) (Linux 5.11); a loop over /proc/self/fd before that.
-fn close_range_cloexec() -> Result<(), Errno> {
-    // SAFETY: close_range only changes flags of this process's descriptors; no pointers are passed.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
-        .map_err(|_| Errno::last())?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= 3)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_SETFD on a descriptor number only sets its close-on-exec flag; a number that is not
-        // (or no longer) open makes fcntl fail with EBADF, which is ignored.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok(())
-}

@@ -176,24 +176,8 @@ fn one_line(e: &clap::Error) -> String {
 /// CAP_SYS_PTRACE (`--cap-add SYS_PTRACE`), and that is a way out (CVE-2024-21626).
 fn close_inherited_fds() {
     // SAFETY: this runs first in main, before anything in this process has opened a descriptor, so no
-    // Rust object owns one above 2 that closing could invalidate. close_range takes no pointers.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if rc == 0 {
-        return;
-    }
-    // Before Linux 5.9: list them first (the listing's own descriptor is closed once it is done).
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .filter(|fd| *fd > 2)
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds {
-        // SAFETY: as above, no object of this process owns the descriptor; a number that is not open
-        // (the listing's own) makes close fail with EBADF, which is ignored.
-        unsafe { libc::close(fd) };
-    }
+    // Rust object owns one above 2 that closing could invalidate.
+    let _ = unsafe { nskit::process::close_from_3() };
 }
 
 /// `--security-opt seccomp=VALUE`, the one security option the launcher takes.

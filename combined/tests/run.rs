@@ -848,6 +848,8 @@ fn signals_to_the_launcher_reach_the_command() {
         (Signal::SIGTERM, "TERM", 42),
         (Signal::SIGINT, "INT", 43),
         (Signal::SIGHUP, "HUP", 44),
+        (Signal::SIGUSR1, "USR1", 45),
+        (Signal::SIGUSR2, "USR2", 46),
     ] {
         let mut child = trapping(&rootfs, name, code);
         kill(Pid::from_raw(child.id() as i32), signal).unwrap();

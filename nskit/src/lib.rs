@@ -3,12 +3,14 @@
 //! This crate never teaches a namespace by itself: each demo crate does that. It holds what they all
 //! share: naming namespaces by their `/proc/<pid>/ns/<kind>` inode ([`ns`]), spawning a child into new
 //! namespaces with a sync channel ([`spawn`], [`channel`]), user-namespace id maps ([`idmap`]) and the
-//! diagnosis of hosts that forbid them ([`userns`]), the labelled host/namespace output ([`show`]), and
-//! the privilege gates and leak counters the tests use ([`testing`]).
+//! diagnosis of hosts that forbid them ([`userns`]), the labelled host/namespace output ([`show`]),
+//! what a supervising process forwards and closes ([`process`]), and the privilege gates and leak
+//! counters the tests use ([`testing`]).
 
 pub mod channel;
 pub mod idmap;
 pub mod ns;
+pub mod process;
 pub mod show;
 pub mod spawn;
 pub mod testing;

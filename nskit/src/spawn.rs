@@ -287,6 +287,13 @@ impl Child {
         &mut self.channel
     }
 
+    /// Tells the handle that the caller has reaped the child itself (with its own `waitpid` loop, as a
+    /// supervisor that also forwards signals does): dropping it then neither kills nor waits for a PID
+    /// that may already belong to another process.
+    pub fn reaped_by_caller(mut self) {
+        self.reaped = true;
+    }
+
     /// Waits for the child to end.
     pub fn wait(mut self) -> io::Result<Exit> {
         self.reaped = true;

@@ -27,8 +27,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use nskit::Exit;
 
-/// The signals init passes on to its main child: the ones a terminal and `docker stop`/`kill` send.
-pub const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+/// The signals init passes on to its main child: the ones a terminal and `docker stop`/`kill` send,
+/// and SIGUSR1/SIGUSR2 (nskit's list, which the launcher forwards to init too).
+pub use nskit::process::FORWARDED;
 
 /// Why the init loop failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,88 @@
+//! Plumbing for a process that supervises another: which signals it passes on (signal(7)), and the
+//! descriptors it must not hand down (close_range(2)). The PID chapter's init and the launcher both
+//! supervise a child; what they forward and what they close is said once, here.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+/// The signals a supervisor passes on to the process it runs: the ones a terminal sends (SIGINT,
+/// SIGQUIT, SIGHUP when it hangs up), the one `docker stop` and `kill` send (SIGTERM), and the two
+/// left for applications to define (SIGUSR1, SIGUSR2; servers reload or reopen logs on them). Each is
+/// one whose default action would end the supervisor itself, so it must be caught, and so forwarded.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Marks every descriptor above stderr close-on-exec: this process keeps using them, the program it
+/// executes never sees them (a leaked host descriptor is a way out of a container: CVE-2024-21626).
+pub fn close_on_exec_from_3() -> Result<(), Errno> {
+    sweep(Sweep::CloseOnExec)
+}
+
+/// Closes every descriptor above stderr.
+///
+/// # Safety
+///
+/// No object of this process may own a descriptor above 2 (an `OwnedFd`, a `File`) that would later
+/// be used or closed again: call it before anything has opened one.
+pub unsafe fn close_from_3() -> Result<(), Errno> {
+    sweep(Sweep::Close)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Close,
+    CloseOnExec,
+}
+
+/// One close_range(2) (Linux 5.9; 5.11 for CLOSE_RANGE_CLOEXEC), or a walk over /proc/self/fd on
+/// older kernels. Closing is only ever asked for through [`close_from_3`], whose caller vouches for it.
+fn sweep(how: Sweep) -> Result<(), Errno> {
+    let flags = match how {
+        Sweep::Close => 0,
+        Sweep::CloseOnExec => libc::CLOSE_RANGE_CLOEXEC,
+    };
+    // SAFETY: close_range takes no pointers; which descriptors may be closed is close_from_3's
+    // caller's contract, and marking them close-on-exec invalidates nothing.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Listed first: the listing's own descriptor is among them, and is closed when the listing is done.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::last())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        match how {
+            // SAFETY: close_from_3's caller guarantees no object owns the descriptor; one that is not
+            // open (the listing's own) makes close fail with EBADF, which is ignored.
+            Sweep::Close => unsafe { libc::close(fd) },
+            // SAFETY: F_SETFD only sets the close-on-exec flag; EBADF for the listing's own is ignored.
+            Sweep::CloseOnExec => unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_signals_are_the_ones_that_would_end_a_supervisor() {
+        for signal in FORWARDED {
+            assert_ne!(signal, Signal::SIGKILL, "SIGKILL cannot be caught");
+            assert_ne!(signal, Signal::SIGCHLD, "SIGCHLD is the supervisor's own");
+        }
+        assert!(FORWARDED.contains(&Signal::SIGTERM) && FORWARDED.contains(&Signal::SIGINT));
+    }
+}
