@@ -97,7 +97,12 @@ pub fn run(args: &[&str]) -> Outcome {
 }
 
 /// Waits for a spawned launcher (killing it after [`DEADLINE`]) and collects its piped output.
-pub fn finish(mut child: Child) -> Outcome {
+pub fn finish(child: Child) -> Outcome {
+    finish_within(child, DEADLINE)
+}
+
+/// [`finish`] with a deadline of its own, for runs that share the machine with many others.
+pub fn finish_within(mut child: Child, limit: Duration) -> Outcome {
     let readers: Vec<_> = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -113,7 +118,7 @@ pub fn finish(mut child: Child) -> Outcome {
         })
     })
     .collect();
-    let status = wait_deadline(&mut child, DEADLINE);
+    let status = wait_deadline(&mut child, limit);
     let mut texts = readers.into_iter().map(|r| r.join().expect("reader thread"));
     Outcome {
         status,
