@@ -205,6 +205,25 @@ fn fault(plan: &Plan, step: Step) -> Result<(), StepFailed> {
     }
 }
 
+// ANCHOR: steps
+/// Runs the set-up steps one by one: the fault a test injects first, then the step, whose error is
+/// tagged with the step's name. `set_up` then reads as the table of steps it is.
+struct Steps<'p> {
+    plan: &'p Plan,
+}
+
+impl Steps<'_> {
+    fn run<T, E: fmt::Display>(
+        &self,
+        step: Step,
+        body: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, StepFailed> {
+        fault(self.plan, step)?;
+        body().map_err(|e| failed(step, e))
+    }
+}
+// ANCHOR_END: steps
+
 // ---- the parent's side ------------------------------------------------------------------------------
 
 // ANCHOR: launch
@@ -468,17 +487,14 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
 /// launcher dies, so that a launcher killed with SIGKILL leaves no container running. Set after the
 /// id change, which clears it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is
 /// noticed when the `ready` report cannot be sent.
-fn die_with_launcher(channel: &Channel) -> Result<(), StepFailed> {
+fn die_with_launcher(channel: &Channel) -> Result<(), String> {
     // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes no pointers; it only sets a flag of this process.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
-        return Err(failed(
-            Step::Ids,
-            format!("cannot set the parent-death signal: {}", Errno::last()),
-        ));
+        return Err(format!("cannot set the parent-death signal: {}", Errno::last()));
     }
     // A launcher that died before the prctl sent no signal: its end of the channel is closed.
     if channel.peer_gone() {
-        return Err(failed(Step::Ids, "the launcher has gone"));
+        return Err("the launcher has gone".into());
     }
     Ok(())
 }
@@ -491,67 +507,43 @@ fn set_up(
     veth: Option<&(String, Subnet)>,
     channel: &Channel,
 ) -> Result<Option<OwnedFd>, StepFailed> {
-    fault(plan, Step::Ids)?;
-    if plan.user_ns {
+    let steps = Steps { plan };
+    steps.run(Step::Ids, || match plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
         // was cloned with until it takes the mapped ones (root's would read as 65534 otherwise).
-        user_demo::take_ids(0, 0)
-            .map_err(|e| failed(Step::Ids, format!("cannot become root inside: {e}")))?;
-    }
-    die_with_launcher(channel)?;
-    fault(plan, Step::Keyring)?;
-    join_new_session_keyring().map_err(|e| failed(Step::Keyring, e))?;
-    fault(plan, Step::Hostname)?;
-    uts_demo::set_hostname(&plan.hostname).map_err(|e| failed(Step::Hostname, e))?;
-
-    fault(plan, Step::Propagation)?;
-    mounts::isolate_root(Propagation::Slave).map_err(|e| failed(Step::Propagation, e))?;
-
+        true => user_demo::take_ids(0, 0).map_err(|e| format!("cannot become root inside: {e}")),
+        false => Ok(()),
+    })?;
+    steps.run(Step::Ids, || die_with_launcher(channel))?;
+    steps.run(Step::Keyring, join_new_session_keyring)?;
+    steps.run(Step::Hostname, || uts_demo::set_hostname(&plan.hostname))?;
+    steps.run(Step::Propagation, || mounts::isolate_root(Propagation::Slave))?;
     // Volume sources are opened before the root is assembled: the host view covers /tmp, where a
     // source may live.
-    let sources = open_volume_sources(plan)?;
-    fault(plan, Step::Rootfs)?;
-    let root = prepare_root(plan)?;
-    fault(plan, Step::Proc)?;
-    mounts::mount_proc(&root).map_err(|e| failed(Step::Proc, e))?;
-    fault(plan, Step::Dev)?;
-    mounts::mount_dev(&root, plan.user_ns).map_err(|e| failed(Step::Dev, e))?;
-    fault(plan, Step::Mqueue)?;
-    mount_mqueue(&root)?;
-    fault(plan, Step::Sys)?;
-    mounts::mount_sysfs_readonly(&root).map_err(|e| failed(Step::Sys, e))?;
+    let sources = steps.run(Step::Volumes, || open_volume_sources(plan))?;
+    let root = steps.run(Step::Rootfs, || prepare_root(plan))?;
+    steps.run(Step::Proc, || mounts::mount_proc(&root))?;
+    steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
+    steps.run(Step::Mqueue, || mount_mqueue(&root))?;
+    steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?;
     // Volumes last, so that one under /dev lands on the container's /dev rather than under it, where
     // the fresh /dev would hide it (/proc and /sys are refused as targets).
-    fault(plan, Step::Volumes)?;
-    mount_volumes(plan, &root, &sources)?;
+    steps.run(Step::Volumes, || mount_volumes(plan, &root, &sources))?;
     drop(sources);
-
-    fault(plan, Step::Pivot)?;
-    mounts::pivot_into(&root).map_err(|e| failed(Step::Pivot, e))?;
-    fault(plan, Step::Masks)?;
-    let slash = Path::new("/");
-    mounts::mask_paths(slash, &mounts::DEFAULT_MASKED).map_err(|e| failed(Step::Masks, e))?;
-    mounts::readonly_paths(slash, &mounts::DEFAULT_READONLY).map_err(|e| failed(Step::Masks, e))?;
-    fault(plan, Step::ReadOnly)?;
-    if plan.read_only {
-        remount_root_readonly().map_err(|e| failed(Step::ReadOnly, e))?;
-    }
-    if capabilities_keep_mknod(plan) {
-        // Without a device cgroup, a node made with CAP_MKNOD would open: no writable place may hold
-        // one. Every other writable mount is nodev already; /dev itself becomes read-only.
-        remount_readonly(Path::new("/dev")).map_err(|e| failed(Step::ReadOnly, e))?;
-    }
-    fault(plan, Step::Terminal)?;
-    let pty = match plan.tty {
-        true => Some(
-            terminal::open_in_container()
-                .map_err(|e| failed(Step::Terminal, format!("cannot make a pty in the container: {e}")))?,
-        ),
-        false => None,
-    };
-
-    fault(plan, Step::Network)?;
-    set_up_network(plan, veth)?;
+    steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
+    steps.run(Step::Masks, || {
+        let slash = Path::new("/");
+        mounts::mask_paths(slash, &mounts::DEFAULT_MASKED)?;
+        mounts::readonly_paths(slash, &mounts::DEFAULT_READONLY)
+    })?;
+    steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
+    let pty = steps.run(Step::Terminal, || match plan.tty {
+        true => terminal::open_in_container()
+            .map(Some)
+            .map_err(|e| format!("cannot make a pty in the container: {e}")),
+        false => Ok(None),
+    })?;
+    steps.run(Step::Network, || set_up_network(plan, veth))?;
     Ok(pty)
 }
 // ANCHOR_END: set_up
@@ -580,16 +572,16 @@ fn join_new_session_keyring() -> Result<(), String> {
 
 /// /dev/mqueue, with the IPC chapter's mount of the mqueue filesystem (it lists the queues of the
 /// container's own IPC namespace), on a target the mount chapter resolved without leaving the rootfs.
-fn mount_mqueue(root: &Path) -> Result<(), StepFailed> {
-    let target = ensure_dir_in_root(root, Path::new("/dev/mqueue")).map_err(|e| failed(Step::Mqueue, e))?;
-    ipc_demo::posix::mount_mqueue(&fd_path(&target)).map_err(|e| failed(Step::Mqueue, e))
+fn mount_mqueue(root: &Path) -> Result<(), String> {
+    let target = ensure_dir_in_root(root, Path::new("/dev/mqueue")).map_err(|e| e.to_string())?;
+    ipc_demo::posix::mount_mqueue(&fd_path(&target)).map_err(|e| e.to_string())
 }
 
 fn capabilities_keep_mknod(plan: &Plan) -> bool {
     plan.caps.contains(&caps::Capability::CAP_MKNOD)
 }
 
-fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, StepFailed> {
+fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, String> {
     plan.volumes
         .iter()
         .map(|v| {
@@ -598,7 +590,7 @@ fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, StepFailed> {
                 nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
-            .map_err(|e| failed(Step::Volumes, format!("cannot open {}: {e}", v.source.display())))
+            .map_err(|e| format!("cannot open {}: {e}", v.source.display()))
         })
         .collect()
 }
@@ -608,17 +600,17 @@ fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, StepFailed> {
 const STAGING: &str = "/tmp";
 
 /// Returns the directory that will become `/`, bound onto itself (pivot_root needs a mount point).
-fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
+fn prepare_root(plan: &Plan) -> Result<PathBuf, String> {
     match &plan.rootfs {
         Rootfs::Dir(dir) => {
-            mounts::bind_rootfs(dir).map_err(|e| failed(Step::Rootfs, e))?;
+            mounts::bind_rootfs(dir).map_err(|e| e.to_string())?;
             // MS_NODEV: without a device cgroup, a device node in the rootfs must not open.
-            remount_flags(dir, MsFlags::MS_NODEV).map_err(|e| failed(Step::Rootfs, e))?;
+            remount_flags(dir, MsFlags::MS_NODEV).map_err(|e| e.to_string())?;
             Ok(dir.clone())
         }
         Rootfs::Image(image) => {
             let (root, layer) =
-                crate::layer::mount_layer(image, Path::new(STAGING)).map_err(|e| failed(Step::Rootfs, e))?;
+                crate::layer::mount_layer(image, Path::new(STAGING)).map_err(|e| e.to_string())?;
             if let crate::layer::Layer::ReadOnly(errno) = layer {
                 eprintln!(
                     "combined: the kernel refused overlayfs ({errno}): the image is read-only, with a tmpfs on /tmp and /run"
@@ -627,14 +619,14 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, StepFailed> {
             Ok(root)
         }
         Rootfs::HostView => {
-            crate::hostview::assemble(Path::new(STAGING), &plan.hostname).map_err(|e| failed(Step::Rootfs, e))
+            crate::hostview::assemble(Path::new(STAGING), &plan.hostname).map_err(|e| e.to_string())
         }
     }
 }
 
-fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), StepFailed> {
+fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), String> {
     for (volume, source) in plan.volumes.iter().zip(sources) {
-        let err = |e: &dyn fmt::Display| failed(Step::Volumes, format!("{}: {e}", volume.target.display()));
+        let err = |e: &dyn fmt::Display| format!("{}: {e}", volume.target.display());
         let is_dir = fs::metadata(fd_path(source)).map_err(|e| err(&e))?.is_dir();
         let target = if is_dir {
             ensure_dir_in_root(root, &volume.target).map_err(|e| err(&e))?
@@ -663,8 +655,8 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
 }
 
 /// Resolves a file target inside `root`, creating an empty file (and its directories) if missing.
-fn ensure_file_in_root(root: &Path, target: &Path) -> Result<OwnedFd, StepFailed> {
-    let err = |e: &dyn fmt::Display| failed(Step::Volumes, format!("{}: {e}", target.display()));
+fn ensure_file_in_root(root: &Path, target: &Path) -> Result<OwnedFd, String> {
+    let err = |e: &dyn fmt::Display| format!("{}: {e}", target.display());
     if let Ok(fd) = resolve_in_root(root, target) {
         return Ok(fd);
     }
@@ -719,23 +711,31 @@ fn remount_readonly(path: &Path) -> Result<(), Errno> {
     remount_flags(path, MsFlags::MS_RDONLY)
 }
 
-fn remount_root_readonly() -> Result<(), Errno> {
-    remount_readonly(Path::new("/"))
+/// `--read-only`'s root, and /dev when the command keeps CAP_MKNOD: without a device cgroup, a node
+/// made with it would open, so no writable place may hold one (every other writable mount is nodev).
+fn protect_writable_places(plan: &Plan) -> Result<(), Errno> {
+    if plan.read_only {
+        remount_readonly(Path::new("/"))?;
+    }
+    if capabilities_keep_mknod(plan) {
+        remount_readonly(Path::new("/dev"))?;
+    }
+    Ok(())
 }
 
 /// Brings up `lo` (unless `--net none`), and the veth end the launcher moved in, with its address.
-fn set_up_network(plan: &Plan, veth: Option<&(String, Subnet)>) -> Result<(), StepFailed> {
-    let err = |e: net_demo::netlink::NetlinkError| failed(Step::Network, e);
+fn set_up_network(
+    plan: &Plan,
+    veth: Option<&(String, Subnet)>,
+) -> Result<(), net_demo::netlink::NetlinkError> {
     if plan.net == NetMode::None {
         return Ok(());
     }
-    let mut netlink = Netlink::open().map_err(err)?;
-    netlink.set_up("lo").map_err(err)?;
+    let mut netlink = Netlink::open()?;
+    netlink.set_up("lo")?;
     if let Some((peer, subnet)) = veth {
-        netlink
-            .add_address(peer, subnet.host(2), subnet.prefix())
-            .map_err(err)?;
-        netlink.set_up(peer).map_err(err)?;
+        netlink.add_address(peer, subnet.host(2), subnet.prefix())?;
+        netlink.set_up(peer)?;
     }
     Ok(())
 }

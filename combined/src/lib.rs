@@ -129,8 +129,24 @@ fn invalid(message: impl Into<String>) -> PlanError {
 }
 
 /// The variable that makes one setup step fail, for the tests that prove a failure at any step leaves
-/// nothing behind. Not for users.
+/// nothing behind. Read only by a launcher built with the `fault-injection` feature, which only the
+/// launcher's own tests turn on: what users build ignores it.
 pub const FAULT_VAR: &str = "COMBINED_FAULT";
+
+#[cfg(feature = "fault-injection")]
+fn injected_fault() -> Result<Option<Step>, PlanError> {
+    match std::env::var(FAULT_VAR) {
+        Ok(name) => Step::from_name(&name)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{FAULT_VAR}={name}: no such step"))),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_fault() -> Result<Option<Step>, PlanError> {
+    Ok(None)
+}
 
 // ANCHOR: plan
 /// Checks the whole request and turns it into a [`Plan`]. Nothing is created here except, last and
@@ -151,12 +167,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
                 .map_err(|e| invalid(format!("--subnet: {e}")))
         })
         .transpose()?;
-    let fault = match std::env::var(FAULT_VAR) {
-        Ok(name) => {
-            Some(Step::from_name(&name).ok_or_else(|| invalid(format!("{FAULT_VAR}={name}: no such step")))?)
-        }
-        Err(_) => None,
-    };
+    let fault = injected_fault()?;
     let workdir = config::container_path(&request.workdir)
         .or_else(|e| {
             if request.workdir == "/" {
