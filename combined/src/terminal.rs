@@ -88,7 +88,7 @@ impl RawMode {
         let saved = tcgetattr(terminal)?;
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
-        tcsetattr(terminal, SetArg::TCSADRAIN, &raw)?;
+        tcsetattr(terminal, SetArg::TCSANOW, &raw)?;
         Ok(RawMode { saved })
     }
 }
