@@ -612,11 +612,7 @@ mod tests {
         let plan = default_profile()
             .plan(&host(caps, Kernel(6, 1)), "default")
             .unwrap();
-        plan.rules
-            .iter()
-            .filter(|r| r.action == action)
-            .flat_map(|r| r.names.clone())
-            .collect()
+        super::profile::tests::names_with(&plan, action)
     }
 
     #[test]

@@ -131,6 +131,15 @@ fn settle(scene: &Scene, before: &Snapshot) -> Snapshot {
     }
 }
 
+/// The network with the most to leave behind that this user may ask for: a veth pair as root.
+fn widest_network() -> &'static str {
+    if nskit::userns::is_root() {
+        "veth"
+    } else {
+        "loopback"
+    }
+}
+
 fn ready(test: &str) -> Option<Scene> {
     (namespaces(test) && have_busybox(test)).then(Scene::new)
 }
@@ -166,11 +175,7 @@ fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
         return;
     };
     let _only_me = testing::exclusive();
-    let net = if nskit::userns::is_root() {
-        "veth"
-    } else {
-        "loopback"
-    };
+    let net = widest_network();
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     for delay in (0..=50).map(Duration::from_millis) {
@@ -311,11 +316,7 @@ fn interrupted_runs_leave_nothing_behind() {
         return;
     };
     let _only_me = testing::exclusive();
-    let net = if nskit::userns::is_root() {
-        "veth"
-    } else {
-        "loopback"
-    };
+    let net = widest_network();
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     for (signal, code) in [

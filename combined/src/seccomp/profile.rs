@@ -483,7 +483,8 @@ pub(super) mod tests {
         serde_json::from_str(json).expect("a valid profile")
     }
 
-    fn names_with(plan: &Plan, action: ScmpAction) -> HashSet<String> {
+    /// The names that get `action` in `plan` (the seccomp module's tests use it too).
+    pub(crate) fn names_with(plan: &Plan, action: ScmpAction) -> HashSet<String> {
         plan.rules
             .iter()
             .filter(|r| r.action == action)
