@@ -171,7 +171,7 @@ fn two_namespaces_each_own_an_object_with_the_same_key() {
 
 #[test]
 fn a_message_sent_inside_is_received_inside_and_the_hosts_queue_is_untouched() {
-    if !require_namespaces("a_message_sent_inside_is_received_inside") {
+    if !require_namespaces("a_message_sent_inside_is_received_inside_and_the_hosts_queue_is_untouched") {
         return;
     }
     let key = key_for("messages");
@@ -196,7 +196,7 @@ fn a_message_sent_inside_is_received_inside_and_the_hosts_queue_is_untouched() {
 
 #[test]
 fn posix_message_queues_are_isolated_with_a_fresh_mqueue_mount() {
-    if !require_namespaces("posix_message_queues_are_isolated") {
+    if !require_namespaces("posix_message_queues_are_isolated_with_a_fresh_mqueue_mount") {
         return;
     }
     let key = key_for("mqueue");
@@ -231,7 +231,9 @@ fn posix_message_queues_are_isolated_with_a_fresh_mqueue_mount() {
 
 #[test]
 fn posix_shared_memory_is_not_isolated_by_the_ipc_namespace_but_by_the_mount_namespace() {
-    if !require_namespaces("posix_shared_memory_is_not_isolated") {
+    if !require_namespaces(
+        "posix_shared_memory_is_not_isolated_by_the_ipc_namespace_but_by_the_mount_namespace",
+    ) {
         return;
     }
     let key = key_for("posix_shm");
@@ -311,7 +313,7 @@ fn objects_live_as_long_as_their_namespace() {
 fn mount_mqueue_needs_a_directory_and_reports_the_target() {
     // The public function `combined` uses: a clear, typed error for a missing target. Run in a forked
     // child with its own namespaces, so that nothing can be mounted on the host even by mistake.
-    if !require_namespaces("mount_mqueue_needs_a_directory") {
+    if !require_namespaces("mount_mqueue_needs_a_directory_and_reports_the_target") {
         return;
     }
     let spawn = spawn_for_tests(CloneFlags::CLONE_NEWNS);

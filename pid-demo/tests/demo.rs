@@ -122,7 +122,7 @@ fn the_whole_story_is_told_and_is_deterministic() {
 
 #[test]
 fn the_tree_has_a_column_per_level_and_every_init_is_pid_1_in_its_own() {
-    if !require_namespaces("the_tree_has_a_column_per_level") {
+    if !require_namespaces("the_tree_has_a_column_per_level_and_every_init_is_pid_1_in_its_own") {
         return;
     }
     let _guard = exclusive();

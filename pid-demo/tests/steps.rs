@@ -51,28 +51,32 @@ fn child_is_pid_1_with_ppid_0_and_two_pids() {
 
 #[test]
 fn ps_shows_the_host_until_proc_is_remounted_and_the_host_mounts_do_not_change() {
-    leak_checked("ps_shows_the_host_until_proc_is_remounted", || {
-        let mounts = nskit::testing::mount_table();
-        let r = pid_demo::ps_before_and_after(&spawn()).unwrap();
-        let me = getpid().as_raw();
-        assert!(
-            r.before.iter().any(|s| s.pid == me),
-            "the host's /proc lists this test"
-        );
-        assert!(r.before.iter().any(|s| s.pid == 1 && s.name != "ns-init"));
-        assert!(
-            r.before
-                .iter()
-                .any(|s| s.pid == r.init_host_pid && s.name == "ns-init")
-        );
-        let after: Vec<(i32, i32, &str)> = r.after.iter().map(|s| (s.pid, s.ppid, s.name.as_str())).collect();
-        assert_eq!(after, [(1, 0, "ns-init"), (2, 1, "ns-worker")]);
-        assert_eq!(
-            nskit::testing::mount_table(),
-            mounts,
-            "the new /proc leaked to the host"
-        );
-    });
+    leak_checked(
+        "ps_shows_the_host_until_proc_is_remounted_and_the_host_mounts_do_not_change",
+        || {
+            let mounts = nskit::testing::mount_table();
+            let r = pid_demo::ps_before_and_after(&spawn()).unwrap();
+            let me = getpid().as_raw();
+            assert!(
+                r.before.iter().any(|s| s.pid == me),
+                "the host's /proc lists this test"
+            );
+            assert!(r.before.iter().any(|s| s.pid == 1 && s.name != "ns-init"));
+            assert!(
+                r.before
+                    .iter()
+                    .any(|s| s.pid == r.init_host_pid && s.name == "ns-init")
+            );
+            let after: Vec<(i32, i32, &str)> =
+                r.after.iter().map(|s| (s.pid, s.ppid, s.name.as_str())).collect();
+            assert_eq!(after, [(1, 0, "ns-init"), (2, 1, "ns-worker")]);
+            assert_eq!(
+                nskit::testing::mount_table(),
+                mounts,
+                "the new /proc leaked to the host"
+            );
+        },
+    );
 }
 
 fn check_tree(levels: usize) {
@@ -147,39 +151,46 @@ fn orphans_go_to_init_and_are_reaped() {
 
 #[test]
 fn init_drops_unhandled_signals_from_inside_but_dies_of_sigkill_from_the_parent() {
-    leak_checked("init_drops_unhandled_signals", || {
-        let r = pid_demo::signals(&spawn()).unwrap();
-        let sent: Vec<(Signal, &str)> = r.sent_from_inside.iter().map(|(s, r)| (*s, r.as_str())).collect();
-        assert_eq!(
-            sent,
-            [
-                (Signal::SIGTERM, "ok"),
-                (Signal::SIGKILL, "ok"),
-                (Signal::SIGUSR1, "ok")
-            ]
-        );
-        assert_eq!(r.handled_usr1, 1);
-        assert!(
-            r.alive_after_host_sigterm,
-            "the host's SIGTERM killed an init without a handler"
-        );
-        assert_eq!(r.after_host_sigkill, Exit::Signal(Signal::SIGKILL));
-    });
+    leak_checked(
+        "init_drops_unhandled_signals_from_inside_but_dies_of_sigkill_from_the_parent",
+        || {
+            let r = pid_demo::signals(&spawn()).unwrap();
+            let sent: Vec<(Signal, &str)> =
+                r.sent_from_inside.iter().map(|(s, r)| (*s, r.as_str())).collect();
+            assert_eq!(
+                sent,
+                [
+                    (Signal::SIGTERM, "ok"),
+                    (Signal::SIGKILL, "ok"),
+                    (Signal::SIGUSR1, "ok")
+                ]
+            );
+            assert_eq!(r.handled_usr1, 1);
+            assert!(
+                r.alive_after_host_sigterm,
+                "the host's SIGTERM killed an init without a handler"
+            );
+            assert_eq!(r.after_host_sigkill, Exit::Signal(Signal::SIGKILL));
+        },
+    );
 }
 
 #[test]
 fn when_init_dies_its_namespace_dies_and_fork_fails_with_enomem() {
-    leak_checked("when_init_dies_its_namespace_dies", || {
-        let r = pid_demo::init_death(&pid_demo::plain_spawn(false)).unwrap();
-        let names: Vec<&str> = r.members.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["ns-init", "ns-worker", "ns-worker"]);
-        let inner: Vec<i32> = r.members.iter().map(|m| m.nspid[1]).collect();
-        assert_eq!(inner, [1, 2, 3]);
-        assert_eq!(r.init_exit, Exit::Code(0));
-        assert_eq!(r.still_there, [false, false, false]);
-        assert_eq!(r.fork_after, "ENOMEM");
-        assert_ne!(r.caller_ns, r.new_ns);
-    });
+    leak_checked(
+        "when_init_dies_its_namespace_dies_and_fork_fails_with_enomem",
+        || {
+            let r = pid_demo::init_death(&pid_demo::plain_spawn(false)).unwrap();
+            let names: Vec<&str> = r.members.iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(names, ["ns-init", "ns-worker", "ns-worker"]);
+            let inner: Vec<i32> = r.members.iter().map(|m| m.nspid[1]).collect();
+            assert_eq!(inner, [1, 2, 3]);
+            assert_eq!(r.init_exit, Exit::Code(0));
+            assert_eq!(r.still_there, [false, false, false]);
+            assert_eq!(r.fork_after, "ENOMEM");
+            assert_ne!(r.caller_ns, r.new_ns);
+        },
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod book;
 mod ci;
 mod dist;
 mod rootfs;
+mod tidy;
 mod util;
 mod vm;
 
@@ -45,6 +46,10 @@ enum Command {
     TestVm(vm::Options),
     /// Times `combined run` against unshare, bubblewrap, crun, runc and the kernel floor (see BENCHMARKS.md).
     Bench(bench::Options),
+    /// Fails when the tree breaks an invariant of ARCHITECTURE.md that code can check: a chapter
+    /// depending on another, a file without its `//!` header, `unsafe` without `// SAFETY:`, a
+    /// privilege gate given another test's name, a book include by line number.
+    Tidy,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
         Command::TestVm(options) => vm::run(&root, &options),
         Command::Bench(options) => bench::run(&root, &options),
+        Command::Tidy => tidy::run(&root),
     }
 }
 
