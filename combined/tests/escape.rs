@@ -1,6 +1,6 @@
 //! Escape tests: each one a container trying a known way out and failing, with the errno or the
-//! observation that proves why. The attempts are made by `examples/probe.rs`, run inside
-//! `combined run` from a read-only volume; each test asserts on its `key=value` report and checks that
+//! observation that proves why. The attempts are made by `tests/probes/probe.rs` (the
+//! `combined-probe` test binary), run inside `combined run` from a read-only volume; each test asserts on its `key=value` report and checks that
 //! the host's mount table and interfaces are as they were.
 //!
 //! The ways out: chroot(2) and /proc/<pid>/root (proc(5)), open_by_handle_at(2) ("shocker"), host PIDs
@@ -25,12 +25,8 @@ use nskit::userns::is_root;
 
 // ---- running the probe --------------------------------------------------------------------------
 
-/// Where cargo put the probe: `target/<profile>/examples`, beside `deps` where this test runs.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    dir.join("examples")
-}
+/// The probe (`tests/probes/probe.rs`), a binary cargo builds for these tests.
+const PROBE: &str = env!("CARGO_BIN_EXE_combined-probe");
 
 /// One `combined run`: its exit status, its output, and the probe's report.
 #[derive(Debug)]
@@ -59,16 +55,9 @@ impl Run {
     }
 }
 
-/// Runs `combined run <options> -v <examples>:/probe:ro -- /probe/probe <args>`.
+/// Runs `combined run <options> -v <the probe>:/probe/probe:ro -- /probe/probe <args>`.
 fn probe(options: &[&str], args: &[&str]) -> Run {
-    let dir = examples_dir();
-    assert!(
-        dir.join("probe").is_file(),
-        "no probe in {}: `cargo test -p combined` builds it (`--test escape` alone does not: \
-         run `cargo build -p combined --examples` first)",
-        dir.display()
-    );
-    let volume = format!("{}:/probe:ro", dir.display());
+    let volume = format!("{PROBE}:/probe/probe:ro");
     let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
     // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's.
     command.env("XDG_CACHE_HOME", concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"));
@@ -108,7 +97,7 @@ fn host_mounts() -> BTreeSet<String> {
             ["/tmp", "/var/tmp", "/proc", "/sys", "/dev", "/probe"]
                 .iter()
                 .any(|p| point.starts_with(p))
-                || point.starts_with(&examples_dir().display().to_string())
+                || point == PROBE
         })
         .map(str::to_owned)
         .collect()
@@ -428,7 +417,7 @@ fn setuid_and_file_capabilities_raise_nothing() {
     // Copies of the probe on a volume, which (unlike /usr and /tmp in the container) is not nosuid:
     // only no_new_privs and the bounding set stand in the way.
     let scratch = Scratch::new("suid");
-    let probe_bin = examples_dir().join("probe");
+    let probe_bin = PathBuf::from(PROBE);
     let copy = |name: &str, mode: u32| {
         let path = scratch.0.join(name);
         fs::copy(&probe_bin, &path).expect("copy the probe");

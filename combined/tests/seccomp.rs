@@ -1,5 +1,5 @@
-//! The seccomp filter, seen from inside a container: `examples/syscalls.rs`, run by `combined run` from
-//! a read-only volume, makes the system calls the default filter refuses and a few it must allow, and
+//! The seccomp filter, seen from inside a container: `tests/probes/syscalls.rs` (the
+//! `combined-syscalls` test binary), run by `combined run` from a read-only volume, makes the system calls the default filter refuses and a few it must allow, and
 //! reports each as `key=value`. The tests run it under the default filter, with no filter
 //! (`--security-opt seccomp=unconfined`, which shows that the attacks are real: the kernel lets them
 //! through), under a profile the test writes, and with a profile that is refused before anything
@@ -13,15 +13,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use common::{Outcome, TempDir, combined, namespaces, output};
 
-/// Where cargo put the examples: `target/<profile>/examples`, beside `deps` where this test runs.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    dir.join("examples")
+/// The system-call probe (`tests/probes/syscalls.rs`) on a read-only volume at /probe/syscalls.
+fn probe_volume() -> String {
+    format!("{}:/probe/syscalls:ro", env!("CARGO_BIN_EXE_combined-syscalls"))
 }
 
 /// One run of the probe: how the launcher ended and what the probe reported.
@@ -48,16 +45,10 @@ impl Report {
     }
 }
 
-/// `combined run <options> --volume <examples>:/probe:ro -- /probe/syscalls`; the run must succeed.
+/// `combined run <options> --volume <the probe>:/probe/syscalls:ro -- /probe/syscalls`; the run must
+// succeed.
 fn syscalls(options: &[&str]) -> Report {
-    let dir = examples_dir();
-    assert!(
-        dir.join("syscalls").is_file(),
-        "no syscalls probe in {}: `cargo test -p combined` builds it (`--test seccomp` alone does not: \
-         run `cargo build -p combined --examples` first)",
-        dir.display()
-    );
-    let volume = format!("{}:/probe:ro", dir.display());
+    let volume = probe_volume();
     let mut args = vec!["run"];
     args.extend_from_slice(options);
     args.extend_from_slice(&["--volume", &volume, "--", "/probe/syscalls"]);
@@ -222,7 +213,7 @@ fn a_docker_format_profile_is_applied() {
 /// Runs `combined run --security-opt seccomp=<value> -- /probe/syscalls` and asserts a launcher error
 /// that mentions `says`: exit 125, one line on stderr, nothing from the probe.
 fn refused(value: &str, says: &str) {
-    let volume = format!("{}:/probe:ro", examples_dir().display());
+    let volume = probe_volume();
     let option = format!("seccomp={value}");
     let args = [
         "run",

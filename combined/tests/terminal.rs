@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -148,14 +147,6 @@ fn a_script_reads_its_terminal_after_a_run() {
 
 // ---- TIOCSTI ----------------------------------------------------------------------------------------
 
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("examples")
-}
-
 // ANCHOR: tiocsti_test
 /// The container pushes `echo pwned` into every terminal it can reach. The host terminal's input
 /// queue must be empty afterwards, whether the container had a pty or none, and with the seccomp
@@ -165,7 +156,7 @@ fn tiocsti_from_a_container_never_reaches_the_host_terminal() {
     if !namespaces("tiocsti_from_a_container_never_reaches_the_host_terminal") {
         return;
     }
-    let volume = format!("{}:/probe:ro", examples_dir().display());
+    let volume = format!("{}:/probe/probe:ro", env!("CARGO_BIN_EXE_combined-probe"));
     for tty in ["--tty=true", "--tty=false"] {
         let mut term = Terminal::new(24, 80);
         let mut cmd = combined(&[
