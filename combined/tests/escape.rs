@@ -1,6 +1,6 @@
-//! Escape tests: each one a container trying a known way out and failing, with the errno or the
-//! observation that proves why. The attempts are made by `tests/probes/probe.rs` (the
-//! `combined-probe` test binary), run inside `combined run` from a read-only volume; each test asserts on its `key=value` report and checks that
+//! Escape tests: each one a container trying a known way out and failing, with the errno or the observation
+//! that proves why. The attempts are made by `tests/probes/probe.rs` (the `combined-probe` test binary), run
+//! inside `combined run` from a read-only volume; each test asserts on its `key=value` report and checks that
 //! the host's mount table and interfaces are as they were.
 //!
 //! The ways out: chroot(2) and /proc/<pid>/root (proc(5)), open_by_handle_at(2) ("shocker"), host PIDs

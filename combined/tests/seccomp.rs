@@ -1,9 +1,9 @@
-//! The seccomp filter, seen from inside a container: `tests/probes/syscalls.rs` (the
-//! `combined-syscalls` test binary), run by `combined run` from a read-only volume, makes the system calls the default filter refuses and a few it must allow, and
-//! reports each as `key=value`. The tests run it under the default filter, with no filter
-//! (`--security-opt seccomp=unconfined`, which shows that the attacks are real: the kernel lets them
-//! through), under a profile the test writes, and with a profile that is refused before anything
-//! starts. seccomp(2), proc(5) (`Seccomp:` in /proc/<pid>/status).
+//! The seccomp filter, seen from inside a container: `tests/probes/syscalls.rs` (the `combined-syscalls` test
+//! binary), run by `combined run` from a read-only volume, makes the system calls the default filter refuses
+//! and a few it must allow, and reports each as `key=value`. The tests run it under the default filter, with
+//! no filter (`--security-opt seccomp=unconfined`, which shows that the attacks are real: the kernel lets
+//! them through), under a profile the test writes, and with a profile that is refused before anything starts.
+//! seccomp(2), proc(5) (`Seccomp:` in /proc/<pid>/status).
 //!
 //! Every test runs as root and, through a user namespace, as an ordinary user (CI runs the binary as
 //! uid 65534 with `NS_REQUIRE_PRIV=userns`). Under the filter both see the same errors: it answers
