@@ -207,35 +207,20 @@ fn is_executable_in(root: &Path, inside: &Path) -> bool {
     lookup_in(root, inside) == Lookup::Executable
 }
 
-/// What `inside` is under `root`, following symlinks within `root` (at most 40, as the kernel does).
+/// What `inside` is under `root`, found as the container will find it: the mount chapter's
+/// `open_in_root` follows symlinks with `root` as `/` (absolute targets and `..` never leave it), so
+/// nothing outside the rootfs is ever looked at.
 pub fn lookup_in(root: &Path, inside: &Path) -> Lookup {
     use std::os::unix::fs::PermissionsExt;
-    let mut current = inside.to_path_buf();
-    for _ in 0..40 {
-        let on_host = root.join(current.strip_prefix("/").unwrap_or(&current));
-        let Ok(meta) = std::fs::symlink_metadata(&on_host) else {
-            return Lookup::Missing;
-        };
-        if meta.file_type().is_symlink() {
-            let Ok(target) = std::fs::read_link(&on_host) else {
-                return Lookup::Missing;
-            };
-            current = if target.is_absolute() {
-                target
-            } else {
-                current.parent().unwrap_or(Path::new("/")).join(target)
-            };
-            continue;
-        }
-        return if meta.is_dir() {
-            Lookup::Directory
-        } else if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-            Lookup::Executable
-        } else {
-            Lookup::NotExecutable
-        };
+    let Ok(fd) = mnt_demo::resolve::open_in_root(root, inside) else {
+        return Lookup::Missing;
+    };
+    match std::fs::metadata(mnt_demo::resolve::fd_path(&fd)) {
+        Err(_) => Lookup::Missing,
+        Ok(meta) if meta.is_dir() => Lookup::Directory,
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Lookup::Executable,
+        Ok(_) => Lookup::NotExecutable,
     }
-    Lookup::Missing
 }
 
 /// The command as C strings for execve; refuses NUL bytes.
@@ -353,6 +338,7 @@ mod tests {
         std::fs::write(root.join("bin/data"), "").unwrap();
         std::os::unix::fs::symlink("/bin/tool", root.join("bin/alias")).unwrap();
         std::os::unix::fs::symlink("/usr/bin/env", root.join("bin/hostlink")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../usr/bin/env", root.join("bin/uplink")).unwrap();
         assert_eq!(
             find_command(&root, "tool", DEFAULT_PATH),
             Some("/bin/tool".into())
@@ -370,6 +356,11 @@ mod tests {
             find_command(&root, "hostlink", DEFAULT_PATH),
             None,
             "the link points outside the rootfs"
+        );
+        assert_eq!(
+            find_command(&root, "uplink", DEFAULT_PATH),
+            None,
+            "`..` stops at the rootfs's top, where there is no /usr/bin/env"
         );
         assert_eq!(find_command(&root, "missing", DEFAULT_PATH), None);
         std::fs::remove_dir_all(&root).unwrap();

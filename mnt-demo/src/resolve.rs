@@ -96,6 +96,32 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
 }
 // ANCHOR_END: resolve_in_root
 
+/// Opens `path` as a process whose root is `root` would (openat2(2) `RESOLVE_IN_ROOT`): an absolute
+/// symlink, or `..` at the top, stays at `root` instead of leaving it. For looking things up the way
+/// the container will find them (a command on its `PATH`, whose links may be absolute), where
+/// [`resolve_in_root`] refuses such links, as a mount target must. Linux 5.6; no fallback before.
+pub fn open_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    let fail = |errno| ResolveError::Sys {
+        root: root.to_owned(),
+        path: path.to_owned(),
+        errno,
+    };
+    let root_fd = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let rel = relative(path);
+    if rel.as_os_str().is_empty() {
+        return Ok(root_fd);
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(&root_fd, &rel, how).map_err(fail)
+}
+
 // ANCHOR: resolve_by_walk
 /// The fallback: one component at a time, each opened with `O_NOFOLLOW` relative to the last, so no
 /// symlink is ever followed; a symlink or `..` anywhere on the way is refused.
