@@ -37,8 +37,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
-use mnt_demo::resolve::{ensure_dir_in_root, fd_path, resolve_in_root};
-use mnt_demo::rootfs::{self as mounts, Propagation};
+use mnt_demo::resolve::{ensure_dir_in_root, ensure_file_in_root, fd_path, resolve_in_root};
+use mnt_demo::rootfs::{self as mounts, Propagation, remount_flags};
 use net_demo::netlink::{Netlink, Target};
 use net_demo::subnet::Subnet;
 use nix::errno::Errno;
@@ -652,59 +652,6 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
     }
     Ok(())
-}
-
-/// Resolves a file target inside `root`, creating an empty file (and its directories) if missing.
-fn ensure_file_in_root(root: &Path, target: &Path) -> Result<OwnedFd, String> {
-    let err = |e: &dyn fmt::Display| format!("{}: {e}", target.display());
-    if let Ok(fd) = resolve_in_root(root, target) {
-        return Ok(fd);
-    }
-    let parent = target.parent().unwrap_or(Path::new("/"));
-    let name = target.file_name().ok_or_else(|| err(&"no file name"))?;
-    let dir = ensure_dir_in_root(root, parent).map_err(|e| err(&e))?;
-    // Create through the checked parent's fd, never by a path that could be swapped for a symlink.
-    let flags = nix::fcntl::OFlag::O_CREAT
-        | nix::fcntl::OFlag::O_NOFOLLOW
-        | nix::fcntl::OFlag::O_CLOEXEC
-        | nix::fcntl::OFlag::O_WRONLY;
-    let parent_dir = fs::File::open(fd_path(&dir)).map_err(|e| err(&e))?;
-    let created = nix::fcntl::openat(
-        &parent_dir,
-        name,
-        flags,
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-    )
-    .map_err(|e| err(&e))?;
-    drop(created);
-    resolve_in_root(root, target).map_err(|e| err(&e))
-}
-
-/// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
-/// namespace the kernel refuses a remount that would clear a locked one).
-pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
-    let current = nix::sys::statvfs::statvfs(path)?.flags();
-    let mut keep = MsFlags::empty();
-    for (vfs, ms) in [
-        (nix::sys::statvfs::FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
-        (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (nix::sys::statvfs::FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (nix::sys::statvfs::FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (nix::sys::statvfs::FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (nix::sys::statvfs::FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if current.contains(vfs) {
-            keep |= ms;
-        }
-    }
-    mount(
-        None::<&str>,
-        path,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep | flags,
-        None::<&str>,
-    )
 }
 
 fn remount_readonly(path: &Path) -> Result<(), Errno> {

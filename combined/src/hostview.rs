@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
 
-use crate::container::remount_flags;
+use mnt_demo::rootfs::remount_flags;
 
 /// The host directories the container sees read-only (a missing one is skipped; a symlink, as on a
 /// merged-/usr system where /bin -> usr/bin, is recreated as the same symlink).

@@ -112,7 +112,7 @@ fn read_only_image(lower: &OwnedFd, root: &Path) -> Result<(), LayerError> {
         path: root.to_owned(),
         errno,
     })?;
-    crate::container::remount_flags(root, MsFlags::MS_RDONLY | MsFlags::MS_NODEV).map_err(|errno| {
+    mnt_demo::rootfs::remount_flags(root, MsFlags::MS_RDONLY | MsFlags::MS_NODEV).map_err(|errno| {
         LayerError::Mount {
             what: "make the image read-only",
             path: root.to_owned(),

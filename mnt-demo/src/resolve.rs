@@ -190,6 +190,33 @@ pub fn ensure_dir_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveEr
     Ok(parent)
 }
 
+/// Like [`ensure_dir_in_root`] for a file (a bind mount of a file needs a file to cover): creates an
+/// empty one, and its directories, if missing; the error names the target.
+pub fn ensure_file_in_root(root: &Path, target: &Path) -> Result<OwnedFd, String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", target.display());
+    if let Ok(fd) = resolve_in_root(root, target) {
+        return Ok(fd);
+    }
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let name = target.file_name().ok_or_else(|| err(&"no file name"))?;
+    let dir = ensure_dir_in_root(root, parent).map_err(|e| err(&e))?;
+    // Create through the checked parent's fd, never by a path that could be swapped for a symlink.
+    let flags = nix::fcntl::OFlag::O_CREAT
+        | nix::fcntl::OFlag::O_NOFOLLOW
+        | nix::fcntl::OFlag::O_CLOEXEC
+        | nix::fcntl::OFlag::O_WRONLY;
+    let parent_dir = std::fs::File::open(fd_path(&dir)).map_err(|e| err(&e))?;
+    let created = nix::fcntl::openat(
+        &parent_dir,
+        name,
+        flags,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| err(&e))?;
+    drop(created);
+    resolve_in_root(root, target).map_err(|e| err(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

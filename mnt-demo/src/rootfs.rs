@@ -450,3 +450,29 @@ pub const DEFAULT_READONLY: [&str; 5] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+/// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
+/// namespace the kernel refuses a remount that would clear a locked one).
+pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    let current = nix::sys::statvfs::statvfs(path)?.flags();
+    let mut keep = MsFlags::empty();
+    for (vfs, ms) in [
+        (nix::sys::statvfs::FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (nix::sys::statvfs::FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (nix::sys::statvfs::FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (nix::sys::statvfs::FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (nix::sys::statvfs::FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(vfs) {
+            keep |= ms;
+        }
+    }
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep | flags,
+        None::<&str>,
+    )
+}
