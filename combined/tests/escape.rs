@@ -129,21 +129,20 @@ fn identity(path: &str) -> String {
 }
 
 /// A scratch directory on the host, removed on drop, that uid 65534 can use too.
-struct Scratch(PathBuf);
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("combined-escape-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir(&dir).expect("create scratch dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod scratch dir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("combined-escape-{name}-"))
+            .permissions(fs::Permissions::from_mode(0o755))
+            .tempdir()
+            .expect("create scratch dir");
         Scratch(dir)
     }
-}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
@@ -419,7 +418,7 @@ fn setuid_and_file_capabilities_raise_nothing() {
     let scratch = Scratch::new("suid");
     let probe_bin = PathBuf::from(PROBE);
     let copy = |name: &str, mode: u32| {
-        let path = scratch.0.join(name);
+        let path = scratch.path().join(name);
         fs::copy(&probe_bin, &path).expect("copy the probe");
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
         path
@@ -427,7 +426,7 @@ fn setuid_and_file_capabilities_raise_nothing() {
     copy("setuid-root", 0o4755);
     set_file_capability(&copy("fcap-net-raw", 0o755), Capability::CAP_NET_RAW);
     set_file_capability(&copy("fcap-sys-admin", 0o755), Capability::CAP_SYS_ADMIN);
-    let volume = format!("{}:/esc", scratch.0.display());
+    let volume = format!("{}:/esc", scratch.path().display());
     let become_ =
         |file: &str| host_unchanged(|| probe(&["--volume", &volume], &["become", "65534", file, "status"]));
 
@@ -484,7 +483,7 @@ fn a_node_made_with_cap_mknod_does_not_open() {
     // combined has no device cgroup: with MKNOD it makes /dev read-only, and every other writable
     // mount (the root tmpfs, /tmp, /dev/shm, volumes) is nodev, where a node opens with EACCES.
     let scratch = Scratch::new("mknod");
-    let volume = format!("{}:/vol", scratch.0.display());
+    let volume = format!("{}:/vol", scratch.path().display());
     let dirs = ["/dev", "/tmp", "/", "/dev/shm", "/vol"];
     let mut args = vec!["mknod"];
     args.extend(dirs);

@@ -10,7 +10,6 @@ use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nskit::testing;
@@ -143,32 +142,27 @@ pub fn wait_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
-/// A fresh directory under the system's temporary directory, removed (with what is in it) on drop.
-pub struct TempDir(PathBuf);
+/// A fresh directory under the system's temporary directory (the `tempfile` crate's, removed with what
+/// is in it on drop), named for what it holds and open to every user (mode 0755): a container's
+/// root or a volume must be reachable by a rootless container's user, and by uid 65534 in CI.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(what: &str) -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("combined-test-{what}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a temporary directory");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
-        TempDir(path)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("combined-test-{what}-"))
+            .permissions(fs::Permissions::from_mode(0o755))
+            .tempdir()
+            .expect("create a temporary directory");
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub fn str(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.path().to_str().expect("a UTF-8 temporary path")
     }
 }
 
