@@ -1,8 +1,12 @@
 //! The sync channel between a parent and the child it spawned into new namespaces: a connected pair of
 //! Unix sockets (unix(7)) carrying one line per message. The parent uses it to say "your maps are
-//! written, go on"; the child uses it to send back what it observed, as plain fields. A message can
-//! also carry a file descriptor (`SCM_RIGHTS`, unix(7), cmsg(3)): that is how a container hands the
-//! launcher the master end of a terminal made inside it.
+//! written, go on"; the child uses it to send back what it observed. A message can also carry a file
+//! descriptor (`SCM_RIGHTS`, unix(7), cmsg(3)): that is how a container hands the launcher the master
+//! end of a terminal made inside it.
+//!
+//! Each conversation says what it carries with a type of its own: [`Channel::send_msg`] and
+//! [`Channel::recv_msg`] move any serde type as one JSON line, and a child's answer is a [`Reply`]:
+//! what it observed, or the [`ChildError`] of the step that failed, with its errno.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -167,6 +171,81 @@ impl Channel {
     }
 }
 
+/// What a child reports when one of its steps fails: which step, the errno when a system call failed,
+/// and the message that says why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct ChildError {
+    pub step: String,
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl ChildError {
+    /// A failed step and why; the errno, if `why` is one.
+    pub fn new(step: &str, why: impl std::fmt::Display) -> ChildError {
+        ChildError {
+            step: step.to_owned(),
+            errno: None,
+            message: why.to_string(),
+        }
+    }
+
+    /// A failed system call.
+    pub fn sys(step: &str, errno: nix::errno::Errno) -> ChildError {
+        ChildError {
+            step: step.to_owned(),
+            errno: Some(errno as i32),
+            message: errno.desc().to_owned(),
+        }
+    }
+
+    /// The errno, when a system call failed.
+    pub fn errno(&self) -> Option<nix::errno::Errno> {
+        self.errno.map(nix::errno::Errno::from_raw)
+    }
+}
+
+/// A child's answer: what it observed, or why it could not.
+pub type Reply<T> = Result<T, ChildError>;
+
+/// Why a parent did not get what its child was to observe.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Spawn(#[from] crate::spawn::SpawnError),
+    #[error("lost contact with the child: {0}")]
+    Channel(#[source] io::Error),
+    #[error("in the child: {0}")]
+    Child(#[source] ChildError),
+}
+
+impl Channel {
+    /// Sends one typed message, as one JSON line.
+    pub fn send_msg<T: serde::Serialize>(&mut self, message: &T) -> io::Result<()> {
+        let line = serde_json::to_string(message).map_err(io::Error::other)?;
+        self.send(&line)
+    }
+
+    /// Receives one typed message sent with [`Channel::send_msg`].
+    pub fn recv_msg<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<T> {
+        let line = self.recv()?;
+        serde_json::from_str(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// The child's side: sends its answer.
+    pub fn reply<T: serde::Serialize>(&mut self, reply: &Reply<T>) -> io::Result<()> {
+        self.send_msg(reply)
+    }
+
+    /// The parent's side: receives the child's answer, its failure as a [`StepError::Child`].
+    pub fn recv_reply<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, StepError> {
+        self.recv_msg::<Reply<T>>()
+            .map_err(StepError::Channel)?
+            .map_err(StepError::Child)
+    }
+}
+
 /// Joins values with tabs, escaping `\\`, `\t` and `\n`, so that any string survives the trip.
 pub fn encode_fields<S: AsRef<str>>(fields: &[S]) -> String {
     let escaped: Vec<String> = fields
@@ -223,6 +302,32 @@ mod tests {
         assert_eq!(a.recv_fields().unwrap(), ["x", "y z"]);
         drop(b);
         assert_eq!(a.recv().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn replies_carry_values_and_the_failed_step() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct View {
+            hostname: String,
+            pids: Vec<i32>,
+        }
+        let (mut parent, mut child) = Channel::pair().unwrap();
+        let view = View {
+            hostname: "tab\tand\nnewline".into(),
+            pids: vec![1, 2],
+        };
+        child.reply(&Ok::<_, ChildError>(&view)).unwrap();
+        assert_eq!(parent.recv_reply::<View>().unwrap(), view);
+        child
+            .reply::<View>(&Err(ChildError::sys("sethostname", nix::errno::Errno::EPERM)))
+            .unwrap();
+        match parent.recv_reply::<View>() {
+            Err(StepError::Child(e)) => {
+                assert_eq!(e.step, "sethostname");
+                assert_eq!(e.errno(), Some(nix::errno::Errno::EPERM));
+            }
+            other => panic!("expected the child's error: {other:?}"),
+        }
     }
 
     #[test]

@@ -16,6 +16,6 @@ pub mod spawn;
 pub mod testing;
 pub mod userns;
 
-pub use channel::Channel;
+pub use channel::{Channel, ChildError, Reply, StepError};
 pub use ns::{Kind, NsId, Proc};
 pub use spawn::{Child, Exit, Spawn, SpawnError, UserNs};

@@ -12,7 +12,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 /// The namespace kinds Linux has, in the order `clone(2)` documents them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Cgroup,
     Ipc,
@@ -83,7 +83,7 @@ impl Proc {
 }
 
 /// One namespace, named the way `readlink /proc/<pid>/ns/<kind>` names it: `uts:[4026531838]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct NsId {
     pub kind: Kind,
     pub inode: u64,

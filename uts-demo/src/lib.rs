@@ -15,13 +15,13 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::utsname::uname;
 use nskit::ns::{Kind, NsId, Proc, ns_id, open_ns};
-use nskit::{Channel, Child, Spawn, SpawnError};
+use nskit::{Child, ChildError, Spawn, SpawnError};
 
 /// The kernel's limit on a hostname or domain name, in bytes (`__NEW_UTS_LEN`, sethostname(2)).
 pub const MAX_NAME_LEN: usize = 64;
 
-/// What one process sees through its UTS namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one process sees through its UTS namespace; a child sends it to its parent as it is.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UtsView {
     pub ns: NsId,
     pub hostname: String,
@@ -37,34 +37,6 @@ impl fmt::Display for UtsView {
             "hostname={}  domainname={}  uname -r={}",
             self.hostname, self.domainname, self.release
         )
-    }
-}
-
-impl UtsView {
-    fn to_fields(&self) -> [String; 4] {
-        [
-            self.ns.inode.to_string(),
-            self.hostname.clone(),
-            self.domainname.clone(),
-            self.release.clone(),
-        ]
-    }
-
-    fn from_fields(fields: &[String]) -> io::Result<UtsView> {
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("malformed view {fields:?}"));
-        let [inode, hostname, domainname, release] = fields else {
-            return Err(bad());
-        };
-        let inode = inode.parse().map_err(|_| bad())?;
-        Ok(UtsView {
-            ns: NsId {
-                kind: Kind::Uts,
-                inode,
-            },
-            hostname: hostname.clone(),
-            domainname: domainname.clone(),
-            release: release.clone(),
-        })
     }
 }
 
@@ -174,21 +146,18 @@ pub fn try_rename_host_directly() -> Result<(), Errno> {
 /// Step 2, continued: a child with a new *user* namespace but no new UTS namespace is uid 0 with every
 /// capability, yet sethostname fails with EPERM: its capabilities count only in namespaces its user
 /// namespace owns, and the host's UTS namespace is owned by the initial user namespace.
-pub fn try_rename_host_from_userns() -> Result<Result<(), Errno>, SpawnError> {
+pub fn try_rename_host_from_userns() -> Result<Result<(), Errno>, StepError> {
     let mut child = Spawn::new(CloneFlags::CLONE_NEWUSER).run(|channel| {
-        let result = try_rename_host_directly();
-        let reply = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(errno) => (errno as i32).to_string(),
-        };
-        i32::from(channel.send(&reply).is_err())
+        let renamed = try_rename_host_directly().map_err(|errno| ChildError::sys("sethostname", errno));
+        i32::from(channel.reply(&renamed).is_err())
     })?;
-    let reply = child.channel().recv().map_err(SpawnError::Handshake)?;
+    let reply = child.channel().recv_reply::<()>();
     let _ = child.wait();
-    Ok(match reply.as_str() {
-        "ok" => Ok(()),
-        code => Err(Errno::from_raw(code.parse().unwrap_or(libc::EIO))),
-    })
+    match reply {
+        Ok(()) => Ok(Ok(())),
+        Err(nskit::StepError::Child(e)) => Ok(Err(e.errno().unwrap_or(Errno::EIO))),
+        Err(other) => Err(other.into()),
+    }
 }
 // ANCHOR_END: userns_only
 
@@ -206,16 +175,16 @@ pub struct Renamed {
 pub fn spawn_renamed(spawn: &Spawn, hostname: &Name, domainname: &Name) -> Result<Renamed, StepError> {
     let mut child = spawn.run(|channel| {
         let renamed = set_hostname(hostname.as_str()).and_then(|()| set_domainname(domainname.as_str()));
-        let reply = match renamed.map_err(io::Error::from).and_then(|()| observe()) {
-            Ok(view) => view.to_fields().to_vec(),
-            Err(e) => vec![format!("error: {e}")],
-        };
-        if channel.send_fields(&reply).is_err() || channel.expect("exit").is_err() {
+        let view = renamed
+            .map_err(io::Error::from)
+            .and_then(|()| observe())
+            .map_err(|e| ChildError::new("rename", e));
+        if channel.reply(&view).is_err() || channel.expect("exit").is_err() {
             return 1;
         }
         0
     })?;
-    let view = receive_view(child.channel())?;
+    let view = child.channel().recv_reply()?;
     Ok(Renamed { child, view })
 }
 // ANCHOR_END: rename_in_child
@@ -252,8 +221,9 @@ impl Renamed {
 
     /// Lets the child exit and reaps it.
     pub fn finish(mut self) -> Result<nskit::Exit, StepError> {
-        self.child.channel().send("exit").map_err(StepError::Channel)?;
-        self.child.wait().map_err(StepError::Channel)
+        let lost = |e| StepError::from(nskit::StepError::Channel(e));
+        self.child.channel().send("exit").map_err(lost)?;
+        self.child.wait().map_err(lost)
     }
 }
 
@@ -276,39 +246,32 @@ pub fn join_and_observe(handles: &NsHandles) -> Result<UtsView, StepError> {
                 .as_ref()
                 .map_or(Ok(()), |user| setns(user, CloneFlags::CLONE_NEWUSER))
                 .and_then(|()| setns(&handles.uts, CloneFlags::CLONE_NEWUTS));
-            let reply = match joined.map_err(io::Error::from).and_then(|()| observe()) {
-                Ok(view) => view.to_fields().to_vec(),
-                Err(e) => vec![format!("error: setns: {e}")],
-            };
-            i32::from(channel.send_fields(&reply).is_err())
+            let view = joined
+                .map_err(io::Error::from)
+                .and_then(|()| observe())
+                .map_err(|e| ChildError::new("setns", e));
+            i32::from(channel.reply(&view).is_err())
         })?;
-    let view = receive_view(joiner.channel())?;
-    joiner.wait().map_err(StepError::Channel)?;
+    let view = joiner.channel().recv_reply()?;
+    joiner.wait().map_err(nskit::StepError::Channel)?;
     Ok(view)
 }
 // ANCHOR_END: join
 
-fn receive_view(channel: &mut Channel) -> Result<UtsView, StepError> {
-    let fields = channel.recv_fields().map_err(StepError::Channel)?;
-    if let [only] = fields.as_slice() {
-        if let Some(error) = only.strip_prefix("error: ") {
-            return Err(StepError::Child(error.to_owned()));
-        }
-    }
-    UtsView::from_fields(&fields).map_err(StepError::Channel)
-}
-
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// Spawning the child, the channel, or the child's own step (nskit's, as in every chapter).
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    #[error("lost contact with the child: {0}")]
-    Channel(#[source] io::Error),
-    #[error("in the child: {0}")]
-    Child(String),
+    Child(#[from] nskit::StepError),
     #[error("cannot bind-mount the namespace file onto {path}: {errno}")]
     Bind { path: PathBuf, errno: Errno },
+}
+
+impl From<SpawnError> for StepError {
+    fn from(e: SpawnError) -> StepError {
+        StepError::Child(nskit::StepError::Spawn(e))
+    }
 }
 
 // ANCHOR: bind
@@ -416,7 +379,8 @@ mod tests {
             domainname: "(none)".into(),
             release: "6.1".into(),
         };
-        assert_eq!(UtsView::from_fields(&view.to_fields()).unwrap(), view);
-        assert!(UtsView::from_fields(&["x".into()]).is_err());
+        let line = serde_json::to_string(&view).unwrap();
+        assert_eq!(serde_json::from_str::<UtsView>(&line).unwrap(), view);
+        assert!(serde_json::from_str::<UtsView>("[\"x\"]").is_err());
     }
 }
