@@ -249,20 +249,22 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
         NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
         _ => None,
     };
-    let subnet = veth
-        .as_ref()
-        .map(|v| format!("{}/{}", v.subnet.network(), v.subnet.prefix()));
-    let go = match (&veth, &subnet) {
-        (Some(veth), Some(subnet)) => vec!["go", veth.peer.as_str(), subnet.as_str()],
-        _ => vec!["go"],
+    let go = Go {
+        veth: veth.as_ref().map(|v| VethEnd {
+            name: v.peer.clone(),
+            network: v.subnet.network(),
+            prefix: v.subnet.prefix(),
+        }),
     };
     let channel = child.channel();
     channel
-        .send_fields(&go)
+        .send_msg(&go)
         .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
-    match channel.recv_fields() {
-        Ok(fields) if fields == ["ready"] => {}
-        Ok(fields) => return Err(child_failure(&fields)),
+    match channel.recv_reply::<()>() {
+        Ok(()) => {}
+        Err(nskit::StepError::Child(e)) => {
+            return Err(failed(Step::from_name(&e.step).unwrap_or(Step::Init), e.message));
+        }
         Err(e) => {
             return Err(failed(
                 Step::Init,
@@ -304,17 +306,20 @@ fn supervised_set() -> SigSet {
     set
 }
 
-/// Turns a child's `error <step> <message>` report into the error.
-fn child_failure(fields: &[String]) -> StepFailed {
-    match fields {
-        [tag, step, message] if tag == "error" => {
-            failed(Step::from_name(step).unwrap_or(Step::Init), message)
-        }
-        other => failed(
-            Step::Init,
-            format!("unexpected report from the container: {other:?}"),
-        ),
-    }
+/// The launcher's word to the container's first process once its own side is ready: go on, with the
+/// veth end made for it, if any. The child answers with an nskit `Reply<()>`: ready (with its pty's
+/// master attached when it has one), or the step that failed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Go {
+    veth: Option<VethEnd>,
+}
+
+/// The container's end of `--net veth`, and the subnet it takes its address from.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct VethEnd {
+    name: String,
+    network: std::net::Ipv4Addr,
+    prefix: u8,
 }
 
 // ANCHOR: supervise
@@ -439,15 +444,13 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     // the container, so the kernel refuses TIOCSTI on it and /dev/tty does not open (ioctl_tty(2)).
     // The child is not a process group leader, so setsid cannot fail.
     let _ = nix::unistd::setsid();
-    let veth = match channel.recv_fields() {
-        Ok(fields) if fields.first().is_some_and(|f| f == "go") => match fields.as_slice() {
-            [_, peer, subnet] => match subnet.parse::<Subnet>() {
-                Ok(subnet) => Some((peer.clone(), subnet)),
-                Err(_) => return 1,
-            },
-            _ => None,
+    let veth = match channel.recv_msg::<Go>() {
+        Ok(Go { veth: None }) => None,
+        Ok(Go { veth: Some(end) }) => match Subnet::new(end.network, end.prefix) {
+            Ok(subnet) => Some((end.name, subnet)),
+            Err(_) => return 1,
         },
-        _ => return 1,
+        Err(_) => return 1,
     };
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
@@ -461,13 +464,14 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     let (pty, reaper) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
-            let _ = channel.send_fields(&["error", e.step.name(), &e.message]);
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.message)));
             return i32::from(crate::EXIT_LAUNCHER);
         }
     };
+    let ready: nskit::Reply<()> = Ok(());
     let reported = match &pty {
-        Some(master) => channel.send_fd("ready", master),
-        None => channel.send("ready"),
+        Some(master) => channel.send_msg_with_fd(&ready, master),
+        None => channel.reply(&ready),
     };
     drop(pty);
     if reported.is_err() {

@@ -233,6 +233,12 @@ impl Channel {
         serde_json::from_str(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
+    /// Sends one typed message with a descriptor attached (see [`Channel::send_fd`]).
+    pub fn send_msg_with_fd<T: serde::Serialize>(&mut self, message: &T, fd: &OwnedFd) -> io::Result<()> {
+        let line = serde_json::to_string(message).map_err(io::Error::other)?;
+        self.send_fd(&line, fd)
+    }
+
     /// The child's side: sends its answer.
     pub fn reply<T: serde::Serialize>(&mut self, reply: &Reply<T>) -> io::Result<()> {
         self.send_msg(reply)
