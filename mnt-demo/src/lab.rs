@@ -13,8 +13,9 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::CloneFlags;
 use nix::unistd::{chdir, chroot, getpid, pivot_root};
+use nskit::channel::errno_result;
 use nskit::ns::{Kind, NsId, Proc, ns_id};
-use nskit::{Channel, Spawn, SpawnError, UserNs};
+use nskit::{Channel, ChildError, Spawn, SpawnError, UserNs};
 
 use crate::mountinfo::{self, MountEntry, PropagationTags};
 use crate::rootfs::{self, Propagation};
@@ -23,12 +24,11 @@ use crate::scratch::{ROOTFS_MARKER, Scratch};
 /// Why an experiment could not be run (as opposed to an outcome it observed).
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// Spawning the child, the channel, or the child's own step (nskit's, as in every chapter).
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
+    Child(#[from] nskit::StepError),
     #[error("lost contact with the child: {0}")]
     Channel(#[source] io::Error),
-    #[error("in the child: {0}")]
-    Child(String),
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -42,98 +42,24 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
     move |source| LabError::Io { what, source }
 }
 
-/// Sends a child's result: its fields, or one `error: ...` field.
-fn reply(channel: &mut Channel, result: Result<Vec<String>, String>) -> i32 {
-    let fields = result.unwrap_or_else(|e| vec![format!("error: {e}")]);
-    i32::from(channel.send_fields(&fields).is_err())
+impl From<SpawnError> for LabError {
+    fn from(e: SpawnError) -> LabError {
+        LabError::Child(nskit::StepError::Spawn(e))
+    }
+}
+
+/// Sends a child's result: what it observed, or why `step` failed.
+fn reply<T: serde::Serialize>(channel: &mut Channel, step: &str, result: Result<T, String>) -> i32 {
+    i32::from(
+        channel
+            .reply(&result.map_err(|why| ChildError::new(step, why)))
+            .is_err(),
+    )
 }
 
 /// Receives what [`reply`] sent.
-fn receive(channel: &mut Channel) -> Result<Vec<String>, LabError> {
-    let fields = channel.recv_fields().map_err(LabError::Channel)?;
-    if let [only] = fields.as_slice() {
-        if let Some(error) = only.strip_prefix("error: ") {
-            return Err(LabError::Child(error.to_owned()));
-        }
-    }
-    Ok(fields)
-}
-
-/// Reads fields back in the order they were written.
-struct Fields<'a>(std::slice::Iter<'a, String>);
-
-impl Fields<'_> {
-    fn str(&mut self) -> Result<String, LabError> {
-        self.0
-            .next()
-            .cloned()
-            .ok_or_else(|| LabError::Child("the child's report is short".into()))
-    }
-    fn num<T: std::str::FromStr>(&mut self) -> Result<T, LabError> {
-        let s = self.str()?;
-        s.parse()
-            .map_err(|_| LabError::Child(format!("bad number {s:?} in the child's report")))
-    }
-    fn opt(&mut self) -> Result<Option<u32>, LabError> {
-        let s = self.str()?;
-        if s.is_empty() {
-            Ok(None)
-        } else {
-            Ok(Some(self_parse(&s)?))
-        }
-    }
-    fn flag(&mut self) -> Result<bool, LabError> {
-        Ok(self.str()? == "1")
-    }
-    fn outcome(&mut self) -> Result<Result<(), Errno>, LabError> {
-        let s = self.str()?;
-        if s.is_empty() {
-            Ok(Ok(()))
-        } else {
-            Ok(Err(Errno::from_raw(self_parse(&s)?)))
-        }
-    }
-    fn tags(&mut self) -> Result<PropagationTags, LabError> {
-        Ok(PropagationTags {
-            shared: self.opt()?,
-            master: self.opt()?,
-            propagate_from: self.opt()?,
-            unbindable: self.flag()?,
-        })
-    }
-    fn ns(&mut self, kind: Kind) -> Result<NsId, LabError> {
-        Ok(NsId {
-            kind,
-            inode: self.num()?,
-        })
-    }
-}
-
-fn self_parse<T: std::str::FromStr>(s: &str) -> Result<T, LabError> {
-    s.parse()
-        .map_err(|_| LabError::Child(format!("bad number {s:?} in the child's report")))
-}
-
-fn put_opt(out: &mut Vec<String>, value: Option<u32>) {
-    out.push(value.map(|v| v.to_string()).unwrap_or_default());
-}
-
-fn put_flag(out: &mut Vec<String>, value: bool) {
-    out.push(if value { "1" } else { "0" }.into());
-}
-
-fn put_outcome(out: &mut Vec<String>, value: Result<(), Errno>) {
-    out.push(match value {
-        Ok(()) => String::new(),
-        Err(errno) => (errno as i32).to_string(),
-    });
-}
-
-fn put_tags(out: &mut Vec<String>, tags: &PropagationTags) {
-    put_opt(out, tags.shared);
-    put_opt(out, tags.master);
-    put_opt(out, tags.propagate_from);
-    put_flag(out, tags.unbindable);
+fn receive<T: serde::de::DeserializeOwned>(channel: &mut Channel) -> Result<T, LabError> {
+    Ok(channel.recv_reply()?)
 }
 
 fn my_mnt_ns() -> Result<NsId, String> {
@@ -194,7 +120,9 @@ pub fn read_mount_files(pid: i32, mount_point: &Path) -> Result<MountFiles, LabE
         .filter(|l| l.split(' ').nth(1) == Some(point))
         .map(str::to_owned)
         .collect();
-    let table = mountinfo::parse(&read("mountinfo")?).map_err(|e| LabError::Child(e.to_string()))?;
+    let table = mountinfo::parse(&read("mountinfo")?).map_err(|e| {
+        io_err(format!("parse {}/mountinfo", dir.display()))(io::Error::new(io::ErrorKind::InvalidData, e))
+    })?;
     let total = table.len();
     let mountinfo = table.into_iter().filter(|e| e.mount_point == point).collect();
     let on = format!(" mounted on {point} with ");
@@ -234,12 +162,12 @@ pub fn tmpfs_visibility(spawn: &Spawn, scratch: &Scratch) -> Result<Visibility, 
         let mounted = rootfs::isolate_root(Propagation::Private)
             .map_err(|e| e.to_string())
             .and_then(|()| mount_tmpfs("mnt-demo", &point).map_err(|e| format!("mount tmpfs: {e}")));
-        if reply(channel, mounted.map(|()| vec!["mounted".into()])) != 0 {
+        if reply(channel, "mount", mounted) != 0 {
             return 1;
         }
         i32::from(channel.expect("exit").is_err())
     })?;
-    receive(child.channel())?;
+    receive::<()>(child.channel())?;
     let child_files = read_mount_files(child.pid().as_raw(), &point);
     let host_files = read_mount_files(getpid().as_raw(), &point);
     child.channel().send("exit").map_err(LabError::Channel)?;
@@ -256,10 +184,11 @@ pub fn tmpfs_visibility(spawn: &Spawn, scratch: &Scratch) -> Result<Visibility, 
 // Step 2: the propagation types, on a scratch tree of the lab's own.
 
 /// One propagation type, tried out on two directories `a` and `b` (`b` a bind mount of `a`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PropagationCase {
     pub propagation: Propagation,
     /// The bind mount of `a` onto `b` (EINVAL for an unbindable `a`).
+    #[serde(with = "errno_result")]
     pub bind: Result<(), Errno>,
     pub a: PropagationTags,
     pub b: PropagationTags,
@@ -345,37 +274,19 @@ pub fn propagation_lab(spawn: &Spawn, scratch: &Scratch) -> Result<PropagationLa
         .subdir("lab")
         .map_err(io_err("create the lab directory"))?;
     let mut child = spawn.run(|channel| {
-        let result = (|| -> Result<Vec<String>, String> {
+        let result = (|| -> Result<(NsId, Vec<PropagationCase>), String> {
             rootfs::isolate_root(Propagation::Private).map_err(|e| e.to_string())?;
             mount_tmpfs("lab", &lab).map_err(|e| format!("mount the lab's tmpfs: {e}"))?;
-            let mut out = vec![my_mnt_ns()?.inode.to_string()];
-            for propagation in Propagation::ALL {
-                let case = propagation_case(&lab.join(propagation.name()), propagation)?;
-                put_outcome(&mut out, case.bind);
-                put_tags(&mut out, &case.a);
-                put_tags(&mut out, &case.b);
-                put_flag(&mut out, case.a_to_b);
-                put_flag(&mut out, case.b_to_a);
-            }
-            Ok(out)
+            let cases = Propagation::ALL
+                .into_iter()
+                .map(|propagation| propagation_case(&lab.join(propagation.name()), propagation))
+                .collect::<Result<_, _>>()?;
+            Ok((my_mnt_ns()?, cases))
         })();
-        reply(channel, result)
+        reply(channel, "propagation lab", result)
     })?;
-    let fields = receive(child.channel())?;
+    let (ns, cases) = receive(child.channel())?;
     child.wait().map_err(LabError::Channel)?;
-    let mut f = Fields(fields.iter());
-    let ns = f.ns(Kind::Mnt)?;
-    let mut cases = Vec::new();
-    for propagation in Propagation::ALL {
-        cases.push(PropagationCase {
-            propagation,
-            bind: f.outcome()?,
-            a: f.tags()?,
-            b: f.tags()?,
-            a_to_b: f.flag()?,
-            b_to_a: f.flag()?,
-        });
-    }
     Ok(PropagationLab { ns, lab, cases })
 }
 
@@ -383,7 +294,7 @@ pub fn propagation_lab(spawn: &Spawn, scratch: &Scratch) -> Result<PropagationLa
 // Step 2b: why a launcher makes `/` private or slave first.
 
 /// One container's behaviour towards a shared mount of the "host" (the observer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LeakCase {
     /// What the container did to its mount tree before mounting anything (`None`: nothing).
     pub isolation: Option<Propagation>,
@@ -429,7 +340,7 @@ fn leak_case(shared: &Path, isolation: Option<Propagation>) -> Result<LeakCase, 
     let spawn = Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Never);
     let mut container = spawn
         .run(|channel| {
-            let result = (|| -> Result<Vec<String>, String> {
+            let result = (|| -> Result<(NsId, PropagationTags), String> {
                 if let Some(propagation) = isolation {
                     rootfs::isolate_root(propagation).map_err(|e| e.to_string())?;
                 }
@@ -438,35 +349,26 @@ fn leak_case(shared: &Path, isolation: Option<Propagation>) -> Result<LeakCase, 
                     .map(|e| e.propagation.clone())
                     .unwrap_or_default();
                 mount_tmpfs("container", &theirs).map_err(|e| format!("mount in the container: {e}"))?;
-                let mut out = vec![my_mnt_ns()?.inode.to_string()];
-                put_tags(&mut out, &tags);
-                Ok(out)
+                Ok((my_mnt_ns()?, tags))
             })();
-            if reply(channel, result) != 0 || channel.expect("look").is_err() {
+            if reply(channel, "container", result) != 0 || channel.expect("look").is_err() {
                 return 1;
             }
             let received = mountinfo::is_mounted(Proc::Current, &ours).map_err(|e| e.to_string());
-            reply(
-                channel,
-                received.map(|r| vec![if r { "1" } else { "0" }.to_owned()]),
-            )
+            reply(channel, "look", received)
         })
         .map_err(|e| e.to_string())?;
     let channel = container.channel();
-    let fields = channel.recv_fields().map_err(|e| e.to_string())?;
-    if let Some(error) = fields.first().and_then(|f| f.strip_prefix("error: ")) {
-        return Err(error.to_owned());
-    }
+    let (container_ns, tags) = receive(channel).map_err(|e| e.to_string())?;
     let leaked = mountinfo::is_mounted(Proc::Current, &theirs).map_err(|e| e.to_string())?;
     mount_tmpfs("host", &ours).map_err(|e| format!("mount in the observer: {e}"))?;
     channel.send("look").map_err(|e| e.to_string())?;
-    let received = channel.recv().map_err(|e| e.to_string())? == "1";
+    let received = receive(channel).map_err(|e| e.to_string())?;
     container.wait().map_err(|e| e.to_string())?;
-    let mut f = Fields(fields.iter());
     Ok(LeakCase {
         isolation,
-        container_ns: f.ns(Kind::Mnt).map_err(|e| e.to_string())?,
-        tags: f.tags().map_err(|e| e.to_string())?,
+        container_ns,
+        tags,
         leaked,
         received,
     })
@@ -492,7 +394,7 @@ pub fn leak_lab(scratch: &Scratch, force_userns: bool) -> Result<LeakLab, LabErr
         Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Always)
     };
     let mut child = observer.run(|channel| {
-        let result = (|| -> Result<Vec<String>, String> {
+        let result = (|| -> Result<(NsId, PropagationTags, Vec<LeakCase>), String> {
             if !as_host {
                 rootfs::isolate_root(Propagation::Private).map_err(|e| e.to_string())?;
             }
@@ -503,39 +405,21 @@ pub fn leak_lab(scratch: &Scratch, force_userns: bool) -> Result<LeakLab, LabErr
                 let tags = mountinfo::find(&table, &shared)
                     .map(|e| e.propagation.clone())
                     .unwrap_or_default();
-                let mut out = vec![my_mnt_ns()?.inode.to_string()];
-                put_tags(&mut out, &tags);
-                for isolation in [None, Some(Propagation::Slave), Some(Propagation::Private)] {
-                    let case = leak_case(&shared, isolation)?;
-                    out.push(case.container_ns.inode.to_string());
-                    put_tags(&mut out, &case.tags);
-                    put_flag(&mut out, case.leaked);
-                    put_flag(&mut out, case.received);
-                }
-                Ok(out)
+                let cases = [None, Some(Propagation::Slave), Some(Propagation::Private)]
+                    .into_iter()
+                    .map(|isolation| leak_case(&shared, isolation))
+                    .collect::<Result<_, _>>()?;
+                Ok((my_mnt_ns()?, tags, cases))
             })();
             // Whatever happened: the shared mount and all mounts under it go (MNT_DETACH takes the
             // subtree, the leaked mount included).
             let _ = umount2(&shared, MntFlags::MNT_DETACH);
             outcome
         })();
-        reply(channel, result)
+        reply(channel, "leak lab", result)
     })?;
-    let fields = receive(child.channel())?;
+    let (observer_ns, shared_tags, cases) = receive(child.channel())?;
     child.wait().map_err(LabError::Channel)?;
-    let mut f = Fields(fields.iter());
-    let observer_ns = f.ns(Kind::Mnt)?;
-    let shared_tags = f.tags()?;
-    let mut cases = Vec::new();
-    for isolation in [None, Some(Propagation::Slave), Some(Propagation::Private)] {
-        cases.push(LeakCase {
-            isolation,
-            container_ns: f.ns(Kind::Mnt)?,
-            tags: f.tags()?,
-            leaked: f.flag()?,
-            received: f.flag()?,
-        });
-    }
     Ok(LeakLab {
         observer_ns,
         observer_is_host: as_host,
@@ -550,7 +434,7 @@ pub fn leak_lab(scratch: &Scratch, force_userns: bool) -> Result<LeakLab, LabErr
 // Steps 3-5: chroot versus pivot_root.
 
 /// Where a process's `/` is, judged by what it can see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RootView {
     /// `/` is the very directory the host calls `/` (same device and inode).
     pub is_host_root: bool,
@@ -569,20 +453,6 @@ impl RootView {
             sees_rootfs: os_release.contains(ROOTFS_MARKER),
             sees_scratch: scratch.exists(),
         }
-    }
-
-    fn put(&self, out: &mut Vec<String>) {
-        put_flag(out, self.is_host_root);
-        put_flag(out, self.sees_rootfs);
-        put_flag(out, self.sees_scratch);
-    }
-
-    fn take(f: &mut Fields<'_>) -> Result<RootView, LabError> {
-        Ok(RootView {
-            is_host_root: f.flag()?,
-            sees_rootfs: f.flag()?,
-            sees_scratch: f.flag()?,
-        })
     }
 }
 
@@ -608,7 +478,7 @@ pub fn escape_attempt() -> Result<(), Errno> {
 // ANCHOR_END: escape_attempt
 
 /// Step 3's result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChrootEscape {
     pub ns: NsId,
     /// Right after `chroot(rootfs)`.
@@ -622,41 +492,43 @@ pub struct ChrootEscape {
 pub fn chroot_escape(spawn: &Spawn, scratch: &Scratch, rootfs: &Path) -> Result<ChrootEscape, LabError> {
     let dir = scratch.path();
     let mut child = spawn.run(|channel| {
-        let result = (|| -> Result<Vec<String>, String> {
+        let result = (|| -> Result<ChrootEscape, String> {
             let host = host_root()?;
-            let mut out = vec![my_mnt_ns()?.inode.to_string()];
+            let ns = my_mnt_ns()?;
             chroot(rootfs)
                 .and_then(|()| chdir("/"))
                 .map_err(|e| format!("chroot: {e}"))?;
-            RootView::observe(host, dir).put(&mut out);
+            let chrooted = RootView::observe(host, dir);
             escape_attempt().map_err(|e| format!("escape: {e}"))?;
-            RootView::observe(host, dir).put(&mut out);
-            Ok(out)
+            let escaped = RootView::observe(host, dir);
+            Ok(ChrootEscape {
+                ns,
+                chrooted,
+                escaped,
+            })
         })();
-        reply(channel, result)
+        reply(channel, "chroot", result)
     })?;
-    let fields = receive(child.channel())?;
+    let escape = receive(child.channel())?;
     child.wait().map_err(LabError::Channel)?;
-    let mut f = Fields(fields.iter());
-    Ok(ChrootEscape {
-        ns: f.ns(Kind::Mnt)?,
-        chrooted: RootView::take(&mut f)?,
-        escaped: RootView::take(&mut f)?,
-    })
+    Ok(escape)
 }
 // ANCHOR_END: chroot_escape
 
 /// Steps 4 and 5's result.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PivotLab {
     pub ns: NsId,
     /// `pivot_root(".", ".")` in the rootfs while it is a plain directory.
+    #[serde(with = "errno_result")]
     pub not_a_mount_point: Result<(), Errno>,
     /// The mount namespace of the throwaway child that tries the shared case (a copy of `ns`).
     pub shared_attempt_ns: NsId,
     /// The same once bind-mounted onto itself, but with that bind mount shared.
+    #[serde(with = "errno_result")]
     pub shared_mount: Result<(), Errno>,
     /// [`rootfs::pivot_into`] after `isolate_root(Private)`.
+    #[serde(with = "errno_result")]
     pub pivoted: Result<(), Errno>,
     pub after_pivot: RootView,
     pub after_escape: RootView,
@@ -675,10 +547,10 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
     let dir = scratch.path();
     let spawn = child_spawn(CloneFlags::CLONE_NEWPID, force_userns);
     let mut child = spawn.run(|channel| {
-        let result = (|| -> Result<Vec<String>, String> {
+        let result = (|| -> Result<PivotLab, String> {
             let host = host_root()?;
             let text = |e: rootfs::MountError| e.to_string();
-            let mut out = vec![my_mnt_ns()?.inode.to_string()];
+            let ns = my_mnt_ns()?;
             rootfs::isolate_root(Propagation::Private).map_err(text)?;
 
             // The scratch directory becomes a mount of this namespace's own, so that the rootfs is a
@@ -694,39 +566,35 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
             )
             .map_err(|e| format!("bind the scratch directory: {e}"))?;
             chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
-            put_outcome(&mut out, pivot_root(".", "."));
+            let not_a_mount_point = pivot_root(".", ".");
 
-            let (attempt_ns, attempt) = shared_pivot_attempt(rootfs_dir)?;
-            out.push(attempt_ns.inode.to_string());
-            put_outcome(&mut out, attempt);
+            let attempt = shared_pivot_attempt(rootfs_dir)?;
 
             rootfs::bind_rootfs(rootfs_dir).map_err(text)?;
             rootfs::mount_proc(rootfs_dir).map_err(text)?;
             let pivoted = rootfs::pivot_into(rootfs_dir);
-            put_outcome(&mut out, pivoted.as_ref().map(drop).map_err(|e| e.errno()));
+            let pivoted_outcome = pivoted.as_ref().map(drop).map_err(|e| e.errno());
             pivoted.map_err(text)?;
-            RootView::observe(host, dir).put(&mut out);
+            let after_pivot = RootView::observe(host, dir);
             escape_attempt().map_err(|e| format!("escape: {e}"))?;
-            RootView::observe(host, dir).put(&mut out);
+            let after_escape = RootView::observe(host, dir);
             let table = mountinfo::read(Proc::Current).map_err(|e| e.to_string())?;
-            out.extend(table.into_iter().map(|e| e.mount_point));
-            Ok(out)
+            Ok(PivotLab {
+                ns,
+                not_a_mount_point,
+                shared_attempt_ns: attempt.ns,
+                shared_mount: attempt.outcome,
+                pivoted: pivoted_outcome,
+                after_pivot,
+                after_escape,
+                mounts_inside: table.into_iter().map(|e| e.mount_point).collect(),
+            })
         })();
-        reply(channel, result)
+        reply(channel, "pivot", result)
     })?;
-    let fields = receive(child.channel())?;
+    let lab = receive(child.channel())?;
     child.wait().map_err(LabError::Channel)?;
-    let mut f = Fields(fields.iter());
-    Ok(PivotLab {
-        ns: f.ns(Kind::Mnt)?,
-        not_a_mount_point: f.outcome()?,
-        shared_attempt_ns: f.ns(Kind::Mnt)?,
-        shared_mount: f.outcome()?,
-        pivoted: f.outcome()?,
-        after_pivot: RootView::take(&mut f)?,
-        after_escape: RootView::take(&mut f)?,
-        mounts_inside: f.0.cloned().collect(),
-    })
+    Ok(lab)
 }
 // ANCHOR_END: pivot_lab
 
@@ -736,27 +604,34 @@ pub fn pivot_lab(force_userns: bool, scratch: &Scratch, rootfs_dir: &Path) -> Re
 /// the shared mount would stay behind in the caller's namespace: `bind_rootfs` would then stack a peer
 /// on top of it, the proc mounted there would be replayed onto the mount below, and the real pivot
 /// would be refused too (its new root's parent mount would be shared).
-fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<(NsId, Result<(), Errno>), String> {
+fn shared_pivot_attempt(rootfs_dir: &Path) -> Result<SharedAttempt, String> {
     let spawn = Spawn::new(CloneFlags::CLONE_NEWNS).user(UserNs::Never);
     let mut child = spawn
         .run(|channel| {
-            let result = (|| -> Result<Vec<String>, String> {
+            let result = (|| -> Result<SharedAttempt, String> {
                 rootfs::bind_rootfs(rootfs_dir).map_err(|e| e.to_string())?;
                 rootfs::set_propagation(rootfs_dir, Propagation::Shared, false).map_err(|e| e.to_string())?;
                 // The working directory still names the directory under the new mount: enter it.
                 chdir(rootfs_dir).map_err(|e| format!("chdir: {e}"))?;
-                let mut out = vec![my_mnt_ns()?.inode.to_string()];
-                put_outcome(&mut out, pivot_root(".", "."));
-                Ok(out)
+                Ok(SharedAttempt {
+                    ns: my_mnt_ns()?,
+                    outcome: pivot_root(".", "."),
+                })
             })();
-            reply(channel, result)
+            reply(channel, "shared pivot", result)
         })
         .map_err(|e| e.to_string())?;
-    let fields = receive(child.channel()).map_err(|e| e.to_string())?;
+    let attempt = receive(child.channel()).map_err(|e| e.to_string())?;
     child.wait().map_err(|e| e.to_string())?;
-    let mut f = Fields(fields.iter());
-    let ns = f.ns(Kind::Mnt).map_err(|e| e.to_string())?;
-    Ok((ns, f.outcome().map_err(|e| e.to_string())?))
+    Ok(attempt)
+}
+
+/// What [`shared_pivot_attempt`]'s throwaway child reports: its namespace, and what pivot_root said.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedAttempt {
+    ns: NsId,
+    #[serde(with = "errno_result")]
+    outcome: Result<(), Errno>,
 }
 
 /// What a careless launcher and [`crate::resolve::resolve_in_root`] make of a path in the rootfs.

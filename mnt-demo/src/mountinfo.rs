@@ -43,7 +43,7 @@ pub struct MountEntry {
 
 /// The optional fields that say how mount events propagate to and from this mount
 /// (mount_namespaces(7), "Shared subtrees").
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PropagationTags {
     /// `shared:N`: the mount is in peer group N; events propagate both ways among the peers.
     pub shared: Option<u32>,

@@ -62,7 +62,7 @@ impl MountError {
 }
 
 /// A mount's propagation type (mount_namespaces(7), "Shared subtrees").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Propagation {
     /// Mount and unmount events propagate both ways among the mount's peers.
     Shared,

@@ -252,6 +252,24 @@ impl Channel {
     }
 }
 
+/// A system call's outcome, `Result<(), Errno>`, in a message: `null` for success, the errno's number
+/// for a failure. Use it as `#[serde(with = "nskit::channel::errno_result")]` on such a field.
+pub mod errno_result {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(outcome: &Result<(), Errno>, to: S) -> Result<S::Ok, S::Error> {
+        outcome.err().map(|errno| errno as i32).serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Result<(), Errno>, D::Error> {
+        Ok(match Option::<i32>::deserialize(from)? {
+            None => Ok(()),
+            Some(code) => Err(Errno::from_raw(code)),
+        })
+    }
+}
+
 /// Joins values with tabs, escaping `\\`, `\t` and `\n`, so that any string survives the trip.
 pub fn encode_fields<S: AsRef<str>>(fields: &[S]) -> String {
     let escaped: Vec<String> = fields
