@@ -57,7 +57,7 @@ pub enum StepError {
 }
 
 /// A TCP conversation as the client saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Exchange {
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -66,8 +66,9 @@ pub struct Exchange {
 }
 
 /// A connection the kernel refused, with its errno (ENETUNREACH, ECONNREFUSED, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refused {
+    #[serde(with = "nskit::channel::errno")]
     pub errno: Errno,
 }
 
@@ -78,7 +79,7 @@ impl fmt::Display for Refused {
 }
 
 /// A TCP conversation as the server saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Served {
     pub local: SocketAddr,
     pub client: SocketAddr,

@@ -104,7 +104,7 @@ pub enum Target<'fd> {
 }
 
 /// One network interface, as a link dump reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub index: u32,
     pub name: String,
@@ -125,7 +125,7 @@ impl fmt::Display for Link {
 }
 
 /// One IPv4 address on a link.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Address {
     pub index: u32,
     pub addr: Ipv4Addr,
@@ -133,7 +133,7 @@ pub struct Address {
 }
 
 /// One IPv4 route of the main table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     pub destination: Ipv4Addr,
     pub prefix: u8,

@@ -4,8 +4,9 @@
 //! namespaces are reached only through explicit attributes (`IFLA_NET_NS_FD` to move a device,
 //! `IFLA_TARGET_NETNSID`). The simple way is a process inside: so each namespace of the demo is a
 //! child process that made it (or, for the second one, entered the first one's user namespace and
-//! then made it) and then does what the host side asks over its [`nskit::Channel`], one request at a
-//! time, answering with plain fields. The host process itself never enters any of them and never
+//! then made it) and then does what the host side asks over its [`nskit::Channel`], one [`Request`] at
+//! a time, answering with the data it asked for (links, addresses, what a connection exchanged) or
+//! with the step that failed and its errno. The host process itself never enters any of them and never
 //! changes its own namespace.
 
 use std::fs::File;
@@ -19,7 +20,9 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use nskit::ns::{Kind, NsId, Proc, ns_id, open_ns};
-use nskit::{Channel, Child, Exit, Spawn, SpawnError, UserNs};
+use nskit::{Channel, Child, ChildError, Exit, Spawn, SpawnError, UserNs};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::netlink::{Address, Link, Netlink, NetlinkError, Route, Target};
 use crate::subnet::Subnet;
@@ -49,8 +52,55 @@ pub enum NetnsError {
         /// The errno behind the failure, when the kernel refused something.
         errno: Option<Errno>,
     },
-    #[error("{label} answered something unexpected: {reply:?}")]
-    Reply { label: &'static str, reply: Vec<String> },
+}
+
+/// What the host side asks of a namespace's process.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Request {
+    Links,
+    Addrs,
+    Routes,
+    Up {
+        name: String,
+    },
+    Veth {
+        name: String,
+        peer: String,
+    },
+    MovePid {
+        name: String,
+        pid: i32,
+    },
+    MoveFd {
+        name: String,
+        pid: i32,
+    },
+    Addr {
+        name: String,
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    Route {
+        network: Ipv4Addr,
+        prefix: u8,
+        name: String,
+        source: Ipv4Addr,
+    },
+    Listen {
+        addr: SocketAddr,
+    },
+    Serve {
+        addr: SocketAddr,
+        echo: bool,
+    },
+    Call {
+        addr: SocketAddr,
+        payload: String,
+    },
+    ProcNetDev,
+    SysNet,
+    MountSysfs,
+    Exit,
 }
 
 /// A process holding a network namespace (and a mount namespace, for its own sysfs).
@@ -105,8 +155,7 @@ impl Netns {
             child,
             user_ns,
         };
-        let reply = netns.receive()?;
-        netns.expect_ok(reply)?;
+        netns.receive::<()>()?;
         Ok(netns)
     }
 
@@ -131,134 +180,98 @@ impl Netns {
         })
     }
 
-    fn receive(&mut self) -> Result<Vec<String>, NetnsError> {
+    /// The answer to the last request: the data asked for, or the failure inside the namespace.
+    fn receive<T: DeserializeOwned>(&mut self) -> Result<T, NetnsError> {
+        let label = self.label;
+        self.child.channel().recv_reply().map_err(|e| match e {
+            nskit::StepError::Child(e) => NetnsError::Remote {
+                label,
+                errno: e.errno(),
+                message: e.message,
+            },
+            nskit::StepError::Channel(source) => NetnsError::Channel { label, source },
+            nskit::StepError::Spawn(e) => NetnsError::Spawn(e),
+        })
+    }
+
+    fn ask<T: DeserializeOwned>(&mut self, request: Request) -> Result<T, NetnsError> {
         let label = self.label;
         self.child
             .channel()
-            .recv_fields()
-            .map_err(|source| NetnsError::Channel { label, source })
-    }
-
-    /// Turns `["ok", rest...]` into `rest`, `["error", why]` into [`NetnsError::Remote`].
-    fn expect_ok(&self, mut reply: Vec<String>) -> Result<Vec<String>, NetnsError> {
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok(reply.split_off(1)),
-            Some("error") if reply.len() == 3 => Err(NetnsError::Remote {
-                label: self.label,
-                errno: reply[2].parse().ok().map(Errno::from_raw),
-                message: reply[1].clone(),
-            }),
-            _ => Err(self.bad(reply)),
-        }
-    }
-
-    fn bad(&self, reply: Vec<String>) -> NetnsError {
-        NetnsError::Reply {
-            label: self.label,
-            reply,
-        }
-    }
-
-    fn ask(&mut self, request: &[&str]) -> Result<Vec<String>, NetnsError> {
-        let label = self.label;
-        self.child
-            .channel()
-            .send_fields(request)
+            .send_msg(&request)
             .map_err(|source| NetnsError::Channel { label, source })?;
-        let reply = self.receive()?;
-        self.expect_ok(reply)
+        self.receive()
     }
 
     /// The links of this namespace.
     pub fn links(&mut self) -> Result<Vec<Link>, NetnsError> {
-        let fields = self.ask(&["links"])?;
-        fields
-            .chunks(4)
-            .map(|f| match f {
-                [index, name, up, kind] => Ok(Link {
-                    index: index.parse().map_err(|_| self.bad(f.to_vec()))?,
-                    name: name.clone(),
-                    up: up == "up",
-                    kind: (!kind.is_empty()).then(|| kind.clone()),
-                }),
-                _ => Err(self.bad(f.to_vec())),
-            })
-            .collect()
+        self.ask(Request::Links)
     }
 
     /// The IPv4 addresses of this namespace.
     pub fn addresses(&mut self) -> Result<Vec<Address>, NetnsError> {
-        let fields = self.ask(&["addrs"])?;
-        fields
-            .chunks(3)
-            .map(|f| match f {
-                [index, addr, prefix] => Ok(Address {
-                    index: index.parse().map_err(|_| self.bad(f.to_vec()))?,
-                    addr: addr.parse().map_err(|_| self.bad(f.to_vec()))?,
-                    prefix: prefix.parse().map_err(|_| self.bad(f.to_vec()))?,
-                }),
-                _ => Err(self.bad(f.to_vec())),
-            })
-            .collect()
+        self.ask(Request::Addrs)
     }
 
     /// The main routing table of this namespace.
     pub fn routes(&mut self) -> Result<Vec<Route>, NetnsError> {
-        let fields = self.ask(&["routes"])?;
-        fields
-            .chunks(5)
-            .map(|f| match f {
-                [dest, prefix, oif, gateway, protocol] => Ok(Route {
-                    destination: dest.parse().map_err(|_| self.bad(f.to_vec()))?,
-                    prefix: prefix.parse().map_err(|_| self.bad(f.to_vec()))?,
-                    oif: oif.parse().ok(),
-                    gateway: gateway.parse().ok(),
-                    protocol: protocol.clone(),
-                }),
-                _ => Err(self.bad(f.to_vec())),
-            })
-            .collect()
+        self.ask(Request::Routes)
     }
 
     pub fn set_up(&mut self, name: &str) -> Result<(), NetnsError> {
-        self.ask(&["up", name]).map(drop)
+        self.ask(Request::Up { name: name.into() })
     }
 
     pub fn create_veth(&mut self, name: &str, peer: &str) -> Result<(), NetnsError> {
-        self.ask(&["veth", name, peer]).map(drop)
+        self.ask(Request::Veth {
+            name: name.into(),
+            peer: peer.into(),
+        })
     }
 
     /// Moves link `name` into `other`'s namespace, naming it by `other`'s PID.
     pub fn move_by_pid(&mut self, name: &str, other: &Netns) -> Result<(), NetnsError> {
-        self.ask(&["move-pid", name, &other.pid().to_string()]).map(drop)
+        self.ask(Request::MovePid {
+            name: name.into(),
+            pid: other.pid().as_raw(),
+        })
     }
 
     /// Moves link `name` into `other`'s namespace through an fd on `/proc/<pid>/ns/net`.
     pub fn move_by_fd(&mut self, name: &str, other: &Netns) -> Result<(), NetnsError> {
-        self.ask(&["move-fd", name, &other.pid().to_string()]).map(drop)
+        self.ask(Request::MoveFd {
+            name: name.into(),
+            pid: other.pid().as_raw(),
+        })
     }
 
     pub fn add_address(&mut self, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), NetnsError> {
-        self.ask(&["addr", name, &addr.to_string(), &prefix.to_string()])
-            .map(drop)
+        self.ask(Request::Addr {
+            name: name.into(),
+            addr,
+            prefix,
+        })
     }
 
     /// Routes `subnet` through link `name`, with `source` as the preferred source address.
     pub fn add_route(&mut self, subnet: Subnet, name: &str, source: Ipv4Addr) -> Result<(), NetnsError> {
-        self.ask(&["route", &subnet.to_string(), name, &source.to_string()])
-            .map(drop)
+        self.ask(Request::Route {
+            network: subnet.network(),
+            prefix: subnet.prefix(),
+            name: name.into(),
+            source,
+        })
     }
 
     /// Binds a TCP listener on `addr` inside this namespace and keeps it until [`Netns::call`] uses it.
     pub fn listen(&mut self, addr: SocketAddr) -> Result<(), NetnsError> {
-        self.ask(&["listen", &addr.to_string()]).map(drop)
+        self.ask(Request::Listen { addr })
     }
 
     /// Starts a one-connection TCP server on `addr`; [`Listening::finish`] collects what it served.
     /// With `echo`, it sends back the bytes it got; otherwise it greets with its own namespace.
     pub fn serve(&mut self, addr: SocketAddr, echo: bool) -> Result<Listening<'_>, NetnsError> {
-        let mode = if echo { "echo" } else { "greet" };
-        self.ask(&["serve", &addr.to_string(), mode])?;
+        self.ask::<()>(Request::Serve { addr, echo })?;
         Ok(Listening { netns: self })
     }
 
@@ -266,38 +279,25 @@ impl Netns {
     /// namespace's own listener is on `addr`, it also answers the call (the kernel completes the
     /// handshake before `accept`, so one thread can be both ends).
     pub fn call(&mut self, addr: SocketAddr, payload: &str) -> Result<Result<Exchange, Refused>, NetnsError> {
-        let reply = self.ask(&["call", &addr.to_string(), payload])?;
-        self.exchange(reply)
-    }
-
-    fn exchange(&self, reply: Vec<String>) -> Result<Result<Exchange, Refused>, NetnsError> {
-        match reply.as_slice() {
-            [local, remote, sent, received] => Ok(Ok(Exchange {
-                local: local.parse().map_err(|_| self.bad(reply.clone()))?,
-                remote: remote.parse().map_err(|_| self.bad(reply.clone()))?,
-                sent: sent.clone(),
-                received: received.clone(),
-            })),
-            [errno] => Ok(Err(Refused {
-                errno: nix::errno::Errno::from_raw(errno.parse().map_err(|_| self.bad(reply.clone()))?),
-            })),
-            _ => Err(self.bad(reply)),
-        }
+        self.ask(Request::Call {
+            addr,
+            payload: payload.into(),
+        })
     }
 
     /// The interface names in `/proc/net/dev`, which always shows the reader's network namespace.
     pub fn proc_net_dev(&mut self) -> Result<Vec<String>, NetnsError> {
-        self.ask(&["procnetdev"])
+        self.ask(Request::ProcNetDev)
     }
 
     /// The entries of `/sys/class/net`, which show the network namespace sysfs was mounted in.
     pub fn sys_class_net(&mut self) -> Result<Vec<String>, NetnsError> {
-        self.ask(&["sysnet"])
+        self.ask(Request::SysNet)
     }
 
     /// Mounts a fresh sysfs on `/sys` in this process's own mount namespace.
     pub fn remount_sysfs(&mut self) -> Result<(), NetnsError> {
-        self.ask(&["mount-sysfs"]).map(drop)
+        self.ask(Request::MountSysfs)
     }
 
     /// Asks the process to exit, and reaps it: the namespaces die with it unless something else holds
@@ -306,7 +306,7 @@ impl Netns {
         let label = self.label;
         self.child
             .channel()
-            .send("exit")
+            .send_msg(&Request::Exit)
             .map_err(|source| NetnsError::Channel { label, source })?;
         self.child
             .wait()
@@ -323,56 +323,42 @@ pub struct Listening<'a> {
 impl Listening<'_> {
     /// Waits for the server to have answered its client.
     pub fn finish(self) -> Result<Served, NetnsError> {
-        let reply = self.netns.receive()?;
-        let fields = self.netns.expect_ok(reply)?;
-        match fields.as_slice() {
-            [local, client, received] => Ok(Served {
-                local: local.parse().map_err(|_| self.netns.bad(fields.clone()))?,
-                client: client.parse().map_err(|_| self.netns.bad(fields.clone()))?,
-                received: received.clone(),
-            }),
-            _ => Err(self.netns.bad(fields)),
-        }
+        self.netns.receive()
     }
 }
 
-/// What the namespace's process runs: enter, say ready, then answer requests until `exit`.
+/// What the namespace's process runs: enter, say ready, then answer requests until `Exit`.
 fn agent(channel: &mut Channel, enter: impl FnOnce() -> Result<(), String>) -> i32 {
     // If the demo dies, so does every namespace it made: nothing is left running.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let entered = enter().and_then(|()| crate::make_mounts_private().map_err(|e| e.to_string()));
-    let ready = match entered {
-        Ok(()) => vec!["ok".to_owned()],
-        Err(e) => vec!["error".to_owned(), e, String::new()],
-    };
-    if channel.send_fields(&ready).is_err() || ready.len() > 1 {
+    let ready = entered.map_err(|why| ChildError::new("enter", why));
+    if channel.reply(&ready).is_err() || ready.is_err() {
         return 1;
     }
     let mut agent = Agent {
         listeners: Vec::new(),
     };
     loop {
-        let Ok(request) = channel.recv_fields() else {
-            return 1;
+        let request = match channel.recv_msg::<Request>() {
+            Ok(Request::Exit) => return 0,
+            Ok(request) => request,
+            Err(_) => return 1,
         };
-        if request.first().map(String::as_str) == Some("exit") {
-            return 0;
-        }
-        let reply = match agent.answer(channel, &request) {
-            Ok(mut fields) => {
-                fields.insert(0, "ok".to_owned());
-                fields
-            }
-            Err(failure) => vec![
-                "error".to_owned(),
-                failure.message,
-                failure.errno.map(|e| (e as i32).to_string()).unwrap_or_default(),
-            ],
-        };
-        if channel.send_fields(&reply).is_err() {
+        let reply = agent.answer(channel, request).map_err(|failure| ChildError {
+            step: "request".into(),
+            errno: failure.errno.map(|e| e as i32),
+            message: failure.message,
+        });
+        if channel.reply(&reply).is_err() {
             return 1;
         }
     }
+}
+
+/// An answer, as the data it carries.
+fn data(value: impl Serialize) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(value).map_err(|e| Failure::from(format!("cannot encode the answer: {e}")))
 }
 
 /// A request that failed inside the namespace.
@@ -403,11 +389,6 @@ fn io_failure(what: String, e: io::Error) -> Failure {
     }
 }
 
-fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, Failure> {
-    text.parse()
-        .map_err(|_| Failure::from(format!("bad {what} {text:?}")))
-}
-
 /// The agent's state between requests: listeners bound and not yet called.
 struct Agent {
     listeners: Vec<TcpListener>,
@@ -415,113 +396,77 @@ struct Agent {
 
 impl Agent {
     /// One request, answered inside the namespace.
-    fn answer(&mut self, channel: &mut Channel, request: &[String]) -> Result<Vec<String>, Failure> {
-        let args: Vec<&str> = request.iter().map(String::as_str).collect();
-        match args.as_slice() {
-            ["links"] => Ok(Netlink::open()?
-                .links()?
-                .into_iter()
-                .flat_map(|l| {
-                    let up = if l.up { "up" } else { "down" };
-                    [
-                        l.index.to_string(),
-                        l.name,
-                        up.to_owned(),
-                        l.kind.unwrap_or_default(),
-                    ]
-                })
-                .collect()),
-            ["addrs"] => Ok(Netlink::open()?
-                .addresses()?
-                .into_iter()
-                .flat_map(|a| [a.index.to_string(), a.addr.to_string(), a.prefix.to_string()])
-                .collect()),
-            ["routes"] => Ok(Netlink::open()?
-                .routes()?
-                .into_iter()
-                .flat_map(|r| {
-                    [
-                        r.destination.to_string(),
-                        r.prefix.to_string(),
-                        r.oif.map(|i| i.to_string()).unwrap_or_default(),
-                        r.gateway.map(|g| g.to_string()).unwrap_or_default(),
-                        r.protocol,
-                    ]
-                })
-                .collect()),
-            ["up", name] => netlink(|n| n.set_up(name)),
-            ["veth", name, peer] => netlink(|n| n.create_veth(name, peer)),
-            ["move-pid", name, pid] => {
-                let pid = Pid::from_raw(parse("pid", pid)?);
-                netlink(|n| n.move_link(name, Target::Pid(pid)))
+    fn answer(&mut self, channel: &mut Channel, request: Request) -> Result<serde_json::Value, Failure> {
+        match request {
+            Request::Links => data(Netlink::open()?.links()?),
+            Request::Addrs => data(Netlink::open()?.addresses()?),
+            Request::Routes => data(Netlink::open()?.routes()?),
+            Request::Up { name } => netlink(|n| n.set_up(&name)),
+            Request::Veth { name, peer } => netlink(|n| n.create_veth(&name, &peer)),
+            Request::MovePid { name, pid } => {
+                netlink(|n| n.move_link(&name, Target::Pid(Pid::from_raw(pid))))
             }
-            ["move-fd", name, pid] => {
+            Request::MoveFd { name, pid } => {
                 let path = format!("/proc/{pid}/ns/net");
                 let file = File::open(&path).map_err(|e| io_failure(format!("cannot open {path}"), e))?;
-                netlink(|n| n.move_link(name, Target::Fd(file.as_fd())))
+                netlink(|n| n.move_link(&name, Target::Fd(file.as_fd())))
             }
-            ["addr", name, addr, prefix] => {
-                let (addr, prefix) = (parse("address", addr)?, parse("prefix", prefix)?);
-                netlink(|n| n.add_address(name, addr, prefix))
+            Request::Addr { name, addr, prefix } => netlink(|n| n.add_address(&name, addr, prefix)),
+            Request::Route {
+                network,
+                prefix,
+                name,
+                source,
+            } => {
+                let subnet = Subnet::new(network, prefix).map_err(|e| Failure::from(e.to_string()))?;
+                netlink(|n| n.add_route(subnet, &name, None, Some(source)))
             }
-            ["route", subnet, name, source] => {
-                let (subnet, source) = (parse("subnet", subnet)?, parse("address", source)?);
-                netlink(|n| n.add_route(subnet, name, None, Some(source)))
-            }
-            ["listen", addr] => {
-                let addr: SocketAddr = parse("address", addr)?;
+            Request::Listen { addr } => {
                 let listener = TcpListener::bind(addr).map_err(|e| io_failure(format!("bind {addr}"), e))?;
                 self.listeners.push(listener);
-                Ok(vec![])
+                data(())
             }
-            ["call", addr, payload] => {
-                let addr: SocketAddr = parse("address", addr)?;
+            Request::Call { addr, payload } => {
                 let own = self
                     .listeners
                     .iter()
                     .position(|l| l.local_addr().is_ok_and(|local| local == addr));
-                let result = crate::call(addr, payload, own.map(|i| &self.listeners[i]));
+                let result = crate::call(addr, &payload, own.map(|i| &self.listeners[i]));
                 if let (Ok(_), Some(i)) = (&result, own) {
                     self.listeners.remove(i);
                 }
-                Ok(exchange_fields(result))
+                data(result.map_err(|e| Refused {
+                    errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                }))
             }
-            ["serve", addr, mode] => serve(channel, parse("address", addr)?, *mode == "echo"),
-            ["procnetdev"] => crate::proc_net_dev().map_err(|e| io_failure("read /proc/net/dev".into(), e)),
-            ["sysnet"] => crate::sys_class_net().map_err(|e| io_failure("read /sys/class/net".into(), e)),
-            ["mount-sysfs"] => crate::mount_own_sysfs()
-                .map(|()| vec![])
-                .map_err(|e| io_failure("mount sysfs on /sys".into(), e.into())),
-            _ => Err(format!("unknown request {request:?}").into()),
+            Request::Serve { addr, echo } => serve(channel, addr, echo),
+            Request::ProcNetDev => {
+                data(crate::proc_net_dev().map_err(|e| io_failure("read /proc/net/dev".into(), e))?)
+            }
+            Request::SysNet => {
+                data(crate::sys_class_net().map_err(|e| io_failure("read /sys/class/net".into(), e))?)
+            }
+            Request::MountSysfs => crate::mount_own_sysfs()
+                .map_err(|e| io_failure("mount sysfs on /sys".into(), e.into()))
+                .and_then(|()| data(())),
+            Request::Exit => data(()),
         }
     }
 }
 
-fn netlink(op: impl FnOnce(&mut Netlink) -> Result<(), NetlinkError>) -> Result<Vec<String>, Failure> {
+fn netlink(op: impl FnOnce(&mut Netlink) -> Result<(), NetlinkError>) -> Result<serde_json::Value, Failure> {
     let mut netlink = Netlink::open()?;
     op(&mut netlink)?;
-    Ok(vec![])
-}
-
-fn exchange_fields(result: io::Result<Exchange>) -> Vec<String> {
-    match result {
-        Ok(x) => vec![x.local.to_string(), x.remote.to_string(), x.sent, x.received],
-        Err(e) => vec![e.raw_os_error().unwrap_or(libc::EIO).to_string()],
-    }
+    data(())
 }
 
 /// Binds, says so (a first answer), serves one client, then answers again with what it served.
-fn serve(channel: &mut Channel, addr: SocketAddr, echo: bool) -> Result<Vec<String>, Failure> {
+fn serve(channel: &mut Channel, addr: SocketAddr, echo: bool) -> Result<serde_json::Value, Failure> {
     let listener = TcpListener::bind(addr).map_err(|e| io_failure(format!("bind {addr}"), e))?;
     channel
-        .send_fields(&["ok"])
+        .reply(&Ok::<(), ChildError>(()))
         .map_err(|e| io_failure("send on the channel".into(), e))?;
-    let served = crate::serve_one(&listener, echo).map_err(|e| io_failure(format!("serve on {addr}"), e))?;
-    Ok(vec![
-        served.local.to_string(),
-        served.client.to_string(),
-        served.received,
-    ])
+    data(crate::serve_one(&listener, echo).map_err(|e| io_failure(format!("serve on {addr}"), e))?)
 }
 
 /// Polls `check` until it holds or `timeout` passes; namespaces are torn down asynchronously.

@@ -270,6 +270,20 @@ pub mod errno_result {
     }
 }
 
+/// An errno in a message, as its number. Use it as `#[serde(with = "nskit::channel::errno")]`.
+pub mod errno {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(errno: &Errno, to: S) -> Result<S::Ok, S::Error> {
+        (*errno as i32).serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Errno, D::Error> {
+        Ok(Errno::from_raw(i32::deserialize(from)?))
+    }
+}
+
 /// Joins values with tabs, escaping `\\`, `\t` and `\n`, so that any string survives the trip.
 pub fn encode_fields<S: AsRef<str>>(fields: &[S]) -> String {
     let escaped: Vec<String> = fields
