@@ -284,6 +284,21 @@ pub mod errno {
     }
 }
 
+/// A signal in a message, as its number. Use it as `#[serde(with = "nskit::channel::signal")]`.
+pub mod signal {
+    use nix::sys::signal::Signal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(signal: &Signal, to: S) -> Result<S::Ok, S::Error> {
+        (*signal as i32).serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Signal, D::Error> {
+        let number = i32::deserialize(from)?;
+        Signal::try_from(number).map_err(|_| D::Error::custom(format!("no signal {number}")))
+    }
+}
+
 /// Joins values with tabs, escaping `\\`, `\t` and `\n`, so that any string survives the trip.
 pub fn encode_fields<S: AsRef<str>>(fields: &[S]) -> String {
     let escaped: Vec<String> = fields

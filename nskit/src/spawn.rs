@@ -90,10 +90,10 @@ pub struct Child {
 }
 
 /// How a child ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Exit {
     Code(i32),
-    Signal(Signal),
+    Signal(#[serde(with = "crate::channel::signal")] Signal),
 }
 
 impl Exit {

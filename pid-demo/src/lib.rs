@@ -26,6 +26,8 @@ use nix::unistd::{Pid, getpid, getppid, pipe2};
 use nskit::ns::{Kind, NsId, Proc, ns_id};
 use nskit::spawn::wait_for;
 use nskit::{Channel, Child, Exit, Spawn, SpawnError, UserNs};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::init::{InitError, Reaper, fork_run};
 use crate::procfs::{Status, list_processes, read_status, remount_proc};
@@ -49,31 +51,36 @@ pub const PROCESS_NAMES: [&str; 7] = [
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// Spawning the child, the channel, or the child's own step (nskit's, as in every chapter).
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
+    Child(#[from] nskit::StepError),
     #[error("lost contact with the child: {0}")]
     Channel(#[source] io::Error),
-    #[error("in the namespace: {0}")]
-    Child(String),
+    #[error("the init ended with {0:?}")]
+    InitEnded(Exit),
     #[error("cannot read /proc: {0}")]
     Proc(#[source] io::Error),
-    #[error("malformed report from the child: {0:?}")]
-    Malformed(Vec<String>),
     #[error("cannot signal the init: {0}")]
     Signal(#[source] Errno),
 }
 
-/// What went wrong inside a child, carried back over the channel as text.
-#[derive(Debug)]
-struct ChildError(String);
-
-impl<E: std::fmt::Display> From<E> for ChildError {
-    fn from(e: E) -> ChildError {
-        ChildError(e.to_string())
+impl From<SpawnError> for StepError {
+    fn from(e: SpawnError) -> StepError {
+        StepError::Child(nskit::StepError::Spawn(e))
     }
 }
 
-type ChildResult<T> = Result<T, ChildError>;
+/// What went wrong inside a child, before it becomes the [`nskit::ChildError`] the parent receives.
+#[derive(Debug)]
+struct Failed(String);
+
+impl<E: std::fmt::Display> From<E> for Failed {
+    fn from(e: E) -> Failed {
+        Failed(e.to_string())
+    }
+}
+
+type ChildResult<T> = Result<T, Failed>;
 
 // ANCHOR: init_spawn
 /// How to spawn an init in a new PID namespace: `CLONE_NEWPID`, plus `CLONE_NEWNS` so that it can mount
@@ -175,79 +182,33 @@ impl Pipe {
     }
 }
 
-/// The child's side of a step: runs `work`, sends its fields (or `error: ...`) to the parent.
-fn serve(channel: &mut Channel, work: impl FnOnce(&mut Channel) -> ChildResult<Vec<String>>) -> i32 {
-    let (reply, code) = match work(channel) {
-        Ok(fields) => (fields, 0),
-        Err(ChildError(e)) => (vec![format!("error: {e}")], 1),
-    };
-    if channel.send_fields(&reply).is_err() {
+/// The child's side of a step: runs `work`, sends what it observed (or why `step` failed) to the
+/// parent.
+fn serve<T: Serialize>(
+    channel: &mut Channel,
+    step: &str,
+    work: impl FnOnce(&mut Channel) -> ChildResult<T>,
+) -> i32 {
+    let result = work(channel).map_err(|Failed(why)| nskit::ChildError::new(step, why));
+    let failed = result.is_err();
+    if channel.reply(&result).is_err() {
         return 1;
     }
-    code
+    i32::from(failed)
 }
 
-/// The parent's side: receives the fields, or the child's error.
-fn receive(channel: &mut Channel) -> Result<Vec<String>, StepError> {
-    let fields = channel.recv_fields().map_err(StepError::Channel)?;
-    if let [only] = fields.as_slice() {
-        if let Some(error) = only.strip_prefix("error: ") {
-            return Err(StepError::Child(error.to_owned()));
-        }
-    }
-    Ok(fields)
+/// The parent's side: receives what the child observed, or its failure.
+fn receive<T: DeserializeOwned>(channel: &mut Channel) -> Result<T, StepError> {
+    Ok(channel.recv_reply()?)
 }
 
-/// Field `i` of a report, parsed: the inverse of the child's `to_string`.
-fn field<T: std::str::FromStr>(fields: &[String], i: usize) -> Result<T, StepError> {
-    fields
-        .get(i)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| StepError::Malformed(fields.to_vec()))
-}
-
-/// Field `i` of a report, as a list of numbers.
-fn list_field(fields: &[String], i: usize) -> Result<Vec<i32>, StepError> {
-    fields
-        .get(i)
-        .and_then(|f| split(f).ok())
-        .ok_or_else(|| StepError::Malformed(fields.to_vec()))
-}
-
-fn pid_ns(inode: u64) -> NsId {
+/// The PID namespace a `pid_for_children` link names: a PID namespace like any other, only read
+/// through another file.
+fn as_pid_ns(id: NsId) -> NsId {
     NsId {
         kind: Kind::Pid,
-        inode,
+        ..id
     }
-}
-
-fn status_fields(s: &Status) -> [String; 5] {
-    [
-        s.pid.to_string(),
-        s.ppid.to_string(),
-        s.state.to_string(),
-        s.name.clone(),
-        join(&s.nspid),
-    ]
-}
-
-fn statuses_from(fields: &[String]) -> Result<Vec<Status>, StepError> {
-    let malformed = || StepError::Malformed(fields.to_vec());
-    if fields.len() % 5 != 0 {
-        return Err(malformed());
-    }
-    fields
-        .chunks(5)
-        .map(|c| {
-            Ok(Status {
-                pid: c[0].parse().map_err(|_| malformed())?,
-                ppid: c[1].parse().map_err(|_| malformed())?,
-                state: c[2].chars().next().ok_or_else(malformed)?,
-                name: c[3].clone(),
-                nspid: split(&c[4]).map_err(|_| malformed())?,
-            })
-        })
-        .collect()
 }
 
 /// `[1, 2, 3]` as `"1 2 3"`.
@@ -255,16 +216,12 @@ pub fn join<T: ToString>(values: &[T]) -> String {
     values.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
 }
 
-fn split(text: &str) -> Result<Vec<i32>, std::num::ParseIntError> {
-    text.split_whitespace().map(str::parse).collect()
-}
-
 /// Lets the init go and reaps it; its exit status must be success.
 fn finish(mut child: Child) -> Result<(), StepError> {
     child.channel().send("exit").map_err(StepError::Channel)?;
     match child.wait().map_err(StepError::Channel)? {
         Exit::Code(0) => Ok(()),
-        other => Err(StepError::Child(format!("the init ended with {other:?}"))),
+        other => Err(StepError::InitEnded(other)),
     }
 }
 
@@ -294,35 +251,45 @@ pub struct TwoPids {
 /// starting at the level of the proc mount it is read through.
 pub fn two_pids(spawn: &Spawn) -> Result<TwoPids, StepError> {
     let mut child = spawn_init(spawn, |channel| {
-        serve(channel, |_| {
+        serve(channel, "two pids", |_| {
             set_name("ns-init");
-            let (pid, ppid) = (getpid().as_raw(), getppid().as_raw());
+            let (getpid, getppid) = (getpid().as_raw(), getppid().as_raw());
             let ns = own_pid_ns()?;
             remount_proc()?; // a proc of this namespace, so that /proc/self is this process
-            let inside = read_status(Path::new("/proc"), pid)?;
-            Ok(vec![
-                ns.inode.to_string(),
-                pid.to_string(),
-                ppid.to_string(),
-                join(&inside.nspid),
-            ])
+            let nspid = read_status(Path::new("/proc"), getpid)?.nspid;
+            Ok(Inside {
+                ns,
+                getpid,
+                getppid,
+                nspid,
+            })
         }) + i32::from(channel.expect("exit").is_err())
     })?;
-    let fields = receive(child.channel())?;
+    let inside: Inside = receive(child.channel())?;
     let from_host = read_status(Path::new("/proc"), child.pid().as_raw()).map_err(StepError::Proc)?;
     let result = TwoPids {
         host_ns: own_pid_ns().map_err(StepError::Proc)?,
-        child_ns: pid_ns(field(&fields, 0)?),
+        child_ns: inside.ns,
         clone_returned: child.pid().as_raw(),
-        getpid: field(&fields, 1)?,
-        getppid: field(&fields, 2)?,
+        getpid: inside.getpid,
+        getppid: inside.getppid,
         nspid_from_host: from_host.nspid,
-        nspid_from_inside: list_field(&fields, 3)?,
+        nspid_from_inside: inside.nspid,
     };
     finish(child)?;
     Ok(result)
 }
 // ANCHOR_END: two_pids
+
+/// What step 1's child sees of itself from inside.
+#[derive(Serialize, Deserialize)]
+struct Inside {
+    ns: NsId,
+    getpid: i32,
+    getppid: i32,
+    /// `NSpid:` read through its own proc.
+    nspid: Vec<i32>,
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Step 2: ps before and after remounting /proc.
@@ -344,29 +311,21 @@ pub struct ProcStory {
 /// host's proc, inherited with the mount namespace, and through a proc it mounts itself.
 pub fn ps_before_and_after(spawn: &Spawn) -> Result<ProcStory, StepError> {
     let mut child = spawn_init(spawn, |channel| {
-        serve(channel, |_| {
+        serve(channel, "ps", |_| {
             set_name("ns-init");
             fork_named("ns-worker", park)?;
             let ns = own_pid_ns()?;
             let before = list_processes(Path::new("/proc"))?;
             remount_proc()?;
             let after = list_processes(Path::new("/proc"))?;
-            let mut fields = vec![ns.inode.to_string(), before.len().to_string()];
-            fields.extend(before.iter().chain(&after).flat_map(status_fields));
-            Ok(fields)
+            Ok((ns, before, after))
         }) + i32::from(channel.expect("exit").is_err())
     })?;
-    let fields = receive(child.channel())?;
-    let (inode, count): (u64, usize) = (field(&fields, 0)?, field(&fields, 1)?);
-    let mut all = statuses_from(&fields[2..])?;
-    if count > all.len() {
-        return Err(StepError::Malformed(fields));
-    }
-    let after = all.split_off(count);
+    let (ns, before, after) = receive(child.channel())?;
     let story = ProcStory {
-        ns: pid_ns(inode),
+        ns,
         init_host_pid: child.pid().as_raw(),
-        before: all,
+        before,
         after,
     };
     finish(child)?;
@@ -395,7 +354,7 @@ impl TreeProcess {
 }
 
 /// What the init of one nested level sees from inside.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelView {
     pub level: usize,
     pub ns: NsId,
@@ -421,7 +380,7 @@ pub struct NestedTree {
 /// reported, it lists its `/proc` and reports up. The host then reads every process's `NSpid:`.
 pub fn nested_tree(spawn: &Spawn, levels: usize) -> Result<NestedTree, StepError> {
     let mut top = spawn_init(spawn, |channel| nest_level(channel, 1, levels))?;
-    let views = parse_views(receive(top.channel())?)?;
+    let views = receive(top.channel())?;
     // The demo itself, then the tree under the top init (not every child of the demo: a test
     // process may have others).
     let mut processes = descendants_of(getpid().as_raw()).map_err(StepError::Proc)?;
@@ -439,28 +398,27 @@ pub fn nested_tree(spawn: &Spawn, levels: usize) -> Result<NestedTree, StepError
 /// One level's init: worker, own /proc, next level, report, then wait for the word to exit.
 fn nest_level(channel: &mut Channel, level: usize, levels: usize) -> i32 {
     let mut next: Option<Child> = None;
-    let code = serve(channel, |_| {
+    let code = serve(channel, "nest", |_| {
         set_name("ns-init");
         fork_named("ns-worker", park)?;
         remount_proc()?;
-        let mut deeper = Vec::new();
+        let mut deeper: Vec<LevelView> = Vec::new();
         if level < levels {
             let spawn = Spawn::new(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS).user(UserNs::Never);
             let child = next.insert(spawn_init(&spawn, |ch| nest_level(ch, level + 1, levels))?);
-            deeper = receive(child.channel()).map_err(|e| ChildError(e.to_string()))?;
+            deeper = receive(child.channel())?;
         }
-        let visible: Vec<i32> = list_processes(Path::new("/proc"))?
+        let visible = list_processes(Path::new("/proc"))?
             .iter()
             .map(|s| s.pid)
             .collect();
-        let mut fields = vec![
-            level.to_string(),
-            own_pid_ns()?.inode.to_string(),
-            getppid().as_raw().to_string(),
-            join(&visible),
-        ];
-        fields.extend(deeper);
-        Ok(fields)
+        let mine = LevelView {
+            level,
+            ns: own_pid_ns()?,
+            getppid: getppid().as_raw(),
+            visible,
+        };
+        Ok([vec![mine], deeper].concat())
     });
     let code = code + i32::from(channel.expect("exit").is_err());
     // Returning ends this init, and with it every process below: the kernel kills its namespace.
@@ -470,23 +428,6 @@ fn nest_level(channel: &mut Channel, level: usize, levels: usize) -> i32 {
     }
 }
 // ANCHOR_END: nest
-
-fn parse_views(fields: Vec<String>) -> Result<Vec<LevelView>, StepError> {
-    if fields.len() % 4 != 0 || fields.is_empty() {
-        return Err(StepError::Malformed(fields));
-    }
-    fields
-        .chunks(4)
-        .map(|c| {
-            Ok(LevelView {
-                level: field(c, 0)?,
-                ns: pid_ns(field(c, 1)?),
-                getppid: field(c, 2)?,
-                visible: list_field(c, 3)?,
-            })
-        })
-        .collect()
-}
 
 // ANCHOR: descendants
 /// The process `root` and all its descendants, from the caller's `/proc`, parents before children
@@ -543,13 +484,13 @@ pub fn orphans(spawn: &Spawn) -> Result<OrphanStory, StepError> {
     let mut child = spawn_init(spawn, |channel| {
         set_name("ns-init");
         if let Err(e) = remount_proc() {
-            return serve(channel, |_| Err(e.into()));
+            return serve::<OrphanInside>(channel, "orphans", |_| Err(e.into()));
         }
         let result = Reaper::new().and_then(|reaper| {
             let main = fork_run(|| match reaper.restore_child_mask() {
                 Ok(()) => {
                     set_name("ns-main");
-                    serve(channel, orphan_story) + MAIN_EXIT_CODE
+                    serve(channel, "orphans", orphan_story) + MAIN_EXIT_CODE
                 }
                 Err(_) => 125,
             })
@@ -557,33 +498,46 @@ pub fn orphans(spawn: &Spawn) -> Result<OrphanStory, StepError> {
             reaper.run(main)
         });
         // The main child has sent its story; init adds how the reaper ended.
-        serve(channel, |_| {
+        serve(channel, "reaper", |_| {
             let outcome = result?;
             let reaped: Vec<i32> = outcome.orphans_reaped.iter().map(|p| p.as_raw()).collect();
-            Ok(vec![outcome.exit.shell_status().to_string(), join(&reaped)])
+            Ok((outcome.exit.shell_status(), reaped))
         })
     })?;
-    let story = receive(child.channel())?;
-    let reaper = receive(child.channel())?;
+    let story: OrphanInside = receive(child.channel())?;
+    let (main_status, orphans_reaped): (i32, Vec<i32>) = receive(child.channel())?;
     let exit = child.wait().map_err(StepError::Channel)?;
     if !exit.success() {
-        return Err(StepError::Child(format!("the init ended with {exit:?}")));
+        return Err(StepError::InitEnded(exit));
     }
     Ok(OrphanStory {
-        ns: pid_ns(field(&story, 0)?),
-        main: field(&story, 1)?,
-        parent: field(&story, 2)?,
-        orphan: field(&story, 3)?,
-        ppid_before: field(&story, 4)?,
-        ppid_after: field(&story, 5)?,
-        after: statuses_from(story.get(6..).unwrap_or_default())?,
-        main_exit: Exit::Code(field(&reaper, 0)?),
-        orphans_reaped: list_field(&reaper, 1)?,
+        ns: story.ns,
+        main: story.main,
+        parent: story.parent,
+        orphan: story.orphan,
+        ppid_before: story.ppid_before,
+        ppid_after: story.ppid_after,
+        after: story.after,
+        main_exit: Exit::Code(main_status),
+        orphans_reaped,
     })
 }
 
+/// What step 4's main child reports: the processes of the story and the orphan's parent before and
+/// after its own parent exited.
+#[derive(Serialize, Deserialize)]
+struct OrphanInside {
+    ns: NsId,
+    main: i32,
+    parent: i32,
+    orphan: i32,
+    ppid_before: i32,
+    ppid_after: i32,
+    after: Vec<Status>,
+}
+
 /// The main child's part: make an orphan, watch its PPid change, let it go, check nothing is left.
-fn orphan_story(_: &mut Channel) -> ChildResult<Vec<String>> {
+fn orphan_story(_: &mut Channel) -> ChildResult<OrphanInside> {
     let orphan_pid = Pipe::new()?;
     let go = Pipe::new()?;
     let parent = fork_named("ns-parent", || {
@@ -602,17 +556,15 @@ fn orphan_story(_: &mut Channel) -> ChildResult<Vec<String>> {
     let ppid_after = read_status(Path::new("/proc"), orphan)?.ppid;
     kill(Pid::from_raw(orphan), Signal::SIGTERM)?;
     wait_until_gone(orphan)?; // init, not this process, reaps it
-    let after = list_processes(Path::new("/proc"))?;
-    let mut fields = vec![
-        own_pid_ns()?.inode.to_string(),
-        getpid().to_string(),
-        parent.to_string(),
-        orphan.to_string(),
-        ppid_before.to_string(),
-        ppid_after.to_string(),
-    ];
-    fields.extend(after.iter().flat_map(status_fields));
-    Ok(fields)
+    Ok(OrphanInside {
+        ns: own_pid_ns()?,
+        main: getpid().as_raw(),
+        parent: parent.as_raw(),
+        orphan,
+        ppid_before,
+        ppid_after,
+        after: list_processes(Path::new("/proc"))?,
+    })
 }
 // ANCHOR_END: orphans
 
@@ -621,7 +573,7 @@ fn wait_until_gone(pid: i32) -> ChildResult<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Path::new(&format!("/proc/{pid}")).exists() {
         if Instant::now() > deadline {
-            return Err(ChildError(format!("process {pid} was never reaped")));
+            return Err(Failed(format!("process {pid} was never reaped")));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -660,7 +612,7 @@ extern "C" fn count_usr1(_: libc::c_int) {
 /// no handler) and SIGKILL, which the kernel always delivers from an ancestor namespace.
 pub fn signals(spawn: &Spawn) -> Result<SignalStory, StepError> {
     let mut child = spawn_init(spawn, |channel| {
-        let code = serve(channel, |_| {
+        let code = serve(channel, "signals", |_| {
             set_name("ns-init");
             let handler = SigAction::new(
                 SigHandler::Handler(count_usr1),
@@ -685,17 +637,12 @@ pub fn signals(spawn: &Spawn) -> Result<SignalStory, StepError> {
             })?;
             let failed = match wait_for(sender)? {
                 Exit::Code(bits) => bits,
-                other => return Err(ChildError(format!("the sender ended with {other:?}"))),
+                other => return Err(Failed(format!("the sender ended with {other:?}"))),
             };
-            let mut fields = vec![
-                own_pid_ns()?.inode.to_string(),
-                USR1_HANDLED.load(Ordering::SeqCst).to_string(),
-            ];
-            fields.extend(
-                (0..SENT_FROM_INSIDE.len())
-                    .map(|i| if failed >> i & 1 == 0 { "ok" } else { "failed" }.to_string()),
-            );
-            Ok(fields)
+            let results: Vec<String> = (0..SENT_FROM_INSIDE.len())
+                .map(|i| if failed >> i & 1 == 0 { "ok" } else { "failed" }.to_string())
+                .collect();
+            Ok((own_pid_ns()?, USR1_HANDLED.load(Ordering::SeqCst), results))
         });
         // Answer pings until the host closes the channel (or kills this process).
         while let Ok(message) = channel.recv() {
@@ -705,22 +652,15 @@ pub fn signals(spawn: &Spawn) -> Result<SignalStory, StepError> {
         }
         code
     })?;
-    let fields = receive(child.channel())?;
-    if fields.len() != 2 + SENT_FROM_INSIDE.len() {
-        return Err(StepError::Malformed(fields));
-    }
+    let (ns, handled_usr1, results): (NsId, usize, Vec<String>) = receive(child.channel())?;
     let pid = child.pid();
     kill(pid, Signal::SIGTERM).map_err(StepError::Signal)?;
     let alive = child.channel().send("ping").is_ok() && child.channel().recv().is_ok_and(|m| m == "alive");
     kill(pid, Signal::SIGKILL).map_err(StepError::Signal)?;
     Ok(SignalStory {
-        ns: pid_ns(field(&fields, 0)?),
-        handled_usr1: field(&fields, 1)?,
-        sent_from_inside: SENT_FROM_INSIDE
-            .iter()
-            .copied()
-            .zip(fields[2..].iter().cloned())
-            .collect(),
+        ns,
+        handled_usr1,
+        sent_from_inside: SENT_FROM_INSIDE.iter().copied().zip(results).collect(),
         alive_after_host_sigterm: alive,
         after_host_sigkill: child.wait().map_err(StepError::Channel)?,
     })
@@ -731,7 +671,7 @@ pub fn signals(spawn: &Spawn) -> Result<SignalStory, StepError> {
 // Step 6: when init dies.
 
 /// A namespace whose init exits while other processes live in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeathStory {
     /// The namespace of the process that made the new one (with unshare), and the new one.
     pub caller_ns: NsId,
@@ -752,7 +692,7 @@ pub struct DeathStory {
 /// `pid_for_children` still names that dead namespace, its next `fork()` fails with ENOMEM.
 pub fn init_death(spawn: &Spawn) -> Result<DeathStory, StepError> {
     let mut caller = spawn.run(|channel| {
-        serve(channel, |_| {
+        serve(channel, "init death", |_| {
             let caller_ns = own_pid_ns()?;
             unshare(CloneFlags::CLONE_NEWPID)?;
             let (ready, go) = (Pipe::new()?, Pipe::new()?);
@@ -764,42 +704,35 @@ pub fn init_death(spawn: &Spawn) -> Result<DeathStory, StepError> {
                 go.recv().map_or(1, |_| 0) // init exits normally: no signal needed
             })?;
             ready.recv()?;
-            let new_ns = ns_id(Proc::Current, Kind::PidForChildren)?;
+            let new_ns = as_pid_ns(ns_id(Proc::Current, Kind::PidForChildren)?);
             let all = list_processes(Path::new("/proc"))?;
-            let members: Vec<&Status> = all
-                .iter()
+            let members: Vec<Status> = all
+                .into_iter()
                 .filter(|s| s.pid == init.as_raw() || s.ppid == init.as_raw())
                 .collect();
             go.send(0)?;
             let init_exit = wait_for(init)?;
             let still_there = members
                 .iter()
-                .map(|m| Path::new(&format!("/proc/{}", m.pid)).exists());
+                .map(|m| Path::new(&format!("/proc/{}", m.pid)).exists())
+                .collect();
             let fork_after = match fork_run(|| 0) {
                 Err(errno) => format!("{errno:?}"),
                 Ok(pid) => wait_for(pid).map(|_| "ok".to_owned())?,
             };
-            let mut fields = vec![
-                caller_ns.inode.to_string(),
-                new_ns.inode.to_string(),
-                init_exit.shell_status().to_string(),
+            Ok(DeathStory {
+                caller_ns,
+                new_ns,
+                members,
+                init_exit: Exit::Code(init_exit.shell_status()),
+                still_there,
                 fork_after,
-                join(&still_there.map(u8::from).collect::<Vec<_>>()),
-            ];
-            fields.extend(members.iter().flat_map(|m| status_fields(m)));
-            Ok(fields)
+            })
         })
     })?;
-    let fields = receive(caller.channel())?;
+    let story = receive(caller.channel())?;
     caller.wait().map_err(StepError::Channel)?;
-    Ok(DeathStory {
-        caller_ns: pid_ns(field(&fields, 0)?),
-        new_ns: pid_ns(field(&fields, 1)?),
-        init_exit: Exit::Code(field(&fields, 2)?),
-        fork_after: field(&fields, 3)?,
-        still_there: list_field(&fields, 4)?.iter().map(|&b| b != 0).collect(),
-        members: statuses_from(fields.get(5..).unwrap_or_default())?,
-    })
+    Ok(story)
 }
 // ANCHOR_END: init_death
 
@@ -828,50 +761,66 @@ pub struct UnshareStory {
 /// creates is where its *next child* will be born, as PID 1.
 pub fn unshare_story(spawn: &Spawn) -> Result<UnshareStory, StepError> {
     let mut caller = spawn.run(|channel| {
-        serve(channel, |channel| {
-            let me = |kind| ns_id(Proc::Current, kind).map(|id| id.inode.to_string());
-            let mut fields = vec![me(Kind::Pid)?, me(Kind::PidForChildren)?, getpid().to_string()];
+        serve(channel, "unshare", |channel| {
+            let me = |kind| ns_id(Proc::Current, kind).map(as_pid_ns);
+            let (pid_before, for_children_before) = (me(Kind::Pid)?, me(Kind::PidForChildren)?);
+            let getpid_before = getpid().as_raw();
             unshare(CloneFlags::CLONE_NEWPID)?;
-            fields.extend([me(Kind::Pid)?, getpid().to_string()]);
-            fields.push(match me(Kind::PidForChildren) {
-                Ok(inode) => inode,
-                Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(0)),
-            });
+            let (pid_after, getpid_after) = (me(Kind::Pid)?, getpid().as_raw());
+            let for_children_after = me(Kind::PidForChildren).map_err(|e| e.raw_os_error().unwrap_or(0));
             let (reported, go) = (Pipe::new()?, Pipe::new()?);
             let child = fork_named("ns-child", || {
                 // The first child reports through the shared channel, then waits, keeping the
                 // namespace populated while its parent looks.
-                let sent = channel.send_fields(&[me(Kind::Pid).unwrap_or_default(), getpid().to_string()]);
-                if sent.is_err() || reported.send(0).is_err() {
+                let seen = me(Kind::Pid)
+                    .map(|ns| (ns, getpid().as_raw()))
+                    .map_err(|e| nskit::ChildError::new("first child", e));
+                if channel.reply(&seen).is_err() || reported.send(0).is_err() {
                     return 1;
                 }
                 go.recv().map_or(1, |_| 0)
             })?;
             reported.recv()?;
-            fields.push(me(Kind::PidForChildren)?);
+            let for_children_with_child = me(Kind::PidForChildren)?;
             go.send(0)?;
             wait_for(child)?;
-            Ok(fields)
+            Ok(UnshareInside {
+                pid_before,
+                for_children_before,
+                getpid_before,
+                pid_after,
+                getpid_after,
+                for_children_after,
+                for_children_with_child,
+            })
         })
     })?;
-    let child = receive(caller.channel())?;
-    let fields = receive(caller.channel())?;
+    let (child_ns, child_getpid): (NsId, i32) = receive(caller.channel())?;
+    let caller_saw: UnshareInside = receive(caller.channel())?;
     caller.wait().map_err(StepError::Channel)?;
-    let for_children_after = match fields.get(5).and_then(|f| f.strip_prefix("errno ")) {
-        Some(code) => Err(Errno::from_raw(code.parse().unwrap_or(0))),
-        None => Ok(pid_ns(field(&fields, 5)?)),
-    };
     Ok(UnshareStory {
-        pid_before: pid_ns(field(&fields, 0)?),
-        for_children_before: pid_ns(field(&fields, 1)?),
-        getpid_before: field(&fields, 2)?,
-        pid_after: pid_ns(field(&fields, 3)?),
-        getpid_after: field(&fields, 4)?,
-        for_children_after,
-        child_ns: pid_ns(field(&child, 0)?),
-        child_getpid: field(&child, 1)?,
-        for_children_with_child: pid_ns(field(&fields, 6)?),
+        pid_before: caller_saw.pid_before,
+        for_children_before: caller_saw.for_children_before,
+        getpid_before: caller_saw.getpid_before,
+        pid_after: caller_saw.pid_after,
+        getpid_after: caller_saw.getpid_after,
+        for_children_after: caller_saw.for_children_after.map_err(Errno::from_raw),
+        child_ns,
+        child_getpid,
+        for_children_with_child: caller_saw.for_children_with_child,
     })
+}
+
+/// What step 7's caller reports; reading `pid_for_children` may fail (its errno, then).
+#[derive(Serialize, Deserialize)]
+struct UnshareInside {
+    pid_before: NsId,
+    for_children_before: NsId,
+    getpid_before: i32,
+    pid_after: NsId,
+    getpid_after: i32,
+    for_children_after: Result<NsId, i32>,
+    for_children_with_child: NsId,
 }
 // ANCHOR_END: unshare
 
@@ -880,32 +829,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_survive_the_channel() {
-        let s = Status {
+    fn statuses_and_views_survive_the_channel() {
+        let status = Status {
             name: "ns init".into(),
             state: 'S',
             pid: 1,
             ppid: 0,
             nspid: vec![12345, 1],
         };
-        let fields: Vec<String> = status_fields(&s).to_vec();
-        let line = nskit::channel::encode_fields(&fields);
-        assert_eq!(
-            statuses_from(&nskit::channel::decode_fields(&line)).unwrap(),
-            vec![s]
-        );
-        assert!(statuses_from(&["1".into()]).is_err());
-    }
-
-    #[test]
-    fn views_are_parsed() {
-        let fields: Vec<String> = ["1", "4026532001", "0", "1 2 3", "2", "4026532002", "0", "1"]
-            .map(String::from)
-            .to_vec();
-        let views = parse_views(fields).unwrap();
-        assert_eq!(views.len(), 2);
-        assert_eq!(views[0].visible, [1, 2, 3]);
-        assert_eq!(views[1].ns.to_string(), "pid:[4026532002]");
-        assert!(parse_views(vec!["1".into()]).is_err());
+        let view = LevelView {
+            level: 2,
+            ns: NsId {
+                kind: Kind::Pid,
+                inode: 4026532002,
+            },
+            getppid: 0,
+            visible: vec![1, 2, 3],
+        };
+        let (mut parent, mut child) = Channel::pair().unwrap();
+        child
+            .reply(&Ok::<_, nskit::ChildError>((
+                vec![status.clone()],
+                vec![view.clone()],
+            )))
+            .unwrap();
+        let (statuses, views): (Vec<Status>, Vec<LevelView>) = receive(&mut parent).unwrap();
+        assert_eq!((statuses, views), (vec![status], vec![view]));
     }
 }

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 
 /// One process, as the `status` file of a proc mount describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     /// `Name:`, the command name (`comm`, 15 bytes at most).
     pub name: String,

@@ -124,7 +124,7 @@ fn nesting_reaches_the_kernel_limit_and_not_beyond() {
         check_tree(deepest);
         let err = pid_demo::nested_tree(&spawn(), deepest + 1).unwrap_err();
         assert!(
-            matches!(&err, StepError::Child(e) if e.contains("ENOSPC")),
+            matches!(&err, StepError::Child(e) if e.to_string().contains("ENOSPC")),
             "expected ENOSPC past the limit, got {err}"
         );
     });
