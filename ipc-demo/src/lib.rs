@@ -42,12 +42,11 @@ pub const NS_SHM_SIZE: usize = 8192;
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// Spawning the child, the channel, or the child's own step (nskit's, as in every chapter).
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
+    Child(#[from] nskit::StepError),
     #[error("lost contact with the child: {0}")]
     Channel(#[source] io::Error),
-    #[error("in the child: {0}")]
-    Child(String),
     #[error(
         "{what} {name} already exists on the host: another run of the demo, or another program, owns it; \
          pick another key with --key{hint}"
@@ -65,6 +64,12 @@ pub enum StepError {
     Registry(#[from] RegistryFull),
 }
 
+impl From<SpawnError> for StepError {
+    fn from(e: SpawnError) -> StepError {
+        StepError::Child(nskit::StepError::Spawn(e))
+    }
+}
+
 impl StepError {
     fn host(what: impl Into<String>) -> impl FnOnce(Errno) -> StepError {
         let what = what.into();
@@ -74,7 +79,7 @@ impl StepError {
 
 // ANCHOR: view
 /// What one process sees of a key through its IPC namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct View {
     pub ns: NsId,
     /// The key looked up as each kind of object, in [`sysv::Kind::ALL`] order.
@@ -105,36 +110,6 @@ impl View {
             .find(|s| s.kind == kind)
             .expect("a view holds every kind")
     }
-
-    fn to_fields(&self) -> Vec<String> {
-        let mut fields = vec![self.ns.inode.to_string()];
-        fields.extend(self.counts.iter().map(|c| c.to_string()));
-        for sighting in &self.sightings {
-            fields.extend(sighting.to_fields());
-        }
-        fields
-    }
-
-    fn from_fields(fields: &[String]) -> Option<View> {
-        let (head, rest) = fields.split_at_checked(4)?;
-        let inode = head[0].parse().ok()?;
-        let mut counts = [0; 3];
-        for (count, field) in counts.iter_mut().zip(&head[1..]) {
-            *count = field.parse().ok()?;
-        }
-        let sightings = rest
-            .chunks(4)
-            .map(Sighting::from_fields)
-            .collect::<Option<Vec<_>>>()?;
-        (sightings.len() == 3).then_some(View {
-            ns: NsId {
-                kind: Kind::Ipc,
-                inode,
-            },
-            sightings,
-            counts,
-        })
-    }
 }
 
 /// How a chapter child is spawned: a new IPC namespace plus `extra` (a mount namespace, say), and a
@@ -156,40 +131,32 @@ pub fn end_child(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// The child's side of every step: run `body`, send back its fields or its error as one message.
-fn reply(channel: &mut Channel, result: Result<Vec<String>, String>) -> i32 {
-    let fields = match result {
-        Ok(fields) => fields,
-        Err(error) => vec!["error".into(), error],
-    };
-    i32::from(channel.send_fields(&fields).is_err())
+/// The child's side of every step: run `body`, send back what it saw, or why it failed.
+fn reply<T: serde::Serialize>(channel: &mut Channel, result: Result<T, String>) -> i32 {
+    i32::from(
+        channel
+            .reply(&result.map_err(|why| nskit::ChildError::new("ipc", why)))
+            .is_err(),
+    )
 }
 
-/// The parent's side: the child's fields, or its error.
-fn receive(channel: &mut Channel) -> Result<Vec<String>, StepError> {
-    let fields = channel.recv_fields().map_err(StepError::Channel)?;
-    match fields.as_slice() {
-        [tag, error] if tag == "error" => Err(StepError::Child(error.clone())),
-        _ => Ok(fields),
-    }
-}
-
-fn malformed(fields: &[String]) -> StepError {
-    StepError::Child(format!("malformed reply {fields:?}"))
+/// The parent's side: what the child saw, or its failure.
+fn receive<T: serde::de::DeserializeOwned>(channel: &mut Channel) -> Result<T, StepError> {
+    Ok(channel.recv_reply()?)
 }
 
 /// Runs `body` in a child spawned with `spawn`, waits for it, and returns what it sent.
-fn in_child(
+fn in_child<T: serde::Serialize + serde::de::DeserializeOwned>(
     spawn: &Spawn,
-    body: impl FnOnce() -> Result<Vec<String>, String>,
-) -> Result<Vec<String>, StepError> {
+    body: impl FnOnce() -> Result<T, String>,
+) -> Result<T, StepError> {
     let mut child = spawn.run(|channel| {
         cleanup::forget_in_child();
         end_child(reply(channel, body()))
     })?;
-    let fields = receive(child.channel());
+    let seen = receive(child.channel());
     child.wait().map_err(StepError::Channel)?;
-    fields
+    seen
 }
 
 fn errno_text(what: &str, errno: Errno) -> String {
@@ -214,23 +181,16 @@ pub fn make_host_objects(key: Key) -> Result<HostObjects, StepError> {
     let mut maker = Spawn::new(CloneFlags::empty())
         .user(UserNs::Never)
         .run(|channel| {
-            let fields = match make_sysv_set(key, HOST_SEMS, HOST_SHM_SIZE, HOST_MESSAGE) {
-                Ok(ids) => ids.map(|id| id.to_string()).to_vec(),
-                Err((kind, errno)) => vec![
-                    "failed".into(),
-                    kind.get_call().into(),
-                    (errno as i32).to_string(),
-                ],
-            };
-            end_child(i32::from(channel.send_fields(&fields).is_err()))
+            // The ids made, or the call that failed and its errno.
+            let made = make_sysv_set(key, HOST_SEMS, HOST_SHM_SIZE, HOST_MESSAGE)
+                .map_err(|(kind, errno)| (kind, errno as i32));
+            end_child(i32::from(channel.send_msg(&made).is_err()))
         })?;
-    let fields = maker.channel().recv_fields().map_err(StepError::Channel);
+    let made = maker.channel().recv_msg::<Result<[i32; 3], (sysv::Kind, i32)>>();
     maker.wait().map_err(StepError::Channel)?;
-    let fields = fields?;
-    let ids: Vec<i32> = fields.iter().filter_map(|f| f.parse().ok()).collect();
-    let [msg, sem, shm] = ids[..] else {
-        return Err(creation_failed(key, &fields));
-    };
+    let [msg, sem, shm] = made
+        .map_err(StepError::Channel)?
+        .map_err(|(kind, errno)| creation_failed(key, kind, Errno::from_raw(errno)))?;
     let mut guards = Vec::new();
     for (kind, id) in sysv::Kind::ALL.into_iter().zip([msg, sem, shm]) {
         match HostObject::register(What::Sysv(kind, id)) {
@@ -288,23 +248,15 @@ fn make_sysv_set_text(key: Key, nsems: i32, shm_size: usize, message: &str) -> R
 }
 // ANCHOR_END: host_objects
 
-/// Explains the maker's `failed <call> <errno>`: EEXIST means the key is taken on the host.
-fn creation_failed(key: Key, fields: &[String]) -> StepError {
-    let [tag, call, code] = fields else {
-        return malformed(fields);
+/// Explains the maker's failure: EEXIST means the key is taken on the host.
+fn creation_failed(key: Key, kind: sysv::Kind, errno: Errno) -> StepError {
+    let call = kind.get_call();
+    let (what, option) = match kind {
+        sysv::Kind::Msg => ("a message queue", "q"),
+        sysv::Kind::Sem => ("a semaphore set", "s"),
+        sysv::Kind::Shm => ("a shared memory segment", "m"),
     };
-    let Ok(code) = code.parse() else {
-        return malformed(fields);
-    };
-    let errno = Errno::from_raw(code);
-    let (what, option) = match call.as_str() {
-        "msgget" => ("a message queue", "q"),
-        "semget" => ("a semaphore set", "s"),
-        _ => ("a shared memory segment", "m"),
-    };
-    if tag != "failed" {
-        malformed(fields)
-    } else if errno == Errno::EEXIST {
+    if errno == Errno::EEXIST {
         StepError::Taken {
             what,
             name: format!("with key {key}"),
@@ -331,26 +283,22 @@ impl HostObjects {
 // ANCHOR: look_inside
 /// Step 2: a child in a new IPC namespace looks `key` up: nothing there has it.
 pub fn look_in_new_namespace(spawn: &Spawn, key: Key) -> Result<View, StepError> {
-    let fields = in_child(spawn, || {
-        look(key).map(|view| view.to_fields()).map_err(|e| e.to_string())
-    })?;
-    View::from_fields(&fields).ok_or_else(|| malformed(&fields))
+    in_child(spawn, || look(key).map_err(|e| e.to_string()))
 }
 
 /// Step 3: a child in a new IPC namespace makes its own three objects with the same `key` (of other
 /// sizes than the host's: [`NS_SEMS`], [`NS_SHM_SIZE`], and a queue holding [`NS_MESSAGE`]) and reports
 /// what it then sees.
 pub fn make_same_key_in_new_namespace(spawn: &Spawn, key: Key) -> Result<View, StepError> {
-    let fields = in_child(spawn, || {
+    in_child(spawn, || {
         make_sysv_set_text(key, NS_SEMS, NS_SHM_SIZE, NS_MESSAGE)?;
-        look(key).map(|view| view.to_fields()).map_err(|e| e.to_string())
-    })?;
-    View::from_fields(&fields).ok_or_else(|| malformed(&fields))
+        look(key).map_err(|e| e.to_string())
+    })
 }
 // ANCHOR_END: look_inside
 
 /// What step 4's child did with its own queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageReport {
     pub ns: NsId,
     /// Its queue right after `msgsnd`, as `/proc/sysvipc/msg` lists it.
@@ -363,30 +311,17 @@ pub struct MessageReport {
 /// Step 4: a child in a new IPC namespace makes a queue with `key`, sends [`NS_MESSAGE`] through it
 /// and receives it back: the message never leaves the namespace.
 pub fn message_in_new_namespace(spawn: &Spawn, key: Key) -> Result<MessageReport, StepError> {
-    let fields = in_child(spawn, || {
+    in_child(spawn, || {
         let id = sysv::msg_create(key).map_err(|e| errno_text("msgget", e))?;
         sysv::msg_send(id, NS_MESSAGE.as_bytes()).map_err(|e| errno_text("msgsnd", e))?;
         let queued = sysv::sight(sysv::Kind::Msg, key).map_err(|e| e.to_string())?;
         let received = sysv::msg_receive(id).map_err(|e| errno_text("msgrcv", e))?;
-        let ns = ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?;
-        let mut fields = vec![
-            ns.inode.to_string(),
-            String::from_utf8_lossy(&received).into_owned(),
-        ];
-        fields.extend(queued.to_fields());
-        Ok(fields)
-    })?;
-    let parse = || -> Option<MessageReport> {
-        Some(MessageReport {
-            ns: NsId {
-                kind: Kind::Ipc,
-                inode: fields.first()?.parse().ok()?,
-            },
-            received: fields.get(1)?.clone(),
-            queued: Sighting::from_fields(fields.get(2..)?)?,
+        Ok(MessageReport {
+            ns: ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?,
+            queued,
+            received: String::from_utf8_lossy(&received).into_owned(),
         })
-    };
-    parse().ok_or_else(|| malformed(&fields))
+    })
 }
 // ANCHOR_END: message
 
@@ -443,7 +378,7 @@ impl HostQueue {
 }
 
 /// What step 5's child saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MqReport {
     pub ns: NsId,
     pub mnt: NsId,
@@ -452,6 +387,7 @@ pub struct MqReport {
     /// The queues listed there before it made one: none.
     pub before: Vec<QueueFile>,
     /// Opening the host's queue by name.
+    #[serde(with = "nskit::channel::errno_result")]
     pub open_host_name: Result<(), Errno>,
     /// The queues listed after it made its own with the same name and sent a message.
     pub after: Vec<QueueFile>,
@@ -468,7 +404,7 @@ pub const MQUEUE_DIR: &str = "/dev/mqueue";
 /// on /dev/mqueue, and shows the host's queue is not there; then it makes and uses its own.
 pub fn mqueue_in_new_namespace(spawn: &Spawn, key: Key) -> Result<MqReport, StepError> {
     let name = PosixName::of(key);
-    let fields = in_child(spawn, || {
+    in_child(spawn, || {
         let dir = Path::new(MQUEUE_DIR);
         posix::make_mounts_private().map_err(|e| e.to_string())?;
         posix::mount_tmpfs(Path::new("/dev")).map_err(|e| e.to_string())?;
@@ -481,69 +417,18 @@ pub fn mqueue_in_new_namespace(spawn: &Spawn, key: Key) -> Result<MqReport, Step
         posix::mq_put(&queue, NS_MESSAGE.as_bytes()).map_err(|e| errno_text("mq_send", e))?;
         let after = posix::list_queues(dir).map_err(|e| e.to_string())?;
         let received = posix::mq_take(&queue).map_err(|e| errno_text("mq_receive", e))?;
-        let ns = ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?;
-        let mnt = ns_id(Proc::Current, Kind::Mnt).map_err(|e| e.to_string())?;
-        let mut fields = vec![
-            ns.inode.to_string(),
-            mnt.inode.to_string(),
-            errno_field(open_host_name),
-            String::from_utf8_lossy(&received).into_owned(),
-        ];
-        fields.push(before.len().to_string());
-        fields.extend(before.iter().flat_map(|q| [q.name.clone(), q.status.clone()]));
-        fields.extend(after.iter().flat_map(|q| [q.name.clone(), q.status.clone()]));
-        Ok(fields)
-    })?;
-    parse_mq_report(&fields).ok_or_else(|| malformed(&fields))
-}
-// ANCHOR_END: mqueue_inside
-
-fn errno_field(result: Result<(), Errno>) -> String {
-    match result {
-        Ok(()) => "ok".into(),
-        Err(errno) => (errno as i32).to_string(),
-    }
-}
-
-fn parse_errno_field(field: &str) -> Option<Result<(), Errno>> {
-    match field {
-        "ok" => Some(Ok(())),
-        code => Some(Err(Errno::from_raw(code.parse().ok()?))),
-    }
-}
-
-fn parse_mq_report(fields: &[String]) -> Option<MqReport> {
-    let inode = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    let before_len: usize = fields.get(4)?.parse().ok()?;
-    let queues = |from: &[String]| -> Vec<QueueFile> {
-        from.chunks(2)
-            .filter_map(|pair| match pair {
-                [name, status] => Some(QueueFile {
-                    name: name.clone(),
-                    status: status.clone(),
-                }),
-                _ => None,
-            })
-            .collect()
-    };
-    let rest = fields.get(5..)?;
-    let (before, after) = rest.split_at_checked(before_len * 2)?;
-    Some(MqReport {
-        ns: NsId {
-            kind: Kind::Ipc,
-            inode: inode(0)?,
-        },
-        mnt: NsId {
-            kind: Kind::Mnt,
-            inode: inode(1)?,
-        },
-        mounted_on: MQUEUE_DIR.into(),
-        open_host_name: parse_errno_field(fields.get(2)?)?,
-        received: fields.get(3)?.clone(),
-        before: queues(before),
-        after: queues(after),
+        Ok(MqReport {
+            ns: ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?,
+            mnt: ns_id(Proc::Current, Kind::Mnt).map_err(|e| e.to_string())?,
+            mounted_on: MQUEUE_DIR.into(),
+            before,
+            open_host_name,
+            after,
+            received: String::from_utf8_lossy(&received).into_owned(),
+        })
     })
 }
+// ANCHOR_END: mqueue_inside
 
 /// The host's POSIX shared memory object, removed on drop.
 #[derive(Debug)]
@@ -578,11 +463,12 @@ pub fn make_host_shm(key: Key) -> Result<HostShm, StepError> {
 }
 
 /// What a child saw when it opened the host's POSIX shared memory object by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShmReport {
     pub ipc: NsId,
     pub mnt: NsId,
     /// The text read, or the errno of `shm_open`.
+    #[serde(with = "nskit::channel::errno_or")]
     pub read: Result<String, Errno>,
 }
 
@@ -595,40 +481,17 @@ pub fn read_shm_in_new_namespace(
     private_dev_shm: bool,
 ) -> Result<ShmReport, StepError> {
     let name = PosixName::of(key);
-    let fields = in_child(spawn, || {
+    in_child(spawn, || {
         if private_dev_shm {
             posix::make_mounts_private().map_err(|e| e.to_string())?;
             posix::mount_tmpfs(Path::new("/dev/shm")).map_err(|e| e.to_string())?;
         }
-        let ipc = ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?;
-        let mnt = ns_id(Proc::Current, Kind::Mnt).map_err(|e| e.to_string())?;
-        let read = match posix::shm_read(&name) {
-            Ok(text) => vec!["ok".into(), text],
-            Err(errno) => vec![(errno as i32).to_string()],
-        };
-        let mut fields = vec![ipc.inode.to_string(), mnt.inode.to_string()];
-        fields.extend(read);
-        Ok(fields)
-    })?;
-    let parse = || -> Option<ShmReport> {
-        let read = match (fields.get(2)?.as_str(), fields.get(3)) {
-            ("ok", Some(text)) => Ok(text.clone()),
-            (code, None) => Err(Errno::from_raw(code.parse().ok()?)),
-            _ => return None,
-        };
-        Some(ShmReport {
-            ipc: NsId {
-                kind: Kind::Ipc,
-                inode: fields.first()?.parse().ok()?,
-            },
-            mnt: NsId {
-                kind: Kind::Mnt,
-                inode: fields.get(1)?.parse().ok()?,
-            },
-            read,
+        Ok(ShmReport {
+            ipc: ns_id(Proc::Current, Kind::Ipc).map_err(|e| e.to_string())?,
+            mnt: ns_id(Proc::Current, Kind::Mnt).map_err(|e| e.to_string())?,
+            read: posix::shm_read(&name),
         })
-    };
-    parse().ok_or_else(|| malformed(&fields))
+    })
 }
 // ANCHOR_END: posix_shm_steps
 
@@ -654,9 +517,10 @@ pub struct Populated {
 
 /// What a process saw in step 7: the System V objects of its namespace, and whether a second big POSIX
 /// queue fitted under the [`posix::ONE_BIG_QUEUE`] limit (EMFILE while the first one still exists).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Witness {
     pub view: View,
+    #[serde(with = "nskit::channel::errno_result")]
     pub second_queue: Result<(), Errno>,
 }
 
@@ -673,15 +537,14 @@ pub fn populate_new_namespace(spawn: &Spawn, key: Key) -> Result<Populated, Step
             .and_then(|()| {
                 posix::mq_create_big(PosixName::of(key).as_cstr()).map_err(|e| errno_text("mq_open", e))
             })
-            .and_then(|_queue| look(key).map(|v| v.to_fields()).map_err(|e| e.to_string()));
+            .and_then(|_queue| look(key).map_err(|e| e.to_string()));
         let failed = made.is_err();
         if reply(channel, made) != 0 || failed || channel.expect("exit").is_err() {
             end_child(1);
         }
         end_child(0)
     })?;
-    let fields = receive(child.channel())?;
-    let view = View::from_fields(&fields).ok_or_else(|| malformed(&fields))?;
+    let view = receive(child.channel())?;
     Ok(Populated { child, view })
 }
 
@@ -696,14 +559,13 @@ fn try_second_big_queue() -> Result<(), Errno> {
 /// `key` up there, and tries a second big queue.
 pub fn join_and_look(handles: &NsHandles, key: Key) -> Result<Witness, StepError> {
     let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Never);
-    let fields = in_child(&spawn, || {
+    in_child(&spawn, || {
         if let Some(user) = &handles.user {
             setns(user, CloneFlags::CLONE_NEWUSER).map_err(|e| errno_text("setns(user)", e))?;
         }
         setns(&handles.ipc, CloneFlags::CLONE_NEWIPC).map_err(|e| errno_text("setns(ipc)", e))?;
         witness(key)
-    })?;
-    Witness::from_fields(&fields).ok_or_else(|| malformed(&fields))
+    })
 }
 
 /// A new process, in the user namespace behind `user` (so charged to the same user as the step-7
@@ -711,7 +573,7 @@ pub fn join_and_look(handles: &NsHandles, key: Key) -> Result<Witness, StepError
 /// namespace died, the kernel frees it in a worker, a moment later, so EMFILE is retried for a second.
 pub fn witness_from_new_namespace(user: Option<&File>, key: Key) -> Result<Witness, StepError> {
     let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Never);
-    let fields = in_child(&spawn, || {
+    in_child(&spawn, || {
         if let Some(user) = user {
             setns(user, CloneFlags::CLONE_NEWUSER).map_err(|e| errno_text("setns(user)", e))?;
         }
@@ -724,8 +586,7 @@ pub fn witness_from_new_namespace(user: Option<&File>, key: Key) -> Result<Witne
         }
         let _ = posix::mq_remove_name(posix::PROBE_NAME);
         witness(key)
-    })?;
-    Witness::from_fields(&fields).ok_or_else(|| malformed(&fields))
+    })
 }
 // ANCHOR_END: lifetime
 
@@ -768,25 +629,13 @@ impl Populated {
 
 /// In a step-7 process: its view, then the second big queue's fate, as fields. The probe is tried
 /// after looking, and removed, so the view is the namespace as it was.
-fn witness(key: Key) -> Result<Vec<String>, String> {
+fn witness(key: Key) -> Result<Witness, String> {
     let view = look(key).map_err(|e| e.to_string())?;
-    let second = try_second_big_queue();
-    if second.is_ok() {
+    let second_queue = try_second_big_queue();
+    if second_queue.is_ok() {
         let _ = posix::mq_remove_name(posix::PROBE_NAME);
     }
-    let mut fields = view.to_fields();
-    fields.push(errno_field(second));
-    Ok(fields)
-}
-
-impl Witness {
-    fn from_fields(fields: &[String]) -> Option<Witness> {
-        let (last, view) = fields.split_last()?;
-        Some(Witness {
-            view: View::from_fields(view)?,
-            second_queue: parse_errno_field(last)?,
-        })
-    }
+    Ok(Witness { view, second_queue })
 }
 
 #[cfg(test)]
@@ -812,26 +661,17 @@ mod tests {
                 .collect(),
             counts: [1, 0, 2],
         };
-        assert_eq!(View::from_fields(&view.to_fields()), Some(view));
-        assert_eq!(View::from_fields(&["1".into()]), None);
-    }
-
-    #[test]
-    fn mq_reports_parse() {
-        let fields: Vec<String> = ["11", "12", "2", "hi", "0", "q", "QSIZE:2"]
-            .map(String::from)
-            .to_vec();
-        let report = parse_mq_report(&fields).unwrap();
-        assert_eq!(report.open_host_name, Err(Errno::ENOENT));
-        assert!(report.before.is_empty());
-        assert_eq!(report.after[0].status, "QSIZE:2");
+        let (mut parent, mut child) = Channel::pair().unwrap();
+        assert_eq!(reply(&mut child, Ok(view.clone())), 0);
+        assert_eq!(receive::<View>(&mut parent).unwrap(), view);
+        assert_eq!(reply::<View>(&mut child, Err("no view".into())), 0);
+        assert!(matches!(receive::<View>(&mut parent), Err(StepError::Child(_))));
     }
 
     #[test]
     fn taken_keys_are_explained() {
         let key = Key::new(0x1d5e0001);
-        let fields = ["failed", "semget", &(Errno::EEXIST as i32).to_string()].map(String::from);
-        let err = creation_failed(key, &fields);
+        let err = creation_failed(key, sysv::Kind::Sem, Errno::EEXIST);
         assert_eq!(
             err.to_string(),
             "a semaphore set with key 0x1d5e0001 already exists on the host: another run of the demo, or \

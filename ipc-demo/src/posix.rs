@@ -248,7 +248,7 @@ pub fn mount_tmpfs(target: &Path) -> Result<(), MountError> {
 
 /// One queue as a mounted mqueue filesystem shows it: its file name and the file's one line,
 /// `QSIZE:19 NOTIFY:0 SIGNO:0 NOTIFY_PID:0` (mq_overview(7)).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueFile {
     pub name: String,
     pub status: String,

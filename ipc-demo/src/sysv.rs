@@ -23,7 +23,7 @@ pub const MAX_MESSAGE: usize = 128;
 
 /// A System V IPC key (`key_t`). Key 0 is `IPC_PRIVATE`, which always makes a new object and can never
 /// be looked up, so it is refused here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Key(i32);
 
 /// Why a key was refused.
@@ -76,7 +76,7 @@ impl fmt::Display for Key {
 }
 
 /// The three kinds of System V object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Msg,
     Sem,
@@ -111,18 +111,6 @@ impl Kind {
             Kind::Sem => "semget",
             Kind::Shm => "shmget",
         }
-    }
-
-    const fn name(self) -> &'static str {
-        match self {
-            Kind::Msg => "msg",
-            Kind::Sem => "sem",
-            Kind::Shm => "shm",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -219,7 +207,7 @@ pub fn msg_receive(id: i32) -> Result<Vec<u8>, Errno> {
 // ANCHOR_END: wrappers
 
 /// One line of `/proc/sysvipc/*`: an object in the reader's IPC namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Object {
     pub kind: Kind,
     pub key: Key,
@@ -299,11 +287,12 @@ pub fn counts() -> io::Result<[usize; 3]> {
 }
 
 /// What one side sees of one key: does `*get(key)` reach an object, and is one listed in /proc?
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sighting {
     pub kind: Kind,
     pub key: Key,
     /// The id `*get` returned, or its errno.
+    #[serde(with = "nskit::channel::errno_or")]
     pub reached: Result<i32, Errno>,
     /// The `/proc/sysvipc` line with this key, if any.
     pub listed: Option<Object>,
@@ -317,58 +306,6 @@ pub fn sight(kind: Kind, key: Key) -> io::Result<Sighting> {
         reached: get(kind, key),
         listed: list(kind)?.into_iter().find(|o| o.key == key),
     })
-}
-
-impl Sighting {
-    /// The sighting as channel fields: kind, key, id or errno, listed object.
-    pub(crate) fn to_fields(&self) -> Vec<String> {
-        let reached = match self.reached {
-            Ok(id) => format!("ok:{id}"),
-            Err(errno) => format!("err:{}", errno as i32),
-        };
-        let listed = match self.listed {
-            Some(o) => format!("{}:{}:{}", o.id, o.size, o.count),
-            None => "-".into(),
-        };
-        vec![
-            self.kind.name().into(),
-            self.key.bits().to_string(),
-            reached,
-            listed,
-        ]
-    }
-
-    pub(crate) fn from_fields(fields: &[String]) -> Option<Sighting> {
-        let [kind, key, reached, listed] = fields else {
-            return None;
-        };
-        let kind = Kind::from_name(kind)?;
-        let key = Key::new(key.parse().ok()?);
-        let reached = match reached.split_once(':')? {
-            ("ok", id) => Ok(id.parse().ok()?),
-            ("err", code) => Err(Errno::from_raw(code.parse().ok()?)),
-            _ => return None,
-        };
-        let listed = if listed == "-" {
-            None
-        } else {
-            let mut parts = listed.split(':').map(|p| p.parse::<i64>().ok());
-            let (id, size, count) = (parts.next()??, parts.next()??, parts.next()??);
-            Some(Object {
-                kind,
-                key,
-                id: id as i32,
-                size: size as u64,
-                count: count as u64,
-            })
-        };
-        Some(Sighting {
-            kind,
-            key,
-            reached,
-            listed,
-        })
-    }
 }
 
 /// The size of `MsgBuf`'s header, checked so the wrappers' size arguments stay right.
@@ -427,13 +364,15 @@ mod tests {
                 count: 0,
             }),
         };
-        assert_eq!(Sighting::from_fields(&seen.to_fields()), Some(seen));
+        let trip =
+            |s: &Sighting| serde_json::from_str::<Sighting>(&serde_json::to_string(s).unwrap()).unwrap();
+        assert_eq!(trip(&seen), seen);
         let missing = Sighting {
             kind: Kind::Msg,
             key: Key::new(1),
             reached: Err(Errno::ENOENT),
             listed: None,
         };
-        assert_eq!(Sighting::from_fields(&missing.to_fields()), Some(missing));
+        assert_eq!(trip(&missing), missing);
     }
 }

@@ -284,6 +284,26 @@ pub mod errno {
     }
 }
 
+/// A result whose error is an errno, `Result<T, Errno>`, in a message: `{"Ok": value}` or
+/// `{"Err": number}`. Use it as `#[serde(with = "nskit::channel::errno_or")]`.
+pub mod errno_or {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        result: &Result<T, Errno>,
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
+        result.as_ref().map_err(|errno| *errno as i32).serialize(to)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        from: D,
+    ) -> Result<Result<T, Errno>, D::Error> {
+        Ok(Result::<T, i32>::deserialize(from)?.map_err(Errno::from_raw))
+    }
+}
+
 /// A signal in a message, as its number. Use it as `#[serde(with = "nskit::channel::signal")]`.
 pub mod signal {
     use nix::sys::signal::Signal;
