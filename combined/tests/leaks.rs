@@ -153,7 +153,9 @@ fn two_hundred_runs_leave_nothing_behind() {
     let before = scene.snapshot();
     let start = Instant::now();
     let mut launchers = Vec::new();
-    for i in 0..200 {
+    // Two hundred on the host; fewer where NS_TEST_SCALE asks (an emulated guest), still one per leak.
+    let runs = testing::scaled(200);
+    for i in 0..runs {
         let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--", "true"]);
         let child = cmd.spawn().unwrap();
         launchers.push(child.id());
@@ -161,8 +163,8 @@ fn two_hundred_runs_leave_nothing_behind() {
         assert_eq!(out.code(), 0, "run {i}: {out:#?}");
     }
     let elapsed = start.elapsed();
-    eprintln!("200 sequential runs of `true`: {elapsed:?}");
-    assert_unchanged(&before, &scene.snapshot(), &launchers, "200 runs");
+    eprintln!("{runs} sequential runs of `true`: {elapsed:?}");
+    assert_unchanged(&before, &scene.snapshot(), &launchers, &format!("{runs} runs"));
 }
 
 /// A launcher SIGKILLed at any instant, from its first millisecond to the end of its set-up and after,
@@ -178,7 +180,8 @@ fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
     let net = widest_network();
     let before = scene.snapshot();
     let mut launchers = Vec::new();
-    for delay in (0..=50).map(Duration::from_millis) {
+    // Every millisecond on the host; evenly thinned where NS_TEST_SCALE asks, from 0 to 50 still.
+    for delay in testing::scaled_points(50).into_iter().map(Duration::from_millis) {
         let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--net", net, "--", "sleep", "100"]);
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -248,9 +251,13 @@ fn a_fault_at_every_step_is_125_and_leaves_nothing_behind() {
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     let mut reached = BTreeSet::new();
-    for (config, args) in configurations(&scene, &volume) {
+    let configs = configurations(&scene, &volume);
+    let turns = configs.len();
+    for (turn, (config, args)) in configs.into_iter().enumerate() {
         let veth = args.iter().any(|a| a == "veth");
-        for step in Step::ALL {
+        // Every step in every configuration on the host; where NS_TEST_SCALE asks (an emulated
+        // guest), every step in fewer configurations, taking turns: `reached` below still wants all.
+        for step in testing::scaled_share(&Step::ALL, turn, turns) {
             if step == Step::Veth && !veth {
                 continue; // There is no veth step without --net veth.
             }

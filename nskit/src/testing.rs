@@ -6,6 +6,10 @@
 //! tests that need real root may skip.
 //! The counters take a snapshot of host state (mounts, child processes, interfaces) to compare before
 //! and after, because a namespace test must leave the host as it found it.
+//!
+//! Tests that look for leaks by repetition (two hundred runs, a kill at every millisecond) take their
+//! counts through [`scaled`]: `NS_TEST_SCALE` multiplies them. `cargo xtask test-vm` sets it below 1 in
+//! its emulated guest, where each run costs ten times more; everywhere else the full count runs.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -98,6 +102,64 @@ pub fn require_userns(test: &str) -> bool {
     )
 }
 
+/// The variable that scales the repetition counts of leak-finding loops: a positive number (`0.2`
+/// runs a fifth of each count, `5` five times as many); unset means 1.
+pub const SCALE: &str = "NS_TEST_SCALE";
+
+/// `count` repetitions, multiplied by `NS_TEST_SCALE` and rounded, but never fewer than one: a loop
+/// that finds a leak per run still finds it in a fifth of the runs, and the full count runs wherever
+/// the variable is unset. A malformed value panics rather than silently running the full count.
+pub fn scaled(count: usize) -> usize {
+    scale_by(count, scale())
+}
+
+/// The factor `NS_TEST_SCALE` asks for.
+fn scale() -> f64 {
+    let Ok(text) = std::env::var(SCALE) else {
+        return 1.0;
+    };
+    match text.trim().parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor > 0.0 => factor,
+        _ => panic!("{SCALE}={text:?}: expected a positive number such as 0.2"),
+    }
+}
+
+fn scale_by(count: usize, factor: f64) -> usize {
+    ((count as f64 * factor).round() as usize).max(1)
+}
+
+/// The instants `0, 1, ..., last` thinned by the same factor, evenly, and always with both ends (at
+/// scale 0.2, `0..=50` becomes `0, 5, 10, ..., 50`): for a loop that tries every instant of an
+/// interval, a smaller scale samples the interval more coarsely, never a shorter one.
+pub fn scaled_points(last: u64) -> Vec<u64> {
+    points_by(last, scale())
+}
+
+fn points_by(last: u64, factor: f64) -> Vec<u64> {
+    let step = (1.0 / factor).round().max(1.0) as usize;
+    let mut points: Vec<u64> = (0..=last).step_by(step).collect();
+    if points.last() != Some(&last) {
+        points.push(last);
+    }
+    points
+}
+
+/// The share of `items` that turn `turn` of `turns` tries, for a test that tries every item in each of
+/// several set-ups (a fault at every step, in each configuration): unscaled, every turn takes every
+/// item; scaled down, the items are dealt round-robin between `round(1 / scale)` groups of turns (at
+/// most `turns`), so that every item is still tried, in fewer set-ups.
+pub fn scaled_share<T: Copy>(items: &[T], turn: usize, turns: usize) -> Vec<T> {
+    share_by(items, turn, turns, scale())
+}
+
+fn share_by<T: Copy>(items: &[T], turn: usize, turns: usize, factor: f64) -> Vec<T> {
+    let groups = ((1.0 / factor).round() as usize).clamp(1, turns.max(1));
+    (0..items.len())
+        .filter(|i| i % groups == turn % groups)
+        .map(|i| items[i])
+        .collect()
+}
+
 /// Serializes the tests of one test binary that compare host state before and after: while one holds
 /// this, no other test taking it runs. (Test binaries themselves run one after another.)
 pub fn exclusive() -> MutexGuard<'static, ()> {
@@ -177,6 +239,47 @@ mod tests {
         child.channel().send("exit").unwrap();
         assert!(child.wait().unwrap().success());
         assert_eq!(child_processes(), before);
+    }
+
+    #[test]
+    fn scaling_rounds_and_never_reaches_zero() {
+        assert_eq!(scale_by(200, 1.0), 200);
+        assert_eq!(scale_by(200, 0.2), 40);
+        assert_eq!(scale_by(50, 0.25), 13);
+        assert_eq!(scale_by(3, 0.01), 1);
+        assert_eq!(scale_by(200, 5.0), 1000);
+    }
+
+    #[test]
+    fn scaled_points_keep_both_ends_and_stay_even() {
+        assert_eq!(points_by(50, 1.0), (0..=50).collect::<Vec<u64>>());
+        assert_eq!(points_by(50, 0.2), [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50]);
+        assert_eq!(
+            points_by(50, 0.3),
+            [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45, 48, 50]
+        );
+        assert_eq!(points_by(50, 0.001), [0, 50]);
+        assert_eq!(points_by(50, 10.0).len(), 51, "never more than every point");
+        assert_eq!(points_by(0, 0.2), [0]);
+    }
+
+    #[test]
+    fn a_scaled_share_still_tries_every_item_somewhere() {
+        let steps = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let all: Vec<Vec<i32>> = (0..4).map(|turn| share_by(&steps, turn, 4, 1.0)).collect();
+        assert!(
+            all.iter().all(|share| share == &steps),
+            "unscaled: every turn, every item"
+        );
+        let dealt: Vec<Vec<i32>> = (0..4).map(|turn| share_by(&steps, turn, 4, 0.2)).collect();
+        assert_eq!(dealt, [vec![0, 4, 8], vec![1, 5, 9], vec![2, 6], vec![3, 7]]);
+        let halves: Vec<Vec<i32>> = (0..3).map(|turn| share_by(&steps, turn, 3, 0.5)).collect();
+        assert_eq!(
+            halves[0], halves[2],
+            "two groups: turns 0 and 2 take the same half"
+        );
+        assert_eq!(halves[0].len() + halves[1].len(), steps.len());
+        assert_eq!(share_by(&steps, 0, 1, 0.2), steps, "one turn takes everything");
     }
 
     #[test]

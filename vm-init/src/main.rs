@@ -4,15 +4,17 @@
 //!
 //! 1. mount /proc, /sys and /dev (devtmpfs) in the initramfs;
 //! 2. load the kernel modules the host packed, in dependency order (finit_module(2));
-//! 3. find the virtio-serial ports (result, output) and report `booted`;
+//! 3. find the virtio-serial ports (result, output, control) and report `booted` and the time each
+//!    step took (`phase modules 310`);
 //! 4. share mode: mount the host's `/` read-only over 9p, lay a tmpfs over it with overlayfs, and
 //!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root); copy mode
 //!    (the host packed the tests into the initramfs): bind the initramfs onto itself the same way,
 //!    so that the tests' own pivot_root(2) calls see an ordinary mount as their root;
 //! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, and allow user namespaces;
-//! 6. run every test binary in its package directory, once per run (root with `NS_REQUIRE_PRIV=1`,
-//!    uid 65534 with `NS_REQUIRE_PRIV=userns`), streaming its output and reporting each outcome;
-//! 7. report the verdict and power off.
+//! 6. ask the host for a job (a test binary and a run: root with `NS_REQUIRE_PRIV=1`, or uid 65534
+//!    with `NS_REQUIRE_PRIV=userns`), run it in its package directory, report its outcome, and ask
+//!    again until the host says `stop`: several guests share the host's one queue;
+//! 7. report this guest's verdict and power off.
 //!
 //! Built statically (`-C target-feature=+crt-static`), so it needs no library in the initramfs.
 
@@ -20,7 +22,7 @@ mod conf;
 mod sys;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -32,6 +34,10 @@ use conf::{Conf, Run, Test};
 const CONF: &str = "/xtask-vm.conf";
 const RESULT_PORT: &str = "xtask.result";
 const OUTPUT_PORT: &str = "xtask.output";
+const CONTROL_PORT: &str = "xtask.control";
+/// The lines that frame a job's output on the output port (the host splits the stream by them).
+const RUNNING: &str = "vm-init: running ";
+const FINISHED: &str = "vm-init: finished ";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const MS_RDONLY: libc::c_ulong = libc::MS_RDONLY;
@@ -57,17 +63,24 @@ fn say(line: &str) {
 fn init() -> Result<(), String> {
     // 1. The kernel's pseudo-file systems, inside the initramfs.
     mount_basics("").map_err(|e| format!("cannot mount /proc, /sys, /dev: {e}"))?;
+    // The kernel's boot, to within the millisecond the mounts took (/proc/uptime needs /proc).
+    let started_ms = uptime_ms();
     let text = fs::read_to_string(CONF).map_err(|e| format!("cannot read {CONF}: {e}"))?;
     let conf = Conf::parse(&text).map_err(|e| format!("{CONF}: {e}"))?;
 
     // 2. Modules, dependencies first (the host ordered them).
+    let mut phase = Phase::start();
     for module in &conf.modules {
         load(module);
     }
+    let modules_ms = phase.lap();
 
-    // 3. The ports, then the first line of the report.
+    // 3. The ports, then the first lines of the report.
     let mut reporter = Reporter::open(conf.shell.is_none());
-    reporter.line(&format!("booted {}", uptime_ms()));
+    let ports_ms = phase.lap();
+    reporter.line(&format!("booted {started_ms}"));
+    reporter.line(&format!("phase modules {modules_ms}"));
+    reporter.line(&format!("phase ports {ports_ms}"));
 
     // 4. The root the tests run in.
     match &conf.share {
@@ -82,25 +95,25 @@ fn init() -> Result<(), String> {
     let _ = sys::set_hostname("xtask-vm");
     // Debian's switch; absent (and always allowed) on upstream kernels.
     let _ = fs::write("/proc/sys/kernel/unprivileged_userns_clone", "1");
+    if conf.runs.iter().any(|run| run.uid != 0) {
+        for test in &conf.tests {
+            make_reachable(&test.executable);
+            make_reachable(&test.package_dir);
+        }
+    }
+    reporter.line(&format!("phase root {}", phase.lap()));
 
     if let Some(shell) = &conf.shell {
         return run_shell(shell);
     }
 
-    // 6. The tests.
-    let mut all_passed = !conf.tests.is_empty();
-    for run in &conf.runs {
-        if run.uid != 0 {
-            for test in &conf.tests {
-                make_reachable(&test.executable);
-                make_reachable(&test.package_dir);
-            }
-        }
-        for test in &conf.tests {
-            let outcome = run_test(test, run, &conf.args, &mut reporter);
-            all_passed &= outcome.starts_with("pass");
-        }
-        reporter.line(&format!("done {}", run.name));
+    // 6. The jobs the host hands out, until it says stop.
+    let mut control = Control::open()?;
+    let mut all_passed = true;
+    while let Some(job) = control.next_job()? {
+        let (test, run) = conf.job(&job)?;
+        let outcome = run_test(test, run, &conf, &mut reporter);
+        all_passed &= outcome == "pass";
     }
 
     // 7. The verdict; main powers off.
@@ -111,6 +124,23 @@ fn init() -> Result<(), String> {
     });
     reporter.flush();
     Ok(())
+}
+
+/// Times the steps of the boot, one after another.
+struct Phase(Instant);
+
+impl Phase {
+    fn start() -> Phase {
+        Phase(Instant::now())
+    }
+
+    /// Milliseconds since the last call (or the start).
+    fn lap(&mut self) -> u128 {
+        let now = Instant::now();
+        let ms = now.duration_since(self.0).as_millis();
+        self.0 = now;
+        ms
+    }
 }
 
 /// /proc, /sys and a devtmpfs /dev under `root` ("" for the current root).
@@ -165,16 +195,21 @@ impl Reporter {
         }
         // The ports appear while virtio_console probes; give them a moment.
         let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let result = find_port(RESULT_PORT);
-            let output = find_port(OUTPUT_PORT);
-            if (result.is_some() && output.is_some()) || Instant::now() > deadline {
-                if result.is_none() {
-                    say("vm-init: no result port: reporting on the console");
-                }
-                return Reporter { result, output };
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        while [RESULT_PORT, OUTPUT_PORT, CONTROL_PORT]
+            .iter()
+            .any(|name| port_device(name).is_none())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let open = |name| port_device(name).and_then(|dev| OpenOptions::new().write(true).open(dev).ok());
+        let result = open(RESULT_PORT);
+        if result.is_none() {
+            say("vm-init: no result port: reporting on the console");
+        }
+        Reporter {
+            result,
+            output: open(OUTPUT_PORT),
         }
     }
 
@@ -213,15 +248,50 @@ impl Reporter {
 }
 
 /// `/dev/vportNpM` whose `/sys/class/virtio-ports/vportNpM/name` is `name`.
-fn find_port(name: &str) -> Option<File> {
+fn port_device(name: &str) -> Option<std::path::PathBuf> {
     for entry in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
         let port_name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
         if port_name.trim() == name {
-            let dev = Path::new("/dev").join(entry.file_name());
-            return OpenOptions::new().write(true).open(dev).ok();
+            return Some(Path::new("/dev").join(entry.file_name()));
         }
     }
     None
+}
+
+/// The control port, the guest's side of the host's job queue: the guest writes `next`, the host
+/// answers `job RUN TEST` or `stop`. The write waits until the host's end is connected
+/// (virtio_console's port_fops_write), so a read that then finds nothing means the host went away.
+struct Control {
+    port: File,
+    replies: BufReader<File>,
+}
+
+impl Control {
+    fn open() -> Result<Control, String> {
+        let device = port_device(CONTROL_PORT).ok_or("no control port, so no jobs from the host")?;
+        let port = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&device)
+            .map_err(|e| format!("cannot open {}: {e}", device.display()))?;
+        let replies = BufReader::new(port.try_clone().map_err(|e| e.to_string())?);
+        Ok(Control { port, replies })
+    }
+
+    /// The next job, or `None` when the queue is empty.
+    fn next_job(&mut self) -> Result<Option<String>, String> {
+        writeln!(self.port, "next").map_err(|e| format!("cannot ask the host for a job: {e}"))?;
+        let mut reply = String::new();
+        let read = self
+            .replies
+            .read_line(&mut reply)
+            .map_err(|e| format!("cannot read the host's reply: {e}"))?;
+        match reply.trim_end() {
+            _ if read == 0 => Err("the host closed the control port".into()),
+            "stop" => Ok(None),
+            job => Ok(Some(job.to_owned())),
+        }
+    }
 }
 
 // ANCHOR: shared_root
@@ -307,18 +377,21 @@ fn make_reachable(path: &str) {
 }
 
 // ANCHOR: run_test
-/// Step 6 for one binary: runs it and reports `test RUN OUTCOME MS BINARY`. Returns the outcome.
-fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) -> String {
+/// Step 6 for one job: runs the binary as the run says, reports `test RUN OUTCOME MS BINARY`, and
+/// returns the outcome. Its output is framed by a `running` and a `finished` line, by which the host
+/// tells one job's output from the next.
+fn run_test(test: &Test, run: &Run, conf: &Conf, reporter: &mut Reporter) -> String {
     reporter.note(&format!(
-        "\nvm-init: running {} as {} (uid {}, NS_REQUIRE_PRIV={})",
+        "{RUNNING}{} as {} (uid {}, NS_REQUIRE_PRIV={})",
         test.executable, run.name, run.uid, run.require_priv
     ));
     let start = Instant::now();
     let mut cmd = Command::new(&test.executable);
-    cmd.args(args)
+    cmd.args(&conf.args)
         .current_dir(&test.package_dir)
         .env_clear()
         .env("PATH", PATH)
+        .envs(conf.env.iter().map(|(k, v)| (k, v)))
         .env("NS_REQUIRE_PRIV", &run.require_priv)
         // One test at a time, as `.cargo/config.toml` sets it for cargo (see that file for why).
         .env("RUST_TEST_THREADS", "1")
@@ -339,6 +412,10 @@ fn run_test(test: &Test, run: &Run, args: &[String], reporter: &mut Reporter) ->
         Err(e) => format!("error:{}", e.kind()).replace(' ', "_"),
     };
     let ms = start.elapsed().as_millis();
+    reporter.note(&format!(
+        "{FINISHED}{} as {}: {outcome} in {ms} ms",
+        test.executable, run.name
+    ));
     reporter.line(&format!("test {} {outcome} {ms} {}", run.name, test.executable));
     outcome
 }

@@ -62,7 +62,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     }
     record(
         "test-vm",
-        step("test-vm (the tests in a VM, as root and uid 65534)", || {
+        step("test-vm (the tests in VMs, as root and uid 65534)", || {
             crate::vm::ci_step(root)
         }),
     );

@@ -14,6 +14,7 @@ const TRAILER: &str = "TRAILER!!!";
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFLNK: u32 = 0o120000;
 
 /// Writes a newc archive entry by entry. Paths are relative to the archive root (`init`,
 /// `modules/virtio.ko`); missing parent directories are added first, since the kernel creates each
@@ -77,6 +78,23 @@ impl<W: Write> Writer<W> {
                 rdev: (0, 0),
             },
             data,
+        )
+    }
+
+    /// A symbolic link to `target`: its data is the target's path, as symlink(7) stores it.
+    pub fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        let path = path.trim_matches('/');
+        self.parents(path)?;
+        let size = u32::try_from(target.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a symlink's target is too long"))?;
+        self.entry(
+            Header {
+                name: path,
+                mode: S_IFLNK | 0o777,
+                size,
+                rdev: (0, 0),
+            },
+            target.as_bytes(),
         )
     }
 
@@ -187,11 +205,24 @@ mod tests {
         w.file("modules/virtio.ko", 0o644, b"module bytes").unwrap();
         w.file("init", 0o755, b"12345").unwrap();
         w.char_device("dev/console", 0o600, 5, 1).unwrap();
+        w.symlink("bin/sh", "busybox").unwrap();
         let entries = parse(&w.finish().unwrap());
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["modules", "modules/virtio.ko", "init", "dev", "dev/console"]
+            [
+                "modules",
+                "modules/virtio.ko",
+                "init",
+                "dev",
+                "dev/console",
+                "bin",
+                "bin/sh"
+            ]
+        );
+        assert_eq!(
+            (entries[6].1, entries[6].3.as_slice()),
+            (S_IFLNK | 0o777, &b"busybox"[..])
         );
         assert_eq!(entries[0].1, S_IFDIR | 0o755);
         assert_eq!(entries[1].3, b"module bytes");

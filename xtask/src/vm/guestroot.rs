@@ -2,8 +2,9 @@
 //! run at the very paths cargo built them at, with every host tool beside them), or, for a kernel
 //! without 9p or overlayfs, a copy packed into the initramfs at those same absolute paths: the test
 //! binaries and the workspace's binaries they run (built static, so they need no C library, and
-//! stripped), the files the tests read, a minimal `/etc` and a `/tmp`. The copy is a third newc
-//! archive between the base and the run's, cached under a hash of its inputs like the base
+//! stripped), the files the tests read, the host programs they run (static busybox with its applets,
+//! setpriv with the libraries ld.so(8) loads for it), a minimal `/etc` and a `/tmp`. The copy is a
+//! third newc archive between the base and the run's, cached under a hash of its inputs like the base
 //! (Documentation/driver-api/early-userspace/buffer-format.rst; cpio(5)).
 
 use std::collections::BTreeMap;
@@ -192,6 +193,10 @@ pub enum Entry {
         text: &'static str,
         mode: u32,
     },
+    /// A symbolic link to `target` (a busybox applet).
+    Symlink {
+        target: String,
+    },
 }
 
 /// What goes into the copied root.
@@ -204,6 +209,8 @@ pub struct Inputs {
     pub bins: Vec<PathBuf>,
     /// Directories whose files the tests read (package directories, [`WORKSPACE_TEST_DATA`]).
     pub data_dirs: Vec<PathBuf>,
+    /// Host programs the tests run, at their guest paths ([`host_tools`]).
+    pub host_tools: Vec<(String, Entry)>,
 }
 
 // ANCHOR: file_list
@@ -246,6 +253,9 @@ pub fn file_list(inputs: &Inputs) -> anyhow::Result<BTreeMap<String, Entry>> {
                 strip,
             },
         );
+    }
+    for (guest, entry) in &inputs.host_tools {
+        list.insert(guest.trim_start_matches('/').to_owned(), entry.clone());
     }
     list.insert(
         "etc/passwd".into(),
@@ -311,6 +321,78 @@ fn interpreter_wanted(elf: &[u8]) -> bool {
     (0..phnum).any(|i| read((phoff + i * phentsize) as usize, 4) == Some(u64::from(PT_INTERP)))
 }
 
+/// The statically linked busybox the tests build their container roots from (combined's tests'
+/// `BUSYBOX`), which also gives the copied root a shell and the usual tools.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Host programs a test runs by name that busybox has no applet for (or a poorer one): user-demo's
+/// CLI test drops to uid 65534 with util-linux's `setpriv --reuid`, which busybox's applet lacks.
+pub const HOST_PROGRAMS: &[&str] = &["/usr/bin/setpriv"];
+
+// ANCHOR: host_tools
+/// The host programs the tests run, for a copied root, so that it runs every test the shared root
+/// runs: [`BUSYBOX`] with each of its applets (`busybox --list`) linked beside it in `/bin` (a shell
+/// for scripts, `cat` and `ps` for host-view containers), then each of [`HOST_PROGRAMS`] at its path
+/// with the shared libraries and loader `ldd` lists for it, at the paths it lists them. A program the
+/// host lacks is left out, as the shared root would lack it too.
+pub fn host_tools() -> anyhow::Result<Vec<(String, Entry)>> {
+    let mut tools = Vec::new();
+    let copy = |source: &Path| Entry::Copy {
+        source: fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf()),
+        mode: 0o755,
+        strip: false,
+    };
+    let programs: Vec<&Path> = HOST_PROGRAMS
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_file())
+        .collect();
+    let busybox = Path::new(BUSYBOX);
+    if busybox.is_file() {
+        check_runs_alone(busybox)?;
+        tools.push((BUSYBOX.to_owned(), copy(busybox)));
+        let list = util::output(Command::new(busybox).arg("--list"))
+            .with_context(|| format!("cannot list the applets of {BUSYBOX}"))?;
+        let dir = busybox.parent().unwrap_or(Path::new("/"));
+        let real_ones: Vec<&std::ffi::OsStr> = programs.iter().filter_map(|p| p.file_name()).collect();
+        for applet in list
+            .lines()
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+        {
+            if applet != "busybox" && !real_ones.contains(&std::ffi::OsStr::new(applet)) {
+                let target = "busybox".to_owned();
+                tools.push((dir.join(applet).display().to_string(), Entry::Symlink { target }));
+            }
+        }
+    }
+    for program in programs {
+        tools.push((program.display().to_string(), copy(program)));
+        let ldd = util::output(Command::new("ldd").arg(program))
+            .with_context(|| format!("cannot list the libraries {} loads", program.display()))?;
+        for library in shared_libraries(&ldd) {
+            tools.push((library.display().to_string(), copy(&library)));
+        }
+    }
+    Ok(tools)
+}
+// ANCHOR_END: host_tools
+
+/// The files in `ldd` output: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` and the loader's
+/// `/lib64/ld-linux-x86-64.so.2 (0x...)`; the vDSO, which is no file, is left out.
+pub fn shared_libraries(ldd: &str) -> Vec<PathBuf> {
+    ldd.lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, resolved)) => resolved.trim(),
+                None => line.trim(),
+            };
+            let path = path.split(" (").next()?.trim();
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
 /// The files under `dir`, recursively, leaving out build output (`target`) and hidden entries
 /// (`.git`); a missing directory has none.
 pub fn data_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -345,6 +427,7 @@ fn key(list: &BTreeMap<String, Entry>, strip: &Strip) -> anyhow::Result<u64> {
         match entry {
             Entry::Dir { mode } => mode.hash(&mut h),
             Entry::Text { text, mode } => (text, mode).hash(&mut h),
+            Entry::Symlink { target } => target.hash(&mut h),
             Entry::Copy { source, mode, strip } => {
                 let meta =
                     fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
@@ -371,6 +454,7 @@ pub fn pack(list: &BTreeMap<String, Entry>, strip: &Strip, cache: &Path) -> anyh
         match entry {
             Entry::Dir { mode } => w.dir(guest, *mode)?,
             Entry::Text { text, mode } => w.file(guest, *mode, text.as_bytes())?,
+            Entry::Symlink { target } => w.symlink(guest, target)?,
             Entry::Copy {
                 source,
                 mode,
@@ -513,6 +597,12 @@ mod tests {
             strip_tests: true,
             bins: vec![bin.clone()],
             data_dirs: vec![s.0.join("pkg"), s.0.join("no-such-dir")],
+            host_tools: vec![(
+                "/bin/sh".into(),
+                Entry::Symlink {
+                    target: "busybox".into(),
+                },
+            )],
         })
         .unwrap();
         let at = |p: &Path| list[p.to_str().unwrap().trim_start_matches('/')].clone();
@@ -530,7 +620,66 @@ mod tests {
         assert!(matches!(&list["etc/group"], Entry::Text { text, .. } if text.contains(":65534:")));
         assert_eq!(list["tmp"], Entry::Dir { mode: 0o1777 });
         assert!(matches!(&list["etc/shadow"], Entry::Text { mode: 0o640, .. }));
-        assert_eq!(list.len(), 9, "{:#?}", list.keys());
+        assert_eq!(
+            list["bin/sh"],
+            Entry::Symlink {
+                target: "busybox".into()
+            }
+        );
+        assert_eq!(list.len(), 10, "{:#?}", list.keys());
+    }
+
+    #[test]
+    fn ldd_output_gives_the_libraries_and_the_loader() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007fb83364a000)
+\tlibcap-ng.so.0 => /lib/x86_64-linux-gnu/libcap-ng.so.0 (0x00007fb83361d000)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fb83343b000)
+\t/lib64/ld-linux-x86-64.so.2 (0x00007fb83364c000)
+";
+        assert_eq!(
+            shared_libraries(ldd),
+            [
+                "/lib/x86_64-linux-gnu/libcap-ng.so.0",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(shared_libraries("\tnot a dynamic executable\n").is_empty());
+    }
+
+    #[test]
+    fn host_tools_are_busybox_with_its_applets_and_setpriv_with_its_libraries() {
+        if !Path::new(BUSYBOX).is_file() || !Path::new(HOST_PROGRAMS[0]).is_file() {
+            // The host lacks them; cargo xtask ci installs busybox-static, and util-linux is Debian's.
+            eprintln!("skipped: this host has no {BUSYBOX} or {}", HOST_PROGRAMS[0]);
+            return;
+        }
+        let tools: BTreeMap<String, Entry> = host_tools().unwrap().into_iter().collect();
+        assert!(matches!(&tools[BUSYBOX], Entry::Copy { strip: false, .. }));
+        assert_eq!(
+            tools["/bin/sh"],
+            Entry::Symlink {
+                target: "busybox".into()
+            }
+        );
+        assert_eq!(
+            tools["/bin/ps"],
+            Entry::Symlink {
+                target: "busybox".into()
+            }
+        );
+        assert!(
+            !tools.contains_key("/bin/setpriv"),
+            "util-linux's setpriv, not the applet"
+        );
+        assert!(matches!(&tools["/usr/bin/setpriv"], Entry::Copy { .. }));
+        let libc = tools
+            .keys()
+            .find(|k| k.contains("/libc.so"))
+            .expect("setpriv's C library");
+        assert!(matches!(&tools[libc], Entry::Copy { source, .. } if source.is_file()));
+        assert!(tools.keys().any(|k| k.contains("ld-linux")), "the loader");
     }
 
     #[test]

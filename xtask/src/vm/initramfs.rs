@@ -105,6 +105,8 @@ pub struct GuestConf<'a> {
     /// (package dir, executable)
     pub tests: Vec<(&'a Path, &'a Path)>,
     pub args: &'a [String],
+    /// Variables set for every test binary (`NS_TEST_SCALE`).
+    pub env: Vec<(&'a str, String)>,
     /// (name, uid, NS_REQUIRE_PRIV)
     pub runs: &'a [(&'a str, u32, &'a str)],
     pub shell: Option<&'a str>,
@@ -124,6 +126,9 @@ impl GuestConf<'_> {
         }
         for arg in self.args {
             out.push_str(&format!("arg {arg}\n"));
+        }
+        for (name, value) in &self.env {
+            out.push_str(&format!("env {name} {value}\n"));
         }
         for (name, uid, require) in self.runs {
             out.push_str(&format!("run {name} {uid} {require}\n"));
@@ -150,13 +155,14 @@ mod tests {
                 Path::new("/w/target/debug/deps/uts_demo-1"),
             )],
             args: &args,
+            env: vec![("NS_TEST_SCALE", "0.2".into())],
             runs: &[("root", 0, "1"), ("user", 65534, "userns")],
             shell: None,
         };
         assert_eq!(
             conf.render(),
             "module /modules/00-virtio_ring.ko\nshare hostroot\n\
-             test /w/uts-demo\t/w/target/debug/deps/uts_demo-1\narg uts\n\
+             test /w/uts-demo\t/w/target/debug/deps/uts_demo-1\narg uts\nenv NS_TEST_SCALE 0.2\n\
              run root 0 1\nrun user 65534 userns\n"
         );
     }

@@ -174,6 +174,10 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// Modules the share needs that the tests need as well, whatever the root: combined lays a
+/// container's writable layer over its image with overlayfs.
+pub const TESTS_USE: &[&str] = &["overlay"];
+
 /// What the configuration means for the VM.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -192,11 +196,12 @@ impl Plan {
         self.missing_share.is_empty()
     }
 
-    /// Leaves out the modules only the 9p share needs (when the test binaries are copied instead).
+    /// Leaves out the modules only the 9p share needs (when the test binaries are copied instead);
+    /// those the tests use too ([`TESTS_USE`]) stay.
     pub fn drop_share_modules(&mut self) {
         let share: Vec<&str> = FEATURES
             .iter()
-            .filter(|f| f.need == Need::Share)
+            .filter(|f| f.need == Need::Share && !TESTS_USE.contains(&f.module))
             .map(|f| f.module)
             .collect();
         self.modules.retain(|m| !share.contains(m));
@@ -316,7 +321,14 @@ CONFIG_LOCALVERSION=\"-amd64\"
         let p = plan(&Config::parse(&text)).unwrap();
         assert!(!p.can_share());
         assert_eq!(p.missing_share, ["9P_FS"]);
-        assert_eq!(p.modules, ["virtio_pci", "virtio_console", "veth"]);
+        assert_eq!(p.modules, ["virtio_pci", "virtio_console", "overlay", "veth"]);
+    }
+
+    #[test]
+    fn a_copied_root_leaves_out_9p_but_keeps_overlayfs_for_the_tests() {
+        let mut p = plan(&Config::parse(DEBIAN_LIKE)).unwrap();
+        p.drop_share_modules();
+        assert_eq!(p.modules, ["virtio_pci", "virtio_console", "overlay", "veth"]);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub const KVM_BOOT_PROBE: Duration = Duration::from_secs(8);
 pub const RESULT_PORT: &str = "xtask.result";
 /// The port that carries the tests' output as they run.
 pub const OUTPUT_PORT: &str = "xtask.output";
+/// The port on which the guest asks the host for its next job.
+pub const CONTROL_PORT: &str = "xtask.control";
 /// The 9p mount tag of the shared host root.
 pub const ROOT_TAG: &str = "hostroot";
 
@@ -89,19 +91,33 @@ pub struct Machine {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub memory_mib: u32,
+    /// Virtual CPUs; under TCG more than one runs each on a host thread of its own (multi-threaded
+    /// TCG, QEMU's docs/devel/multi-thread-tcg.rst).
+    pub vcpus: usize,
     /// Share the host's `/` read-only over 9p.
     pub share_root: bool,
     /// Where the result and output ports are written; `None` for an interactive shell.
     pub ports: Option<(PathBuf, PathBuf)>,
+    /// The abstract unix socket the control port connects to; `None` for an interactive shell.
+    pub control: Option<String>,
     /// Where the serial console goes; `None` for the terminal (interactive).
     pub console: Option<PathBuf>,
     /// Extra words for the kernel command line.
     pub append: Vec<String>,
 }
 
+// ANCHOR: command_line
 /// The kernel command line. `quiet` keeps the (slow, emulated) UART nearly silent; `panic=-1` reboots
 /// at once on a panic, which `-no-reboot` turns into QEMU exiting; `cryptomgr.notests` and
 /// `audit=0` skip work the tests do not need; `nokaslr` saves relocating the kernel.
+///
+/// `norandmaps` turns off the randomization of user address spaces, and makes the tests three times
+/// faster under TCG: QEMU up to 7.2 (Debian 12's) finds the code it already translated by virtual
+/// address as well as physical, so a process whose binary and libraries lie at new random addresses
+/// translates every instruction it runs again, and the tests start thousands of short-lived
+/// processes. Without randomization each run of the same binary reuses the first one's translation
+/// (QEMU 8.0 and later translate x86 code position-independently, `CF_PCREL`). No test depends on
+/// the randomization, which the host's own runs keep.
 pub fn kernel_command_line(extra: &[String]) -> String {
     let mut words: Vec<String> = [
         "console=ttyS0",
@@ -109,6 +125,7 @@ pub fn kernel_command_line(extra: &[String]) -> String {
         "panic=-1",
         "cryptomgr.notests",
         "nokaslr",
+        "norandmaps",
         "audit=0",
         "rdinit=/init",
     ]
@@ -118,6 +135,7 @@ pub fn kernel_command_line(extra: &[String]) -> String {
     words.extend(extra.iter().cloned());
     words.join(" ")
 }
+// ANCHOR_END: command_line
 
 impl Machine {
     /// The arguments of `qemu-system-x86_64`.
@@ -125,12 +143,14 @@ impl Machine {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
         // `pc` rather than `microvm`: under TCG, microvm hangs calibrating the TSC.
-        match self.accel {
-            Accel::Kvm => push(&["-machine", "pc,accel=kvm", "-cpu", "host"]),
-            Accel::Tcg => push(&["-machine", "pc,accel=tcg"]),
+        push(&["-machine", "pc"]);
+        match (self.accel, self.vcpus) {
+            (Accel::Kvm, _) => push(&["-accel", "kvm", "-cpu", "host"]),
+            (Accel::Tcg, 1) => push(&["-accel", "tcg"]),
+            (Accel::Tcg, _) => push(&["-accel", "tcg,thread=multi"]),
         }
-        let memory = self.memory_mib.to_string();
-        push(&["-m", &memory, "-smp", "1"]);
+        let (memory, vcpus) = (self.memory_mib.to_string(), self.vcpus.to_string());
+        push(&["-m", &memory, "-smp", &vcpus]);
         push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
         a.push("-kernel".into());
         a.push(self.kernel.clone().into());
@@ -156,6 +176,12 @@ impl Machine {
                 a.push("-device".into());
                 a.push(format!("virtserialport,bus=ports.0,chardev={id},name={name}").into());
             }
+        }
+        if let Some(name) = &self.control {
+            a.push("-chardev".into());
+            a.push(format!("socket,id=control,path={name},abstract=on").into());
+            a.push("-device".into());
+            a.push(format!("virtserialport,bus=ports.0,chardev=control,name={CONTROL_PORT}").into());
         }
         if self.share_root {
             a.push("-virtfs".into());
@@ -225,8 +251,10 @@ mod tests {
             kernel: "/cache/vmlinux".into(),
             initrd: "/work/initrd".into(),
             memory_mib: 512,
+            vcpus: 1,
             share_root: true,
             ports: Some(("/work/result".into(), "/work/output".into())),
+            control: Some("xtask-vm-1-tcg-1".into()),
             console: Some("/work/console".into()),
             append: vec!["xtask.mode=share".into()],
         }
@@ -243,17 +271,33 @@ mod tests {
     #[test]
     fn command_line_for_tcg_and_kvm() {
         let tcg = joined(&machine(Accel::Tcg));
-        assert!(tcg.starts_with("-machine pc,accel=tcg -m 512"), "{tcg}");
+        assert!(tcg.starts_with("-machine pc -accel tcg -m 512 -smp 1"), "{tcg}");
         assert!(!tcg.contains("-cpu host"));
         assert!(tcg.contains("-kernel /cache/vmlinux -initrd /work/initrd"));
         assert!(tcg.contains("console=ttyS0 quiet panic=-1"));
-        assert!(tcg.contains("audit=0 rdinit=/init xtask.mode=share"));
+        assert!(tcg.contains("nokaslr norandmaps audit=0 rdinit=/init xtask.mode=share"));
         assert!(tcg.contains("-chardev file,id=result,path=/work/result"));
         assert!(tcg.contains("virtserialport,bus=ports.0,chardev=result,name=xtask.result"));
         assert!(tcg.contains("-serial chardev:console"));
         assert!(tcg.contains("mount_tag=hostroot,security_model=none,readonly=on"));
+        assert!(tcg.contains("-chardev socket,id=control,path=xtask-vm-1-tcg-1,abstract=on"));
+        assert!(tcg.contains("virtserialport,bus=ports.0,chardev=control,name=xtask.control"));
         let kvm = joined(&machine(Accel::Kvm));
-        assert!(kvm.starts_with("-machine pc,accel=kvm -cpu host"), "{kvm}");
+        assert!(
+            kvm.starts_with("-machine pc -accel kvm -cpu host -m 512"),
+            "{kvm}"
+        );
+    }
+
+    #[test]
+    fn several_vcpus_under_tcg_get_a_thread_each() {
+        let mut m = machine(Accel::Tcg);
+        m.vcpus = 2;
+        let tcg = joined(&m);
+        assert!(tcg.contains("-accel tcg,thread=multi -m 512 -smp 2"), "{tcg}");
+        m.accel = Accel::Kvm;
+        let kvm = joined(&m);
+        assert!(kvm.contains("-accel kvm -cpu host -m 512 -smp 2"), "{kvm}");
     }
 
     #[test]
@@ -261,6 +305,7 @@ mod tests {
         let mut m = machine(Accel::Tcg);
         m.console = None;
         m.ports = None;
+        m.control = None;
         m.share_root = false;
         let args = joined(&m);
         assert!(args.contains("-serial mon:stdio"));
