@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use crate::util;
 
 /// Where Debian's `busybox-static` package puts its binary.
-const BUSYBOX: &str = "/bin/busybox";
+pub const BUSYBOX: &str = "/bin/busybox";
 
 /// The default output directory.
 pub fn default_dir(root: &Path) -> PathBuf {
@@ -47,33 +47,9 @@ pub fn find_or_install_busybox() -> anyhow::Result<PathBuf> {
     bail!("a static busybox is needed at {BUSYBOX}: run `sudo apt-get install busybox-static`")
 }
 
-/// Whether `path` is a statically linked ELF (no PT_INTERP program header), so it runs in a rootfs
-/// with no libraries.
+/// Whether `path` is a statically linked ELF, so it runs in a rootfs with no libraries.
 fn is_static_busybox(path: &Path) -> bool {
-    let Ok(bytes) = fs::read(path) else { return false };
-    is_static_elf(&bytes)
-}
-
-/// Reads the ELF64 program headers and looks for PT_INTERP (3). elf(5).
-pub fn is_static_elf(bytes: &[u8]) -> bool {
-    let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-    };
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
-    };
-    if bytes.get(..5) != Some(b"\x7fELF\x02") {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
-        return false;
-    };
-    (0..usize::from(phnum)).all(|i| u32_at(phoff as usize + i * usize::from(phentsize)) != Some(3))
+    fs::read(path).is_ok_and(|bytes| util::linkage(&bytes) == util::Linkage::Static)
 }
 
 fn populate(dir: &Path, busybox: &Path) -> anyhow::Result<()> {
@@ -113,8 +89,12 @@ mod tests {
     fn tells_static_from_dynamic_elf() {
         // This test binary is dynamically linked (glibc): it has PT_INTERP.
         let me = fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(!is_static_elf(&me));
-        assert!(!is_static_elf(b"#!/bin/sh\n"));
-        assert!(!is_static_elf(&[]));
+        assert_eq!(util::linkage(&me), util::Linkage::Dynamic);
+        assert_eq!(util::linkage(b"#!/bin/sh\n"), util::Linkage::NotElf);
+        assert_eq!(util::linkage(&[]), util::Linkage::NotElf);
+        if let Ok(busybox) = fs::read(BUSYBOX) {
+            // Debian's busybox-static, which `cargo xtask ci` installs.
+            assert_eq!(util::linkage(&busybox), util::Linkage::Static);
+        }
     }
 }

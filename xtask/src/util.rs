@@ -182,3 +182,23 @@ mod tests {
         );
     }
 }
+
+/// How an executable is linked, as its ELF program headers say (elf(5)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    /// No `PT_INTERP`: it runs in a root that holds nothing else.
+    Static,
+    /// It names a program interpreter (ld.so), which loads the C library and the rest.
+    Dynamic,
+    /// Not an ELF file (a script, or something unreadable as one).
+    NotElf,
+}
+
+/// Reads `bytes`' ELF headers with goblin and tells a static executable from a dynamic one.
+pub fn linkage(bytes: &[u8]) -> Linkage {
+    match goblin::elf::Elf::parse(bytes) {
+        Ok(elf) if elf.interpreter.is_none() => Linkage::Static,
+        Ok(_) => Linkage::Dynamic,
+        Err(_) => Linkage::NotElf,
+    }
+}

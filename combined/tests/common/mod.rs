@@ -166,25 +166,11 @@ impl TempDir {
     }
 }
 
-/// Whether `path` is a statically linked ELF executable (no PT_INTERP program header), so that it runs
-/// in a root filesystem that holds nothing else.
+/// Whether `path` is a statically linked ELF executable (its headers name no program interpreter,
+/// elf(5)), so that it runs in a root filesystem that holds nothing else.
 pub fn is_static_elf(path: &Path) -> bool {
-    let Ok(bytes) = fs::read(path) else {
-        return false;
-    };
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
-        return false; // Not a 64-bit little-endian ELF file: not something this check understands.
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().expect("8 bytes")) as usize;
-    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
-    const PT_INTERP: u32 = 3;
-    (0..phnum).all(|i| {
-        let at = phoff + i * phentsize;
-        bytes
-            .get(at..at + 4)
-            .is_some_and(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")) != PT_INTERP)
-    })
+    fs::read(path)
+        .is_ok_and(|bytes| goblin::elf::Elf::parse(&bytes).is_ok_and(|elf| elf.interpreter.is_none()))
 }
 
 /// The host's statically linked busybox, which the test root filesystems are made of.

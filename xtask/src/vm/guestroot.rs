@@ -295,7 +295,7 @@ pub fn check_runs_alone(exe: &Path) -> anyhow::Result<()> {
             exe.display()
         );
     }
-    if interpreter_wanted(&bytes) {
+    if util::linkage(&bytes) == util::Linkage::Dynamic {
         bail!(
             "{} is dynamically linked, and a copied root has no C library; build it with \
              -C target-feature=+crt-static, or use --root share",
@@ -305,25 +305,9 @@ pub fn check_runs_alone(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether a 64-bit little-endian ELF file has a `PT_INTERP` program header.
-fn interpreter_wanted(elf: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let read = |at: usize, len: usize| -> Option<u64> {
-        let field = elf.get(at..at + len)?;
-        Some(field.iter().rev().fold(0, |n, b| (n << 8) | u64::from(*b)))
-    };
-    if !elf.starts_with(b"\x7fELF\x02\x01") {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (read(0x20, 8), read(0x36, 2), read(0x38, 2)) else {
-        return false;
-    };
-    (0..phnum).any(|i| read((phoff + i * phentsize) as usize, 4) == Some(u64::from(PT_INTERP)))
-}
-
 /// The statically linked busybox the tests build their container roots from (combined's tests'
 /// `BUSYBOX`), which also gives the copied root a shell and the usual tools.
-pub const BUSYBOX: &str = "/bin/busybox";
+pub use crate::rootfs::BUSYBOX;
 
 /// Host programs a test runs by name that busybox has no applet for (or a poorer one): user-demo's
 /// CLI test drops to uid 65534 with util-linux's `setpriv --reuid`, which busybox's applet lacks.
@@ -556,29 +540,28 @@ mod tests {
         assert_eq!(parse_test_binaries(CARGO_JSON).unwrap().len(), 2);
     }
 
-    /// A scratch directory, removed on drop.
-    struct Scratch(PathBuf);
+    /// A scratch directory (removed on drop) to make files in.
+    struct Scratch(tempfile::TempDir);
 
     impl Scratch {
         fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("xtask-guestroot-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("xtask-guestroot-{name}-"))
+                .tempdir()
+                .unwrap();
             Scratch(dir)
         }
 
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+
         fn file(&self, rel: &str, mode: u32) -> PathBuf {
-            let path = self.0.join(rel);
+            let path = self.path().join(rel);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(&path, rel).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
             path
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 
@@ -596,7 +579,7 @@ mod tests {
             tests: vec![test.clone()],
             strip_tests: true,
             bins: vec![bin.clone()],
-            data_dirs: vec![s.0.join("pkg"), s.0.join("no-such-dir")],
+            data_dirs: vec![s.path().join("pkg"), s.path().join("no-such-dir")],
             host_tools: vec![(
                 "/bin/sh".into(),
                 Entry::Symlink {
@@ -693,10 +676,6 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let err = check_runs_alone(&me).unwrap_err().to_string();
         assert!(err.contains("dynamically linked"), "{err}");
-        // An ELF header with no program headers has no interpreter.
-        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
-        elf.resize(64, 0);
-        assert!(!interpreter_wanted(&elf));
     }
 
     #[test]
@@ -712,7 +691,7 @@ mod tests {
     fn the_archive_is_packed_once_per_content() {
         let s = Scratch::new("pack");
         let test = s.file("bin/test", 0o755);
-        let cache = s.0.join("cache");
+        let cache = s.path().join("cache");
         let list = file_list(&Inputs {
             tests: vec![test.clone()],
             ..Inputs::default()

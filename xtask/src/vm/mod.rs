@@ -116,11 +116,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let work = WorkDir::create(&cache, options.keep)?;
     let attempts = qemu::attempts(options.accel, qemu::KvmSupport::probe());
     if options.shell {
-        return shell(&guest, attempts[0], &work.path);
+        return shell(&guest, attempts[0], work.path());
     }
     runner::catch_interrupts()?;
     for accel in attempts {
-        match run_guests(&guest, &tests, accel, options, &work.path, &cache)? {
+        match run_guests(&guest, &tests, accel, options, work.path(), &cache)? {
             Some(run) => return run.conclude(options.timings, &cache),
             None => println!(
                 "xtask: kvm showed no boot marker within {} s; falling back to tcg",
@@ -725,27 +725,34 @@ fn print_timings(reports: &[Report], layout: Layout) {
     }
 }
 
-/// The run's work directory, removed when dropped unless kept.
+/// The run's work directory, `target/vm/run-*` (the guests' initramfs, console logs, result and
+/// output files): removed when dropped, unless `--keep` asked to keep it.
 #[derive(Debug)]
 struct WorkDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
     keep: bool,
 }
 
 impl WorkDir {
     fn create(cache: &Path, keep: bool) -> anyhow::Result<WorkDir> {
-        let path = cache.join(format!("run-{}", std::process::id()));
-        fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(WorkDir { path, keep })
+        fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .disable_cleanup(keep)
+            .tempdir_in(cache)
+            .with_context(|| format!("cannot create a work directory in {}", cache.display()))?;
+        Ok(WorkDir { dir, keep })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
     }
 }
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
         if self.keep {
-            println!("xtask: kept the work directory {}", self.path.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.path);
+            println!("xtask: kept the work directory {}", self.path().display());
         }
     }
 }
