@@ -136,20 +136,32 @@ impl fmt::Display for Step {
     }
 }
 
-/// A setup step failed: which, and why.
+/// A set-up step failed: which, and why. The step's own error stays the source (`source()` gives the
+/// typed error back: a `MountError`, a netlink error, the [`InContainer`] report of the container's
+/// side), and the message reads as one line: `proc step failed: mount proc at /x: EPERM`.
 #[derive(Debug, thiserror::Error)]
-#[error("{step} step failed: {message}")]
+#[error("{step} step failed: {source}")]
 pub struct StepFailed {
     pub step: Step,
-    pub message: String,
+    #[source]
+    pub source: Cause,
 }
 
-fn failed(step: Step, message: impl fmt::Display) -> StepFailed {
+/// Why a step failed: any error, with its own chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn failed(step: Step, cause: impl Into<Cause>) -> StepFailed {
     StepFailed {
         step,
-        message: message.to_string(),
+        source: cause.into(),
     }
 }
+
+/// A step that failed on the container's side, as the container reported it over the channel: its
+/// message (the step is the [`StepFailed`]'s) and, when a system call failed, the errno.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct InContainer(pub nskit::ChildError);
 
 /// A volume after validation: its source is an existing host path.
 #[derive(Clone, Debug)]
@@ -213,7 +225,7 @@ struct Steps<'p> {
 }
 
 impl Steps<'_> {
-    fn run<T, E: fmt::Display>(
+    fn run<T, E: Into<Cause>>(
         &self,
         step: Step,
         body: impl FnOnce() -> Result<T, E>,
@@ -263,7 +275,8 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     match channel.recv_reply::<()>() {
         Ok(()) => {}
         Err(nskit::StepError::Child(e)) => {
-            return Err(failed(Step::from_name(&e.step).unwrap_or(Step::Init), e.message));
+            let step = Step::from_name(&e.step).unwrap_or(Step::Init);
+            return Err(failed(step, InContainer(e)));
         }
         Err(e) => {
             return Err(failed(
@@ -464,7 +477,7 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     let (pty, reaper) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.message)));
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
             return i32::from(crate::EXIT_LAUNCHER);
         }
     };
@@ -528,7 +541,7 @@ fn set_up(
     let root = steps.run(Step::Rootfs, || prepare_root(plan))?;
     steps.run(Step::Proc, || mounts::mount_proc(&root))?;
     steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
-    steps.run(Step::Mqueue, || mount_mqueue(&root))?;
+    steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
     steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?;
     // Volumes last, so that one under /dev lands on the container's /dev rather than under it, where
     // the fresh /dev would hide it (/proc and /sys are refused as targets).
@@ -573,13 +586,6 @@ fn join_new_session_keyring() -> Result<(), String> {
     }
 }
 // ANCHOR_END: keyring
-
-/// /dev/mqueue, with the IPC chapter's mount of the mqueue filesystem (it lists the queues of the
-/// container's own IPC namespace), on a target the mount chapter resolved without leaving the rootfs.
-fn mount_mqueue(root: &Path) -> Result<(), String> {
-    let target = ensure_dir_in_root(root, Path::new("/dev/mqueue")).map_err(|e| e.to_string())?;
-    ipc_demo::posix::mount_mqueue(&fd_path(&target)).map_err(|e| e.to_string())
-}
 
 fn capabilities_keep_mknod(plan: &Plan) -> bool {
     plan.caps.contains(&caps::Capability::CAP_MKNOD)

@@ -187,44 +187,16 @@ pub fn limit_queue_bytes(bytes: u64) -> Result<(), Errno> {
 }
 // ANCHOR_END: big_queue
 
-/// Why a mount failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot {what} {target}: {errno}")]
-pub struct MountError {
-    pub what: &'static str,
-    pub target: PathBuf,
-    pub errno: Errno,
-}
+pub use nskit::mount::{MountError, make_mounts_private};
 
 // ANCHOR: mount_mqueue
-/// Makes every mount in the caller's mount namespace private, recursively, so that what it mounts next
-/// does not propagate to the host (systemd makes `/` shared; mount_namespaces(7)). Call it first thing
-/// in a new mount namespace.
-pub fn make_mounts_private() -> Result<(), MountError> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|errno| MountError {
-        what: "make mounts private under",
-        target: "/".into(),
-        errno,
-    })
-}
-
 /// Mounts a new instance of the mqueue filesystem on `target` (an existing directory): it lists the
 /// POSIX message queues of the *caller's* IPC namespace, so call it after entering that namespace.
 /// Needs CAP_SYS_ADMIN in the user namespaces owning the caller's mount and IPC namespaces.
 pub fn mount_mqueue(target: &Path) -> Result<(), MountError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("mqueue"), target, Some("mqueue"), flags, None::<&str>).map_err(|errno| MountError {
-        what: "mount mqueue on",
-        target: target.to_owned(),
-        errno,
-    })
+    mount(Some("mqueue"), target, Some("mqueue"), flags, None::<&str>)
+        .map_err(MountError::of("mount mqueue on", target))
 }
 // ANCHOR_END: mount_mqueue
 
@@ -239,11 +211,7 @@ pub fn mount_tmpfs(target: &Path) -> Result<(), MountError> {
         flags,
         Some("size=64k,mode=755"),
     )
-    .map_err(|errno| MountError {
-        what: "mount tmpfs on",
-        target: target.to_owned(),
-        errno,
-    })
+    .map_err(MountError::of("mount tmpfs on", target))
 }
 
 /// One queue as a mounted mqueue filesystem shows it: its file name and the file's one line,

@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod idmap;
+pub mod mount;
 pub mod ns;
 pub mod process;
 pub mod show;

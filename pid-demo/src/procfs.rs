@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
@@ -93,50 +93,27 @@ pub fn pid_ns_level() -> io::Result<usize> {
     Ok(status.nspid.len().saturating_sub(1))
 }
 
-/// Why a mount failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot {what} {target}: {errno}{hint}")]
-pub struct MountError {
-    pub what: &'static str,
-    pub target: PathBuf,
-    pub errno: Errno,
-    pub hint: &'static str,
-}
+pub use nskit::mount::{MountError, make_mounts_private};
 
 // ANCHOR: mount_proc
-/// Makes every mount in the caller's mount namespace private (`MS_REC|MS_PRIVATE` on `/`), so that the
-/// mounts made next do not propagate to the host. Call it first, in a mount namespace of one's own:
-/// systemd makes `/` shared, and a new mount namespace starts as a copy with the same propagation.
-pub fn make_mounts_private() -> Result<(), MountError> {
-    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(|errno| MountError {
-        what: "make private the mounts under",
-        target: "/".into(),
-        errno,
-        hint: "",
-    })
-}
-
 /// Mounts a new proc filesystem on `target` (usually `/proc`, or `<rootfs>/proc` before pivot_root).
 ///
 /// The new proc shows the PID namespace of the *caller*, so call it from a process inside the new PID
 /// namespace (its init, typically), in a mount namespace of its own whose mounts are private
-/// ([`make_mounts_private`]). Inside a user namespace the kernel further requires that this user
+/// (nskit's [`make_mounts_private`]). Inside a user namespace the kernel further requires that this user
 /// namespace owns the caller's PID namespace, and that a proc already mounted is fully visible (no
 /// file in it covered by another mount). `nosuid,nodev,noexec` are what every runtime uses.
 pub fn mount_proc(target: &Path) -> Result<(), MountError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), target, Some("proc"), flags, None::<&str>).map_err(|errno| MountError {
-        what: "mount proc on",
-        target: target.to_owned(),
-        errno,
-        hint: match errno {
-            Errno::EPERM => {
+    mount(Some("proc"), target, Some("proc"), flags, None::<&str>).map_err(|errno| {
+        let error = MountError::of("mount proc on", target)(errno);
+        match errno {
+            Errno::EPERM => error.hinted(
                 ": mounting proc needs CAP_SYS_ADMIN in the user namespace that owns both the mount \
-                 namespace and the caller's PID namespace, and a fully visible /proc (no covered paths)"
-            }
-            _ => "",
-        },
+                 namespace and the caller's PID namespace, and a fully visible /proc (no covered paths)",
+            ),
+            _ => error,
+        }
     })
 }
 // ANCHOR_END: mount_proc
