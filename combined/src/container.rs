@@ -52,8 +52,8 @@ use nix::unistd::Pid;
 use nskit::{Channel, Exit, Spawn, UserNs};
 use pid_demo::init::Reaper;
 
-use crate::config::{Maps, NetMode, Rootfs};
 use crate::terminal::{self, Relay};
+use crate::values::{Maps, NetMode, Rootfs};
 use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
 
 /// The setup steps, in order. Each error names its step; `COMBINED_FAULT=<step>` (tests only) makes

@@ -6,7 +6,7 @@
 //! reports the command's exit status.
 
 pub mod caps;
-pub mod config;
+pub mod command;
 pub mod container;
 pub mod doctor;
 pub mod hostview;
@@ -16,13 +16,14 @@ pub mod sealed;
 pub mod seccomp;
 pub mod subnets;
 pub mod terminal;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 
-use config::{EnvVar, NetMode, Rootfs, Volume};
 use container::{Plan, PlannedVolume, Step};
 use nskit::idmap::IdRange;
 use uts_demo::Name;
+use values::{EnvVar, NetMode, Rootfs, Volume};
 
 /// The exit status when the launcher itself fails (as `docker run` uses it).
 pub const EXIT_LAUNCHER: u8 = 125;
@@ -87,9 +88,9 @@ impl RunRequest {
 /// The id maps, chosen by the user chapter's rules (`user_demo::choose_maps`): the given lines, or by
 /// default "my uid and gid are root inside" for an ordinary user and 0..65535 -> 100000..165535 for
 /// root, so that a root-run container's root is nobody in particular on the host.
-pub fn maps(uid: &[IdRange], gid: &[IdRange]) -> Result<config::Maps, nskit::idmap::MapError> {
+pub fn maps(uid: &[IdRange], gid: &[IdRange]) -> Result<values::Maps, nskit::idmap::MapError> {
     let (uid, gid) = user_demo::choose_maps(uid, gid)?;
-    Ok(config::Maps { uid, gid })
+    Ok(values::Maps { uid, gid })
 }
 
 /// Why a request was refused before anything was created.
@@ -168,7 +169,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         })
         .transpose()?;
     let fault = injected_fault()?;
-    let workdir = config::container_path(&request.workdir)
+    let workdir = values::container_path(&request.workdir)
         .or_else(|e| {
             if request.workdir == "/" {
                 Ok(PathBuf::from("/"))
@@ -177,12 +178,12 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
             }
         })
         .map_err(|e| invalid(format!("invalid --workdir: {e}")))?;
-    let env = config::environment(&request.hostname, &request.env);
+    let env = command::environment(&request.hostname, &request.env);
     let env_strings: Vec<String> = env.iter().map(ToString::to_string).collect();
     let path_var = env
         .iter()
         .find(|e| e.key == "PATH")
-        .map_or(config::DEFAULT_PATH, |e| e.value.as_str());
+        .map_or(command::DEFAULT_PATH, |e| e.value.as_str());
     let argv = if request.command.is_empty() {
         vec!["/bin/sh".to_owned()]
     } else {
@@ -201,7 +202,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     };
     let program = find_in_volumes(&volumes, &argv[0])
         .or_else(|| {
-            config::find_command(&search_root, &argv[0], path_var)
+            command::find_command(&search_root, &argv[0], path_var)
                 .filter(|p| !matches!(rootfs, Rootfs::HostView) || in_host_view(p))
         })
         .ok_or_else(|| not_runnable(&search_root, &argv[0], path_var))?;
@@ -214,11 +215,11 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     Ok(Plan {
         rootfs,
         hostname: request.hostname.to_string(),
-        program: config::c_strings(&[program.to_string_lossy().into_owned()])
+        program: command::c_strings(&[program.to_string_lossy().into_owned()])
             .map_err(invalid)?
             .remove(0),
-        argv: config::c_strings(&argv).map_err(|e| invalid(format!("invalid command: {e}")))?,
-        env: config::c_strings(&env_strings).map_err(|e| invalid(format!("invalid --env: {e}")))?,
+        argv: command::c_strings(&argv).map_err(|e| invalid(format!("invalid command: {e}")))?,
+        env: command::c_strings(&env_strings).map_err(|e| invalid(format!("invalid --env: {e}")))?,
         workdir,
         volumes,
         user_ns,
@@ -239,14 +240,14 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
 /// permission cannot be executed (exit 126, as a shell says); anything else was not found.
 fn not_runnable(root: &Path, program: &str, path_var: &str) -> PlanError {
     if program.contains('/') {
-        match config::lookup_in(root, Path::new(program)) {
-            config::Lookup::Directory => {
+        match command::lookup_in(root, Path::new(program)) {
+            command::Lookup::Directory => {
                 return PlanError::CannotExecute(program.to_owned(), "is a directory");
             }
-            config::Lookup::NotExecutable => {
+            command::Lookup::NotExecutable => {
                 return PlanError::CannotExecute(program.to_owned(), "permission denied");
             }
-            config::Lookup::Executable | config::Lookup::Missing => {}
+            command::Lookup::Executable | command::Lookup::Missing => {}
         }
     }
     PlanError::CommandNotFound(program.to_owned(), path_var.to_owned())
@@ -259,7 +260,7 @@ fn seccomp_cache() -> Option<PathBuf> {
     image::private_cache_dir(&images.parent()?.join("seccomp")).ok()
 }
 
-fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<config::Maps, PlanError> {
+fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<values::Maps, PlanError> {
     if !user_ns && (!request.uid_map.is_empty() || !request.gid_map.is_empty()) {
         return Err(invalid(
             "--uid-map and --gid-map need a user namespace: add --userns",
@@ -329,7 +330,7 @@ fn find_in_volumes(volumes: &[PlannedVolume], program: &str) -> Option<PathBuf> 
             return (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then(|| volume.target.clone());
         }
         let in_source = Path::new("/").join(rest);
-        let found = config::find_command(&volume.source, &in_source.to_string_lossy(), "")?;
+        let found = command::find_command(&volume.source, &in_source.to_string_lossy(), "")?;
         Some(volume.target.join(found.strip_prefix("/").ok()?))
     })
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use combined::caps::CapArg;
-use combined::config::{EnvVar, NetMode, Volume};
+use combined::values::{EnvVar, NetMode, Volume};
 use combined::{EXIT_LAUNCHER, RunRequest};
 use nskit::idmap::IdRange;
 use uts_demo::Name;
@@ -58,7 +58,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.tar[.gz]")]
     image: Option<PathBuf>,
     /// The container's hostname.
-    #[arg(long, default_value = "container", value_parser = combined::config::hostname)]
+    #[arg(long, default_value = "container", value_parser = combined::values::hostname)]
     hostname: Name,
     /// Set an environment variable (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
