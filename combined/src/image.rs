@@ -610,12 +610,14 @@ fn shortened(mut text: String) -> String {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("combined-image-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+    /// A scratch directory, removed on drop.
+    fn scratch(name: &str) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("combined-image-{name}-"))
+            .tempdir()
+            .unwrap();
         // Whatever the umask: a group-writable directory is refused as a cache's parent.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         dir
     }
 
@@ -657,8 +659,9 @@ mod tests {
     #[test]
     fn unpacks_once_into_the_cache_and_skips_devices() {
         for gzip in [false, true] {
-            let dir = scratch(if gzip { "gz" } else { "tar" });
-            let image = tarball(&dir, gzip);
+            let scratch = scratch(if gzip { "gz" } else { "tar" });
+            let dir = scratch.path();
+            let image = tarball(dir, gzip);
             let cache = dir.join("cache");
             let rootfs = prepare(&image, &cache).unwrap();
             assert_eq!(fs::read(rootfs.join("bin/hello")).unwrap(), b"hello\n");
@@ -673,13 +676,13 @@ mod tests {
             assert!(rootfs.join("marker").exists());
             let leftovers: Vec<_> = fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).collect();
             assert_eq!(leftovers.len(), 1, "no partial directory left");
-            fs::remove_dir_all(&dir).unwrap();
         }
     }
 
     #[test]
     fn a_broken_image_leaves_nothing_in_the_cache() {
-        let dir = scratch("broken");
+        let scratch = scratch("broken");
+        let dir = scratch.path();
         let image = dir.join("broken.tar.gz");
         fs::write(&image, [0x1f, 0x8b, 0, 1, 2, 3]).unwrap();
         let cache = dir.join("cache");
@@ -689,7 +692,6 @@ mod tests {
             prepare(&dir.join("missing.tar"), &cache),
             Err(ImageError::Read { .. })
         ));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -540,26 +540,21 @@ mod tests {
         build(&profile, &Host::this(&default_caps()), "test profile")
     }
 
-    /// A profile file in a directory of its own, removed on drop.
-    struct ProfileFile(PathBuf);
+    /// A file `profile.json` in a directory of its own, removed on drop.
+    struct ProfileFile(tempfile::TempDir);
 
     impl ProfileFile {
         fn new(name: &str, json: &str) -> ProfileFile {
-            let dir = std::env::temp_dir().join(format!("combined-seccomp-{name}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create a directory");
-            let path = dir.join("profile.json");
-            std::fs::write(&path, json).expect("write the profile");
-            ProfileFile(path)
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("combined-seccomp-{name}-"))
+                .tempdir()
+                .expect("create a directory");
+            std::fs::write(dir.path().join("profile.json"), json).expect("write the profile");
+            ProfileFile(dir)
         }
 
         fn setting(&self) -> Setting {
-            Setting::Profile(self.0.clone())
-        }
-    }
-
-    impl Drop for ProfileFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(self.0.parent().expect("a directory"));
+            Setting::Profile(self.0.path().join("profile.json"))
         }
     }
 

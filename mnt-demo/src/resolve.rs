@@ -223,16 +223,21 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::{MetadataExt, symlink};
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mnt-demo-resolve-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+    /// A root with a file, a link out by an absolute target, one out by `..`, one that stays inside;
+    /// and a directory outside it. Removed on drop.
+    fn scratch(name: &str) -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("mnt-demo-resolve-{name}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         fs::create_dir_all(dir.join("root/etc")).unwrap();
         fs::create_dir_all(dir.join("outside")).unwrap();
         fs::write(dir.join("root/etc/os-release"), "inside").unwrap();
         symlink("/", dir.join("root/abs")).unwrap();
         symlink("../../outside", dir.join("root/etc/up")).unwrap();
         symlink("etc", dir.join("root/rel")).unwrap();
-        dir
+        tmp
     }
 
     fn ino(fd: &OwnedFd) -> u64 {
@@ -241,7 +246,8 @@ mod tests {
 
     #[test]
     fn finds_paths_inside() {
-        let dir = scratch("inside");
+        let scratch = scratch("inside");
+        let dir = scratch.path();
         let root = dir.join("root");
         let want = fs::metadata(root.join("etc/os-release")).unwrap().ino();
         for resolve in [resolve_in_root, resolve_by_walk] {
@@ -257,12 +263,12 @@ mod tests {
             resolve_by_walk(&root, Path::new("rel/os-release")),
             Err(ResolveError::Symlink { .. })
         ));
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn refuses_symlinks_out_of_the_root() {
-        let dir = scratch("out");
+        let scratch = scratch("out");
+        let dir = scratch.path();
         let root = dir.join("root");
         for path in [
             "abs",
@@ -287,12 +293,12 @@ mod tests {
                 "{path}: {walked:?}"
             );
         }
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn creates_missing_dirs_but_not_through_symlinks() {
-        let dir = scratch("mkdir");
+        let scratch = scratch("mkdir");
+        let dir = scratch.path();
         let root = dir.join("root");
         ensure_dir_in_root(&root, Path::new("/dev/pts")).unwrap();
         assert!(root.join("dev/pts").is_dir());
@@ -302,6 +308,5 @@ mod tests {
         assert!(!dir.join("outside/x").exists());
         assert!(ensure_dir_in_root(&root, Path::new("etc/up/x")).is_err());
         assert!(!dir.join("outside/x").exists());
-        fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -505,9 +505,9 @@ mod tests {
     }
 
     /// A book in a scratch directory: one chapter including one anchor of one source file.
-    fn scratch_book(source: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-book-{}-{}", std::process::id(), source.len()));
-        let _ = fs::remove_dir_all(&dir);
+    fn scratch_book(source: &str) -> tempfile::TempDir {
+        let tmp = tempfile::Builder::new().prefix("xtask-book-").tempdir().unwrap();
+        let dir = tmp.path();
         fs::create_dir_all(dir.join("book/src")).unwrap();
         fs::create_dir_all(dir.join("demo/src")).unwrap();
         fs::write(
@@ -516,23 +516,21 @@ mod tests {
         )
         .unwrap();
         fs::write(dir.join("demo/src/lib.rs"), source).unwrap();
-        dir
+        tmp
     }
 
     #[test]
     fn a_removed_anchor_fails_the_check() {
         let good = scratch_book("// ANCHOR: step\nfn step() {}\n// ANCHOR_END: step\n");
-        assert_eq!(check_includes(&good.join("book/src")).unwrap(), []);
+        assert_eq!(check_includes(&good.path().join("book/src")).unwrap(), []);
         let bad = scratch_book("fn step() {}\n");
-        let problems = check_includes(&bad.join("book/src")).unwrap();
+        let problems = check_includes(&bad.path().join("book/src")).unwrap();
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0].message.contains("an anchor that file does not have"),
             "{:?}",
             problems
         );
-        let _ = fs::remove_dir_all(good);
-        let _ = fs::remove_dir_all(bad);
     }
 
     #[test]
@@ -540,8 +538,11 @@ mod tests {
         let root = util::workspace_root();
         assert_eq!(check_includes(&root.join("book/src")).unwrap(), []);
         // Copy the book and the UTS chapter's source, drop one anchor the chapter uses: the check fails.
-        let copy = std::env::temp_dir().join(format!("xtask-realbook-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&copy);
+        let scratch = tempfile::Builder::new()
+            .prefix("xtask-realbook-")
+            .tempdir()
+            .unwrap();
+        let copy = scratch.path();
         fs::create_dir_all(copy.join("book")).unwrap();
         fs::create_dir_all(copy.join("uts-demo/src")).unwrap();
         util::run(
@@ -559,7 +560,6 @@ mod tests {
             .collect();
         fs::write(copy.join("uts-demo/src/lib.rs"), without).unwrap();
         let problems = check_includes(&copy.join("book/src")).unwrap();
-        let _ = fs::remove_dir_all(&copy);
         assert!(
             problems
                 .iter()

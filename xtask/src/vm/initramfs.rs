@@ -169,8 +169,8 @@ mod tests {
 
     #[test]
     fn the_base_is_built_once_per_content() {
-        let dir = std::env::temp_dir().join(format!("xtask-initramfs-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let init = dir.join("init");
         fs::write(&init, b"\x7fELF init").unwrap();
         let modules = [Module {
@@ -181,15 +181,14 @@ mod tests {
             init: &init,
             modules: &modules,
         };
-        let (first, built) = base.build(&dir).unwrap();
+        let (first, built) = base.build(dir).unwrap();
         assert!(built);
-        let (again, rebuilt) = base.build(&dir).unwrap();
+        let (again, rebuilt) = base.build(dir).unwrap();
         assert_eq!((first.clone(), rebuilt), (again, false));
         fs::write(&init, b"\x7fELF new init").unwrap();
-        let (changed, built) = base.build(&dir).unwrap();
+        let (changed, built) = base.build(dir).unwrap();
         assert!(built && changed != first);
         let bytes = fs::read(&changed).unwrap();
         assert!(bytes.windows(19).any(|w| w == b"modules/00-veth.ko\0"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -424,9 +424,8 @@ mod tests {
 
     #[test]
     fn a_job_s_output_is_held_until_it_finishes() {
-        let dir = std::env::temp_dir().join(format!("xtask-runner-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("output");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output");
         std::fs::write(&path, "vm-init: running /t/a as root\nline 1\n").unwrap();
         let mut output = JobOutput::new(&path);
         output.pump();
@@ -437,6 +436,5 @@ mod tests {
         output.pump();
         assert!(output.job.is_empty(), "printed once finished: {:?}", output.job);
         assert_eq!(output.partial, b"vm-init: runn");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
