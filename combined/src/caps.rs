@@ -122,26 +122,23 @@ pub fn drop_bounding(keep: &CapsHashSet) -> Result<(), DropError> {
     Ok(())
 }
 
-/// Step 2, after the uid/gid switch: the effective, permitted and inheritable sets become `keep` (an
-/// empty inheritable set would also do; keeping it equal lets a non-root command get them back through
-/// file capabilities only where the bounding set allows), and the ambient set is cleared.
-pub fn set_process_caps(keep: &CapsHashSet) -> Result<(), DropError> {
-    caps::clear(None, CapSet::Ambient).map_err(|source| DropError {
-        set: "ambient",
-        source,
-    })?;
-    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(|source| DropError {
-        set: "inheritable",
-        source,
-    })?;
-    caps::set(None, CapSet::Effective, keep).map_err(|source| DropError {
-        set: "effective",
-        source,
-    })?;
-    caps::set(None, CapSet::Permitted, keep).map_err(|source| DropError {
-        set: "permitted",
-        source,
-    })?;
+/// Step 2, after the uid/gid switch: the effective and permitted sets become `keep`, the inheritable
+/// set `inheritable` and the ambient set `ambient` (`combined run`: both empty; an OCI config may
+/// name some, which a non-root command then keeps across execve). Ambient ones must be permitted and
+/// inheritable too (capabilities(7)), so they are raised last.
+pub fn set_process_caps(
+    keep: &CapsHashSet,
+    inheritable: &CapsHashSet,
+    ambient: &CapsHashSet,
+) -> Result<(), DropError> {
+    let failed = |set: &'static str| move |source| DropError { set, source };
+    caps::clear(None, CapSet::Ambient).map_err(failed("ambient"))?;
+    caps::set(None, CapSet::Inheritable, inheritable).map_err(failed("inheritable"))?;
+    caps::set(None, CapSet::Effective, keep).map_err(failed("effective"))?;
+    caps::set(None, CapSet::Permitted, keep).map_err(failed("permitted"))?;
+    for cap in ambient {
+        caps::raise(None, CapSet::Ambient, *cap).map_err(failed("ambient"))?;
+    }
     Ok(())
 }
 // ANCHOR_END: drop_bounding

@@ -169,6 +169,65 @@ pub struct PlannedVolume {
     pub source: PathBuf,
     pub target: PathBuf,
     pub read_only: bool,
+    /// Extra flags for the bind mount besides `MS_NODEV`, which every volume gets (an OCI bind mount's
+    /// `nosuid`, `noexec`).
+    pub flags: MsFlags,
+}
+
+/// The kernel filesystems the container gets, each at its usual place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelMounts {
+    /// A fresh proc at /proc (PID chapter).
+    pub proc: bool,
+    /// A tmpfs /dev with the standard nodes, its own devpts and /dev/shm.
+    pub dev: bool,
+    /// The container's own mqueue at /dev/mqueue (IPC chapter).
+    pub mqueue: bool,
+    /// sysfs at /sys, read-only.
+    pub sys: bool,
+    /// The cgroup v2 hierarchy at /sys/fs/cgroup, read-only.
+    pub cgroup: bool,
+}
+
+impl KernelMounts {
+    /// Every one of them, as `combined run` gives every container.
+    pub const ALL: KernelMounts = KernelMounts {
+        proc: true,
+        dev: true,
+        mqueue: true,
+        sys: true,
+        cgroup: false,
+    };
+}
+
+/// The command's identity inside the container (an OCI `process.user`; `combined run`: root).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    /// The file mode creation mask, if one is asked for (umask(2)); otherwise the inherited one.
+    pub umask: Option<u32>,
+}
+
+/// One resource limit the command starts with (setrlimit(2)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: nix::sys::resource::Resource,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// How the container starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// At once, with the launcher supervising it to the end (`combined run`): the container dies
+    /// with the launcher.
+    Foreground,
+    /// Set up, then waiting at a gate until `combined start` opens it, with the launcher gone (the
+    /// OCI runtime's `create`): `gate` is the launcher's O_PATH descriptor of the container's
+    /// `exec.fifo`, which the child inherits.
+    Created { gate: i32 },
 }
 
 /// Everything the container needs, validated.
@@ -187,7 +246,11 @@ pub struct Plan {
     /// The `--net veth` subnet the user asked for; without one, the launcher takes a free one from
     /// the pool when it creates the pair (`subnets.rs`).
     pub subnet: Option<Subnet>,
+    /// The bounding, effective and permitted capabilities.
     pub caps: CapsHashSet,
+    /// The inheritable and ambient capabilities (empty for `combined run`).
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
     /// The system-call filter, compiled; `None` with `--security-opt seccomp=unconfined`.
     pub seccomp: Option<crate::seccomp::Filter>,
     pub read_only: bool,
@@ -195,6 +258,26 @@ pub struct Plan {
     /// The container gets a pty of its own, relayed to the launcher's stdin and stdout
     /// (`terminal.rs`); without one it has no controlling terminal at all.
     pub tty: bool,
+    /// The namespaces the container gets besides the user namespace ([`NAMESPACES`] for `combined
+    /// run`; an OCI config may leave some out, sharing the host's).
+    pub namespaces: CloneFlags,
+    pub kernel_mounts: KernelMounts,
+    /// Further tmpfs mounts (an OCI config's), each a fresh empty directory at its target.
+    pub tmpfs: Vec<PathBuf>,
+    /// What mount events may travel from the host into the container's mounts (never out).
+    pub propagation: Propagation,
+    /// Paths covered so that they cannot be read (mnt-demo's `DEFAULT_MASKED` for `combined run`).
+    pub masked: Vec<String>,
+    /// Paths made read-only (mnt-demo's `DEFAULT_READONLY` for `combined run`).
+    pub readonly_paths: Vec<String>,
+    pub domainname: Option<String>,
+    /// Kernel parameters written under /proc/sys in the container (sysctl(8) names).
+    pub sysctl: Vec<(String, String)>,
+    pub user: ProcessUser,
+    pub rlimits: Vec<Rlimit>,
+    /// PR_SET_NO_NEW_PRIVS before execve; required with a seccomp filter.
+    pub no_new_privs: bool,
+    pub lifecycle: Lifecycle,
     pub fault: Option<Step>,
 }
 
@@ -245,7 +328,58 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     signals
         .thread_block()
         .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
-    let spawn = Spawn::new(NAMESPACES)
+    let (mut child, _veth) = start_child(plan)?;
+    let relay = match plan.tty {
+        true => Some(start_relay(child.channel())?),
+        false => None,
+    };
+    match supervise(child.pid(), &signals, relay) {
+        Ok(status) => {
+            child.reaped_by_caller();
+            Ok(status)
+        }
+        // Not reaped: dropping the handle kills and reaps the container.
+        Err(e) => Err(failed(Step::Init, e)),
+    }
+}
+// ANCHOR_END: launch
+
+/// A container set up and waiting at its gate: what the OCI runtime's `create` hands on.
+#[derive(Debug)]
+pub struct Created {
+    /// The container's process, as the host sees it.
+    pub pid: Pid,
+    /// The master end of its pty, for the engine's console socket.
+    pub pty: Option<OwnedFd>,
+}
+
+// ANCHOR: create
+/// Steps 1 to 6 of the story, then lets the container go: it waits at the gate of
+/// `plan.lifecycle` until `combined start` opens it, and whoever reaps orphans for the caller (the
+/// engine's shim, conmon, or init) reaps it, since the caller exits.
+pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
+    debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
+    let (mut child, veth) = start_child(plan)?;
+    let pty = match plan.tty {
+        true => Some(
+            child
+                .channel()
+                .take_fd()
+                .ok_or_else(|| failed(Step::Terminal, "the container sent no terminal"))?,
+        ),
+        false => None,
+    };
+    let pid = child.pid();
+    debug_assert!(veth.is_none(), "an OCI container has no veth");
+    child.reaped_by_caller();
+    Ok(Created { pid, pty })
+}
+// ANCHOR_END: create
+
+/// Steps 1 and 2, and the container's answer to `go`: the child cloned into its namespaces and set
+/// up, with the host end of its veth.
+fn start_child(plan: &Plan) -> Result<(nskit::Child, Option<HostVeth>), StepFailed> {
+    let spawn = Spawn::new(plan.namespaces)
         .user(if plan.user_ns {
             UserNs::Always
         } else {
@@ -273,32 +407,17 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
         .send_msg(&go)
         .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
     match channel.recv_reply::<()>() {
-        Ok(()) => {}
+        Ok(()) => Ok((child, veth)),
         Err(nskit::StepError::Child(e)) => {
             let step = Step::from_name(&e.step).unwrap_or(Step::Init);
-            return Err(failed(step, InContainer(e)));
+            Err(failed(step, InContainer(e)))
         }
-        Err(e) => {
-            return Err(failed(
-                Step::Init,
-                format!("the container exited during setup: {e}"),
-            ));
-        }
-    }
-    let relay = match plan.tty {
-        true => Some(start_relay(channel)?),
-        false => None,
-    };
-    match supervise(child.pid(), &signals, relay) {
-        Ok(status) => {
-            child.reaped_by_caller();
-            Ok(status)
-        }
-        // Not reaped: dropping the handle kills and reaps the container.
-        Err(e) => Err(failed(Step::Init, e)),
+        Err(e) => Err(failed(
+            Step::Init,
+            format!("the container exited during setup: {e}"),
+        )),
     }
 }
-// ANCHOR_END: launch
 
 /// The master end of the container's pty came with `ready`: the relay takes it over.
 fn start_relay(channel: &mut Channel) -> Result<Relay, StepFailed> {
@@ -465,6 +584,18 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         },
         Err(_) => return 1,
     };
+    if let Lifecycle::Created { .. } = plan.lifecycle {
+        // Until `start`, this process, the launcher's own binary, waits inside the container, where
+        // `combined exec` may bring processes: non-dumpable, so that none of them can open its
+        // /proc/<pid>/exe or memory (CVE-2019-5736). After the maps: a non-dumpable process's /proc
+        // files belong to the host's root, and a rootless launcher writes the maps there. execve
+        // makes the command dumpable again.
+        if let Err(errno) = make_non_dumpable() {
+            let why = format!("cannot make the waiting process non-dumpable: {errno}");
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
+    }
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
     let prepared = set_up(plan, veth.as_ref(), channel).and_then(|pty| {
@@ -493,6 +624,12 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
     if let Err(e) = fault(plan, Step::Init) {
         eprintln!("combined: {e}");
         return i32::from(crate::EXIT_LAUNCHER);
+    }
+    if let Lifecycle::Created { gate } = plan.lifecycle {
+        if let Err(errno) = wait_at_gate(gate) {
+            eprintln!("combined: the container's start gate failed: {errno}");
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
     }
     match reaper {
         Some(reaper) => become_init(plan, reaper),
@@ -531,18 +668,35 @@ fn set_up(
         true => user_demo::take_ids(0, 0).map_err(|e| format!("cannot become root inside: {e}")),
         false => Ok(()),
     })?;
-    steps.run(Step::Ids, || die_with_launcher(channel))?;
+    if plan.lifecycle == Lifecycle::Foreground {
+        steps.run(Step::Ids, || die_with_launcher(channel))?;
+    }
     steps.run(Step::Keyring, join_new_session_keyring)?;
-    steps.run(Step::Hostname, || uts_demo::set_hostname(&plan.hostname))?;
-    steps.run(Step::Propagation, || mounts::isolate_root(Propagation::Slave))?;
+    if plan.namespaces.contains(CloneFlags::CLONE_NEWUTS) {
+        steps.run(Step::Hostname, || set_names(plan))?;
+    }
+    steps.run(Step::Propagation, || mounts::isolate_root(plan.propagation))?;
     // Volume sources are opened before the root is assembled: the host view covers /tmp, where a
     // source may live.
     let sources = steps.run(Step::Volumes, || open_volume_sources(plan))?;
     let root = steps.run(Step::Rootfs, || prepare_root(plan))?;
-    steps.run(Step::Proc, || mounts::mount_proc(&root))?;
-    steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
-    steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
-    steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?;
+    let kernel = plan.kernel_mounts;
+    if kernel.proc {
+        steps.run(Step::Proc, || mounts::mount_proc(&root))?;
+    }
+    if kernel.dev {
+        steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
+    }
+    if kernel.mqueue {
+        steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
+    }
+    if kernel.sys {
+        steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?;
+    }
+    if kernel.cgroup {
+        steps.run(Step::Sys, || mounts::mount_cgroup2_readonly(&root))?;
+    }
+    steps.run(Step::Volumes, || mount_tmpfs(plan, &root))?;
     // Volumes last, so that one under /dev lands on the container's /dev rather than under it, where
     // the fresh /dev would hide it (/proc and /sys are refused as targets).
     steps.run(Step::Volumes, || mount_volumes(plan, &root, &sources))?;
@@ -550,9 +704,10 @@ fn set_up(
     steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
     steps.run(Step::Masks, || {
         let slash = Path::new("/");
-        mounts::mask_paths(slash, &mounts::DEFAULT_MASKED)?;
-        mounts::readonly_paths(slash, &mounts::DEFAULT_READONLY)
+        mounts::mask_paths(slash, &strs(&plan.masked))?;
+        mounts::readonly_paths(slash, &strs(&plan.readonly_paths))
     })?;
+    steps.run(Step::Masks, || write_sysctls(&plan.sysctl))?;
     steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
     let pty = steps.run(Step::Terminal, || match plan.tty {
         true => terminal::open_in_container()
@@ -652,7 +807,7 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
             None::<&str>,
         )
         .map_err(|e| err(&e))?;
-        let mut extra = MsFlags::MS_NODEV;
+        let mut extra = MsFlags::MS_NODEV | volume.flags;
         if volume.read_only {
             extra |= MsFlags::MS_RDONLY;
         }
@@ -680,12 +835,44 @@ fn protect_writable_places(plan: &Plan) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The hostname, and the NIS domain name when one is asked for (UTS chapter).
+fn set_names(plan: &Plan) -> Result<(), Errno> {
+    uts_demo::set_hostname(&plan.hostname)?;
+    match &plan.domainname {
+        Some(name) => uts_demo::set_domainname(name),
+        None => Ok(()),
+    }
+}
+
+/// Each further tmpfs (an OCI config's), at a directory made for it without leaving the rootfs.
+fn mount_tmpfs(plan: &Plan, root: &Path) -> Result<(), mounts::MountError> {
+    for target in &plan.tmpfs {
+        mounts::mount_tmpfs(root, &target.to_string_lossy())?;
+    }
+    Ok(())
+}
+
+fn strs(items: &[String]) -> Vec<&str> {
+    items.iter().map(String::as_str).collect()
+}
+
+/// Writes each kernel parameter through the container's own /proc/sys (sysctl(8): `net.ipv4.ip_forward`
+/// is `/proc/sys/net/ipv4/ip_forward`). The bundle's checks allowed only the namespaced ones, and the
+/// container's /proc/sys is read-only to its command afterwards.
+fn write_sysctls(sysctls: &[(String, String)]) -> Result<(), String> {
+    for (name, value) in sysctls {
+        let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+        fs::write(&path, value).map_err(|e| format!("cannot set sysctl {name}={value}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Brings up `lo` (unless `--net none`), and the veth end the launcher moved in, with its address.
 fn set_up_network(
     plan: &Plan,
     veth: Option<&(String, Subnet)>,
 ) -> Result<(), net_demo::netlink::NetlinkError> {
-    if plan.net == NetMode::None {
+    if matches!(plan.net, NetMode::None | NetMode::Host) {
         return Ok(());
     }
     let mut netlink = Netlink::open()?;
@@ -697,15 +884,43 @@ fn set_up_network(
     Ok(())
 }
 
+/// PR_SET_DUMPABLE 0 (prctl(2)): /proc/<pid>/ of this process becomes root's, and ptrace needs
+/// CAP_SYS_PTRACE in the user namespace its memory belongs to.
+fn make_non_dumpable() -> Result<(), Errno> {
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers; it only changes a flag of this process.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+// ANCHOR: gate
+/// Step 6 of a created container: waits until `combined start` opens the container's `exec.fifo`
+/// for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the host before
+/// the clone; reopened through this process's own /proc/self/fd (the container's proc now, but the
+/// same descriptor table), it opens for writing only when a reader comes (fifo(7)): that open is the
+/// wait. The byte written tells `start` the container went on.
+fn wait_at_gate(gate: i32) -> Result<(), Errno> {
+    let path = format!("/proc/self/fd/{gate}");
+    let fifo = loop {
+        match nix::fcntl::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let _ = nix::unistd::close(gate);
+    nix::unistd::write(&fifo, &[0u8]).map(drop)
+}
+// ANCHOR_END: gate
+
 // ANCHOR: init
 /// Step 7: PID 1 of the container. Non-dumpable first, so that no process in the container can open
 /// /proc/1/exe, which is the launcher's binary on the host (CVE-2019-5736). Then the PID chapter's
 /// reaper: it forks the command, forwards signals to it, reaps orphans, and returns its status.
 fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers; it only changes a flag of this process.
-    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    if rc != 0 {
-        eprintln!("combined: init: cannot make init non-dumpable: {}", Errno::last());
+    if let Err(errno) = make_non_dumpable() {
+        eprintln!("combined: init: cannot make init non-dumpable: {errno}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
     pid_demo::set_name("init");
@@ -826,6 +1041,15 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
     nskit::process::close_on_exec_from_3().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
+    // Limits while the process may still raise them (a hard limit above the current one takes
+    // CAP_SYS_RESOURCE, dropped below).
+    for limit in &plan.rlimits {
+        nix::sys::resource::setrlimit(limit.resource, limit.soft, limit.hard)
+            .map_err(|e| format!("cannot set the limit {:?}: {e}", limit.resource))?;
+    }
+    if let Some(mask) = plan.user.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     std::env::set_current_dir(&plan.workdir).map_err(|e| {
         format!(
             "cannot change into the working directory {}: {e}",
@@ -836,16 +1060,47 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // lacked.
     nix::unistd::getcwd().map_err(|e| format!("the working directory is outside the container: {e}"))?;
     reset_signals().map_err(|e| format!("cannot reset the signals: {e}"))?;
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("cannot set no_new_privs: {}", Errno::last()));
+    if plan.no_new_privs {
+        set_no_new_privs()?;
     }
     capabilities::drop_bounding(&plan.caps).map_err(|e| e.to_string())?;
-    capabilities::set_process_caps(&plan.caps).map_err(|e| e.to_string())?;
+    become_user(&plan.user)?;
+    capabilities::set_process_caps(&plan.caps, &plan.inheritable, &plan.ambient)
+        .map_err(|e| e.to_string())?;
     // Last before execve, as runc loads it: the steps above may make calls the profile refuses.
     install_filter(plan)
 }
 // ANCHOR_END: exec
+
+/// PR_SET_NO_NEW_PRIVS (prctl(2)): no execve after this can grant privileges (setuid bits, file
+/// capabilities); the kernel requires it before an unprivileged process loads a seccomp filter.
+fn set_no_new_privs() -> Result<(), String> {
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("cannot set no_new_privs: {}", Errno::last()));
+    }
+    Ok(())
+}
+
+/// Takes the command's uid, gid and supplementary groups (the user chapter's `take_identity`),
+/// keeping the capabilities across the switch (PR_SET_KEEPCAPS), which the next step sets to exactly
+/// the planned ones. Root inside with no extra group, as every `combined run` container, changes
+/// nothing.
+fn become_user(user: &ProcessUser) -> Result<(), String> {
+    if user.uid == 0 && user.gid == 0 && user.additional_gids.is_empty() {
+        return Ok(()); // Root already, with no supplementary group (step 3).
+    }
+    // SAFETY: prctl(PR_SET_KEEPCAPS, 1) takes no pointers; it only sets a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("cannot keep the capabilities: {}", Errno::last()));
+    }
+    user_demo::take_identity(user.uid, user.gid, &user.additional_gids).map_err(|e| {
+        format!(
+            "cannot become uid {} gid {} with groups {:?}: {e}",
+            user.uid, user.gid, user.additional_gids
+        )
+    })
+}
 
 // ANCHOR: install_filter
 /// Loads the seccomp filter compiled before the container existed (seccomp(2)). no_new_privs first:
@@ -855,10 +1110,7 @@ fn install_filter(plan: &Plan) -> Result<(), String> {
     let Some(filter) = &plan.seccomp else {
         return Ok(());
     };
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers; it only sets a flag of this process.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("cannot set no_new_privs: {}", Errno::last()));
-    }
+    set_no_new_privs()?;
     filter
         .install()
         .map_err(|e| format!("cannot load the seccomp filter: {e}"))

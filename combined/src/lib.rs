@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod hostview;
 pub mod image;
 pub mod layer;
+pub mod oci;
 pub mod sealed;
 pub mod seccomp;
 pub mod subnets;
@@ -231,10 +232,28 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         read_only: request.read_only,
         init: !request.no_init,
         tty: request.tty.unwrap_or_else(at_a_terminal),
+        inheritable: ::caps::CapsHashSet::new(),
+        ambient: ::caps::CapsHashSet::new(),
+        namespaces: container::NAMESPACES,
+        kernel_mounts: container::KernelMounts::ALL,
+        tmpfs: Vec::new(),
+        propagation: mnt_demo::rootfs::Propagation::Slave,
+        masked: strings(&mnt_demo::rootfs::DEFAULT_MASKED),
+        readonly_paths: strings(&mnt_demo::rootfs::DEFAULT_READONLY),
+        domainname: None,
+        sysctl: Vec::new(),
+        user: container::ProcessUser::default(),
+        rlimits: Vec::new(),
+        no_new_privs: true,
+        lifecycle: container::Lifecycle::Foreground,
         fault,
     })
 }
 // ANCHOR_END: plan
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
 
 /// Why a command could not be found: a path that names a directory or a file without execute
 /// permission cannot be executed (exit 126, as a shell says); anything else was not found.
@@ -283,6 +302,7 @@ fn plan_volumes(volumes: &[Volume]) -> Result<Vec<PlannedVolume>, PlanError> {
                 source,
                 target: v.target.clone(),
                 read_only: v.read_only,
+                flags: nix::mount::MsFlags::empty(),
             })
         })
         .collect()

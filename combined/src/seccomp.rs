@@ -260,6 +260,12 @@ pub fn compile_with_cache(
 }
 // ANCHOR_END: compile_with_cache
 
+/// Compiles a profile given as JSON text (an OCI config's `linux.seccomp` section), naming `origin`
+/// (the config file) in its errors.
+pub fn compile_json(text: &str, origin: &Path, caps: &CapsHashSet) -> Result<Filter, SeccompError> {
+    compile_text(text, Some(&origin.to_path_buf()), caps)
+}
+
 fn compile_text(text: &str, path: Option<&PathBuf>, caps: &CapsHashSet) -> Result<Filter, SeccompError> {
     let profile: Profile = serde_json::from_str(text).map_err(|source| SeccompError::Parse {
         path: path.cloned().unwrap_or_else(|| DEFAULT_PROFILE_PATH.into()),

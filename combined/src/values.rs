@@ -18,6 +18,10 @@ pub enum NetMode {
     Loopback,
     /// `lo`, plus a veth pair to the host with addresses from `--subnet` (root only).
     Veth,
+    /// The host's own network namespace (an OCI config without a network namespace; not offered
+    /// on the command line).
+    #[value(skip)]
+    Host,
 }
 
 /// Where the root filesystem comes from.

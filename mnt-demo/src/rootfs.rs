@@ -310,6 +310,27 @@ pub fn mount_mqueue(rootfs: &Path) -> Result<(), MountError> {
 }
 // ANCHOR_END: mount_mqueue
 
+/// Mounts the cgroup v2 hierarchy read-only at `rootfs/sys/fs/cgroup` (cgroups(7)). In a cgroup
+/// namespace of its own the container sees its own cgroup as the root there (cgroup_namespaces(7));
+/// in a user namespace the kernel allows the mount only with such a cgroup namespace.
+pub fn mount_cgroup2_readonly(rootfs: &Path) -> Result<(), MountError> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_in_root(
+        "mount cgroup2 at",
+        rootfs,
+        "/sys/fs/cgroup",
+        "cgroup2",
+        flags,
+        None,
+    )
+}
+
+/// Mounts an empty tmpfs (`nosuid,nodev`, mode 755) at `path` inside `rootfs`.
+pub fn mount_tmpfs(rootfs: &Path, path: &str) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount_in_root("mount tmpfs at", rootfs, path, "tmpfs", flags, Some("mode=755"))
+}
+
 // ANCHOR: mount_sysfs
 /// Mounts sysfs read-only at `rootfs/sys` (sysfs(5)). It shows the network devices of the caller's
 /// network namespace, so in a user namespace the kernel allows it only with a network namespace that

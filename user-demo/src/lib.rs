@@ -402,9 +402,25 @@ fn raw_setresgid(gid: u32) -> Result<(), Errno> {
 
 /// setgroups(2) with an empty list, on the calling thread only.
 fn raw_setgroups_empty() -> Result<(), Errno> {
-    // SAFETY: with a size of 0 the kernel reads nothing through the (null) list pointer.
-    let rc = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
+    raw_setgroups(&[])
+}
+
+/// setgroups(2), on the calling thread only.
+fn raw_setgroups(groups: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `groups.len()` gid_t values (u32) from the slice's pointer, which is
+    // valid for that many; with a length of 0 it reads nothing.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
     Errno::result(rc).map(drop)
+}
+
+/// A process's full identity, set as a runtime sets it before execve: the supplementary groups
+/// first (while the process may still change them), then the gid, then the uid, with raw system calls
+/// (above). The caller keeps its capabilities across the uid change with PR_SET_KEEPCAPS if it wants
+/// them, since the kernel clears them when uid 0 leaves (capabilities(7)).
+pub fn take_identity(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
+    raw_setgroups(groups)?;
+    raw_setresgid(gid)?;
+    raw_setresuid(uid)
 }
 // ANCHOR_END: raw_setxid
 

@@ -1,0 +1,615 @@
+//! An OCI bundle turned into the launcher's [`Plan`] (runtime-spec `bundle.md`, `config.md`,
+//! `config-linux.md`): the same validated plan `combined run` makes from its flags, so that both
+//! front-ends run the very same steps.
+//!
+//! The rule is the spec's own: a runtime must honour every field it is given or refuse the
+//! configuration. So each field below is either turned into part of the plan or refused with an error
+//! that names it (`linux.resources.memory: ...`), before anything exists. What this runtime does
+//! not do yet is refused the same way, never ignored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ::caps::{Capability, CapsHashSet};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use nskit::idmap::{IdMap, IdRange};
+use oci_spec::runtime::{
+    LinuxCapabilities, LinuxIdMapping, LinuxNamespaceType, Mount, PosixRlimitType, Process, Spec,
+};
+
+use crate::container::{KernelMounts, Lifecycle, Plan, PlannedVolume, ProcessUser, Rlimit};
+use crate::values::{Maps, NetMode, Rootfs};
+use crate::{PlanError, command, seccomp};
+
+/// The file that describes a bundle.
+pub const CONFIG: &str = "config.json";
+
+/// Why a bundle cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read the bundle's {CONFIG} in {}: {source}", bundle.display())]
+    Read {
+        bundle: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// A field this runtime cannot honour, named as the spec names it.
+    #[error("{field}: {why}")]
+    Field { field: &'static str, why: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+fn refuse(field: &'static str, why: impl Into<String>) -> BundleError {
+    BundleError::Field {
+        field,
+        why: why.into(),
+    }
+}
+
+/// Reads `bundle/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec, BundleError> {
+    Spec::load(bundle.join(CONFIG)).map_err(|source| BundleError::Read {
+        bundle: bundle.to_owned(),
+        source,
+    })
+}
+
+// ANCHOR: plan
+/// Checks every field of `spec` (from the bundle at `bundle`, an absolute path) and makes the plan.
+pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, BundleError> {
+    check_version(spec)?;
+    refuse_unsupported(spec)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| refuse("process", "the bundle has no process to run"))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| refuse("linux", "the bundle has no linux section"))?;
+    let (namespaces, user_ns, net) = namespaces(linux)?;
+    let maps = id_maps(linux, user_ns)?;
+    let rootfs = root(bundle, spec)?;
+    let mounts = mounts(spec.mounts().as_deref().unwrap_or_default())?;
+    let (caps, inheritable, ambient) = capabilities(process.capabilities().as_ref())?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let seccomp = seccomp_filter(bundle, linux, &caps, no_new_privs)?;
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let (program, argv) = program(&rootfs, process, &env)?;
+    let workdir = crate::values::container_path(&process.cwd().to_string_lossy())
+        .or_else(|e| match process.cwd() == Path::new("/") {
+            true => Ok(PathBuf::from("/")),
+            false => Err(e),
+        })
+        .map_err(|e| refuse("process.cwd", e))?;
+    let c = |field: &'static str, items: &[String]| command::c_strings(items).map_err(|e| refuse(field, e));
+    Ok(Plan {
+        rootfs: Rootfs::Dir(rootfs),
+        hostname: spec.hostname().clone().unwrap_or_default(),
+        program: c("process.args", &[program])?.remove(0),
+        argv: c("process.args", &argv)?,
+        env: c("process.env", &env)?,
+        workdir,
+        volumes: mounts.volumes,
+        user_ns,
+        maps,
+        net,
+        subnet: None,
+        caps,
+        inheritable,
+        ambient,
+        seccomp,
+        read_only: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        // The engine's shim or conmon reaps and signals; the command is the container's PID 1.
+        init: false,
+        tty: process.terminal().unwrap_or(false),
+        namespaces,
+        kernel_mounts: mounts.kernel,
+        tmpfs: mounts.tmpfs,
+        propagation: propagation(linux)?,
+        masked: linux.masked_paths().clone().unwrap_or_default(),
+        readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+        domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
+        sysctl: sysctls(linux, namespaces)?,
+        user: user(process)?,
+        rlimits: rlimits(process)?,
+        no_new_privs,
+        lifecycle,
+        fault: None,
+    })
+}
+// ANCHOR_END: plan
+
+fn check_version(spec: &Spec) -> Result<(), BundleError> {
+    match spec.version().split('.').next() {
+        Some("1") => Ok(()),
+        _ => Err(refuse(
+            "ociVersion",
+            format!("{:?} is not a 1.x runtime spec version", spec.version()),
+        )),
+    }
+}
+
+/// Fields this runtime does not implement: refused when set, as the spec requires.
+fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
+    if let Some(hooks) = spec.hooks() {
+        let any = [
+            hooks.prestart(),
+            hooks.create_runtime(),
+            hooks.create_container(),
+            hooks.start_container(),
+            hooks.poststart(),
+            hooks.poststop(),
+        ]
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()));
+        if any {
+            return Err(refuse("hooks", "hooks are not supported yet"));
+        }
+    }
+    if let Some(process) = spec.process() {
+        if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(refuse("process.apparmorProfile", "AppArmor is not supported"));
+        }
+        if process.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(refuse("process.selinuxLabel", "SELinux is not supported"));
+        }
+        if process.oom_score_adj().is_some() {
+            return Err(refuse("process.oomScoreAdj", "not supported yet"));
+        }
+        if process.io_priority().is_some() {
+            return Err(refuse("process.ioPriority", "not supported"));
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.resources().as_ref().is_some_and(has_limits) {
+        return Err(refuse(
+            "linux.resources",
+            "resource limits are not supported yet (only device rules that deny everything)",
+        ));
+    }
+    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(refuse(
+            "linux.devices",
+            "extra devices are not supported (a container gets null, zero, full, random, urandom, tty)",
+        ));
+    }
+    let unsupported = [
+        ("linux.personality", linux.personality().is_some()),
+        ("linux.timeOffsets", linux.time_offsets().is_some()),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        ("linux.netDevices", linux.net_devices().is_some()),
+        (
+            "linux.mountLabel",
+            linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()),
+        ),
+    ];
+    match unsupported.into_iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(refuse(field, "not supported")),
+        None => Ok(()),
+    }
+}
+
+/// Whether `resources` asks for more than this runtime does without a device cgroup: it has no
+/// device cgroup, but its containers' only device nodes are the standard ones in their own /dev, so a
+/// rule denying every device is honoured; any allowing rule or any limit is not.
+fn has_limits(resources: &oci_spec::runtime::LinuxResources) -> bool {
+    let devices_deny_all = resources
+        .devices()
+        .as_ref()
+        .is_none_or(|rules| rules.iter().all(|rule| !rule.allow()));
+    !devices_deny_all
+        || resources.memory().is_some()
+        || resources.cpu().is_some()
+        || resources.pids().is_some()
+        || resources.block_io().is_some()
+        || resources
+            .hugepage_limits()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        || resources.network().is_some()
+        || resources.rdma().as_ref().is_some_and(|r| !r.is_empty())
+        || resources.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
+/// The namespaces to make; joining one by path is refused for now. Without a user namespace the
+/// container runs with the host's ids (root only); without a network namespace, on the host's
+/// network.
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<(CloneFlags, bool, NetMode), BundleError> {
+    let mut flags = CloneFlags::empty();
+    let mut user_ns = false;
+    for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        if ns.path().is_some() {
+            return Err(refuse(
+                "linux.namespaces",
+                format!(
+                    "joining the {:?} namespace by path is not supported yet",
+                    ns.typ()
+                ),
+            ));
+        }
+        match ns.typ() {
+            LinuxNamespaceType::User => user_ns = true,
+            LinuxNamespaceType::Pid => flags |= CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Mount => flags |= CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => flags |= CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => flags |= CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => flags |= CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => flags |= CloneFlags::CLONE_NEWCGROUP,
+            LinuxNamespaceType::Time => {
+                return Err(refuse(
+                    "linux.namespaces",
+                    "the time namespace is not supported yet",
+                ));
+            }
+        }
+    }
+    if !flags.contains(CloneFlags::CLONE_NEWNS) {
+        return Err(refuse(
+            "linux.namespaces",
+            "a mount namespace is required: the container's root is pivoted into",
+        ));
+    }
+    if !user_ns && !nskit::userns::is_root() {
+        return Err(refuse(
+            "linux.namespaces",
+            "without a user namespace the container needs root (combined spec --rootless makes a config with one)",
+        ));
+    }
+    let net = match flags.contains(CloneFlags::CLONE_NEWNET) {
+        true => NetMode::Loopback,
+        false => NetMode::Host,
+    };
+    Ok((flags, user_ns, net))
+}
+
+/// The config's maps; with a user namespace they are required, as the spec says.
+fn id_maps(linux: &oci_spec::runtime::Linux, user_ns: bool) -> Result<Maps, BundleError> {
+    let ranges = |field: &'static str, mappings: &Option<Vec<LinuxIdMapping>>| {
+        let ranges: Vec<IdRange> = mappings
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| IdRange {
+                inside: m.container_id(),
+                outside: m.host_id(),
+                count: m.size(),
+            })
+            .collect();
+        if user_ns && ranges.is_empty() {
+            return Err(refuse(field, "a user namespace needs a mapping"));
+        }
+        if !user_ns && !ranges.is_empty() {
+            return Err(refuse(field, "mappings without a user namespace"));
+        }
+        Ok(ranges)
+    };
+    let uid = ranges("linux.uidMappings", linux.uid_mappings())?;
+    let gid = ranges("linux.gidMappings", linux.gid_mappings())?;
+    if !user_ns {
+        // Unused without a user namespace; the launcher's default keeps the plan whole.
+        return crate::maps(&[], &[]).map_err(|e| refuse("linux.uidMappings", e.to_string()));
+    }
+    let map = |field: &'static str, ranges: Vec<IdRange>| {
+        let map = IdMap::new(ranges).map_err(|e| refuse(field, e.to_string()))?;
+        match map.to_outside(0) {
+            Some(_) => Ok(map),
+            None => Err(refuse(
+                field,
+                "must map id 0: the container's set-up runs as its root before taking process.user",
+            )),
+        }
+    };
+    Ok(Maps {
+        uid: map("linux.uidMappings", uid)?,
+        gid: map("linux.gidMappings", gid)?,
+    })
+}
+
+/// `root.path`, relative to the bundle or absolute: an existing directory.
+fn root(bundle: &Path, spec: &Spec) -> Result<PathBuf, BundleError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| refuse("root", "the bundle has no root"))?;
+    let path = bundle.join(root.path());
+    match std::fs::canonicalize(&path) {
+        Ok(dir) if dir.is_dir() => Ok(dir),
+        Ok(_) => Err(refuse(
+            "root.path",
+            format!("{} is not a directory", path.display()),
+        )),
+        Err(e) => Err(refuse("root.path", format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The config's mounts, sorted into the kernel filesystems the launcher mounts at their usual places,
+/// bind mounts (volumes) and further tmpfs mounts.
+#[derive(Debug, Default)]
+struct Mounts {
+    kernel: KernelMounts,
+    volumes: Vec<PlannedVolume>,
+    tmpfs: Vec<PathBuf>,
+}
+
+impl Default for KernelMounts {
+    fn default() -> KernelMounts {
+        KernelMounts {
+            proc: false,
+            dev: false,
+            mqueue: false,
+            sys: false,
+            cgroup: false,
+        }
+    }
+}
+
+fn mounts(list: &[Mount]) -> Result<Mounts, BundleError> {
+    let mut mounts = Mounts::default();
+    for mount in list {
+        let target = mount.destination().to_string_lossy().into_owned();
+        let kind = mount.typ().clone().unwrap_or_default();
+        let options = mount.options().clone().unwrap_or_default();
+        let is_bind = kind == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        match (kind.as_str(), target.as_str()) {
+            _ if is_bind => mounts.volumes.push(bind(mount, &options)?),
+            ("proc", "/proc") => mounts.kernel.proc = true,
+            ("tmpfs", "/dev") => mounts.kernel.dev = true,
+            // Part of the launcher's /dev: its own devpts instance and a /dev/shm.
+            ("devpts", "/dev/pts") | ("tmpfs", "/dev/shm") => {}
+            ("mqueue", "/dev/mqueue") => mounts.kernel.mqueue = true,
+            ("sysfs", "/sys") => mounts.kernel.sys = true,
+            ("cgroup" | "cgroup2", "/sys/fs/cgroup") => mounts.kernel.cgroup = true,
+            ("tmpfs", _) => mounts.tmpfs.push(checked_target(&target)?),
+            _ => {
+                return Err(refuse(
+                    "mounts",
+                    format!("a {kind:?} mount at {target} is not supported"),
+                ));
+            }
+        }
+    }
+    let dev_parts = list.iter().any(|m| {
+        let target = m.destination();
+        target == Path::new("/dev/pts") || target == Path::new("/dev/shm")
+    });
+    if dev_parts && !mounts.kernel.dev {
+        return Err(refuse("mounts", "/dev/pts and /dev/shm need the tmpfs at /dev"));
+    }
+    Ok(mounts)
+}
+
+fn checked_target(target: &str) -> Result<PathBuf, BundleError> {
+    crate::values::container_path(target).map_err(|e| refuse("mounts", format!("{target}: {e}")))
+}
+
+/// A bind mount: its source must exist; `ro`, `nosuid`, `noexec` are honoured, `nodev` is implied.
+fn bind(mount: &Mount, options: &[String]) -> Result<PlannedVolume, BundleError> {
+    let target = checked_target(&mount.destination().to_string_lossy())?;
+    let source = mount.source().as_ref().ok_or_else(|| {
+        refuse(
+            "mounts",
+            format!("the bind mount at {} has no source", target.display()),
+        )
+    })?;
+    let source =
+        std::fs::canonicalize(source).map_err(|e| refuse("mounts", format!("{}: {e}", source.display())))?;
+    let mut volume = PlannedVolume {
+        source,
+        target,
+        read_only: false,
+        flags: MsFlags::empty(),
+    };
+    for option in options {
+        match option.as_str() {
+            "ro" => volume.read_only = true,
+            "rw" | "bind" | "rbind" | "nodev" | "rprivate" | "private" | "rslave" | "slave" => {}
+            "nosuid" => volume.flags |= MsFlags::MS_NOSUID,
+            "noexec" => volume.flags |= MsFlags::MS_NOEXEC,
+            other => {
+                return Err(refuse(
+                    "mounts",
+                    format!(
+                        "option {other:?} of the bind mount at {} is not supported",
+                        volume.target.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(volume)
+}
+
+/// The bounding, effective and permitted sets must be one set (the launcher drops to it); the
+/// inheritable and ambient sets are honoured as given.
+fn capabilities(
+    sets: Option<&LinuxCapabilities>,
+) -> Result<(CapsHashSet, CapsHashSet, CapsHashSet), BundleError> {
+    let Some(sets) = sets else {
+        return Ok(Default::default());
+    };
+    let convert = |field: &'static str, set: &Option<oci_spec::runtime::Capabilities>| {
+        set.iter()
+            .flatten()
+            .map(|cap| {
+                format!("CAP_{cap}")
+                    .parse::<Capability>()
+                    .map_err(|_| refuse(field, format!("unknown capability {cap}")))
+            })
+            .collect::<Result<CapsHashSet, BundleError>>()
+    };
+    let bounding = convert("process.capabilities.bounding", sets.bounding())?;
+    let effective = convert("process.capabilities.effective", sets.effective())?;
+    let permitted = convert("process.capabilities.permitted", sets.permitted())?;
+    if effective != bounding || permitted != bounding {
+        return Err(refuse(
+            "process.capabilities",
+            "combined gives the effective and permitted sets the bounding set; here they differ",
+        ));
+    }
+    let inheritable = convert("process.capabilities.inheritable", sets.inheritable())?;
+    let ambient = convert("process.capabilities.ambient", sets.ambient())?;
+    if !ambient.is_subset(&inheritable) || !ambient.is_subset(&bounding) {
+        return Err(refuse(
+            "process.capabilities.ambient",
+            "an ambient capability must be inheritable and permitted too (capabilities(7))",
+        ));
+    }
+    Ok((bounding, inheritable, ambient))
+}
+
+/// The config's filter, compiled with the same code as `--security-opt`, from the same format
+/// (Docker's profiles are the OCI section plus a few fields).
+fn seccomp_filter(
+    bundle: &Path,
+    linux: &oci_spec::runtime::Linux,
+    caps: &CapsHashSet,
+    no_new_privs: bool,
+) -> Result<Option<seccomp::Filter>, BundleError> {
+    let Some(section) = linux.seccomp() else {
+        return Ok(None);
+    };
+    if !no_new_privs {
+        return Err(refuse(
+            "process.noNewPrivileges",
+            "must be true with a seccomp filter (combined loads filters with no_new_privs)",
+        ));
+    }
+    let json = serde_json::to_string(section).map_err(|e| refuse("linux.seccomp", e.to_string()))?;
+    seccomp::compile_json(&json, &bundle.join(CONFIG), caps)
+        .map(Some)
+        .map_err(|e| refuse("linux.seccomp", e.to_string()))
+}
+
+/// `process.args[0]`, found the way execvp would with the config's PATH, inside the root only.
+fn program(root: &Path, process: &Process, env: &[String]) -> Result<(String, Vec<String>), BundleError> {
+    let argv = process.args().clone().unwrap_or_default();
+    let first = argv
+        .first()
+        .ok_or_else(|| refuse("process.args", "there is no command"))?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(command::DEFAULT_PATH);
+    let found = command::find_command(root, first, path_var).ok_or_else(|| {
+        refuse(
+            "process.args",
+            format!("{first} not found in the root filesystem (searched {path_var})"),
+        )
+    })?;
+    Ok((found.to_string_lossy().into_owned(), argv))
+}
+
+fn propagation(linux: &oci_spec::runtime::Linux) -> Result<mnt_demo::rootfs::Propagation, BundleError> {
+    use mnt_demo::rootfs::Propagation;
+    match linux.rootfs_propagation().as_deref().unwrap_or("") {
+        "" | "slave" | "rslave" => Ok(Propagation::Slave),
+        "private" | "rprivate" => Ok(Propagation::Private),
+        other => Err(refuse(
+            "linux.rootfsPropagation",
+            format!("{other:?} would let the container's mounts reach the host; use rslave or rprivate"),
+        )),
+    }
+}
+
+/// Only the kernel parameters that belong to a namespace the container has of its own
+/// (`net.*` with a network namespace; the System V and POSIX IPC ones with an IPC namespace; the
+/// names with a UTS namespace): any other would change the host.
+fn sysctls(
+    linux: &oci_spec::runtime::Linux,
+    namespaces: CloneFlags,
+) -> Result<Vec<(String, String)>, BundleError> {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let mut sysctls: Vec<(String, String)> = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_else(HashMap::new)
+        .into_iter()
+        .collect();
+    sysctls.sort();
+    for (name, _) in &sysctls {
+        let owned = (name.starts_with("net.") && namespaces.contains(CloneFlags::CLONE_NEWNET))
+            || ((ipc.contains(&name.as_str()) || name.starts_with("fs.mqueue."))
+                && namespaces.contains(CloneFlags::CLONE_NEWIPC))
+            || (matches!(name.as_str(), "kernel.hostname" | "kernel.domainname")
+                && namespaces.contains(CloneFlags::CLONE_NEWUTS));
+        if !owned || name.contains('/') || name.contains("..") {
+            return Err(refuse(
+                "linux.sysctl",
+                format!("{name} is not namespaced for this container: setting it would change the host"),
+            ));
+        }
+    }
+    Ok(sysctls)
+}
+
+fn user(process: &Process) -> Result<ProcessUser, BundleError> {
+    let user = process.user();
+    if user.username().as_ref().is_some_and(|n| !n.is_empty()) {
+        return Err(refuse("process.user.username", "a Windows field"));
+    }
+    Ok(ProcessUser {
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+    })
+}
+
+fn rlimits(process: &Process) -> Result<Vec<Rlimit>, BundleError> {
+    process
+        .rlimits()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|limit| {
+            if limit.soft() > limit.hard() {
+                return Err(refuse(
+                    "process.rlimits",
+                    format!("{:?}: the soft limit is above the hard one", limit.typ()),
+                ));
+            }
+            Ok(Rlimit {
+                resource: resource(limit.typ()),
+                soft: limit.soft(),
+                hard: limit.hard(),
+            })
+        })
+        .collect()
+}
+
+fn resource(typ: PosixRlimitType) -> Resource {
+    match typ {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
