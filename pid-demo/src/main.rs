@@ -1,6 +1,6 @@
 //! `cargo run -p pid-demo`: the PID namespace chapter's demo, what the host sees beside what the
 //! namespace sees (pid_namespaces(7)). It parses, calls the library's steps, and prints; the lesson is
-//! in `lib.rs`.
+//! in the library: `lib.rs`, and one module per step in `steps/`.
 
 use nskit::show::Out;
 use std::process::ExitCode;

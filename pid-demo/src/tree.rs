@@ -4,7 +4,7 @@
 //! A process has a PID in its own namespace and in every ancestor of it, and in no other: the columns
 //! to the right of its own level are empty (`-`).
 
-use crate::{NestedTree, TreeProcess};
+use crate::steps::nesting::{NestedTree, TreeProcess};
 use nskit::NsId;
 
 /// The tree's lines: a header, then one row per process with its name (indented under its parent),
