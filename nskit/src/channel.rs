@@ -304,6 +304,38 @@ pub mod errno_or {
     }
 }
 
+/// An outcome that may not have been tried, `Option<Result<(), Errno>>`, in a message: `null` when it
+/// was not, else `{"Ok": null}` or `{"Err": number}`. Use it as
+/// `#[serde(with = "nskit::channel::errno_result_option")]`.
+pub mod errno_result_option {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(outcome: &Option<Result<(), Errno>>, to: S) -> Result<S::Ok, S::Error> {
+        outcome
+            .map(|tried| tried.map_err(|errno| errno as i32))
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<Result<(), Errno>>, D::Error> {
+        Ok(Option::<Result<(), i32>>::deserialize(from)?.map(|tried| tried.map_err(Errno::from_raw)))
+    }
+}
+
+/// A PID in a message, as its number. Use it as `#[serde(with = "nskit::channel::pid")]`.
+pub mod pid {
+    use nix::unistd::Pid;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(pid: &Pid, to: S) -> Result<S::Ok, S::Error> {
+        pid.as_raw().serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Pid, D::Error> {
+        Ok(Pid::from_raw(i32::deserialize(from)?))
+    }
+}
+
 /// A signal in a message, as its number. Use it as `#[serde(with = "nskit::channel::signal")]`.
 pub mod signal {
     use nix::sys::signal::Signal;
@@ -401,6 +433,34 @@ mod tests {
             }
             other => panic!("expected the child's error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn outcomes_and_pids_travel_as_numbers() {
+        use nix::errno::Errno;
+        use nix::unistd::Pid;
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Seen {
+            #[serde(with = "errno_result_option")]
+            tried: Option<Result<(), Errno>>,
+            #[serde(with = "pid")]
+            pid: Pid,
+        }
+        let (mut a, mut b) = Channel::pair().unwrap();
+        for tried in [None, Some(Ok(())), Some(Err(Errno::EPERM))] {
+            let seen = Seen {
+                tried,
+                pid: Pid::from_raw(42),
+            };
+            a.send_msg(&seen).unwrap();
+            assert_eq!(b.recv_msg::<Seen>().unwrap(), seen);
+        }
+        let line = serde_json::to_string(&Seen {
+            tried: Some(Err(Errno::EPERM)),
+            pid: Pid::from_raw(7),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"tried":{"Err":1},"pid":7}"#);
     }
 
     #[test]
