@@ -468,9 +468,10 @@ impl Demo<'_> {
         // The same words on every machine: the figures above say how fast it is on this one.
         out.say(outcome(
             "both apply the offset",
-            "where the clock source allows it (the TSC, kvm-clock), the vDSO answers in\n   \
-             user space, several times faster than the system call, inside as outside: in a time\n   \
-             namespace it reads one more page, the namespace's offsets, and adds them",
+            "where the clock source allows it (the TSC, kvm-clock), the\n   \
+             vDSO answers in user space, several times faster than the system call, inside as\n   \
+             outside: in a time namespace it reads one more page, the namespace's offsets, and\n   \
+             adds them",
         ));
         Ok(())
     }
