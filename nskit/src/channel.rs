@@ -159,16 +159,6 @@ impl Channel {
             ))
         }
     }
-
-    /// Sends several values as one message (see [`encode_fields`]).
-    pub fn send_fields<S: AsRef<str>>(&mut self, fields: &[S]) -> io::Result<()> {
-        self.send(&encode_fields(fields))
-    }
-
-    /// Receives a message sent with [`Channel::send_fields`].
-    pub fn recv_fields(&mut self) -> io::Result<Vec<String>> {
-        Ok(decode_fields(&self.recv()?))
-    }
 }
 
 /// What a child reports when one of its steps fails: which step, the errno when a system call failed,
@@ -304,6 +294,38 @@ pub mod errno_or {
     }
 }
 
+/// An outcome that may not have been tried, `Option<Result<(), Errno>>`, in a message: `null` when it
+/// was not, else `{"Ok": null}` or `{"Err": number}`. Use it as
+/// `#[serde(with = "nskit::channel::errno_result_option")]`.
+pub mod errno_result_option {
+    use nix::errno::Errno;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(outcome: &Option<Result<(), Errno>>, to: S) -> Result<S::Ok, S::Error> {
+        outcome
+            .map(|tried| tried.map_err(|errno| errno as i32))
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<Result<(), Errno>>, D::Error> {
+        Ok(Option::<Result<(), i32>>::deserialize(from)?.map(|tried| tried.map_err(Errno::from_raw)))
+    }
+}
+
+/// A PID in a message, as its number. Use it as `#[serde(with = "nskit::channel::pid")]`.
+pub mod pid {
+    use nix::unistd::Pid;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(pid: &Pid, to: S) -> Result<S::Ok, S::Error> {
+        pid.as_raw().serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Pid, D::Error> {
+        Ok(Pid::from_raw(i32::deserialize(from)?))
+    }
+}
+
 /// A signal in a message, as its number. Use it as `#[serde(with = "nskit::channel::signal")]`.
 pub mod signal {
     use nix::sys::signal::Signal;
@@ -319,60 +341,19 @@ pub mod signal {
     }
 }
 
-/// Joins values with tabs, escaping `\\`, `\t` and `\n`, so that any string survives the trip.
-pub fn encode_fields<S: AsRef<str>>(fields: &[S]) -> String {
-    let escaped: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            f.as_ref()
-                .replace('\\', "\\\\")
-                .replace('\t', "\\t")
-                .replace('\n', "\\n")
-        })
-        .collect();
-    escaped.join("\t")
-}
-
-/// The inverse of [`encode_fields`].
-pub fn decode_fields(line: &str) -> Vec<String> {
-    line.split('\t')
-        .map(|field| {
-            let mut out = String::with_capacity(field.len());
-            let mut chars = field.chars();
-            while let Some(c) = chars.next() {
-                if c != '\\' {
-                    out.push(c);
-                    continue;
-                }
-                match chars.next() {
-                    Some('t') => out.push('\t'),
-                    Some('n') => out.push('\n'),
-                    Some(other) => out.push(other),
-                    None => out.push('\\'),
-                }
-            }
-            out
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fields_round_trip() {
-        let fields = ["plain", "tab\there", "line\nbreak", "back\\slash", ""];
-        assert_eq!(decode_fields(&encode_fields(&fields)), fields);
-    }
 
     #[test]
     fn pair_carries_lines_both_ways() {
         let (mut a, mut b) = Channel::pair().unwrap();
         a.send("hello").unwrap();
         b.expect("hello").unwrap();
-        b.send_fields(&["x", "y z"]).unwrap();
-        assert_eq!(a.recv_fields().unwrap(), ["x", "y z"]);
+        // Any string survives the trip: a message is one line whatever its values hold.
+        let values = ["plain", "tab\there", "line\nbreak", "back\\slash", ""];
+        b.send_msg(&values).unwrap();
+        assert_eq!(a.recv_msg::<Vec<String>>().unwrap(), values);
         drop(b);
         assert_eq!(a.recv().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
@@ -401,6 +382,34 @@ mod tests {
             }
             other => panic!("expected the child's error: {other:?}"),
         }
+    }
+
+    #[test]
+    fn outcomes_and_pids_travel_as_numbers() {
+        use nix::errno::Errno;
+        use nix::unistd::Pid;
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Seen {
+            #[serde(with = "errno_result_option")]
+            tried: Option<Result<(), Errno>>,
+            #[serde(with = "pid")]
+            pid: Pid,
+        }
+        let (mut a, mut b) = Channel::pair().unwrap();
+        for tried in [None, Some(Ok(())), Some(Err(Errno::EPERM))] {
+            let seen = Seen {
+                tried,
+                pid: Pid::from_raw(42),
+            };
+            a.send_msg(&seen).unwrap();
+            assert_eq!(b.recv_msg::<Seen>().unwrap(), seen);
+        }
+        let line = serde_json::to_string(&Seen {
+            tried: Some(Err(Errno::EPERM)),
+            pid: Pid::from_raw(7),
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"tried":{"Err":1},"pid":7}"#);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum UserNs {
     Always,
     /// Never: the caller must have the privileges the other namespaces need.
     Never,
+    /// Always, but without the handshake: no map is written and the child runs at once, as the
+    /// overflow uid with every capability in its namespace, until the caller writes its maps itself
+    /// (with [`crate::idmap`], naming [`Child::pid`]). The user namespace chapter needs that moment.
+    Unmapped,
 }
 
 impl UserNs {
@@ -45,7 +49,7 @@ impl UserNs {
     pub fn wanted(self) -> bool {
         match self {
             UserNs::Auto => !userns::is_root(),
-            UserNs::Always => true,
+            UserNs::Always | UserNs::Unmapped => true,
             UserNs::Never => false,
         }
     }
@@ -131,7 +135,7 @@ impl Spawn {
         self
     }
 
-    /// Maps other than "my uid and gid are root inside" (the default).
+    /// Maps other than "my uid and gid are root inside" (the default); [`UserNs::Unmapped`] writes none.
     pub fn maps(mut self, uid_map: IdMap, gid_map: IdMap) -> Spawn {
         self.maps = Some((uid_map, gid_map));
         self
@@ -155,6 +159,7 @@ impl Spawn {
     {
         let (parent_end, child_end) = Channel::pair().map_err(SpawnError::Channel)?;
         let user_ns = self.user.wanted();
+        let handshake = user_ns && self.user != UserNs::Unmapped;
         let flags = self.flags();
         let mut stack = vec![0u8; STACK_SIZE];
         let mut child_side = Some((child_end, body));
@@ -167,7 +172,7 @@ impl Spawn {
             // value is in the parent's frames, which the child never returns to, so it is closed once.
             unsafe { libc::close(parents_end) };
             let (mut channel, body) = child_side.take().expect("clone runs its callback once");
-            child_main(&mut channel, user_ns, single_threaded, body) as isize
+            child_main(&mut channel, handshake, single_threaded, body) as isize
         });
 
         // SAFETY: the child runs `child_main` on `stack`, 1 MiB that outlives the call (the child has its
@@ -190,7 +195,7 @@ impl Spawn {
             channel: parent_end,
             reaped: false,
         };
-        if user_ns {
+        if handshake {
             self.map_child(&mut child)?;
         }
         Ok(child)
@@ -221,15 +226,16 @@ impl Spawn {
     // ANCHOR_END: map_child
 }
 
-/// What the child runs: the handshake when it has a user namespace, then the chapter's code.
+/// What the child runs: the handshake when it has a user namespace that the parent maps, then the
+/// chapter's code.
 fn child_main<F: FnOnce(&mut Channel) -> i32>(
     channel: &mut Channel,
-    user_ns: bool,
+    handshake: bool,
     parent_single_threaded: bool,
     body: F,
 ) -> i32 {
     // ANCHOR: child_handshake
-    if user_ns {
+    if handshake {
         if channel.expect("go").is_err() {
             return 125;
         }
@@ -319,5 +325,50 @@ impl Drop for Child {
             let _ = kill(self.pid, Signal::SIGKILL);
             let _ = wait_for(self.pid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idmap::write_maps;
+    use crate::testing::{self, require_userns};
+
+    #[test]
+    fn an_unmapped_child_runs_at_once_and_its_caller_maps_it() {
+        if !require_userns("an_unmapped_child_runs_at_once_and_its_caller_maps_it") {
+            return;
+        }
+        let _guard = testing::exclusive();
+        let spawn = Spawn::new(CloneFlags::empty()).user(UserNs::Unmapped);
+        assert!(spawn.flags().contains(CloneFlags::CLONE_NEWUSER));
+        let mut child = spawn
+            .run(|channel| {
+                let unmapped = nix::unistd::getuid().as_raw();
+                if channel.send_msg(&unmapped).is_err() || channel.expect("mapped").is_err() {
+                    return 1;
+                }
+                i32::from(channel.send_msg(&nix::unistd::getuid().as_raw()).is_err())
+            })
+            .unwrap();
+        assert!(child.in_user_ns());
+        let overflow: u32 = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(child.channel().recv_msg::<u32>().unwrap(), overflow, "no map yet");
+        let (uid_map, gid_map) = (
+            IdMap::root_is(geteuid().as_raw()),
+            IdMap::root_is(getegid().as_raw()),
+        );
+        write_maps(Proc::Pid(child.pid()), &uid_map, &gid_map, userns::is_root()).unwrap();
+        child.channel().send("mapped").unwrap();
+        assert_eq!(
+            child.channel().recv_msg::<u32>().unwrap(),
+            0,
+            "mapped by its caller"
+        );
+        assert!(child.wait().unwrap().success());
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo run -p user-demo`: the user namespace chapter's demo, the child's ids and capabilities side by
 //! side with the host's (user_namespaces(7), capabilities(7)). It parses, calls the library's steps and
-//! prints; the lesson is in `lib.rs`.
+//! prints; the lesson is in the library, one module per step.
 
 use nskit::show::Out;
 use std::os::unix::fs::MetadataExt;
@@ -43,8 +43,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print this process's user namespace, ids and capability sets as one line of fields (step 5
-    /// executes it inside the namespace).
+    /// Print this process's user namespace, uid, gid and capability sets as one JSON line, each set in
+    /// hex as /proc/<pid>/status shows it (step 5 executes it inside the namespace; the format is
+    /// described in the library's `exec` module).
     #[command(hide = true)]
     CapsReport,
 }

@@ -84,10 +84,21 @@ fn quiet_prints_observations_only() {
 fn caps_report_prints_its_own_view() {
     let out = run(&["caps-report"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let line = text(&out.stdout);
-    let fields = nskit::channel::decode_fields(line.trim_end());
-    let view = user_demo::IdView::from_fields(&fields).unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout:?}");
+    let view: user_demo::IdView = serde_json::from_str(&stdout).unwrap();
     assert_eq!(view, user_demo::observe().unwrap());
+    // Each set is written as /proc/<pid>/status writes it.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    assert!(
+        stdout.contains(&format!(r#""effective":"{effective}""#)),
+        "{stdout}"
+    );
 }
 
 /// Runs the binary with `args` and checks it refused them with exit code 2, a message naming

@@ -10,7 +10,7 @@ use nix::unistd::{getegid, geteuid};
 use nskit::ns::{Kind, Proc, ns_id};
 use nskit::testing::{self, require_userns};
 use nskit::userns::is_root;
-use user_demo::{IdMap, Rule};
+use user_demo::{IdMap, Rule, UserError};
 
 fn four(id: impl std::fmt::Display) -> String {
     format!("{id} {id} {id} {id}")
@@ -228,6 +228,33 @@ fn capabilities_are_kept_by_uid_0_and_lost_by_others_on_execve() {
     assert!(user.after.caps.effective.is_empty());
     assert!(user.after.caps.permitted.is_empty());
     assert!(user.after.caps.bounding.is_full(), "the bounding set only limits");
+    assert_eq!(testing::child_processes(), children);
+}
+
+#[test]
+fn a_caps_report_that_never_comes_says_why() {
+    if !require_userns("a_caps_report_that_never_comes_says_why") {
+        return;
+    }
+    let _guard = testing::exclusive();
+    let children = testing::child_processes();
+    let (uid_map, gid_map) = user_demo::default_maps();
+    let [(uids, gids), _] = user_demo::exec_maps(&uid_map, &gid_map);
+
+    // Not a program: execve fails, and the child says so on its channel.
+    let not_a_program = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    match user_demo::caps_across_exec(not_a_program, &uids, &gids) {
+        Err(UserError::Child(nskit::StepError::Child(e))) => {
+            assert_eq!(e.step, "execve caps-report");
+            assert_eq!(e.errno(), Some(Errno::EACCES));
+        }
+        other => panic!("expected the child's execve error: {other:?}"),
+    }
+    // A program that prints nothing (whatever its exit status: busybox's `true` does not know itself
+    // by the name it is given): the channel closed with the execve, so the exit status is all there
+    // is to tell.
+    let result = user_demo::caps_across_exec(Path::new("/bin/true"), &uids, &gids);
+    assert!(matches!(result, Err(UserError::NoReport(_))), "{result:?}");
     assert_eq!(testing::child_processes(), children);
 }
 
