@@ -175,7 +175,7 @@ pub struct PlannedVolume {
 }
 
 /// The kernel filesystems the container gets, each at its usual place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelMounts {
     /// A fresh proc at /proc (PID chapter).
     pub proc: bool,
@@ -371,7 +371,7 @@ pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
     };
     let pid = child.pid();
     debug_assert!(veth.is_none(), "an OCI container has no veth");
-    child.reaped_by_caller();
+    child.release();
     Ok(Created { pid, pty })
 }
 // ANCHOR_END: create

@@ -1,13 +1,17 @@
 //! `combined`: the course's container launcher. `combined run` starts a command in new user (when
 //! rootless), PID, mount, UTS, IPC and network namespaces on a root filesystem; `combined doctor` says
-//! what this machine allows. The steps themselves are in the library (`container.rs`).
+//! what this machine allows; `create`, `start`, `state`, `kill`, `delete` and the rest make it an OCI
+//! runtime that container engines drive (`runtime_cli.rs`). The steps themselves are in the library
+//! (`container.rs`).
 //!
 //! Exit status, as `docker run` reports it: the command's own status (or 128 + the signal that killed
 //! it); 125 when the launcher itself fails, including a command it cannot find in the root filesystem
 //! before starting; 126 when the command cannot be executed; 127 when execve finds no file after all
 //! (a script's missing interpreter, say).
 
-use std::path::PathBuf;
+mod runtime_cli;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +30,8 @@ use uts_demo::Name;
     subcommand_required = true
 )]
 struct Cli {
+    #[command(flatten)]
+    global: runtime_cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +43,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Check what this machine allows, and say what to do about each failure.
     Doctor,
+    #[command(flatten)]
+    Runtime(runtime_cli::RuntimeCommand),
 }
 
 const RUN_EXAMPLES: &str = "Examples:
@@ -44,6 +52,8 @@ const RUN_EXAMPLES: &str = "Examples:
   combined run --rootfs ./rootfs -- /bin/sh      a root filesystem directory
   combined run --image alpine.tar.gz             a tarball, unpacked once into ~/.cache/combined
   combined run -v \"$PWD\":/work:ro -w /work -- ls
+
+  combined spec && combined run mybox           an OCI bundle (config.json and its rootfs) here
 
 Exit status: the command's, or 128+signal; 125 launcher error (bad input, a command not in the\nroot filesystem, a failed setup step); 126 not executable; 127 not found at execve.";
 
@@ -107,7 +117,12 @@ struct RunArgs {
     #[arg(short = 't', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
     tty: Option<bool>,
-    /// The command and its arguments: everything after the options (or after `--`).
+    /// The OCI form, `run [--bundle DIR] ID`: the bundle's config.json instead of the options above
+    /// (also chosen when the only argument is an id and ./config.json exists).
+    #[command(flatten)]
+    oci: runtime_cli::BundleArgs,
+    /// The command and its arguments: everything after the options (or after `--`); in the OCI form,
+    /// the container's id.
     #[arg(trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
@@ -127,7 +142,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Doctor => doctor(),
-        Command::Run(args) => run(args),
+        Command::Run(args) => match oci_run(&args) {
+            Some((id, bundle)) => runtime_cli::run_bundle(&cli.global, &id, &bundle),
+            None => run(args),
+        },
+        Command::Runtime(command) => runtime_cli::dispatch(&cli.global, command),
     }
 }
 
@@ -204,6 +223,32 @@ fn doctor() -> ExitCode {
         println!("combined run will not work here until the failures above are fixed");
         ExitCode::FAILURE
     }
+}
+
+/// `run` in its OCI form: an id and a bundle (`--bundle`, before or after the id, or ./config.json
+/// when the id is all there is), rather than a root filesystem and a command.
+fn oci_run(args: &RunArgs) -> Option<(String, runtime_cli::BundleArgs)> {
+    if args.rootfs.is_some() || args.image.is_some() {
+        return None;
+    }
+    if args.oci.bundle.is_some() {
+        return match args.command.as_slice() {
+            [id] => Some((id.clone(), args.oci.clone())),
+            _ => None,
+        };
+    }
+    // `run ID --bundle DIR`: after the first positional argument, clap hands everything to CMD.
+    #[derive(Debug, Parser)]
+    struct Trailing {
+        #[command(flatten)]
+        oci: runtime_cli::BundleArgs,
+        id: String,
+    }
+    let trailing =
+        Trailing::try_parse_from(std::iter::once("run").chain(args.command.iter().map(String::as_str)))
+            .ok()?;
+    let here = args.command.len() == 1 && Path::new(combined::oci::bundle::CONFIG).is_file();
+    (trailing.oci.bundle.is_some() || here).then_some((trailing.id, trailing.oci))
 }
 
 fn run(args: Box<RunArgs>) -> ExitCode {

@@ -300,6 +300,14 @@ impl Child {
         self.reaped = true;
     }
 
+    /// Lets the child go on alone: dropping the handle neither kills nor waits for it, and the caller
+    /// exits without reaping it, so whoever reaps the caller's orphans reaps it (an OCI runtime's
+    /// `create` leaves the container to the engine's shim, a subreaper; prctl(2)
+    /// PR_SET_CHILD_SUBREAPER).
+    pub fn release(mut self) {
+        self.reaped = true;
+    }
+
     /// Waits for the child to end.
     pub fn wait(mut self) -> io::Result<Exit> {
         self.reaped = true;

@@ -7,7 +7,6 @@
 //! that names it (`linux.resources.memory: ...`), before anything exists. What this runtime does
 //! not do yet is refused the same way, never ignored.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ::caps::{Capability, CapsHashSet};
@@ -338,18 +337,6 @@ struct Mounts {
     tmpfs: Vec<PathBuf>,
 }
 
-impl Default for KernelMounts {
-    fn default() -> KernelMounts {
-        KernelMounts {
-            proc: false,
-            dev: false,
-            mqueue: false,
-            sys: false,
-            cgroup: false,
-        }
-    }
-}
-
 fn mounts(list: &[Mount]) -> Result<Mounts, BundleError> {
     let mut mounts = Mounts::default();
     for mount in list {
@@ -535,12 +522,7 @@ fn sysctls(
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     ];
-    let mut sysctls: Vec<(String, String)> = linux
-        .sysctl()
-        .clone()
-        .unwrap_or_else(HashMap::new)
-        .into_iter()
-        .collect();
+    let mut sysctls: Vec<(String, String)> = linux.sysctl().clone().unwrap_or_default().into_iter().collect();
     sysctls.sort();
     for (name, _) in &sysctls {
         let owned = (name.starts_with("net.") && namespaces.contains(CloneFlags::CLONE_NEWNET))

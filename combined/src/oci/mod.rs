@@ -5,4 +5,5 @@
 //! container's life share is kept on disk (`state.rs`).
 
 pub mod bundle;
+pub mod commands;
 pub mod state;

@@ -1,0 +1,458 @@
+//! The OCI runtime's commands (runtime-spec `runtime.md`, "Operations"; the flags are runc's, which
+//! every engine uses): `create`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec`,
+//! `features`. Each is one process; what they share is the container's directory (`state.rs`), locked
+//! while a command works on it.
+//!
+//! The life of a container, as an engine drives it:
+//! 1. `create`: the bundle becomes a plan; the container is set up exactly as `combined run` sets
+//!    one up, and then waits at its `exec.fifo`; its pid goes in the pid file, its pty (if it has
+//!    one) over the engine's console socket, and `create` exits, leaving it to the engine's shim;
+//! 2. `start`: opens the fifo, and the container's process execs its command;
+//! 3. `state`, `kill`: observe it, signal it;
+//! 4. `delete`: once it has stopped (or, with `--force`, after SIGKILL), removes what was made for it.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::ContainerState;
+
+use super::bundle::{self, BundleError};
+use super::state::{Container, Record, Root, StateError, process_start_time};
+use crate::container::{self, Lifecycle, StepFailed};
+
+/// Why a command failed: each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Setup(#[from] StepFailed),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OciError {
+    let what = what.into();
+    move |source| OciError::Io { what, source }
+}
+
+/// What `create` (and `run`) are asked for besides the bundle.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+}
+
+// ANCHOR: create
+/// `create`: sets the container up and leaves it waiting for `start`.
+pub fn create(root: &Root, id: &str, bundle: &Path, options: &CreateOptions) -> Result<Pid, OciError> {
+    let bundle = fs::canonicalize(bundle).map_err(io_err(format!("bundle {}", bundle.display())))?;
+    let spec = bundle::load(&bundle)?;
+    let mut plan = bundle::plan(&bundle, &spec, Lifecycle::Created { gate: -1 })?;
+    if plan.tty && options.console_socket.is_none() {
+        return Err(OciError::Refused(
+            "process.terminal is true: a --console-socket is needed to hand the pty to".into(),
+        ));
+    }
+    if crate::init_reachable(plan.user_ns, true, &plan.caps) {
+        // The waiting process is this binary, in a container that may ptrace it (`sealed.rs`).
+        crate::sealed::ensure().map_err(|e| OciError::Refused(e.to_string()))?;
+    }
+    let container = root.create(id)?;
+    let made = make_container(&container, &bundle, &spec, &mut plan, options);
+    if made.is_err() {
+        let _ = container.remove();
+    }
+    made
+}
+// ANCHOR_END: create
+
+fn make_container(
+    container: &Container,
+    bundle: &Path,
+    spec: &oci_spec::runtime::Spec,
+    plan: &mut crate::Plan,
+    options: &CreateOptions,
+) -> Result<Pid, OciError> {
+    let gate = make_gate(container, plan)?;
+    plan.lifecycle = Lifecycle::Created {
+        gate: gate.as_raw_fd(),
+    };
+    let created = container::create(plan)?;
+    drop(gate);
+    let pid = created.pid;
+    let handed = hand_over(&created, options);
+    let record = Record {
+        id: container.id().to_owned(),
+        bundle: bundle.to_owned(),
+        pid: pid.as_raw(),
+        start_time: process_start_time(pid.as_raw()).map_or(0, |(time, _)| time),
+        started: false,
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroups: Vec::new(),
+    };
+    let saved = handed.and_then(|()| container.save(&record).map_err(OciError::from));
+    if let Err(e) = saved {
+        let _ = kill(pid, Signal::SIGKILL);
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+/// The container's `exec.fifo`, and this process's O_PATH descriptor of it, which the container's
+/// process inherits and reopens for writing once it is set up (`container::wait_at_gate`). It belongs
+/// to the container's root, so that a container whose root is not the host's can open it.
+fn make_gate(container: &Container, plan: &crate::Plan) -> Result<OwnedFd, OciError> {
+    let path = container.exec_fifo();
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+        .map_err(|e| io_err(format!("cannot make {}", path.display()))(e.into()))?;
+    if plan.user_ns {
+        let uid = plan.maps.uid.to_outside(0).map(nix::unistd::Uid::from_raw);
+        let gid = plan.maps.gid.to_outside(0).map(nix::unistd::Gid::from_raw);
+        nix::unistd::chown(&path, uid, gid).map_err(|e| {
+            io_err(format!("cannot give {} to the container's root", path.display()))(e.into())
+        })?;
+    }
+    nix::fcntl::open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| io_err(format!("cannot open {}", path.display()))(e.into()))
+}
+
+/// The pty's master to the engine's console socket (SCM_RIGHTS, unix(7)), and the pid file.
+fn hand_over(created: &container::Created, options: &CreateOptions) -> Result<(), OciError> {
+    if let (Some(master), Some(socket)) = (&created.pty, &options.console_socket) {
+        send_console(socket, master)?;
+    }
+    if let Some(pid_file) = &options.pid_file {
+        write_pid_file(pid_file, created.pid)?;
+    }
+    Ok(())
+}
+
+fn send_console(socket: &Path, master: &OwnedFd) -> Result<(), OciError> {
+    let what = || format!("cannot send the pty to the console socket {}", socket.display());
+    let stream = UnixStream::connect(socket).map_err(io_err(what()))?;
+    let fds = [master.as_raw_fd()];
+    let name = [io::IoSlice::new(b"/dev/ptmx")];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &name,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| io_err(what())(e.into()))?;
+    Ok(())
+}
+
+/// Writes the pid file atomically: an engine polling it never reads a partial number.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<(), OciError> {
+    let partial = path.with_extension("partial");
+    fs::write(&partial, pid.to_string())
+        .and_then(|()| fs::rename(&partial, path))
+        .map_err(io_err(format!("cannot write the pid file {}", path.display())))
+}
+
+// ANCHOR: start
+/// `start`: opens the gate of a created container; its process then execs the command.
+pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
+    let container = root.open_container(id)?;
+    let mut record = loaded(&container)?;
+    match record.status() {
+        ContainerState::Created => {}
+        status => {
+            return Err(OciError::Refused(format!(
+                "container {id} is {status}, not created: only a created container starts"
+            )));
+        }
+    }
+    open_gate(&container, &record)?;
+    record.started = true;
+    container.save(&record)?;
+    let _ = fs::remove_file(container.exec_fifo());
+    Ok(())
+}
+// ANCHOR_END: start
+
+/// Opens the fifo for reading, which lets the container's blocked open for writing return, and
+/// reads its byte. Non-blocking, and watching the process: a container that died while waiting would
+/// otherwise leave `start` waiting for ever.
+fn open_gate(container: &Container, record: &Record) -> Result<(), OciError> {
+    let path = container.exec_fifo();
+    let fifo = nix::fcntl::open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(format!("cannot open {}", path.display()))(e.into()))?;
+    let mut fifo = fs::File::from(fifo);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut byte = [0u8; 1];
+        match fifo.read(&mut byte) {
+            Ok(1) => return Ok(()),
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                return Err(io_err(format!("cannot read {}", path.display()))(e));
+            }
+            _ => {}
+        }
+        if !record.alive() {
+            return Err(OciError::Refused(format!(
+                "container {} exited before it could start",
+                record.id
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(OciError::Refused(format!(
+                "container {} did not take its start within 10 s",
+                record.id
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn loaded(container: &Container) -> Result<Record, OciError> {
+    container.load()?.ok_or_else(|| {
+        OciError::Refused(format!(
+            "container {} has no record: its create did not finish (combined delete --force {} removes it)",
+            container.id(),
+            container.id()
+        ))
+    })
+}
+
+/// `state`: the spec's JSON for the container.
+pub fn state(root: &Root, id: &str) -> Result<serde_json::Value, OciError> {
+    let container = root.open_container(id)?;
+    Ok(loaded(&container)?.oci_state())
+}
+
+/// `kill`: sends `signal` to the container's process (`--all`: to every process in its PID
+/// namespace, by killing the namespace's init with SIGKILL when that is the signal).
+pub fn kill_container(root: &Root, id: &str, signal: Signal, all: bool) -> Result<(), OciError> {
+    let container = root.open_container(id)?;
+    let record = loaded(&container)?;
+    if record.status() == ContainerState::Stopped {
+        return Err(OciError::Refused(format!("container {id} is not running")));
+    }
+    let pid = Pid::from_raw(record.pid);
+    let targets = match all {
+        true => processes_sharing_pid_ns(pid),
+        false => vec![pid],
+    };
+    for target in targets {
+        match kill(target, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => return Err(io_err(format!("cannot signal {target}"))(e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// The container's process and every process in its PID namespace, found by the namespace's
+/// inode in /proc/<pid>/ns/pid.
+fn processes_sharing_pid_ns(pid: Pid) -> Vec<Pid> {
+    let ns_of = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(ns) = ns_of(&pid.to_string()) else {
+        return vec![pid];
+    };
+    let mut pids: Vec<Pid> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|name| ns_of(name).as_ref() == Some(&ns))
+        .filter_map(|name| name.parse().ok().map(Pid::from_raw))
+        .collect();
+    if !pids.contains(&pid) {
+        pids.push(pid);
+    }
+    pids
+}
+
+/// `delete`: removes a stopped container's directory; `--force` kills a live one first.
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
+    let container = match root.open_container(id) {
+        Ok(container) => container,
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(record) = container.load()? {
+        if record.status() != ContainerState::Stopped {
+            if !force {
+                return Err(OciError::Refused(format!(
+                    "container {id} is {}: stop it first, or delete --force",
+                    record.status()
+                )));
+            }
+            let pid = Pid::from_raw(record.pid);
+            for target in processes_sharing_pid_ns(pid) {
+                let _ = kill(target, Signal::SIGKILL);
+            }
+            wait_until_gone(&record);
+        }
+    }
+    container.remove()?;
+    Ok(())
+}
+
+/// Waits (up to 10 s) until the container's process has gone; its reaper is the engine's, not us.
+fn wait_until_gone(record: &Record) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while record.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `list`: every container's id, pid, status, bundle and creation time.
+pub fn list(root: &Root) -> Result<Vec<Record>, OciError> {
+    let mut records = Vec::new();
+    for id in root.ids()? {
+        if let Ok(container) = root.open_container(&id) {
+            if let Some(record) = container.load()? {
+                records.push(record);
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// `spec`: the default config.json this runtime runs as it is: the runtime spec's usual defaults
+/// (oci-spec's, which are runc's), rootless when asked (a user namespace mapping the caller to root,
+/// no network namespace of the host's to need).
+pub fn default_spec(rootless: bool) -> Result<oci_spec::runtime::Spec, OciError> {
+    let spec = match rootless {
+        true => {
+            oci_spec::runtime::Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        }
+        false => oci_spec::runtime::Spec::default(),
+    };
+    Ok(spec)
+}
+
+/// Writes `config.json` in `bundle`, refusing to overwrite one.
+pub fn write_spec(bundle: &Path, rootless: bool) -> Result<PathBuf, OciError> {
+    let path = bundle.join(bundle::CONFIG);
+    if path.exists() {
+        return Err(OciError::Refused(format!(
+            "{} exists already: remove it first",
+            path.display()
+        )));
+    }
+    let spec = default_spec(rootless)?;
+    let json = serde_json::to_string_pretty(&spec).expect("a spec always serializes");
+    fs::write(&path, json + "\n").map_err(io_err(format!("cannot write {}", path.display())))?;
+    Ok(path)
+}
+
+/// `features`: what this runtime supports, in the spec's `features.md` format.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": super::state::OCI_VERSION,
+        "hooks": [],
+        "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "noexec", "nodev"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": ::caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features.combined.version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// `run` (create, start, wait): the container's exit status, as `combined run` reports it.
+pub fn run(root: &Root, id: &str, bundle: &Path, options: &CreateOptions) -> Result<i32, OciError> {
+    let pid = create(root, id, bundle, options)?;
+    start(root, id)?;
+    let status = wait_for_exit(pid);
+    let _ = delete(root, id, true);
+    Ok(status)
+}
+
+/// The exit status of a child of this process.
+fn wait_for_exit(pid: Pid) -> i32 {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return nskit::Exit::Signal(sig).shell_status(),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => return i32::from(crate::EXIT_LAUNCHER),
+        }
+    }
+}
+
+/// A signal given by name (`TERM`, `SIGTERM`, `term`) or number (`15`), as `kill` takes it.
+pub fn parse_signal(text: &str) -> Result<Signal, String> {
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| format!("{number} is not a signal number"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = match upper.starts_with("SIG") {
+        true => upper,
+        false => format!("SIG{upper}"),
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("{text} is not a signal name (e.g. TERM, KILL, 15)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        for text in ["TERM", "SIGTERM", "term", "15"] {
+            assert_eq!(parse_signal(text), Ok(Signal::SIGTERM), "{text}");
+        }
+        assert_eq!(parse_signal("28"), Ok(Signal::SIGWINCH));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn the_default_spec_is_one_this_runtime_runs() {
+        let scratch = tempfile::tempdir().unwrap();
+        for rootless in [false, true] {
+            let spec = default_spec(rootless).unwrap();
+            let rootfs = scratch.path().join("rootfs/bin");
+            fs::create_dir_all(&rootfs).unwrap();
+            let sh = rootfs.join("sh");
+            fs::write(&sh, "").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&sh, fs::Permissions::from_mode(0o755)).unwrap();
+            let plan = bundle::plan(scratch.path(), &spec, Lifecycle::Created { gate: -1 });
+            if !rootless && !nskit::userns::is_root() {
+                assert!(plan.is_err(), "without a user namespace it needs root");
+                continue;
+            }
+            let plan = plan.unwrap();
+            assert_eq!(plan.user_ns, rootless);
+            assert_eq!(plan.argv, [c"sh".to_owned()]);
+        }
+    }
+}

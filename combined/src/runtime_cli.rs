@@ -1,0 +1,292 @@
+//! The OCI runtime's command line (runtime-spec `runtime.md`; the flags and their spelling are runc's,
+//! which podman, docker's and containerd's shims and the spec's validation suite all call): the
+//! global flags engines put before the command, the commands themselves, and their output. The
+//! commands' work is in the library (`oci/commands.rs`).
+//!
+//! Errors go to stderr as one line, and, with `--log FILE`, to that file too: as JSON lines
+//! (`{"level":"error","msg":"...","time":"..."}`) with `--log-format json`, which is where podman and
+//! containerd read the message they show their user.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Args, Subcommand, ValueEnum};
+use combined::oci::commands::{self, CreateOptions, OciError};
+use combined::oci::state::Root;
+
+/// The flags an engine may put before any runtime command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where containers' state is kept (default: /run/combined as root, $XDG_RUNTIME_DIR/combined
+    /// otherwise).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Also write errors to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// The --log file's format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Use systemd to manage cgroups (not supported: refused when asked).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for engines that pass it; combined logs the same either way.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The runtime's commands.
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Set up a container from a bundle and leave it waiting for `start` (OCI runtime).
+    Create(CreateArgs),
+    /// Start a created container's process.
+    Start(IdArg),
+    /// Print a container's state as the OCI spec's JSON.
+    State(IdArg),
+    /// Send a signal to a container's process (default SIGTERM).
+    Kill(KillArgs),
+    /// Remove a stopped container (--force: kill it first).
+    Delete(DeleteArgs),
+    /// List the containers.
+    List(ListArgs),
+    /// Write a default config.json into a bundle directory.
+    Spec(SpecArgs),
+    /// Print what this runtime supports, as the OCI spec's features JSON.
+    Features,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    pub id: String,
+}
+
+/// The options `create` and the OCI form of `run` share.
+#[derive(Clone, Debug, Args)]
+pub struct BundleArgs {
+    /// The bundle directory (default: the current one).
+    #[arg(long, short = 'b', value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Write the container's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// A Unix socket to send the pty's master to, when process.terminal is true.
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for compatibility; the root is always pivoted into.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Not supported: every container gets a new session keyring (refused when given).
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many descriptors above stderr on to the container (only 0 is supported).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal every process of the container.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    pub id: String,
+    /// A signal name (TERM, SIGKILL) or number.
+    #[arg(default_value = "TERM", value_parser = commands::parse_signal)]
+    pub signal: nix::sys::signal::Signal,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is still running; a missing container is no error.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    /// Print the ids only.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// A config for an ordinary user: a user namespace mapping you to root.
+    #[arg(long)]
+    pub rootless: bool,
+    /// Where to write config.json (default: the current directory).
+    #[arg(long, short = 'b', value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// Runs one runtime command; the exit status is 0 on success, 1 on failure (runc's).
+pub fn dispatch(global: &Global, command: RuntimeCommand) -> ExitCode {
+    match execute(global, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(global, &e),
+    }
+}
+
+fn execute(global: &Global, command: RuntimeCommand) -> Result<(), OciError> {
+    check_global(global)?;
+    match command {
+        RuntimeCommand::Spec(args) => {
+            let bundle = args.bundle.unwrap_or_else(|| PathBuf::from("."));
+            commands::write_spec(&bundle, args.rootless).map(drop)
+        }
+        RuntimeCommand::Features => {
+            print_json(&commands::features());
+            Ok(())
+        }
+        RuntimeCommand::Create(args) => {
+            let root = root(global)?;
+            let (bundle, options) = create_options(&args.bundle)?;
+            commands::create(&root, &args.id, &bundle, &options).map(drop)
+        }
+        RuntimeCommand::Start(args) => commands::start(&root(global)?, &args.id),
+        RuntimeCommand::State(args) => {
+            print_json(&commands::state(&root(global)?, &args.id)?);
+            Ok(())
+        }
+        RuntimeCommand::Kill(args) => {
+            commands::kill_container(&root(global)?, &args.id, args.signal, args.all)
+        }
+        RuntimeCommand::Delete(args) => commands::delete(&root(global)?, &args.id, args.force),
+        RuntimeCommand::List(args) => list(&root(global)?, &args),
+    }
+}
+
+/// `run ID` with a bundle: create, start, wait, delete; the command's exit status.
+pub fn run_bundle(global: &Global, id: &str, args: &BundleArgs) -> ExitCode {
+    let outcome = check_global(global).and_then(|()| root(global)).and_then(|root| {
+        let (bundle, options) = create_options(args)?;
+        commands::run(&root, id, &bundle, &options)
+    });
+    match outcome {
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(combined::EXIT_LAUNCHER)),
+        Err(e) => fail(global, &e),
+    }
+}
+
+fn check_global(global: &Global) -> Result<(), OciError> {
+    if global.systemd_cgroup {
+        return Err(OciError::Refused(
+            "--systemd-cgroup is not supported: combined manages cgroups itself (leave the flag out)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn create_options(args: &BundleArgs) -> Result<(PathBuf, CreateOptions), OciError> {
+    if args.no_new_keyring {
+        return Err(OciError::Refused(
+            "--no-new-keyring is not supported: every container gets a new session keyring, so that none reaches the host's keys".into(),
+        ));
+    }
+    if args.preserve_fds != 0 {
+        return Err(OciError::Refused(
+            "--preserve-fds is not supported yet: a container gets stdin, stdout and stderr only".into(),
+        ));
+    }
+    let bundle = args.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    let options = CreateOptions {
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+    };
+    Ok((bundle, options))
+}
+
+fn root(global: &Global) -> Result<Root, OciError> {
+    let path = global.root.clone().unwrap_or_else(Root::default_path);
+    Ok(Root::open(&path)?)
+}
+
+fn list(root: &Root, args: &ListArgs) -> Result<(), OciError> {
+    let records = commands::list(root)?;
+    if args.quiet {
+        for record in &records {
+            println!("{}", record.id);
+        }
+        return Ok(());
+    }
+    match args.format.as_str() {
+        "json" => {
+            let states: Vec<serde_json::Value> = records.iter().map(|r| r.oci_state()).collect();
+            print_json(&serde_json::Value::Array(states));
+        }
+        "table" => {
+            println!(
+                "{:<24} {:<8} {:<8} {:<24} BUNDLE",
+                "ID", "PID", "STATUS", "CREATED"
+            );
+            for r in &records {
+                let status = r.status();
+                let pid = match status {
+                    oci_spec::runtime::ContainerState::Stopped => 0,
+                    _ => r.pid,
+                };
+                println!(
+                    "{:<24} {:<8} {:<8} {:<24} {}",
+                    r.id,
+                    pid,
+                    status,
+                    r.created,
+                    r.bundle.display()
+                );
+            }
+        }
+        other => {
+            return Err(OciError::Refused(format!(
+                "unknown list format {other:?}: use table or json"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+/// Reports an error on stderr and in the --log file; exit status 1.
+fn fail(global: &Global, e: &OciError) -> ExitCode {
+    let message = e.to_string();
+    eprintln!("combined: {message}");
+    if let Some(path) = &global.log {
+        let line = match global.log_format {
+            LogFormat::Json => serde_json::json!({
+                "level": "error",
+                "msg": message,
+                "time": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            })
+            .to_string(),
+            LogFormat::Text => format!("combined: {message}"),
+        };
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+    ExitCode::FAILURE
+}
