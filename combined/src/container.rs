@@ -584,7 +584,16 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         },
         Err(_) => return 1,
     };
-    if let Lifecycle::Created { .. } = plan.lifecycle {
+    if let Lifecycle::Created { gate } = plan.lifecycle {
+        // The runtime's `create` exits, and this process lives on: it must hold none of its files,
+        // least of all the lock on the container's state, which no later command could then take.
+        // SAFETY: this process is a fresh clone running only this function; no object of its own
+        // owns a descriptor other than the channel and the gate, which are kept.
+        if let Err(errno) = unsafe { nskit::process::close_from_3_except(&[channel.raw_fd(), gate]) } {
+            let why = format!("cannot close the runtime's descriptors: {errno}");
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
         // Until `start`, this process, the launcher's own binary, waits inside the container, where
         // `combined exec` may bring processes: non-dumpable, so that none of them can open its
         // /proc/<pid>/exe or memory (CVE-2019-5736). After the maps: a non-dumpable process's /proc

@@ -36,6 +36,30 @@ pub unsafe fn close_from_3() -> Result<(), Errno> {
     sweep(Sweep::Close)
 }
 
+/// Closes every descriptor above stderr except those in `keep`: what a long-lived child of a
+/// short-lived parent does, so that it holds none of the parent's files (a lock, a socket) after the
+/// parent has gone.
+///
+/// # Safety
+///
+/// As [`close_from_3`], for every descriptor not in `keep`.
+pub unsafe fn close_from_3_except(keep: &[RawFd]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep.iter().filter(|fd| **fd > 2).map(|fd| *fd as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > first {
+            // SAFETY: close_range takes no pointers; the caller vouches for every descriptor in
+            // [first, fd - 1], none of which is in `keep`.
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
+            Errno::result(rc)?;
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sweep {
     Close,

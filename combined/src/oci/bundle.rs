@@ -113,7 +113,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
         domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
         sysctl: sysctls(linux, namespaces)?,
-        user: user(process)?,
+        user: user(process, user_ns && !nskit::userns::is_root())?,
         rlimits: rlimits(process)?,
         no_new_privs,
         lifecycle,
@@ -540,10 +540,18 @@ fn sysctls(
     Ok(sysctls)
 }
 
-fn user(process: &Process) -> Result<ProcessUser, BundleError> {
+/// `process.user`. A rootless container's user namespace denies setgroups(2) (the user chapter's
+/// rule: an unprivileged map writer must), so it can have no supplementary group.
+fn user(process: &Process, rootless: bool) -> Result<ProcessUser, BundleError> {
     let user = process.user();
     if user.username().as_ref().is_some_and(|n| !n.is_empty()) {
         return Err(refuse("process.user.username", "a Windows field"));
+    }
+    if rootless && user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(refuse(
+            "process.user.additionalGids",
+            "a rootless container cannot have supplementary groups: its user namespace denies setgroups(2)",
+        ));
     }
     Ok(ProcessUser {
         uid: user.uid(),

@@ -341,12 +341,13 @@ pub fn list(root: &Root) -> Result<Vec<Record>, OciError> {
 /// (oci-spec's, which are runc's), rootless when asked (a user namespace mapping the caller to root,
 /// no network namespace of the host's to need).
 pub fn default_spec(rootless: bool) -> Result<oci_spec::runtime::Spec, OciError> {
-    let spec = match rootless {
+    let mut spec = match rootless {
         true => {
             oci_spec::runtime::Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
         }
         false => oci_spec::runtime::Spec::default(),
     };
+    spec.set_hostname(Some("combined".into()));
     Ok(spec)
 }
 

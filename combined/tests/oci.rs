@@ -1,0 +1,363 @@
+//! `combined` as an OCI runtime, driven the way engines drive it (runtime-spec `runtime.md`):
+//! `spec`, `create` with a pid file, `state`, `start`, `kill`, `delete`, `run ID` on a bundle, a pty
+//! over a console socket, JSON error logs, and refusals of what the runtime does not do. As root and
+//! as an ordinary user (a rootless config), and every test leaves no state, process or mount behind.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{HostState, TempDir, combined, have_busybox, namespaces, output, populate};
+use serde_json::Value;
+
+/// A bundle (config.json from `combined spec`, rootless unless root, and a busybox rootfs) and a state
+/// root of its own.
+struct Bundle {
+    dir: TempDir,
+    state: TempDir,
+}
+
+impl Bundle {
+    fn new(args: &[&str]) -> Bundle {
+        let dir = TempDir::new("bundle");
+        populate(&dir.path().join("rootfs"));
+        let mut spec = vec!["spec", "--bundle", dir.str()];
+        if !nskit::userns::is_root() {
+            spec.push("--rootless");
+        }
+        output(&mut combined(&spec)).ok();
+        let bundle = Bundle {
+            dir,
+            state: TempDir::new("state"),
+        };
+        bundle.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = args.into();
+        });
+        bundle
+    }
+
+    fn edit(&self, change: impl FnOnce(&mut Value)) {
+        let path = self.dir.path().join("config.json");
+        let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        change(&mut config);
+        fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    }
+
+    /// `combined --root STATE <args>`.
+    fn runtime(&self, args: &[&str]) -> std::process::Command {
+        let mut full = vec!["--root", self.state.str()];
+        full.extend_from_slice(args);
+        combined(&full)
+    }
+
+    /// `create`, as an engine runs it: the container inherits the runtime's stdout and stderr and
+    /// keeps them after `create` exits, so they are files here, not pipes a reader would wait on.
+    fn create(&self, args: &[&str]) -> common::Outcome {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        let status = self
+            .runtime(&full)
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .unwrap();
+        common::Outcome {
+            status,
+            stdout: fs::read_to_string(out.path()).unwrap(),
+            stderr: fs::read_to_string(err.path()).unwrap(),
+        }
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let out = output(&mut self.runtime(&["state", id]));
+        serde_json::from_str(out.ok()).unwrap()
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("pid")
+    }
+}
+
+fn ready(test: &str) -> bool {
+    namespaces(test) && have_busybox(test)
+}
+
+/// Polls `check` for up to 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn create_start_state_kill_delete_as_an_engine_calls_them() {
+    if !ready("create_start_state_kill_delete_as_an_engine_calls_them") {
+        return;
+    }
+    let _exclusive = nskit::testing::exclusive();
+    let before = HostState::now();
+    let b = Bundle::new(&["sleep", "100"]);
+    let pid_file = b.pid_file();
+    let bundle = b.dir.str().to_owned();
+    // Options after the id, as some suites pass them.
+    b.create(&[
+        "c1",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ])
+    .ok();
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let state = b.state("c1");
+    assert_eq!(state["status"], "created", "{state}");
+    assert_eq!(state["pid"], pid);
+    assert_eq!(state["bundle"], bundle);
+    assert_eq!(state["id"], "c1");
+    // Created means set up but not yet the command: the process is still the runtime's binary.
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    assert!(
+        exe.as_ref()
+            .is_none_or(|exe| exe.to_string_lossy().contains("combined")),
+        "the command must not run before start: {exe:?}"
+    );
+    output(&mut b.runtime(&["start", "c1"])).ok();
+    assert_eq!(b.state("c1")["status"], "running");
+    eventually("the command runs", || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let again = output(&mut b.runtime(&["start", "c1"]));
+    assert_eq!(
+        again.code(),
+        1,
+        "a running container does not start twice: {again:?}"
+    );
+    let refused = output(&mut b.runtime(&["delete", "c1"]));
+    assert_eq!(
+        refused.code(),
+        1,
+        "a running container is not deleted without --force"
+    );
+    assert!(refused.stderr.contains("delete --force"), "{refused:?}");
+    output(&mut b.runtime(&["kill", "c1", "KILL"])).ok();
+    eventually("the container stops", || b.state("c1")["status"] == "stopped");
+    assert!(
+        b.state("c1").get("pid").is_none(),
+        "a stopped container has no pid"
+    );
+    output(&mut b.runtime(&["delete", "c1"])).ok();
+    let gone = output(&mut b.runtime(&["state", "c1"]));
+    assert_eq!(gone.code(), 1);
+    assert!(gone.stderr.contains("does not exist"), "{gone:?}");
+    assert_eq!(
+        fs::read_dir(b.state.path()).unwrap().count(),
+        0,
+        "the state is gone"
+    );
+    eventually("the process is reaped", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert_eq!(
+        HostState::now(),
+        before,
+        "create/start/kill/delete left something"
+    );
+}
+
+#[test]
+fn run_passes_the_exit_status_and_deletes_the_container() {
+    if !ready("run_passes_the_exit_status_and_deletes_the_container") {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "hostname; id -u; exit 7"]);
+    let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "r1"]));
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert_eq!(out.stdout, "combined\n0\n");
+    assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_config_s_process_user_rlimits_and_capabilities_are_honoured() {
+    if !ready("the_config_s_process_user_rlimits_and_capabilities_are_honoured") {
+        return;
+    }
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id; ulimit -n; grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status; umask",
+    ]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0, "additionalGids": [5], "umask": 63});
+        c["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 322}]);
+        let caps = serde_json::json!(["CAP_KILL", "CAP_CHOWN"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
+        c["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_KILL"]);
+    });
+    let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "u1"]));
+    if !nskit::userns::is_root() {
+        // Rootless: the user namespace denies setgroups, so the group is refused before anything.
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(
+            out.stderr.starts_with("combined: process.user.additionalGids"),
+            "{out:?}"
+        );
+        b.edit(|c| c["process"]["user"]["additionalGids"] = serde_json::json!([]));
+        let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "u1"]));
+        let text = out.ok();
+        assert!(text.starts_with("uid=0 gid=0\n"), "{text}");
+        assert!(text.contains("CapAmb:\t0000000000000020"), "{text}");
+        return;
+    }
+    let text = out.ok();
+    assert!(text.starts_with("uid=0 gid=0 groups=5\n"), "{text}");
+    assert!(text.contains("\n321\n"), "{text}");
+    // CAP_CHOWN (0) and CAP_KILL (5): 0x21; ambient CAP_KILL only: 0x20.
+    assert!(text.contains("CapEff:\t0000000000000021"), "{text}");
+    assert!(text.contains("CapBnd:\t0000000000000021"), "{text}");
+    assert!(text.contains("CapAmb:\t0000000000000020"), "{text}");
+    assert!(text.trim_end().ends_with("0077"), "{text}");
+}
+
+#[test]
+fn a_terminal_goes_to_the_console_socket() {
+    if !ready("a_terminal_goes_to_the_console_socket") {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "tty; echo done"]);
+    b.edit(|c| c["process"]["terminal"] = true.into());
+    let socket = b.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let bundle = b.dir.str().to_owned();
+    let socket_path = socket.to_str().unwrap().to_owned();
+    let engine = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        receive_fd(&stream)
+    });
+    b.create(&["--bundle", &bundle, "--console-socket", &socket_path, "t1"])
+        .ok();
+    let master = engine.join().unwrap();
+    output(&mut b.runtime(&["start", "t1"])).ok();
+    let mut text = String::new();
+    let mut pty = fs::File::from(master);
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !text.contains("done") && Instant::now() < deadline {
+        match pty.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(
+        text.contains("/dev/pts/0"),
+        "the command's terminal is the pty: {text:?}"
+    );
+    output(&mut b.runtime(&["delete", "--force", "t1"])).ok();
+}
+
+/// The descriptor sent over `stream` with SCM_RIGHTS.
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut name = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+    for cmsg in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            // SAFETY: the kernel installed this descriptor in this process for us; nothing else owns it.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no descriptor came over the console socket");
+}
+
+#[test]
+fn what_the_runtime_cannot_honour_is_refused_by_name_and_logged_as_json() {
+    if !ready("what_the_runtime_cannot_honour_is_refused_by_name_and_logged_as_json") {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    let log = b.dir.path().join("log.json");
+    type Change = fn(&mut Value);
+    let cases: [(&str, Change); 4] = [
+        ("hooks", |c| {
+            c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]})
+        }),
+        ("linux.sysctl", |c| {
+            c["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"})
+        }),
+        ("linux.rootfsPropagation", |c| {
+            c["linux"]["rootfsPropagation"] = "shared".into()
+        }),
+        ("process.args", |c| {
+            c["process"]["args"] = serde_json::json!(["no-such-program"])
+        }),
+    ];
+    for (field, change) in cases {
+        b.edit(change);
+        let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json", "create"];
+        full.extend(["--bundle", b.dir.str(), "x"]);
+        let out = output(&mut b.runtime(&full));
+        assert_eq!(out.code(), 1, "{field}: {out:?}");
+        assert!(
+            out.stderr.starts_with(&format!("combined: {field}")),
+            "{field}: {out:?}"
+        );
+        let last: Value =
+            serde_json::from_str(fs::read_to_string(&log).unwrap().lines().last().unwrap()).unwrap();
+        assert_eq!(last["level"], "error");
+        assert!(last["msg"].as_str().unwrap().starts_with(field), "{last}");
+        assert!(last["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{last}");
+        assert_eq!(
+            fs::read_dir(b.state.path()).unwrap().count(),
+            0,
+            "{field}: nothing left"
+        );
+        fs::remove_file(b.dir.path().join("config.json")).unwrap();
+        let mut spec = vec!["spec", "--bundle", b.dir.str()];
+        if !nskit::userns::is_root() {
+            spec.push("--rootless");
+        }
+        output(&mut combined(&spec)).ok();
+        b.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = serde_json::json!(["true"]);
+        });
+    }
+}
+
+#[test]
+fn a_container_whose_process_died_is_stopped_and_delete_cleans_up() {
+    if !ready("a_container_whose_process_died_is_stopped_and_delete_cleans_up") {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    b.create(&["--bundle", b.dir.str(), "d1"]).ok();
+    let pid = b.state("d1")["pid"].as_i64().unwrap() as i32;
+    // The engine's shim would reap it; here the test kills it before start, as a crash would.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually("the container is stopped", || {
+        b.state("d1")["status"] == "stopped"
+    });
+    let start = output(&mut b.runtime(&["start", "d1"]));
+    assert_eq!(start.code(), 1, "{start:?}");
+    output(&mut b.runtime(&["delete", "d1"])).ok();
+    output(&mut b.runtime(&["delete", "--force", "d1"])).ok(); // gone already: no error with --force
+    assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+    eventually("the process is reaped", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+}
