@@ -75,6 +75,8 @@ pub struct RuntimeRun {
 /// Where and how the run was made.
 #[derive(Clone, Debug)]
 pub struct Meta {
+    /// The workspace, which paths in the markdown are shown relative to.
+    pub workspace: PathBuf,
     pub tarball: String,
     pub sha256: String,
     pub date: Option<String>,
@@ -112,7 +114,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let host = host::facts();
     let results = Results {
         labels: host::labels(&runs, &host),
-        meta: meta(&suite, options.timeout, started.elapsed()),
+        meta: meta(root, &suite, options.timeout, started.elapsed()),
         programs,
         runs,
         host,
@@ -218,11 +220,12 @@ fn print_progress(runtime: &str, program: &str, outcome: &Outcome) {
     );
 }
 
-fn meta(suite: &Suite, timeout_seconds: u64, took: Duration) -> Meta {
+fn meta(root: &Path, suite: &Suite, timeout_seconds: u64, took: Duration) -> Meta {
     let date = util::output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
         .ok()
         .map(|d| d.trim().to_owned());
     Meta {
+        workspace: root.to_path_buf(),
         tarball: suite.tarball.file_name().map_or_else(
             || suite.tarball.display().to_string(),
             |n| n.to_string_lossy().into_owned(),

@@ -155,7 +155,9 @@ fn markdown_context(out: &mut String, results: &Results) {
         let how = match &run.runtime.command {
             Ok(path) => format!(
                 "`{}`{}",
-                path.display(),
+                path.strip_prefix(&results.meta.workspace)
+                    .unwrap_or(path)
+                    .display(),
                 run.runtime
                     .note
                     .as_ref()
@@ -346,6 +348,7 @@ pub fn results_for(runs: Vec<RuntimeRun>, programs: &[&str]) -> Results {
         labels: BTreeMap::new(),
         host: super::host::Host::default(),
         meta: super::Meta {
+            workspace: "/w".into(),
             tarball: "suite.tar.gz".into(),
             sha256: "0".repeat(64),
             date: Some("2025-01-01".into()),
@@ -399,7 +402,7 @@ mod tests {
             vec![
                 run(
                     "combined",
-                    Ok("/c"),
+                    Ok("/w/target/debug/combined"),
                     &[
                         ("create", outcome(None, 0, 0, Status::Error)),
                         ("kill", outcome(Some(5), 3, 2, Status::Fail)),
@@ -475,6 +478,8 @@ mod tests {
         // Pipes in evidence would split a table cell or a list line: they are replaced.
         assert!(text.contains("- kill: `not ok 2 - a / b`"));
         assert!(text.contains("| crun | crun version 1 | not run: not installed"));
+        // Paths in the workspace are shown from its root, so the document reads the same anywhere.
+        assert!(text.contains("| combined | combined version 1 | `target/debug/combined` |"));
     }
 
     #[test]
