@@ -10,7 +10,8 @@
 //!    move that onto `/` and chroot into it (pivot_root(2) refuses the initramfs root); copy mode
 //!    (the host packed the tests into the initramfs): bind the initramfs onto itself the same way,
 //!    so that the tests' own pivot_root(2) calls see an ordinary mount as their root;
-//! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, and allow user namespaces;
+//! 5. mount fresh /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, and cgroup2 on /sys/fs/cgroup
+//!    with a subtree delegated to each unprivileged run's uid (`cgroup`), and allow user namespaces;
 //! 6. ask the host for a job (a test binary and a run: root with `NS_REQUIRE_PRIV=1`, or uid 65534
 //!    with `NS_REQUIRE_PRIV=userns`), run it in its package directory, report its outcome, and ask
 //!    again until the host says `stop`: several guests share the host's one queue;
@@ -18,6 +19,7 @@
 //!
 //! Built statically (`-C target-feature=+crt-static`), so it needs no library in the initramfs.
 
+mod cgroup;
 mod conf;
 mod sys;
 
@@ -92,6 +94,16 @@ fn init() -> Result<(), String> {
 
     // 5. A fresh system view in the new root.
     mount_system().map_err(|e| format!("cannot mount the system directories: {e}"))?;
+    let unprivileged: Vec<u32> = conf
+        .runs
+        .iter()
+        .map(|run| run.uid)
+        .filter(|&uid| uid != 0)
+        .collect();
+    if let Err(e) = cgroup::set_up(&unprivileged) {
+        // The cgroup tests then fail (as root, NS_REQUIRE_PRIV=1 forbids skipping): say why here.
+        say(&format!("vm-init: cannot set up cgroup v2: {e}"));
+    }
     let _ = sys::set_hostname("xtask-vm");
     // Debian's switch; absent (and always allowed) on upstream kernels.
     let _ = fs::write("/proc/sys/kernel/unprivileged_userns_clone", "1");
@@ -401,8 +413,8 @@ fn run_test(test: &Test, run: &Run, conf: &Conf, reporter: &mut Reporter) -> Str
     if run.uid == 0 {
         cmd.env("HOME", "/root");
     } else {
-        // std clears the supplementary groups when root drops to another uid.
-        cmd.uid(run.uid).gid(run.uid);
+        // In its delegated cgroup (step 5), then as the run's uid, without supplementary groups.
+        cgroup::start_delegated(&mut cmd, run.uid);
     }
     // Not `status()`: as PID 1, init must also reap the orphans a test leaves behind.
     let outcome = match cmd.spawn().and_then(|child| sys::wait_reaping(child.id())) {

@@ -4,6 +4,7 @@
 mod bench;
 mod book;
 mod ci;
+mod conformance;
 mod dist;
 mod rootfs;
 mod tidy;
@@ -50,6 +51,9 @@ enum Command {
     /// depending on another, a file without its `//!` header, `unsafe` without `// SAFETY:`, a
     /// privilege gate given another test's name, a book include by line number.
     Tidy,
+    /// Runs the OCI runtime spec's validation suite (opencontainers/runtime-tools) against combined, runc
+    /// and crun, and prints their results side by side (see CONFORMANCE.md).
+    Conformance(conformance::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::TestVm(options) => vm::run(&root, &options),
         Command::Bench(options) => bench::run(&root, &options),
         Command::Tidy => tidy::run(&root),
+        Command::Conformance(options) => conformance::run(&root, &options),
     }
 }
 

@@ -347,6 +347,7 @@ const GATES: &[(&str, &str)] = &[
     ("have_busybox", "combined/tests"),
     ("ready", "combined/tests"),
     ("leak_checked", "pid-demo/tests"),
+    ("delegated", "cgroup-demo/tests"),
     ("in_lab", "time-demo/tests"),
     ("gate", "xtask/tests"),
 ];

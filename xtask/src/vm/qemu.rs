@@ -118,12 +118,17 @@ pub struct Machine {
 /// processes. Without randomization each run of the same binary reuses the first one's translation
 /// (QEMU 8.0 and later translate x86 code position-independently, `CF_PCREL`). No test depends on
 /// the randomization, which the host's own runs keep.
+///
+/// `cgroup_no_v1=all` keeps every controller off cgroup v1, so the guest is a pure cgroup v2 host
+/// (vm-init mounts cgroup2 on /sys/fs/cgroup): the CI machine's hybrid hierarchy tests the cgroup
+/// chapter's v1 paths, the guest its v2 ones.
 pub fn kernel_command_line(extra: &[String]) -> String {
     let mut words: Vec<String> = [
         "console=ttyS0",
         "quiet",
         "panic=-1",
         "cryptomgr.notests",
+        "cgroup_no_v1=all",
         "nokaslr",
         "norandmaps",
         "audit=0",
@@ -275,6 +280,7 @@ mod tests {
         assert!(!tcg.contains("-cpu host"));
         assert!(tcg.contains("-kernel /cache/vmlinux -initrd /work/initrd"));
         assert!(tcg.contains("console=ttyS0 quiet panic=-1"));
+        assert!(tcg.contains(" cgroup_no_v1=all "));
         assert!(tcg.contains("nokaslr norandmaps audit=0 rdinit=/init xtask.mode=share"));
         assert!(tcg.contains("-chardev file,id=result,path=/work/result"));
         assert!(tcg.contains("virtserialport,bus=ports.0,chardev=result,name=xtask.result"));
