@@ -62,6 +62,7 @@ use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
 pub enum Step {
     Clone,
     Veth,
+    Cgroup,
     Ids,
     Keyring,
     Hostname,
@@ -81,9 +82,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 18] = [
+    pub const ALL: [Step; 19] = [
         Step::Clone,
         Step::Veth,
+        Step::Cgroup,
         Step::Ids,
         Step::Keyring,
         Step::Hostname,
@@ -106,6 +108,7 @@ impl Step {
         match self {
             Step::Clone => "clone",
             Step::Veth => "veth",
+            Step::Cgroup => "cgroup",
             Step::Ids => "ids",
             Step::Keyring => "keyring",
             Step::Hostname => "hostname",
@@ -278,11 +281,14 @@ pub struct Plan {
     /// PR_SET_NO_NEW_PRIVS before execve; required with a seccomp filter.
     pub no_new_privs: bool,
     pub lifecycle: Lifecycle,
+    /// `--memory`, `--pids-limit`, `--cpus`, and where their cgroup goes (checked at planning).
+    pub limits: Option<(cgroup_demo::limits::Limits, cgroup_demo::cgroup::Placement)>,
     pub fault: Option<Step>,
 }
 
 /// The namespaces every container gets, besides the user namespace.
 pub const NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWCGROUP)
     .union(CloneFlags::CLONE_NEWNS)
     .union(CloneFlags::CLONE_NEWUTS)
     .union(CloneFlags::CLONE_NEWIPC)
@@ -328,7 +334,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     signals
         .thread_block()
         .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
-    let (mut child, _veth) = start_child(plan)?;
+    let (mut child, _veth, cgroup) = start_child(plan)?;
     let relay = match plan.tty {
         true => Some(start_relay(child.channel())?),
         false => None,
@@ -336,10 +342,27 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     match supervise(child.pid(), &signals, relay) {
         Ok(status) => {
             child.reaped_by_caller();
+            if let Some(cgroup) = cgroup {
+                report_oom(plan, &cgroup);
+                // Dropping it would do the same; removing it here says when it happens.
+                let _ = cgroup.remove();
+            }
             Ok(status)
         }
         // Not reaped: dropping the handle kills and reaps the container.
         Err(e) => Err(failed(Step::Init, e)),
+    }
+}
+
+/// Says so when the memory limit's OOM killer ended a process of the container: the exit status
+/// alone (137, SIGKILL) does not say who sent the signal.
+fn report_oom(plan: &Plan, cgroup: &cgroup_demo::cgroup::Cgroup) {
+    let memory = plan.limits.as_ref().and_then(|(limits, _)| limits.memory);
+    if let (Some(memory), true) = (memory, crate::cgroups::oom_killed(cgroup)) {
+        eprintln!(
+            "combined: the memory limit ({} MiB) killed a process of the container (out of memory)",
+            memory.mib()
+        );
     }
 }
 // ANCHOR_END: launch
@@ -359,7 +382,11 @@ pub struct Created {
 /// engine's shim, conmon, or init) reaps it, since the caller exits.
 pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
     debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
-    let (mut child, veth) = start_child(plan)?;
+    let (mut child, veth, cgroup) = start_child(plan)?;
+    debug_assert!(
+        cgroup.is_none(),
+        "an OCI container's limits are not supported yet"
+    );
     let pty = match plan.tty {
         true => Some(
             child
@@ -376,10 +403,19 @@ pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
 }
 // ANCHOR_END: create
 
+/// The container's first process, its veth's host end and its cgroup, as the launcher holds them.
+type Started = (
+    nskit::Child,
+    Option<HostVeth>,
+    Option<cgroup_demo::cgroup::Cgroup>,
+);
+
 /// Steps 1 and 2, and the container's answer to `go`: the child cloned into its namespaces and set
-/// up, with the host end of its veth.
-fn start_child(plan: &Plan) -> Result<(nskit::Child, Option<HostVeth>), StepFailed> {
-    let spawn = Spawn::new(plan.namespaces)
+/// up, with the host end of its veth and its cgroup.
+fn start_child(plan: &Plan) -> Result<Started, StepFailed> {
+    // The cgroup namespace comes later, from the child itself once it is in its cgroup, so that
+    // its cgroup is the namespace's root (cgroup_namespaces(7)).
+    let spawn = Spawn::new(plan.namespaces.difference(CloneFlags::CLONE_NEWCGROUP))
         .user(if plan.user_ns {
             UserNs::Always
         } else {
@@ -395,6 +431,14 @@ fn start_child(plan: &Plan) -> Result<(nskit::Child, Option<HostVeth>), StepFail
         NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
         _ => None,
     };
+    let cgroup = match &plan.limits {
+        Some((limits, placement)) => {
+            fault(plan, Step::Cgroup)?;
+            let made = crate::cgroups::make(placement, limits, child.pid());
+            Some(made.map_err(|e| failed(Step::Cgroup, e))?)
+        }
+        None => None,
+    };
     let go = Go {
         veth: veth.as_ref().map(|v| VethEnd {
             name: v.peer.clone(),
@@ -407,7 +451,7 @@ fn start_child(plan: &Plan) -> Result<(nskit::Child, Option<HostVeth>), StepFail
         .send_msg(&go)
         .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
     match channel.recv_reply::<()>() {
-        Ok(()) => Ok((child, veth)),
+        Ok(()) => Ok((child, veth, cgroup)),
         Err(nskit::StepError::Child(e)) => {
             let step = Step::from_name(&e.step).unwrap_or(Step::Init);
             Err(failed(step, InContainer(e)))
@@ -671,6 +715,10 @@ fn set_up(
     channel: &Channel,
 ) -> Result<Option<OwnedFd>, StepFailed> {
     let steps = Steps { plan };
+    if plan.namespaces.contains(CloneFlags::CLONE_NEWCGROUP) {
+        // In its cgroup now (the launcher moved it before `go`): that cgroup becomes `/` inside.
+        steps.run(Step::Cgroup, || nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP))?;
+    }
     steps.run(Step::Ids, || match plan.user_ns {
         // The user chapter's last step: the maps name ids, but this process keeps the kernel ids it
         // was cloned with until it takes the mapped ones (root's would read as 65534 otherwise).

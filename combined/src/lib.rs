@@ -6,6 +6,7 @@
 //! reports the command's exit status.
 
 pub mod caps;
+pub mod cgroups;
 pub mod command;
 pub mod container;
 pub mod doctor;
@@ -57,6 +58,10 @@ pub struct RunRequest {
     /// `-t/--tty`: `Some(true)` a pty whatever stdin is, `Some(false)` never; `None` when the launcher
     /// runs in the foreground of a terminal on both stdin and stdout.
     pub tty: Option<bool>,
+    /// `--memory`, `--pids-limit`, `--cpus` (docker's meanings; `cgroups.rs`).
+    pub memory: Option<cgroup_demo::Bytes>,
+    pub pids_limit: Option<cgroup_demo::PidsLimit>,
+    pub cpus: Option<cgroup_demo::Cpus>,
     pub command: Vec<String>,
 }
 
@@ -81,6 +86,9 @@ impl RunRequest {
             userns: false,
             seccomp: seccomp::Setting::Default,
             tty: None,
+            memory: None,
+            pids_limit: None,
+            cpus: None,
             command: command.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -111,6 +119,8 @@ pub enum PlanError {
     CommandNotFound(String, String),
     #[error("cannot execute {0}: {1}")]
     CannotExecute(String, &'static str),
+    #[error("{0}")]
+    Limits(#[from] cgroup_demo::CgroupError),
 }
 
 // ANCHOR: init_reachable
@@ -170,6 +180,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         })
         .transpose()?;
     let fault = injected_fault()?;
+    let limits = plan_limits(request)?;
     let workdir = values::container_path(&request.workdir)
         .or_else(|e| {
             if request.workdir == "/" {
@@ -246,10 +257,34 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         rlimits: Vec::new(),
         no_new_privs: true,
         lifecycle: container::Lifecycle::Foreground,
+        limits,
         fault,
     })
 }
 // ANCHOR_END: plan
+
+/// The limits asked for, and where their cgroup goes: refused here, before anything exists, when
+/// this user may not make cgroups (a rootless launcher without a delegated subtree).
+fn plan_limits(
+    request: &RunRequest,
+) -> Result<Option<(cgroup_demo::Limits, cgroup_demo::cgroup::Placement)>, PlanError> {
+    let limits = cgroup_demo::Limits {
+        memory: request.memory,
+        memory_swap: cgroup_demo::Swap::Default,
+        pids: request.pids_limit,
+        cpus: request.cpus,
+    };
+    if limits.controllers().is_empty() {
+        return Ok(None);
+    }
+    limits.check().map_err(|e| invalid(e.to_string()))?;
+    let placement = cgroups::placement(&limits).map_err(|e| {
+        invalid(format!(
+            "--memory, --pids-limit and --cpus need a cgroup this user may create: {e}"
+        ))
+    })?;
+    Ok(Some((limits, placement)))
+}
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()

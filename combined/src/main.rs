@@ -117,6 +117,16 @@ struct RunArgs {
     #[arg(short = 't', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
     tty: Option<bool>,
+    /// Limit the container's memory (docker's sizes: 32m, 1g; the OOM killer ends a process that
+    /// needs more, exit 137).
+    #[arg(long, short = 'm', value_name = "BYTES", value_parser = |s: &str| cgroup_demo::parse_memory(s).map_err(|e| e.to_string()))]
+    memory: Option<cgroup_demo::Bytes>,
+    /// Limit the number of processes and threads in the container (fork fails with EAGAIN past it).
+    #[arg(long, value_name = "N", value_parser = |s: &str| cgroup_demo::PidsLimit::parse(s).map_err(|e| e.to_string()))]
+    pids_limit: Option<cgroup_demo::PidsLimit>,
+    /// Limit the container to this many CPUs' worth of time (0.5: half of one).
+    #[arg(long, value_name = "DECIMAL", value_parser = |s: &str| cgroup_demo::Cpus::parse(s).map_err(|e| e.to_string()))]
+    cpus: Option<cgroup_demo::Cpus>,
     /// The OCI form, `run [--bundle DIR] ID`: the bundle's config.json instead of the options above
     /// (also chosen when the only argument is an id and ./config.json exists).
     #[command(flatten)]
@@ -280,6 +290,9 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         no_init: args.no_init,
         userns: args.userns,
         tty: args.tty,
+        memory: args.memory,
+        pids_limit: args.pids_limit,
+        cpus: args.cpus,
         seccomp: args
             .security_opt
             .into_iter()

@@ -23,6 +23,7 @@ struct Snapshot {
     host: HostState,
     strays: BTreeSet<(i32, PathBuf)>,
     files: BTreeSet<PathBuf>,
+    cgroups: BTreeSet<PathBuf>,
 }
 
 /// The directories a test hands the launcher: its TMPDIR and cache (which must stay as they were, no
@@ -86,6 +87,7 @@ impl Scene {
             host: HostState::now(),
             strays: common::stray_processes(&[self.rootfs.path(), self.cache.path()]),
             files,
+            cgroups: common::launcher_cgroups(),
         }
     }
 }
@@ -105,6 +107,7 @@ fn assert_unchanged(before: &Snapshot, after: &Snapshot, launchers: &[u32], what
         "{what}: a launcher or container process is left"
     );
     assert_eq!(before.files, after.files, "{what}: files were left behind");
+    assert_eq!(before.cgroups, after.cgroups, "{what}: cgroups were left behind");
     let new: BTreeSet<String> = after
         .host
         .interfaces
@@ -181,8 +184,14 @@ fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
     let before = scene.snapshot();
     let mut launchers = Vec::new();
     // Every millisecond on the host; evenly thinned where NS_TEST_SCALE asks, from 0 to 50 still.
+    let limits = common::limits_allowed();
     for delay in testing::scaled_points(50).into_iter().map(Duration::from_millis) {
-        let mut cmd = scene.command(&["--rootfs", scene.rootfs.str(), "--net", net, "--", "sleep", "100"]);
+        let mut args = vec!["--rootfs", scene.rootfs.str(), "--net", net];
+        if limits {
+            args.extend(["--memory", "64m", "--pids-limit", "100"]);
+        }
+        args.extend(["--", "sleep", "100"]);
+        let mut cmd = scene.command(&args);
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().unwrap();
@@ -195,7 +204,27 @@ fn a_launcher_killed_at_any_instant_leaves_nothing_behind() {
         "{} launchers killed 0 to 50 ms after they started",
         launchers.len()
     );
-    assert_unchanged(&before, &settle(&scene, &before), &launchers, &what);
+    let settled = settle(&scene, &before);
+    if limits {
+        // A SIGKILLed launcher cannot remove its cgroup; the next one that makes a cgroup removes it.
+        let sweeper = scene.command(&[
+            "--rootfs",
+            scene.rootfs.str(),
+            "--pids-limit",
+            "100",
+            "--",
+            "true",
+        ]);
+        let child = {
+            let mut c = sweeper;
+            c.spawn().unwrap()
+        };
+        launchers.push(child.id());
+        assert_eq!(common::finish(child).code(), 0);
+        assert_unchanged(&before, &settle(&scene, &before), &launchers, &what);
+        return;
+    }
+    assert_unchanged(&before, &settled, &launchers, &what);
 }
 
 /// The configurations each fault is injected into: between them they reach every step.
@@ -219,6 +248,21 @@ fn configurations(scene: &Scene, volume: &str) -> Vec<(&'static str, Vec<String>
         ("host view", owned(&["-v", volume, "--net", net])),
         ("image", owned(&["--image", &scene.image(), "--cap-add", "MKNOD"])),
     ];
+    if common::limits_allowed() {
+        configs.push((
+            "limits",
+            owned(&[
+                "--rootfs",
+                scene.rootfs.str(),
+                "--memory",
+                "64m",
+                "--pids-limit",
+                "100",
+                "--cpus",
+                "1",
+            ]),
+        ));
+    }
     if root && testing::userns_available() {
         configs.push((
             "userns",

@@ -117,6 +117,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         rlimits: rlimits(process)?,
         no_new_privs,
         lifecycle,
+        limits: None,
         fault: None,
     })
 }

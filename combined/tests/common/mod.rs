@@ -463,3 +463,42 @@ fn take_terminal(fd: i32) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether this user may make the cgroups `--memory`, `--pids-limit` and `--cpus` need (root, or a
+/// delegated subtree, as in `cargo xtask test-vm`'s guest).
+pub fn limits_allowed() -> bool {
+    let limits = cgroup_demo::Limits {
+        memory: Some(cgroup_demo::Bytes(64 << 20)),
+        memory_swap: cgroup_demo::Swap::Default,
+        pids: Some(cgroup_demo::PidsLimit::Max(100)),
+        cpus: None,
+    };
+    combined::cgroups::placement(&limits).is_ok()
+}
+
+/// Every cgroup directory a launcher made (`combined-<pid>`) under /sys/fs/cgroup, in any hierarchy.
+pub fn launcher_cgroups() -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(combined::cgroups::PREFIX)
+            {
+                found.insert(path);
+            } else if depth < 6 {
+                pending.push((path, depth + 1));
+            }
+        }
+    }
+    found
+}

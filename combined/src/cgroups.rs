@@ -1,0 +1,84 @@
+//! The container's resource limits (`--memory`, `--pids-limit`, `--cpus`, docker's names and
+//! meanings), applied through a cgroup made for the container with the cgroup chapter's library
+//! (cgroups(7); Documentation/admin-guide/cgroup-v2.rst): on cgroup v2 one directory below the
+//! launcher's own cgroup, on v1 one per controller's hierarchy. The launcher makes it, writes the
+//! limits and moves the container's first process in before saying `go`; the container then enters
+//! a cgroup namespace of its own, so that its cgroup is `/` to it; the launcher removes the cgroup
+//! once the container has exited.
+//!
+//! A launcher killed with SIGKILL cannot remove its cgroup. Its name holds the launcher's pid
+//! (`combined-<pid>`), so the next launcher that makes one removes every such cgroup beside it
+//! whose launcher is gone and which holds no process.
+
+use std::fs;
+use std::path::Path;
+
+use cgroup_demo::cgroup::{Cgroup, CgroupError, Placement};
+use cgroup_demo::hierarchy::Hierarchies;
+use cgroup_demo::limits::{Controller, Limits};
+use nix::unistd::Pid;
+
+/// The prefix of every cgroup the launcher makes.
+pub const PREFIX: &str = "combined-";
+
+/// Where the container's cgroup will go, checked before anything exists: the hierarchies hold the
+/// controllers, and this user may make cgroups there (root, or a delegated subtree).
+pub fn placement(limits: &Limits) -> Result<Placement, CgroupError> {
+    let hierarchies = Hierarchies::read()?;
+    let placement = Placement::own(&hierarchies, &limits.controllers())?;
+    placement.check_access()?;
+    Ok(placement)
+}
+
+// ANCHOR: make
+/// Makes the container's cgroup, writes its limits, and moves `pid` (the container's first process,
+/// still waiting for `go`) into it. Stale cgroups of killed launchers beside it go first.
+pub fn make(placement: &Placement, limits: &Limits, pid: Pid) -> Result<Cgroup, CgroupError> {
+    remove_stale_everywhere();
+    let cgroup = Cgroup::create(placement, &format!("{PREFIX}{}", std::process::id()))?;
+    cgroup.apply(limits)?;
+    cgroup.add(pid)?;
+    Ok(cgroup)
+}
+// ANCHOR_END: make
+
+/// Sweeps the parent directory of every controller's hierarchy, not only those of this run's limits:
+/// a killed launcher may have asked for others.
+fn remove_stale_everywhere() {
+    let Ok(hierarchies) = Hierarchies::read() else {
+        return;
+    };
+    for controller in Controller::ALL {
+        if let Ok(placement) = Placement::own(&hierarchies, &[controller]) {
+            for parent in &placement.parents {
+                remove_stale(&parent.path);
+            }
+        }
+    }
+}
+
+/// Removes the `combined-<pid>` cgroups in `parent` whose launcher no longer runs and that hold no
+/// process (rmdir(2) refuses a cgroup with processes or children, so nothing in use can go).
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// Whether the memory limit's OOM killer ended a process in the cgroup.
+pub fn oom_killed(cgroup: &Cgroup) -> bool {
+    cgroup.memory_events().is_ok_and(|events| events.oom_kill > 0)
+}
