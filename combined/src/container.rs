@@ -9,25 +9,31 @@
 //!    mount, UTS, IPC and network namespaces, writing the child's id maps (nskit, user chapter); the
 //!    child starts a session of its own, so the host's terminal is never its controlling terminal;
 //! 2. parent: for `--net veth`, chooses a free subnet and creates a veth pair whose container end is
-//!    born in the child's network namespace (network chapter); then says `go`;
-//! 3. child: takes uid and gid 0 in its user namespace (user chapter), asks to be killed if the
-//!    launcher dies (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's
-//!    session is reachable (keyrings(7)), and sets the hostname (UTS chapter);
+//!    born in the child's network namespace (network chapter); with `--memory`, `--pids-limit` or
+//!    `--cpus`, makes the container's cgroup, writes the limits and moves the child in (cgroup
+//!    chapter, `cgroups.rs`); then says `go`;
+//! 3. child: enters a cgroup namespace of its own, so its cgroup is `/` to it (cgroup chapter); takes
+//!    uid and gid 0 in its user namespace (user chapter), asks to be killed if the launcher dies
+//!    (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's session is
+//!    reachable (keyrings(7)), and sets the hostname (UTS chapter);
 //! 4. child: makes every mount a slave, so nothing it mounts reaches the host; binds the rootfs (or
 //!    assembles the host view), a fresh /proc, /dev, /dev/mqueue and a read-only /sys, then the volumes;
 //!    pivots into the rootfs and detaches the old root; masks and write-protects the kernel's files
 //!    (mount chapter, PID chapter for /proc, IPC chapter for /dev/mqueue); with a terminal, makes a
 //!    pty pair in its own devpts and hands the master to the launcher (`terminal.rs`);
 //! 5. child: brings up `lo`, and its veth end with its address (network chapter);
-//! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's;
+//! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's (an OCI
+//!    `create` leaves it here, waiting at its `exec.fifo` until `start`: `oci/`);
 //! 7. child: becomes init (PID chapter): non-dumpable, forks the command, loads the seccomp filter
 //!    where the container could reach it, forwards signals to the command and reaps orphans; or, with
 //!    `--no-init`, is the command itself;
 //! 8. the command's process: takes the pty as its controlling terminal, marks every fd >= 3
-//!    close-on-exec, changes into the working directory, resets every signal to its default, sets
-//!    no_new_privs, drops capabilities, loads the seccomp filter, and execs;
+//!    close-on-exec, sets its limits and umask, changes into the working directory, resets every
+//!    signal to its default, sets no_new_privs, drops capabilities, takes its uid and groups, loads
+//!    the seccomp filter, and execs;
 //! 9. parent: relays the terminal, and forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
-//!    to the child until it exits, and returns its status.
+//!    to the child until it exits, says so if the memory limit killed it, removes its cgroup, and
+//!    returns its status.
 // ANCHOR_END: story
 
 use std::ffi::CString;
