@@ -77,6 +77,8 @@ pub struct RuntimeRun {
 pub struct Meta {
     /// The workspace, which paths in the markdown are shown relative to.
     pub workspace: PathBuf,
+    /// Its commit (`git describe --always --dirty`), which the combined measured was built from.
+    pub commit: Option<String>,
     pub tarball: String,
     pub sha256: String,
     pub date: Option<String>,
@@ -224,8 +226,16 @@ fn meta(root: &Path, suite: &Suite, timeout_seconds: u64, took: Duration) -> Met
     let date = util::output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
         .ok()
         .map(|d| d.trim().to_owned());
+    let commit = util::output(
+        Command::new("git")
+            .current_dir(root)
+            .args(["describe", "--always", "--dirty"]),
+    )
+    .ok()
+    .map(|c| c.trim().to_owned());
     Meta {
         workspace: root.to_path_buf(),
+        commit,
         tarball: suite.tarball.file_name().map_or_else(
             || suite.tarball.display().to_string(),
             |n| n.to_string_lossy().into_owned(),

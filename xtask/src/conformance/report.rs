@@ -134,10 +134,11 @@ fn markdown_context(out: &mut String, results: &Results) {
     let host = &results.host;
     let _ = writeln!(
         out,
-        "Measured {} on Linux {}, {} CPUs, as {} (CAP_SYS_RESOURCE: {}; cgroup2 root at /sys/fs/cgroup/unified \
+        "Measured {} at workspace commit `{}`, on Linux {}, {} CPUs, as {} (CAP_SYS_RESOURCE: {}; cgroup2 root at /sys/fs/cgroup/unified \
          lists: {}), with `{}` (sha256 `{}`), one program at a time, {} s timeout each; the whole run took \
          {:.0} s.\n",
         meta.date.as_deref().unwrap_or("(date unknown)"),
+        meta.commit.as_deref().unwrap_or("unknown"),
         host.kernel,
         meta.cpus,
         if meta.root { "root" } else { "an unprivileged user" },
@@ -293,6 +294,7 @@ pub fn json(results: &Results) -> Value {
     json!({
         "suite": { "tarball": meta.tarball, "sha256": meta.sha256, "programs": results.programs },
         "date": meta.date,
+        "commit": meta.commit,
         "seconds": meta.seconds,
         "timeout_seconds": meta.timeout_seconds,
         "host": results.host.to_json(),
@@ -349,6 +351,7 @@ pub fn results_for(runs: Vec<RuntimeRun>, programs: &[&str]) -> Results {
         host: super::host::Host::default(),
         meta: super::Meta {
             workspace: "/w".into(),
+            commit: Some("abc1234-dirty".into()),
             tarball: "suite.tar.gz".into(),
             sha256: "0".repeat(64),
             date: Some("2025-01-01".into()),
@@ -472,6 +475,7 @@ mod tests {
     fn the_markdown_table_has_a_row_per_program_totals_and_the_evidence() {
         let text = markdown(&sample());
         assert!(text.starts_with(BEGIN) && text.trim_end().ends_with(END));
+        assert!(text.contains("Measured 2025-01-01 at workspace commit `abc1234-dirty`, on Linux"));
         assert!(text.contains("| program | combined | runc | crun | not the runtime's |"));
         assert!(text.contains("| kill | 5/3/2 fail | 5/5/0 pass | - |  |"));
         assert!(text.contains("| **programs passed cleanly** | 0 of 2 | 2 of 2 | - | |"));
