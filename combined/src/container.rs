@@ -1123,6 +1123,12 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // lacked.
     nix::unistd::getcwd().map_err(|e| format!("the working directory is outside the container: {e}"))?;
     reset_signals().map_err(|e| format!("cannot reset the signals: {e}"))?;
+    if !plan.no_new_privs {
+        // An OCI config that leaves no_new_privs off: the filter goes on now, while this process may
+        // still load one without it (CAP_SYS_ADMIN in its user namespace, dropped below), as runc
+        // does; the steps below then run under it.
+        load_filter(plan)?;
+    }
     if plan.no_new_privs {
         set_no_new_privs()?;
     }
@@ -1130,8 +1136,11 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     become_user(&plan.user)?;
     capabilities::set_process_caps(&plan.caps, &plan.inheritable, &plan.ambient)
         .map_err(|e| e.to_string())?;
-    // Last before execve, as runc loads it: the steps above may make calls the profile refuses.
-    install_filter(plan)
+    if plan.no_new_privs {
+        // Last before execve, as runc loads it: the steps above may make calls the profile refuses.
+        install_filter(plan)?;
+    }
+    Ok(())
 }
 // ANCHOR_END: exec
 
@@ -1179,6 +1188,17 @@ fn install_filter(plan: &Plan) -> Result<(), String> {
         .map_err(|e| format!("cannot load the seccomp filter: {e}"))
 }
 // ANCHOR_END: install_filter
+
+/// Loads the filter without no_new_privs, which the kernel allows a process with CAP_SYS_ADMIN in its
+/// user namespace (seccomp(2)).
+fn load_filter(plan: &Plan) -> Result<(), String> {
+    match &plan.seccomp {
+        Some(filter) => filter
+            .install()
+            .map_err(|e| format!("cannot load the seccomp filter: {e}")),
+        None => Ok(()),
+    }
+}
 
 // ANCHOR: reset_signals
 /// Every signal back to its default action, and none blocked (signal(7)): execve keeps a signal that

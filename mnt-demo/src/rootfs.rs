@@ -165,7 +165,8 @@ pub fn pivot_into(rootfs: &Path) -> Result<(), MountError> {
 // ANCHOR_END: pivot_into
 
 /// Mounts a filesystem onto `path` inside `root`, resolved without leaving `root`; missing
-/// directories are created.
+/// directories are created. The mount's source (the first field of /proc/self/mounts, free text for
+/// these filesystems) is the type's name.
 fn mount_in_root(
     step: &'static str,
     root: &Path,
@@ -174,8 +175,21 @@ fn mount_in_root(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), MountError> {
+    mount_named_in_root(step, root, path, fs_type, fs_type, flags, data)
+}
+
+/// [`mount_in_root`] with a source name of its own (`shm` for /dev/shm, as every runtime names it).
+fn mount_named_in_root(
+    step: &'static str,
+    root: &Path,
+    path: &str,
+    source: &str,
+    fs_type: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), MountError> {
     let target = ensure_dir_in_root(root, Path::new(path)).map_err(MountError::resolve(step))?;
-    mount(Some(fs_type), &fd_path(&target), Some(fs_type), flags, data)
+    mount(Some(source), &fd_path(&target), Some(fs_type), flags, data)
         .map_err(MountError::sys(step, root.join(path.trim_start_matches('/'))))
 }
 
@@ -249,10 +263,11 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<(), MountError> {
             .map_err(MountError::sys("symlink", rootfs.join("dev").join(name)))?;
     }
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_in_root(
+    mount_named_in_root(
         "mount tmpfs at",
         rootfs,
         "/dev/shm",
+        "shm",
         "tmpfs",
         shm_flags,
         Some("mode=1777,size=65536k"),

@@ -75,7 +75,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
     let mounts = mounts(spec.mounts().as_deref().unwrap_or_default())?;
     let (caps, inheritable, ambient) = capabilities(process.capabilities().as_ref())?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    let seccomp = seccomp_filter(bundle, linux, &caps, no_new_privs)?;
+    let seccomp = seccomp_filter(bundle, linux, &caps)?;
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let (program, argv) = program(&rootfs, process, &env)?;
     let workdir = crate::values::container_path(&process.cwd().to_string_lossy())
@@ -453,22 +453,16 @@ fn capabilities(
 }
 
 /// The config's filter, compiled with the same code as `--security-opt`, from the same format
-/// (Docker's profiles are the OCI section plus a few fields).
+/// (Docker's profiles are the OCI section plus a few fields). Without `noNewPrivileges` it is loaded
+/// before the capabilities are dropped (`container::prepare_exec`).
 fn seccomp_filter(
     bundle: &Path,
     linux: &oci_spec::runtime::Linux,
     caps: &CapsHashSet,
-    no_new_privs: bool,
 ) -> Result<Option<seccomp::Filter>, BundleError> {
     let Some(section) = linux.seccomp() else {
         return Ok(None);
     };
-    if !no_new_privs {
-        return Err(refuse(
-            "process.noNewPrivileges",
-            "must be true with a seccomp filter (combined loads filters with no_new_privs)",
-        ));
-    }
     let json = serde_json::to_string(section).map_err(|e| refuse("linux.seccomp", e.to_string()))?;
     seccomp::compile_json(&json, &bundle.join(CONFIG), caps)
         .map(Some)
