@@ -410,29 +410,105 @@ pub fn enter_story(spawn: &Spawn, offsets: Offsets) -> Result<EnterStory, StepEr
 // ANCHOR_END: enter
 
 // ---------------------------------------------------------------------------------------------------
-// Step 5: execve moves the caller itself.
+// Step 5: execve moves the caller itself, since Linux 6.2.
 
-/// The caller's namespaces before its execve, and the same process's after it.
+/// Which rule the running kernel follows for a process whose `time_for_children` is not its own time
+/// namespace. Linux 6.2 changed it (commit 2b5f9dad32ed, "fs/exec: switch timens when a task gets a
+/// new mm"): a time namespace goes with a memory map, where the vDSO finds the namespace's offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecRule {
+    /// Linux 6.2 and later: a task enters its `time_for_children` whenever it gets a new memory map,
+    /// as a child cloned without CLONE_VM or at execve(2). A thread keeps the caller's memory map,
+    /// and so its namespace.
+    NewMemoryEnters,
+    /// Linux 5.6 to 6.1: only a new child enters. execve(2) leaves the caller where it was, and a
+    /// task that would share its memory (a thread, a vfork child) is refused with EINVAL.
+    OnlyChildrenEnter,
+}
+
+impl ExecRule {
+    /// The rule a kernel follows, told by what happened when the caller, its `time_for_children`
+    /// another namespace, started a thread: `None` for anything neither rule does.
+    pub fn from_thread(thread: Result<NsId, Errno>) -> Option<ExecRule> {
+        match thread {
+            Ok(_) => Some(ExecRule::NewMemoryEnters),
+            Err(Errno::EINVAL) => Some(ExecRule::OnlyChildrenEnter),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The caller's namespaces before its execve, the thread it started just before, and the same
+/// process's namespaces after the execve.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecStory {
     pub before_exec: Membership,
+    /// The time namespace of a thread the caller started after its unshare (the thread's own
+    /// `/proc/thread-self/ns/time`), or why the kernel refused the thread.
+    pub thread: Result<NsId, Errno>,
     pub after_exec: Membership,
     /// `/proc/<pid>/comm` after the execve: the name of the program it now runs.
     pub program: String,
 }
 
+impl ExecStory {
+    /// Whether the execve moved the caller into the namespace that was its `time_for_children`.
+    pub fn moved(&self) -> bool {
+        self.after_exec.time == self.before_exec.for_children
+    }
+}
+
+/// What the caller reports before its execve.
+#[derive(Serialize, Deserialize)]
+struct BeforeExec {
+    ns: Membership,
+    #[serde(with = "nskit::channel::errno_or")]
+    thread: Result<NsId, Errno>,
+}
+
+// ANCHOR: thread
+/// Starts a thread, a task that shares the caller's memory map (clone(2) with CLONE_VM and
+/// CLONE_THREAD, through pthread_create(3)), waits for it, and returns the time namespace the thread
+/// was in; or the errno with which the kernel refused it.
+pub fn thread_time_ns() -> Result<Result<NsId, Errno>, ChildError> {
+    let started = std::thread::Builder::new()
+        .name("probe".into())
+        .spawn(|| fs::metadata("/proc/thread-self/ns/time").map(|ns| ns.ino()));
+    let thread = match started {
+        Ok(thread) => thread,
+        Err(e) => return Ok(Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))),
+    };
+    let inode = thread
+        .join()
+        .map_err(|_| ChildError::new("thread", "it panicked"))?
+        .map_err(broke("read /proc/thread-self/ns/time"))?;
+    Ok(Ok(NsId {
+        kind: Kind::Time,
+        inode,
+    }))
+}
+// ANCHOR_END: thread
+
 // ANCHOR: exec
-/// Step 5: the caller unshares and writes the offsets, then asks to be traced (ptrace(2)
-/// `PTRACE_TRACEME`) and executes its own binary again. A traced process stops with SIGTRAP right
-/// after a successful execve, before the new program's first instruction: the parent reads its
-/// namespaces then, and kills it. The execve has moved it into its `time_for_children`.
+/// Step 5: the caller unshares and writes the offsets, starts a thread, then asks to be traced
+/// (ptrace(2) `PTRACE_TRACEME`) and executes its own binary again. A traced process stops with
+/// SIGTRAP right after a successful execve, before the new program's first instruction: the parent
+/// reads its namespaces then, and kills it. Since Linux 6.2 the execve has moved it into its
+/// `time_for_children`, and the thread ran in the caller's namespace; before, the execve left it
+/// where it was, and the thread was refused.
 pub fn exec_story(spawn: &Spawn, offsets: Offsets) -> Result<ExecStory, StepError> {
     let exe = std::env::current_exe().map_err(StepError::Stopped)?;
     let exe = CString::new(exe.as_os_str().as_bytes()).map_err(|e| StepError::Stopped(e.into()))?;
     let mut caller = spawn.run(|channel| {
         let ready = unshare_time()
             .and_then(|()| set_offsets(&offsets))
-            .and_then(|()| membership(Proc::Current).map_err(broke("read /proc/self/ns")));
+            .and_then(|()| membership(Proc::Current).map_err(broke("read /proc/self/ns")))
+            .and_then(|ns| {
+                Ok(BeforeExec {
+                    ns,
+                    thread: thread_time_ns()?,
+                })
+            });
         if channel.reply(&ready).is_err() || ready.is_err() {
             return 1;
         }
@@ -446,7 +522,7 @@ pub fn exec_story(spawn: &Spawn, offsets: Offsets) -> Result<ExecStory, StepErro
         let _ = channel.reply::<()>(&Err(error));
         1
     })?;
-    let before_exec: Membership = caller.channel().recv_reply()?;
+    let before: BeforeExec = caller.channel().recv_reply()?;
     let pid = caller.pid();
     match waitpid(pid, None) {
         Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -466,7 +542,8 @@ pub fn exec_story(spawn: &Spawn, offsets: Offsets) -> Result<ExecStory, StepErro
     let _ = kill(pid, Signal::SIGKILL);
     caller.wait().map_err(nskit::StepError::Channel)?;
     Ok(ExecStory {
-        before_exec,
+        before_exec: before.ns,
+        thread: before.thread,
         after_exec: after_exec?,
         program: program?.trim_end().to_owned(),
     })

@@ -131,6 +131,16 @@ fn the_whole_story_is_told_and_is_deterministic() {
                 "missing {observation:?} in:\n{first}"
             );
         }
+        // Step 5's two kernel-dependent lines (transcript.masks cuts their ends): one rule or the
+        // other, never a mix of the two.
+        let since_6_2 = first.contains("sharing its memory -> ok, the thread ran in time:[")
+            && first.contains("at execve, it moved into its time_for_children");
+        let before_6_2 = first.contains("sharing its memory -> EINVAL")
+            && first.contains("at execve, it stayed where it was");
+        assert!(
+            since_6_2 ^ before_6_2,
+            "step 5 tells neither rule, or both:\n{first}"
+        );
         let second = stdout_of(&["--calls", "1000"]);
         assert_eq!(
             masked(&first),

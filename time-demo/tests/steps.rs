@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nskit::ns::{Kind, Proc, ns_id};
 use nskit::testing::{self, child_processes, exclusive, require_namespaces, require_userns};
 use time_demo::clocks::{Nanos, Offset, Offsets, read_offsets};
-use time_demo::{Clocks, INITIAL_TIME_NS, caller_spawn, observe};
+use time_demo::{Clocks, ExecRule, INITIAL_TIME_NS, caller_spawn, observe};
 
 /// Runs `test` where time namespaces can be made (as root, or through a user namespace, on a kernel
 /// built with CONFIG_TIME_NS), one test at a time, and checks it leaves no child process behind.
@@ -179,18 +179,62 @@ fn negative_offsets_put_the_clocks_behind_the_hosts() {
     });
 }
 
+/// The running kernel's release, `(6, 1)` for `6.1.0-57-amd64`.
+fn kernel_release() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let number = |part: Option<&str>| -> u32 {
+        let digits: String = part
+            .unwrap_or("")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("kernel release {release:?}"))
+    };
+    let mut parts = release.trim().split('.');
+    (number(parts.next()), number(parts.next()))
+}
+
 #[test]
-fn execve_moves_the_caller_into_its_time_for_children() {
-    in_lab("execve_moves_the_caller_into_its_time_for_children", || {
-        let host = host_ns();
-        let r = time_demo::exec_story(&caller_spawn(false), offsets(WEEK, MONTH)).unwrap();
-        assert_eq!(r.before_exec.time, host, "until its execve, the caller stays");
-        assert_ne!(r.before_exec.for_children, host);
-        assert_eq!(r.after_exec.time, r.before_exec.for_children, "moved at execve");
-        assert_eq!(r.after_exec.for_children, r.after_exec.time);
-        let own_name = std::fs::read_to_string("/proc/self/comm").unwrap();
-        assert_eq!(r.program, own_name.trim_end(), "it runs this very binary");
-    });
+fn execve_moves_the_caller_into_its_time_for_children_since_linux_6_2() {
+    in_lab(
+        "execve_moves_the_caller_into_its_time_for_children_since_linux_6_2",
+        || {
+            let host = host_ns();
+            let r = time_demo::exec_story(&caller_spawn(false), offsets(WEEK, MONTH)).unwrap();
+            assert_eq!(r.before_exec.time, host, "until its execve, the caller stays");
+            assert_ne!(r.before_exec.for_children, host);
+            let own_name = std::fs::read_to_string("/proc/self/comm").unwrap();
+            assert_eq!(r.program, own_name.trim_end(), "it runs this very binary");
+            // Which rule the kernel follows is seen from the thread the caller started before its
+            // execve: the change that moved a process at execve (Linux 6.2) also let a thread share
+            // the memory of a process whose time_for_children is another namespace.
+            match ExecRule::from_thread(r.thread) {
+                Some(ExecRule::NewMemoryEnters) => {
+                    assert_eq!(r.thread, Ok(host), "a thread stays in the caller's namespace");
+                    assert_eq!(r.after_exec.time, r.before_exec.for_children, "moved at execve");
+                    assert_eq!(r.after_exec.for_children, r.after_exec.time);
+                }
+                Some(ExecRule::OnlyChildrenEnter) => {
+                    let release = kernel_release();
+                    assert!(
+                        release < (6, 2),
+                        "Linux {release:?} refused the thread (EINVAL), as only kernels before 6.2 do"
+                    );
+                    assert_eq!(
+                        r.after_exec, r.before_exec,
+                        "before Linux 6.2, execve leaves both time namespace links as they were"
+                    );
+                }
+                None => panic!(
+                    "the thread failed with {:?}: neither started (Linux 6.2 and later) nor refused \
+                     with EINVAL (before)",
+                    r.thread
+                ),
+            }
+        },
+    );
 }
 
 #[test]
