@@ -22,6 +22,7 @@ pub struct Problem {
 pub fn check(root: &Path) -> anyhow::Result<()> {
     let mut problems = check_includes(&root.join("book").join("src"))?;
     problems.extend(check_transcripts(root)?);
+    problems.extend(crate::diagrams::problems(root)?);
     if problems.is_empty() {
         return Ok(());
     }

@@ -5,6 +5,7 @@ mod bench;
 mod book;
 mod ci;
 mod conformance;
+mod diagrams;
 mod dist;
 mod rootfs;
 mod tidy;
@@ -27,9 +28,16 @@ enum Command {
     Ci,
     /// Builds the book's HTML into book/build (installs mdBook with cargo if missing).
     Book,
-    /// Fails when a book include points at a missing file or anchor, or a recorded demo output no
-    /// longer matches what the demo prints.
+    /// Fails when a book include points at a missing file or anchor, a recorded demo output no
+    /// longer matches what the demo prints, or a figure is not what `diagrams` would draw.
     BookCheck,
+    /// Draws the book's figures (book/src/diagrams/*.svg) from their descriptions in book/diagrams and
+    /// from the demos' recorded output.
+    Diagrams {
+        /// Print the description a figure is drawn from (generated, for a figure made from a transcript).
+        #[arg(long, value_name = "NAME")]
+        print: Option<String>,
+    },
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
     Transcripts,
     /// Builds combined as it is shipped: a static binary, size-optimized with LTO
@@ -63,6 +71,8 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run(&root),
         Command::Book => book::build_html(&root),
         Command::BookCheck => book::check(&root),
+        Command::Diagrams { print: None } => diagrams::generate(&root),
+        Command::Diagrams { print: Some(name) } => diagrams::print(&root, &name),
         Command::Transcripts => book::record_transcripts(&root),
         Command::Dist => dist::run(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
