@@ -288,7 +288,8 @@ pub fn record_transcripts(root: &Path) -> anyhow::Result<()> {
     if !is_root() {
         println!("xtask: not root, so the .root.txt transcripts were left as they are");
     }
-    Ok(())
+    // Some figures are drawn from the transcripts: redraw them with what was just recorded.
+    crate::diagrams::generate(root)
 }
 
 fn check_transcripts(root: &Path) -> anyhow::Result<Vec<Problem>> {

@@ -38,7 +38,8 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         print: Option<String>,
     },
-    /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root).
+    /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root),
+    /// and redraws the figures drawn from them.
     Transcripts,
     /// Builds combined as it is shipped: a static binary, size-optimized with LTO
     /// (target/<host triple>/dist/combined).
