@@ -67,6 +67,24 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         }),
     );
     record("book-check", step("book-check", || crate::book::check(root)));
+    // The OCI runtime spec's validation suite against combined: it fails when combined no longer
+    // passes a program it passed in the committed baseline (CONFORMANCE.md). Root only: it installs
+    // Go, and the suite runs its containers as root.
+    if util::is_root() {
+        record(
+            "conformance",
+            step("conformance (the OCI validation suite, against the baseline)", || {
+                util::run(cargo().current_dir(root).args([
+                    "xtask",
+                    "conformance",
+                    "--runtime",
+                    "combined",
+                    "--check",
+                    "xtask/conformance-baseline.json",
+                ]))
+            }),
+        );
+    }
     // A smoke check that the benchmark runs (combined and the floor at least, on the debug build the
     // tests made): it fails only when a launcher it needs does not work, never on the figures. A
     // process of its own, because on a hybrid-cgroup machine the benchmark moves itself into a
