@@ -48,13 +48,14 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
     }
     let _only_me = testing::exclusive();
     let before = common::launcher_cgroups();
-    // 64 MiB held in a shell variable, under a 32 MiB limit (swap as docker allows it: as much again).
-    let grow = "x=$(head -c 134217728 /dev/zero | tr '\\0' a); echo survived ${#x}";
+    // 48 MiB held in a shell variable, under a 16 MiB limit (swap as docker allows it: as much again,
+    // 32 MiB in all). Small, so that an emulated guest fills it quickly too.
+    let grow = "x=$(head -c 50331648 /dev/zero | tr '\\0' a); echo survived ${#x}";
     let out = common::run(&[
         "--rootfs",
         rootfs.str(),
         "--memory",
-        "32m",
+        "16m",
         "--",
         "sh",
         "-c",
@@ -63,7 +64,7 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
     assert_eq!(out.code(), 137, "{out:#?}");
     assert!(!out.stdout.contains("survived"), "{out:#?}");
     assert!(
-        out.stderr.contains("the memory limit (32 MiB) killed a process"),
+        out.stderr.contains("the memory limit (16 MiB) killed a process"),
         "{out:#?}"
     );
     let small = "x=$(head -c 1048576 /dev/zero | tr '\\0' a); echo survived ${#x}";
@@ -71,7 +72,7 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
         "--rootfs",
         rootfs.str(),
         "--memory",
-        "32m",
+        "16m",
         "--",
         "sh",
         "-c",
