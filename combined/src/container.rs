@@ -181,6 +181,11 @@ pub struct PlannedVolume {
     /// Extra flags for the bind mount besides `MS_NODEV`, which every volume gets (an OCI bind mount's
     /// `nosuid`, `noexec`).
     pub flags: MsFlags,
+    /// `bind` rather than `rbind` (an OCI bind mount's choice; `combined run` binds recursively).
+    pub recursive: bool,
+    /// A propagation for the bind mount itself (an OCI bind mount's `shared`, `rslave`...): within
+    /// the container's mount namespace, whose root is a slave, so none of it reaches the host.
+    pub propagation: Option<(Propagation, bool)>,
 }
 
 /// The kernel filesystems the container gets, each at its usual place.
@@ -271,8 +276,8 @@ pub struct Plan {
     /// run`; an OCI config may leave some out, sharing the host's).
     pub namespaces: CloneFlags,
     pub kernel_mounts: KernelMounts,
-    /// Further tmpfs mounts (an OCI config's), each a fresh empty directory at its target.
-    pub tmpfs: Vec<PathBuf>,
+    /// Further tmpfs mounts (an OCI config's), each at its target with its options.
+    pub tmpfs: Vec<(PathBuf, mnt_demo::options::MountOptions)>,
     /// What mount events may travel from the host into the container's mounts (never out).
     pub propagation: Propagation,
     /// Paths covered so that they cannot be read (mnt-demo's `DEFAULT_MASKED` for `combined run`).
@@ -284,6 +289,8 @@ pub struct Plan {
     pub sysctl: Vec<(String, String)>,
     pub user: ProcessUser,
     pub rlimits: Vec<Rlimit>,
+    /// The OOM killer's score adjustment for the command (proc(5), /proc/pid/oom_score_adj).
+    pub oom_score_adj: Option<i32>,
     /// PR_SET_NO_NEW_PRIVS before execve; required with a seccomp filter.
     pub no_new_privs: bool,
     pub lifecycle: Lifecycle,
@@ -861,7 +868,10 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         } else {
             ensure_file_in_root(root, &volume.target).map_err(|e| err(&e))?
         };
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        let mut flags = MsFlags::MS_BIND;
+        if volume.recursive {
+            flags |= MsFlags::MS_REC;
+        }
         mount(
             Some(&fd_path(source)),
             &fd_path(&target),
@@ -878,6 +888,9 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         // (EINVAL): resolve the target again to reach the bind mount itself.
         let mounted = resolve_in_root(root, &volume.target).map_err(|e| err(&e))?;
         remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
+        if let Some((propagation, recursive)) = volume.propagation {
+            mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
+        }
     }
     Ok(())
 }
@@ -909,8 +922,8 @@ fn set_names(plan: &Plan) -> Result<(), Errno> {
 
 /// Each further tmpfs (an OCI config's), at a directory made for it without leaving the rootfs.
 fn mount_tmpfs(plan: &Plan, root: &Path) -> Result<(), mounts::MountError> {
-    for target in &plan.tmpfs {
-        mounts::mount_tmpfs(root, &target.to_string_lossy())?;
+    for (target, options) in &plan.tmpfs {
+        mounts::mount_tmpfs(root, &target.to_string_lossy(), options)?;
     }
     Ok(())
 }
@@ -1104,6 +1117,11 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
     nskit::process::close_on_exec_from_3().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
+    if let Some(score) = plan.oom_score_adj {
+        // Before the capabilities go: lowering the score takes CAP_SYS_RESOURCE.
+        fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| format!("cannot set oom_score_adj to {score}: {e}"))?;
+    }
     // Limits while the process may still raise them (a hard limit above the current one takes
     // CAP_SYS_RESOURCE, dropped below).
     for limit in &plan.rlimits {

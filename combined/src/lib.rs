@@ -255,6 +255,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         sysctl: Vec::new(),
         user: container::ProcessUser::default(),
         rlimits: Vec::new(),
+        oom_score_adj: None,
         no_new_privs: true,
         lifecycle: container::Lifecycle::Foreground,
         limits,
@@ -338,6 +339,8 @@ fn plan_volumes(volumes: &[Volume]) -> Result<Vec<PlannedVolume>, PlanError> {
                 target: v.target.clone(),
                 read_only: v.read_only,
                 flags: nix::mount::MsFlags::empty(),
+                recursive: true,
+                propagation: None,
             })
         })
         .collect()

@@ -13,6 +13,7 @@
 
 pub mod lab;
 pub mod mountinfo;
+pub mod options;
 pub mod resolve;
 pub mod rootfs;
 pub mod scratch;

@@ -340,10 +340,22 @@ pub fn mount_cgroup2_readonly(rootfs: &Path) -> Result<(), MountError> {
     )
 }
 
-/// Mounts an empty tmpfs (`nosuid,nodev`, mode 755) at `path` inside `rootfs`.
-pub fn mount_tmpfs(rootfs: &Path, path: &str) -> Result<(), MountError> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount_in_root("mount tmpfs at", rootfs, path, "tmpfs", flags, Some("mode=755"))
+/// Mounts an empty tmpfs at `path` inside `rootfs`, always `nosuid,nodev`, with `options`' flags,
+/// data (`mode=`, `size=`; mode 755 when none is given) and propagation.
+pub fn mount_tmpfs(
+    rootfs: &Path,
+    path: &str,
+    options: &crate::options::MountOptions,
+) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | options.flags;
+    let data = options.data().unwrap_or_else(|| "mode=755".into());
+    mount_in_root("mount tmpfs at", rootfs, path, "tmpfs", flags, Some(&data))?;
+    if let Some((propagation, recursion)) = options.propagation {
+        let target = resolve_in_root(rootfs, Path::new(path)).map_err(MountError::resolve("find"))?;
+        let recursive = recursion == crate::options::Recursion::Recursive;
+        set_propagation(&fd_path(&target), propagation, recursive)?;
+    }
+    Ok(())
 }
 
 // ANCHOR: mount_sysfs

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use ::caps::{Capability, CapsHashSet};
+use mnt_demo::options::{MountOptions, Recursion};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
@@ -115,6 +116,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         sysctl: sysctls(linux, namespaces)?,
         user: user(process, user_ns && !nskit::userns::is_root())?,
         rlimits: rlimits(process)?,
+        oom_score_adj: process.oom_score_adj(),
         no_new_privs,
         lifecycle,
         limits: None,
@@ -156,9 +158,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
         }
         if process.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(refuse("process.selinuxLabel", "SELinux is not supported"));
-        }
-        if process.oom_score_adj().is_some() {
-            return Err(refuse("process.oomScoreAdj", "not supported yet"));
         }
         if process.io_priority().is_some() {
             return Err(refuse("process.ioPriority", "not supported"));
@@ -335,7 +334,7 @@ fn root(bundle: &Path, spec: &Spec) -> Result<PathBuf, BundleError> {
 struct Mounts {
     kernel: KernelMounts,
     volumes: Vec<PlannedVolume>,
-    tmpfs: Vec<PathBuf>,
+    tmpfs: Vec<(PathBuf, MountOptions)>,
 }
 
 fn mounts(list: &[Mount]) -> Result<Mounts, BundleError> {
@@ -354,7 +353,10 @@ fn mounts(list: &[Mount]) -> Result<Mounts, BundleError> {
             ("mqueue", "/dev/mqueue") => mounts.kernel.mqueue = true,
             ("sysfs", "/sys") => mounts.kernel.sys = true,
             ("cgroup" | "cgroup2", "/sys/fs/cgroup") => mounts.kernel.cgroup = true,
-            ("tmpfs", _) => mounts.tmpfs.push(checked_target(&target)?),
+            ("tmpfs", _) => {
+                let options = mount_options(&target, &options)?;
+                mounts.tmpfs.push((checked_target(&target)?, options));
+            }
             _ => {
                 return Err(refuse(
                     "mounts",
@@ -377,7 +379,8 @@ fn checked_target(target: &str) -> Result<PathBuf, BundleError> {
     crate::values::container_path(target).map_err(|e| refuse("mounts", format!("{target}: {e}")))
 }
 
-/// A bind mount: its source must exist; `ro`, `nosuid`, `noexec` are honoured, `nodev` is implied.
+/// A bind mount: its source must exist. Its options are honoured (flags, `bind` or `rbind`, its own
+/// propagation), except `dev`: every volume is `nodev`, since the launcher has no device cgroup.
 fn bind(mount: &Mount, options: &[String]) -> Result<PlannedVolume, BundleError> {
     let target = checked_target(&mount.destination().to_string_lossy())?;
     let source = mount.source().as_ref().ok_or_else(|| {
@@ -388,30 +391,32 @@ fn bind(mount: &Mount, options: &[String]) -> Result<PlannedVolume, BundleError>
     })?;
     let source =
         std::fs::canonicalize(source).map_err(|e| refuse("mounts", format!("{}: {e}", source.display())))?;
-    let mut volume = PlannedVolume {
+    // Data options (`mode=755`) mean nothing to a bind mount: mount(2) ignores them with MS_BIND, as
+    // runc does.
+    let parsed = mount_options(&target.to_string_lossy(), options)?;
+    Ok(PlannedVolume {
         source,
         target,
-        read_only: false,
-        flags: MsFlags::empty(),
-    };
-    for option in options {
-        match option.as_str() {
-            "ro" => volume.read_only = true,
-            "rw" | "bind" | "rbind" | "nodev" | "rprivate" | "private" | "rslave" | "slave" => {}
-            "nosuid" => volume.flags |= MsFlags::MS_NOSUID,
-            "noexec" => volume.flags |= MsFlags::MS_NOEXEC,
-            other => {
-                return Err(refuse(
-                    "mounts",
-                    format!(
-                        "option {other:?} of the bind mount at {} is not supported",
-                        volume.target.display()
-                    ),
-                ));
-            }
-        }
+        read_only: parsed.flags.contains(MsFlags::MS_RDONLY),
+        flags: parsed.flags.difference(MsFlags::MS_RDONLY),
+        recursive: parsed.bind != Some(Recursion::One),
+        propagation: parsed
+            .propagation
+            .map(|(propagation, recursion)| (propagation, recursion == Recursion::Recursive)),
+    })
+}
+
+/// A mount's options (mnt-demo's `options`), refusing `dev`, which would undo the launcher's rule
+/// that no mount it makes for a container beside its own /dev holds a usable device node.
+fn mount_options(target: &str, options: &[String]) -> Result<MountOptions, BundleError> {
+    let parsed = mnt_demo::options::parse(options);
+    if parsed.cleared.contains(MsFlags::MS_NODEV) {
+        return Err(refuse(
+            "mounts",
+            format!("the mount at {target} asks for dev: combined mounts every bind and tmpfs nodev"),
+        ));
     }
-    Ok(volume)
+    Ok(parsed)
 }
 
 /// The bounding, effective and permitted sets must be one set (the launcher drops to it); the
