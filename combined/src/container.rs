@@ -39,7 +39,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
@@ -275,6 +275,10 @@ pub struct Plan {
     /// The namespaces the container gets besides the user namespace ([`NAMESPACES`] for `combined
     /// run`; an OCI config may leave some out, sharing the host's).
     pub namespaces: CloneFlags,
+    /// Existing namespaces the container joins instead of making its own (an OCI config's
+    /// `linux.namespaces[].path`: a Kubernetes pod's containers join its sandbox's), by their
+    /// `/proc/<pid>/ns/<kind>` file.
+    pub join: Vec<(CloneFlags, PathBuf)>,
     pub kernel_mounts: KernelMounts,
     /// Further tmpfs mounts (an OCI config's), each at its target with its options.
     pub tmpfs: Vec<(PathBuf, mnt_demo::options::MountOptions)>,
@@ -416,6 +420,42 @@ pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
 }
 // ANCHOR_END: create
 
+/// The namespace files the container joins, opened by the launcher before the clone so that the
+/// child inherits them (setns(2) takes a descriptor).
+fn open_namespaces(plan: &Plan) -> Result<Vec<(CloneFlags, OwnedFd)>, StepFailed> {
+    plan.join
+        .iter()
+        .map(|(kind, path)| {
+            nix::fcntl::open(
+                path,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(|fd| (*kind, fd))
+            .map_err(|e| {
+                failed(
+                    Step::Clone,
+                    format!("cannot open the namespace {}: {e}", path.display()),
+                )
+            })
+        })
+        .collect()
+}
+
+// ANCHOR: join
+/// Joins the namespaces the plan names (setns(2)), before anything else the container does: each
+/// later step then happens in them. The descriptors were the launcher's, inherited at the clone.
+fn join_namespaces(join: &[(CloneFlags, i32)]) -> Result<(), String> {
+    for (kind, fd) in join {
+        // SAFETY: the launcher opened `fd` before the clone and keeps it open until this process has
+        // answered `go`; this process's copy is closed here, once, and used nowhere else.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) };
+        nix::sched::setns(&owned, *kind).map_err(|e| format!("cannot join the {kind:?} namespace: {e}"))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: join
+
 /// The container's first process, its veth's host end and its cgroup, as the launcher holds them.
 type Started = (
     nskit::Child,
@@ -436,9 +476,13 @@ fn start_child(plan: &Plan) -> Result<Started, StepFailed> {
         })
         .maps(plan.maps.uid.clone(), plan.maps.gid.clone());
     fault(plan, Step::Clone)?;
+    let joined = open_namespaces(plan)?;
+    let join: Vec<(CloneFlags, i32)> = joined.iter().map(|(kind, fd)| (*kind, fd.as_raw_fd())).collect();
     let mut child = spawn
-        .run(|channel| container_main(plan, channel))
+        .run(|channel| container_main(plan, &join, channel))
         .map_err(|e| failed(Step::Clone, e))?;
+    // The child has its own copies of the namespaces' descriptors now.
+    drop(joined);
 
     let veth = match plan.net {
         NetMode::Veth => Some(HostVeth::attach(plan, child.pid())?),
@@ -626,7 +670,7 @@ fn veth_names(child: Pid) -> (String, String) {
 // ---- the child's side -------------------------------------------------------------------------------
 
 /// The container's first process: set up, report, then become init (or the command).
-fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
+fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel) -> i32 {
     // The parent blocked the forwarded signals; the container starts with none blocked.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // A session of its own: the host's terminal is no longer the controlling terminal of anything in
@@ -641,6 +685,10 @@ fn container_main(plan: &Plan, channel: &mut Channel) -> i32 {
         },
         Err(_) => return 1,
     };
+    if let Err(why) = join_namespaces(join) {
+        let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Clone.name(), why)));
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
     if let Lifecycle::Created { gate } = plan.lifecycle {
         // The runtime's `create` exits, and this process lives on: it must hold none of its files,
         // least of all the lock on the container's state, which no later command could then take.
@@ -948,7 +996,7 @@ fn set_up_network(
     plan: &Plan,
     veth: Option<&(String, Subnet)>,
 ) -> Result<(), net_demo::netlink::NetlinkError> {
-    if matches!(plan.net, NetMode::None | NetMode::Host) {
+    if matches!(plan.net, NetMode::None | NetMode::Host | NetMode::Joined) {
         return Ok(());
     }
     let mut netlink = Netlink::open()?;

@@ -246,6 +246,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         inheritable: ::caps::CapsHashSet::new(),
         ambient: ::caps::CapsHashSet::new(),
         namespaces: container::NAMESPACES,
+        join: Vec::new(),
         kernel_mounts: container::KernelMounts::ALL,
         tmpfs: Vec::new(),
         propagation: mnt_demo::rootfs::Propagation::Slave,

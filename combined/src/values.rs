@@ -22,6 +22,10 @@ pub enum NetMode {
     /// on the command line).
     #[value(skip)]
     Host,
+    /// Another container's network namespace, joined by path (an OCI config's; a Kubernetes pod's
+    /// containers share their sandbox's): set up by whoever made it.
+    #[value(skip)]
+    Joined,
 }
 
 /// Where the root filesystem comes from.

@@ -361,3 +361,43 @@ fn a_container_whose_process_died_is_stopped_and_delete_cleans_up() {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
 }
+
+/// A Kubernetes pod's containers join its sandbox's namespaces by path: here a second container joins
+/// the first's network, IPC and UTS namespaces, and sees the same ones (root only: a rootless
+/// container is in a user namespace of its own, which does not own the first's namespaces).
+#[test]
+fn a_second_container_joins_the_first_s_namespaces_by_path() {
+    if !ready("a_second_container_joins_the_first_s_namespaces_by_path") {
+        return;
+    }
+    if !nskit::userns::is_root() {
+        eprintln!("a_second_container_joins_the_first_s_namespaces_by_path: needs root (see the comment)");
+        return;
+    }
+    let sandbox = Bundle::new(&["sleep", "100"]);
+    sandbox.create(&["--bundle", sandbox.dir.str(), "sandbox"]).ok();
+    output(&mut sandbox.runtime(&["start", "sandbox"])).ok();
+    let pid = sandbox.state("sandbox")["pid"].as_i64().unwrap();
+    let kinds = [("network", "net"), ("ipc", "ipc"), ("uts", "uts")];
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in net ipc uts; do readlink /proc/self/ns/$n; done; hostname",
+    ]);
+    b.edit(|c| {
+        let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+        for ns in namespaces.iter_mut() {
+            if let Some((_, proc_name)) = kinds.iter().find(|(t, _)| ns["type"] == *t) {
+                ns["path"] = format!("/proc/{pid}/ns/{proc_name}").into();
+            }
+        }
+    });
+    let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "member"]));
+    let lines: Vec<String> = out.ok().lines().map(str::to_owned).collect();
+    for (i, (_, proc_name)) in kinds.iter().enumerate() {
+        let sandbox_ns = fs::read_link(format!("/proc/{pid}/ns/{proc_name}")).unwrap();
+        assert_eq!(lines[i], sandbox_ns.to_string_lossy(), "{proc_name}: {lines:?}");
+    }
+    assert_eq!(lines[3], "combined", "the sandbox's hostname: {lines:?}");
+    output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
+}

@@ -70,7 +70,12 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         .linux()
         .as_ref()
         .ok_or_else(|| refuse("linux", "the bundle has no linux section"))?;
-    let (namespaces, user_ns, net) = namespaces(linux)?;
+    let Namespaces {
+        make: namespaces,
+        join,
+        user: user_ns,
+        net,
+    } = self::namespaces(linux)?;
     let maps = id_maps(linux, user_ns)?;
     let rootfs = root(bundle, spec)?;
     let mounts = mounts(spec.mounts().as_deref().unwrap_or_default())?;
@@ -107,6 +112,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         init: false,
         tty: process.terminal().unwrap_or(false),
         namespaces,
+        join,
         kernel_mounts: mounts.kernel,
         tmpfs: mounts.tmpfs,
         propagation: propagation(linux)?,
@@ -217,55 +223,85 @@ fn has_limits(resources: &oci_spec::runtime::LinuxResources) -> bool {
         || resources.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
-/// The namespaces to make; joining one by path is refused for now. Without a user namespace the
-/// container runs with the host's ids (root only); without a network namespace, on the host's
-/// network.
-fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<(CloneFlags, bool, NetMode), BundleError> {
-    let mut flags = CloneFlags::empty();
-    let mut user_ns = false;
+/// The namespaces to make, and those to join by path (network, IPC, UTS, cgroup and mount; joining a
+/// PID, user or time namespace is refused for now). Without a user namespace the container runs
+/// with the host's ids (root only); without a network namespace, on the host's network.
+struct Namespaces {
+    make: CloneFlags,
+    join: Vec<(CloneFlags, PathBuf)>,
+    user: bool,
+    net: NetMode,
+}
+
+fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleError> {
+    let mut make = CloneFlags::empty();
+    let mut join = Vec::new();
+    let mut user = false;
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
-        if ns.path().is_some() {
-            return Err(refuse(
-                "linux.namespaces",
-                format!(
-                    "joining the {:?} namespace by path is not supported yet",
-                    ns.typ()
-                ),
-            ));
-        }
-        match ns.typ() {
-            LinuxNamespaceType::User => user_ns = true,
-            LinuxNamespaceType::Pid => flags |= CloneFlags::CLONE_NEWPID,
-            LinuxNamespaceType::Mount => flags |= CloneFlags::CLONE_NEWNS,
-            LinuxNamespaceType::Uts => flags |= CloneFlags::CLONE_NEWUTS,
-            LinuxNamespaceType::Ipc => flags |= CloneFlags::CLONE_NEWIPC,
-            LinuxNamespaceType::Network => flags |= CloneFlags::CLONE_NEWNET,
-            LinuxNamespaceType::Cgroup => flags |= CloneFlags::CLONE_NEWCGROUP,
+        let flag = match ns.typ() {
+            LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
             LinuxNamespaceType::Time => {
                 return Err(refuse(
                     "linux.namespaces",
                     "the time namespace is not supported yet",
                 ));
             }
+        };
+        match ns.path() {
+            Some(path) => {
+                let joinable = CloneFlags::CLONE_NEWNET
+                    | CloneFlags::CLONE_NEWIPC
+                    | CloneFlags::CLONE_NEWUTS
+                    | CloneFlags::CLONE_NEWCGROUP
+                    | CloneFlags::CLONE_NEWNS;
+                if !joinable.contains(flag) {
+                    return Err(refuse(
+                        "linux.namespaces",
+                        format!(
+                            "joining the {:?} namespace by path is not supported yet",
+                            ns.typ()
+                        ),
+                    ));
+                }
+                join.push((flag, path.clone()));
+            }
+            None if flag == CloneFlags::CLONE_NEWUSER => user = true,
+            None => make |= flag,
         }
     }
-    if !flags.contains(CloneFlags::CLONE_NEWNS) {
+    let mount =
+        make.contains(CloneFlags::CLONE_NEWNS) || join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS);
+    if !mount {
         return Err(refuse(
             "linux.namespaces",
             "a mount namespace is required: the container's root is pivoted into",
         ));
     }
-    if !user_ns && !nskit::userns::is_root() {
+    if !user && !nskit::userns::is_root() {
         return Err(refuse(
             "linux.namespaces",
             "without a user namespace the container needs root (combined spec --rootless makes a config with one)",
         ));
     }
-    let net = match flags.contains(CloneFlags::CLONE_NEWNET) {
-        true => NetMode::Loopback,
-        false => NetMode::Host,
+    let net = if join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNET) {
+        NetMode::Joined
+    } else if make.contains(CloneFlags::CLONE_NEWNET) {
+        NetMode::Loopback
+    } else {
+        NetMode::Host
     };
-    Ok((flags, user_ns, net))
+    Ok(Namespaces {
+        make,
+        join,
+        user,
+        net,
+    })
 }
 
 /// The config's maps; with a user namespace they are required, as the spec says.
