@@ -69,6 +69,7 @@ pub enum Step {
     Clone,
     Veth,
     Cgroup,
+    Hooks,
     Ids,
     Keyring,
     Hostname,
@@ -88,10 +89,11 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 19] = [
+    pub const ALL: [Step; 20] = [
         Step::Clone,
         Step::Veth,
         Step::Cgroup,
+        Step::Hooks,
         Step::Ids,
         Step::Keyring,
         Step::Hostname,
@@ -115,6 +117,7 @@ impl Step {
             Step::Clone => "clone",
             Step::Veth => "veth",
             Step::Cgroup => "cgroup",
+            Step::Hooks => "hooks",
             Step::Ids => "ids",
             Step::Keyring => "keyring",
             Step::Hostname => "hostname",
@@ -351,7 +354,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     signals
         .thread_block()
         .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
-    let (mut child, _veth, cgroup) = start_child(plan)?;
+    let (mut child, _veth, cgroup) = start_child(plan, &mut |_| Ok(()))?;
     let relay = match plan.tty {
         true => Some(start_relay(child.channel())?),
         false => None,
@@ -396,10 +399,15 @@ pub struct Created {
 // ANCHOR: create
 /// Steps 1 to 6 of the story, then lets the container go: it waits at the gate of
 /// `plan.lifecycle` until `combined start` opens it, and whoever reaps orphans for the caller (the
-/// engine's shim, conmon, or init) reaps it, since the caller exits.
-pub fn create(plan: &Plan) -> Result<Created, StepFailed> {
+/// engine's shim, conmon, or init) reaps it, since the caller exits. `before_go` runs once the
+/// container's namespaces exist and before it sets itself up (the config's `prestart` and
+/// `createRuntime` hooks).
+pub fn create(
+    plan: &Plan,
+    before_go: &mut dyn FnMut(Pid) -> Result<(), Cause>,
+) -> Result<Created, StepFailed> {
     debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
-    let (mut child, veth, cgroup) = start_child(plan)?;
+    let (mut child, veth, cgroup) = start_child(plan, before_go)?;
     debug_assert!(
         cgroup.is_none(),
         "an OCI container's limits are not supported yet"
@@ -465,7 +473,10 @@ type Started = (
 
 /// Steps 1 and 2, and the container's answer to `go`: the child cloned into its namespaces and set
 /// up, with the host end of its veth and its cgroup.
-fn start_child(plan: &Plan) -> Result<Started, StepFailed> {
+fn start_child(
+    plan: &Plan,
+    before_go: &mut dyn FnMut(Pid) -> Result<(), Cause>,
+) -> Result<Started, StepFailed> {
     // The cgroup namespace comes later, from the child itself once it is in its cgroup, so that
     // its cgroup is the namespace's root (cgroup_namespaces(7)).
     let spawn = Spawn::new(plan.namespaces.difference(CloneFlags::CLONE_NEWCGROUP))
@@ -496,6 +507,8 @@ fn start_child(plan: &Plan) -> Result<Started, StepFailed> {
         }
         None => None,
     };
+    fault(plan, Step::Hooks)?;
+    before_go(child.pid()).map_err(|e| failed(Step::Hooks, e))?;
     let go = Go {
         veth: veth.as_ref().map(|v| VethEnd {
             name: v.peer.clone(),

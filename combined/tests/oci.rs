@@ -294,7 +294,7 @@ fn what_the_runtime_cannot_honour_is_refused_by_name_and_logged_as_json() {
     type Change = fn(&mut Value);
     let cases: [(&str, Change); 4] = [
         ("hooks", |c| {
-            c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/true"}]})
+            c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})
         }),
         ("linux.sysctl", |c| {
             c["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"})
@@ -400,4 +400,57 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
     }
     assert_eq!(lines[3], "combined", "the sandbox's hostname: {lines:?}");
     output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
+}
+
+/// prestart and createRuntime hooks run before the container is set up, with its state on stdin;
+/// poststart after start, poststop after delete; a failing prestart hook stops the creation.
+#[test]
+fn hooks_run_with_the_state_on_stdin_and_a_failing_one_stops_create() {
+    if !ready("hooks_run_with_the_state_on_stdin_and_a_failing_one_stops_create") {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    let saved = b.dir.path().join("hooks");
+    fs::create_dir(&saved).unwrap();
+    let save = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}", saved.display())]});
+    let hooks = serde_json::json!({
+        "prestart": [save("prestart")],
+        "createRuntime": [save("createRuntime")],
+        "poststart": [save("poststart")],
+        "poststop": [save("poststop")],
+    });
+    b.edit(|c| c["hooks"] = hooks.clone());
+    b.create(&["--bundle", b.dir.str(), "h1"]).ok();
+    let read =
+        |name: &str| -> Value { serde_json::from_slice(&fs::read(saved.join(name)).unwrap()).unwrap() };
+    let pid = b.state("h1")["pid"].clone();
+    for name in ["prestart", "createRuntime"] {
+        let state = read(name);
+        assert_eq!(state["id"], "h1", "{name}: {state}");
+        assert_eq!(state["pid"], pid, "{name}: {state}");
+        assert_eq!(state["status"], "created", "{name}: {state}");
+    }
+    assert!(!saved.join("poststart").exists(), "poststart waits for start");
+    output(&mut b.runtime(&["start", "h1"])).ok();
+    assert_eq!(read("poststart")["status"], "running");
+    eventually("the container stops", || b.state("h1")["status"] == "stopped");
+    output(&mut b.runtime(&["delete", "h1"])).ok();
+    assert_eq!(read("poststop")["status"], "stopped");
+
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]})
+    });
+    let failed = b.create(&["--bundle", b.dir.str(), "h2"]);
+    assert_eq!(failed.code(), 1, "{failed:?}");
+    assert!(
+        failed
+            .stderr
+            .contains("hooks step failed: prestart hook /bin/sh failed"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        fs::read_dir(b.state.path()).unwrap().count(),
+        0,
+        "nothing left of h2"
+    );
 }

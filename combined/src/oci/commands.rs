@@ -96,7 +96,14 @@ fn make_container(
     plan.lifecycle = Lifecycle::Created {
         gate: gate.as_raw_fd(),
     };
-    let created = container::create(plan)?;
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let mut run_create_hooks = |pid: Pid| -> Result<(), container::Cause> {
+        let state = hook_state(container.id(), bundle, pid.as_raw(), "created", spec);
+        super::hooks::run("prestart", super::hooks::of(hooks.prestart()), &state)?;
+        super::hooks::run("createRuntime", super::hooks::of(hooks.create_runtime()), &state)?;
+        Ok(())
+    };
+    let created = container::create(plan, &mut run_create_hooks)?;
     drop(gate);
     let pid = created.pid;
     let handed = hand_over(&created, options);
@@ -116,6 +123,43 @@ fn make_container(
         return Err(e);
     }
     Ok(pid)
+}
+
+/// The state a hook reads on its standard input (runtime-spec `runtime.md`, "State").
+fn hook_state(
+    id: &str,
+    bundle: &Path,
+    pid: i32,
+    status: &str,
+    spec: &oci_spec::runtime::Spec,
+) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": super::state::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    })
+}
+
+/// Runs a config's hooks of a kind whose failure is only a warning (poststart, poststop).
+fn run_warning_hooks(kind: &'static str, record: &Record, status: &str) {
+    let Ok(spec) = bundle::load(&record.bundle) else {
+        return;
+    };
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let list = match kind {
+        "poststart" => hooks.poststart(),
+        _ => hooks.poststop(),
+    };
+    let state = hook_state(&record.id, &record.bundle, record.pid, status, &spec);
+    // Each one, whatever the one before did: the spec's "the remaining hooks and lifecycle continue".
+    for hook in super::hooks::of(list) {
+        if let Err(e) = super::hooks::run(kind, std::slice::from_ref(hook), &state) {
+            eprintln!("combined: warning: {e}");
+        }
+    }
 }
 
 /// The container's `exec.fifo`, and this process's O_PATH descriptor of it, which the container's
@@ -184,10 +228,13 @@ pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
             )));
         }
     }
+    let waiting = fs::read_link(format!("/proc/{}/exe", record.pid)).ok();
     open_gate(&container, &record)?;
+    wait_for_exec(&record, waiting.as_deref());
     record.started = true;
     container.save(&record)?;
     let _ = fs::remove_file(container.exec_fifo());
+    run_warning_hooks("poststart", &record, "running");
     Ok(())
 }
 // ANCHOR_END: start
@@ -227,6 +274,23 @@ fn open_gate(container: &Container, record: &Record) -> Result<(), OciError> {
             )));
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits (up to 10 s) until the container's process has executed its command, so that what
+/// `start` does next (the poststart hooks) comes after it, as the spec orders: its /proc/<pid>/exe
+/// stops naming the runtime's binary that waited at the gate.
+fn wait_for_exec(record: &Record, waiting: Option<&Path>) {
+    let Some(waiting) = waiting else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while record.alive() && Instant::now() < deadline {
+        match fs::read_link(format!("/proc/{}/exe", record.pid)) {
+            Ok(exe) if exe != waiting => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => return,
+        }
     }
 }
 
@@ -297,7 +361,8 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
         Err(StateError::NotFound(_)) if force => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    if let Some(record) = container.load()? {
+    let record = container.load()?;
+    if let Some(record) = &record {
         if record.status() != ContainerState::Stopped {
             if !force {
                 return Err(OciError::Refused(format!(
@@ -309,10 +374,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
             for target in processes_sharing_pid_ns(pid) {
                 let _ = kill(target, Signal::SIGKILL);
             }
-            wait_until_gone(&record);
+            wait_until_gone(record);
         }
     }
     container.remove()?;
+    if let Some(record) = &record {
+        run_warning_hooks("poststop", record, "stopped");
+    }
     Ok(())
 }
 
