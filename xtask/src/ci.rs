@@ -66,6 +66,12 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             crate::vm::ci_step(root)
         }),
     );
+    record(
+        "exercises",
+        step("exercises (solutions pass, starting points compile)", || {
+            crate::exercise::ci_step(root)
+        }),
+    );
     record("book-check", step("book-check", || crate::book::check(root)));
     // The OCI runtime spec's validation suite against combined: it fails when combined no longer
     // passes a program it passed in the committed baseline (CONFORMANCE.md). Root only: it installs

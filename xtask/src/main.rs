@@ -7,6 +7,7 @@ mod ci;
 mod conformance;
 mod diagrams;
 mod dist;
+mod exercise;
 mod rootfs;
 mod tidy;
 mod util;
@@ -38,6 +39,9 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         print: Option<String>,
     },
+    /// Lists the exercises; with a NAME, runs its test on your version (`--solution`: on the solution;
+    /// `--reset`: puts your starting point back as committed).
+    Exercise(exercise::Options),
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root),
     /// and redraws the figures drawn from them.
     Transcripts,
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Command::BookCheck => book::check(&root),
         Command::Diagrams { print: None } => diagrams::generate(&root),
         Command::Diagrams { print: Some(name) } => diagrams::print(&root, &name),
+        Command::Exercise(options) => exercise::run(&root, &options),
         Command::Transcripts => book::record_transcripts(&root),
         Command::Dist => dist::run(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
