@@ -154,6 +154,15 @@ pub fn check_includes(src: &Path) -> anyhow::Result<Vec<Problem>> {
                 Some(_) => {}
             }
         }
+        for path in transcripts_fenced_otherwise(&text) {
+            problems.push(Problem {
+                file: chapter.clone(),
+                message: format!(
+                    "includes {path} in a fence other than ```text: recorded output is fenced as text \
+                     everywhere (console is for a shell session, commands and their output)"
+                ),
+            });
+        }
         for path in includes_outside_code_blocks(&text) {
             problems.push(Problem {
                 file: chapter.clone(),
@@ -181,6 +190,29 @@ pub fn includes_outside_code_blocks(markdown: &str) -> Vec<String> {
                     .into_iter()
                     .map(|i| i.path)
                     .filter(|p| !p.ends_with(".md")),
+            );
+        }
+    }
+    found
+}
+
+/// The transcripts included in a fence other than ```` ```text ````: every chapter shows recorded
+/// output the same way.
+pub fn transcripts_fenced_otherwise(markdown: &str) -> Vec<String> {
+    let mut fence: Option<&str> = None;
+    let mut found = Vec::new();
+    for line in markdown.lines() {
+        if let Some(info) = line.trim_start().strip_prefix("```") {
+            fence = if fence.is_some() { None } else { Some(info.trim()) };
+            continue;
+        }
+        if let Some(info) = fence.filter(|info| *info != "text") {
+            found.extend(
+                parse_includes(line)
+                    .into_iter()
+                    .map(|i| i.path)
+                    .filter(|p| p.starts_with("transcripts/"))
+                    .map(|p| format!("{p} (```{info})")),
             );
         }
     }
@@ -446,13 +478,16 @@ fn first_difference(expected: &str, actual: &str) -> Option<String> {
 
 // ---- HTML -----------------------------------------------------------------------------------------
 
-/// `cargo xtask book`.
-pub fn build_html(root: &Path) -> anyhow::Result<()> {
+/// `cargo xtask book [--check]`: the HTML, on any machine; with `check`, only once `book-check` has
+/// passed (which runs every demo, as root and as 65534 when root).
+pub fn build_html(root: &Path, check_first: bool) -> anyhow::Result<()> {
     if Command::new("mdbook").arg("--version").output().is_err() {
         println!("xtask: mdbook is not installed; installing it with cargo install --locked mdbook");
         util::run(cargo().args(["install", "--locked", "mdbook"]))?;
     }
-    check(root)?;
+    if check_first {
+        check(root)?;
+    }
     util::run(Command::new("mdbook").arg("build").arg(root.join("book")))?;
     println!(
         "xtask: the book is in {}",
@@ -492,6 +527,16 @@ mod tests {
     fn includes_must_be_fenced() {
         let md = "text\n```rust,ignore\n{{#include a.rs:x}}\n```\n{{#include b.rs:y}}\n{{#include c.md:z}}\n";
         assert_eq!(includes_outside_code_blocks(md), ["b.rs"]);
+    }
+
+    #[test]
+    fn transcripts_are_fenced_as_text() {
+        let md = "```text\n{{#include transcripts/a.txt}}\n```\n```console\n{{#include transcripts/b.txt}}\n```\n\
+                  ```console\n$ cargo run\n```\n```rust\n{{#include ../../a/src/lib.rs:x}}\n```\n";
+        assert_eq!(
+            transcripts_fenced_otherwise(md),
+            ["transcripts/b.txt (```console)"]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod conformance;
 mod diagrams;
 mod dist;
 mod exercise;
+mod listings;
 mod rootfs;
 mod tidy;
 mod util;
@@ -28,7 +29,12 @@ enum Command {
     /// unprivileged user), book-check.
     Ci,
     /// Builds the book's HTML into book/build (installs mdBook with cargo if missing).
-    Book,
+    Book {
+        /// Run book-check first (every demo, as root and as uid 65534 when root), and build only if it
+        /// passes.
+        #[arg(long)]
+        check: bool,
+    },
     /// Fails when a book include points at a missing file or anchor, a recorded demo output no
     /// longer matches what the demo prints, or a figure is not what `diagrams` would draw.
     BookCheck,
@@ -42,6 +48,13 @@ enum Command {
     /// Lists the exercises; with a NAME, runs its test on your version (`--solution`: on the solution;
     /// `--reset`: puts your starting point back as committed).
     Exercise(exercise::Options),
+    /// The book's mdBook preprocessor (book.toml runs it): a caption above every included listing and
+    /// recorded output, naming its file.
+    #[command(hide = true)]
+    MdbookListings {
+        /// `supports RENDERER`, when mdBook asks.
+        args: Vec<String>,
+    },
     /// Re-records every demo's output into book/src/transcripts (as this user, and as 65534 when root),
     /// and redraws the figures drawn from them.
     Transcripts,
@@ -74,11 +87,12 @@ fn main() -> anyhow::Result<()> {
     let root = util::workspace_root();
     match cli.command {
         Command::Ci => ci::run(&root),
-        Command::Book => book::build_html(&root),
+        Command::Book { check } => book::build_html(&root, check),
         Command::BookCheck => book::check(&root),
         Command::Diagrams { print: None } => diagrams::generate(&root),
         Command::Diagrams { print: Some(name) } => diagrams::print(&root, &name),
         Command::Exercise(options) => exercise::run(&root, &options),
+        Command::MdbookListings { args } => listings::run(&args),
         Command::Transcripts => book::record_transcripts(&root),
         Command::Dist => dist::run(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
