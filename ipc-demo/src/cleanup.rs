@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
 
 use crate::posix::{self, PosixName};
 use crate::sysv::{self, Key};
@@ -143,8 +143,8 @@ extern "C" fn on_terminating_signal(signal: libc::c_int) {
     unsafe { libc::raise(signal) };
 }
 
-/// The signals that end a program run from a terminal or a service manager.
-pub const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals that end a program run from a terminal or a service manager (nskit's).
+pub use nskit::process::TERMINATING;
 
 /// Installs the handler that removes the registered host objects when SIGINT, SIGTERM or SIGHUP
 /// arrives, then lets the signal end the process.
@@ -169,41 +169,11 @@ pub fn forget_in_child() {
     for tag in &TAGS {
         tag.store(EMPTY, Ordering::Release);
     }
-    for signal in TERMINATING {
-        // SAFETY: SIG_DFL installs no handler, so no code of ours runs on the signal.
-        let _ = unsafe {
-            sigaction(
-                signal,
-                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
-            )
-        };
-    }
+    nskit::process::default_terminating_actions();
 }
 
-/// The terminating signals held (blocked) while this lives: a signal that arrives waits, and is
-/// delivered when the guard drops. Making an object and registering it happen under one.
-#[derive(Debug)]
-pub struct SignalsHeld {
-    previous: SigSet,
-}
-
-impl SignalsHeld {
-    pub fn hold() -> Result<SignalsHeld, Errno> {
-        let mut held = SigSet::empty();
-        for signal in TERMINATING {
-            held.add(signal);
-        }
-        let mut previous = SigSet::empty();
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut previous))?;
-        Ok(SignalsHeld { previous })
-    }
-}
-
-impl Drop for SignalsHeld {
-    fn drop(&mut self) {
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
-    }
-}
+/// The terminating signals held while a host object is made and recorded (nskit's).
+pub use nskit::process::SignalsHeld;
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,13 @@
-//! Plumbing for a process that supervises another: which signals it passes on (signal(7)), and the
-//! descriptors it must not hand down (close_range(2)). The PID chapter's init and the launcher both
-//! supervise a child; what they forward and what they close is said once, here.
+//! Plumbing for a process that supervises another: which signals it passes on (signal(7)), the
+//! descriptors it must not hand down (close_range(2)), and the terminating signals held back while
+//! it records something a Ctrl-C handler must find (sigprocmask(2)). The PID chapter's init and the
+//! launcher both supervise a child; the IPC and cgroup chapters both clean up after Ctrl-C; what they
+//! share is said once, here.
 
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 
 /// The signals a supervisor passes on to the process it runs: the ones a terminal sends (SIGINT,
 /// SIGQUIT, SIGHUP when it hangs up), the one `docker stop` and `kill` send (SIGTERM), and the two
@@ -95,6 +97,49 @@ fn sweep(how: Sweep) -> Result<(), Errno> {
         };
     }
     Ok(())
+}
+
+/// The signals that end a program run from a terminal or a service manager.
+pub const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// The terminating signals held (blocked) while this lives: a signal that arrives waits, and is
+/// delivered when the guard drops. A demo that makes an object on the host and records it for its
+/// Ctrl-C handler does both under one, so that no signal comes between the two.
+#[derive(Debug)]
+pub struct SignalsHeld {
+    previous: SigSet,
+}
+
+impl SignalsHeld {
+    pub fn hold() -> Result<SignalsHeld, Errno> {
+        let mut held = SigSet::empty();
+        for signal in TERMINATING {
+            held.add(signal);
+        }
+        let mut previous = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut previous))?;
+        Ok(SignalsHeld { previous })
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+    }
+}
+
+/// Gives the terminating signals their default actions back: what a child does first, so that a
+/// Ctrl-C reaching its process group does not run its parent's cleanup handler in it.
+pub fn default_terminating_actions() {
+    for signal in TERMINATING {
+        // SAFETY: SIG_DFL installs no handler, so no code of ours runs on the signal.
+        let _ = unsafe {
+            sigaction(
+                signal,
+                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+            )
+        };
+    }
 }
 
 #[cfg(test)]
