@@ -79,16 +79,19 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     if util::is_root() {
         record(
             "conformance",
-            step("conformance (the OCI validation suite, against the baseline)", || {
-                util::run(cargo().current_dir(root).args([
-                    "xtask",
-                    "conformance",
-                    "--runtime",
-                    "combined",
-                    "--check",
-                    "xtask/conformance-baseline.json",
-                ]))
-            }),
+            step(
+                "conformance (the OCI validation suite, against the baseline)",
+                || {
+                    util::run(cargo().current_dir(root).args([
+                        "xtask",
+                        "conformance",
+                        "--runtime",
+                        "combined",
+                        "--check",
+                        "xtask/conformance-baseline.json",
+                    ]))
+                },
+            ),
         );
     }
     // A smoke check that the benchmark runs (combined and the floor at least, on the debug build the
