@@ -18,7 +18,7 @@ mod outcome;
 mod report;
 mod runner;
 mod runtimes;
-mod suite;
+pub mod suite;
 mod tap;
 
 use std::collections::BTreeMap;
