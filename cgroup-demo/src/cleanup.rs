@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
 
 const SLOTS: usize = 64;
 
@@ -85,17 +84,9 @@ pub use nskit::process::TERMINATING;
 /// Installs the handler that empties and removes the registered cgroups when SIGINT, SIGTERM or SIGHUP
 /// arrives, then lets the signal end the process.
 pub fn remove_on_signals() -> Result<(), Errno> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_terminating_signal),
-        SaFlags::SA_RESETHAND,
-        SigSet::empty(),
-    );
-    for signal in TERMINATING {
-        // SAFETY: the handler only makes async-signal-safe system calls (open, read, kill, waitpid,
-        // rmdir, nanosleep, raise) on data read from atomics; it allocates nothing and takes no lock.
-        unsafe { sigaction(signal, &action) }?;
-    }
-    Ok(())
+    // SAFETY: the handler only makes async-signal-safe system calls (open, read, kill, waitpid,
+    // rmdir, nanosleep, raise) on data read from atomics; it allocates nothing and takes no lock.
+    unsafe { nskit::process::on_terminating(on_terminating_signal) }
 }
 // ANCHOR_END: registered
 

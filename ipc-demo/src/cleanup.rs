@@ -9,7 +9,6 @@
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
 
 use crate::posix::{self, PosixName};
 use crate::sysv::{self, Key};
@@ -149,17 +148,9 @@ pub use nskit::process::TERMINATING;
 /// Installs the handler that removes the registered host objects when SIGINT, SIGTERM or SIGHUP
 /// arrives, then lets the signal end the process.
 pub fn remove_on_signals() -> Result<(), Errno> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_terminating_signal),
-        SaFlags::SA_RESETHAND,
-        SigSet::empty(),
-    );
-    for signal in TERMINATING {
-        // SAFETY: the handler only makes async-signal-safe system calls (IPC_RMID, mq_unlink, unlink,
-        // raise) on data read from atomics; it allocates nothing and takes no lock.
-        unsafe { sigaction(signal, &action) }?;
-    }
-    Ok(())
+    // SAFETY: the handler only makes async-signal-safe system calls (IPC_RMID, mq_unlink, unlink,
+    // raise) on data read from atomics; it allocates nothing and takes no lock.
+    unsafe { nskit::process::on_terminating(on_terminating_signal) }
 }
 // ANCHOR_END: guard
 

@@ -128,6 +128,27 @@ impl Drop for SignalsHeld {
     }
 }
 
+/// Installs `handler` for the terminating signals, each once (SA_RESETHAND: the signal's action is
+/// the default again when the handler runs, so that raising it there ends the process with the status
+/// a shell expects, 128 + signal).
+///
+/// # Safety
+///
+/// `handler` runs in signal context: it may make only async-signal-safe calls (signal-safety(7)),
+/// allocate nothing and take no lock.
+pub unsafe fn on_terminating(handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
+    let action = SigAction::new(
+        SigHandler::Handler(handler),
+        SaFlags::SA_RESETHAND,
+        SigSet::empty(),
+    );
+    for signal in TERMINATING {
+        // SAFETY: the caller vouches that `handler` is async-signal-safe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
 /// Gives the terminating signals their default actions back: what a child does first, so that a
 /// Ctrl-C reaching its process group does not run its parent's cleanup handler in it.
 pub fn default_terminating_actions() {
