@@ -258,11 +258,26 @@ fn oci_run(args: &RunArgs) -> Option<(String, runtime_cli::BundleArgs)> {
         Trailing::try_parse_from(std::iter::once("run").chain(args.command.iter().map(String::as_str)))
             .ok()?;
     let here = args.command.len() == 1 && Path::new(combined::oci::bundle::CONFIG).is_file();
-    (trailing.oci.bundle.is_some() || here).then_some((trailing.id, trailing.oci))
+    // Options may come before the id (in `args.oci`) and after it (in `trailing.oci`).
+    let before = &args.oci;
+    let mut oci = trailing.oci;
+    oci.pid_file = oci.pid_file.or_else(|| before.pid_file.clone());
+    oci.console_socket = oci.console_socket.or_else(|| before.console_socket.clone());
+    oci.detach |= before.detach;
+    oci.no_pivot |= before.no_pivot;
+    oci.no_new_keyring |= before.no_new_keyring;
+    oci.preserve_fds = oci.preserve_fds.max(before.preserve_fds);
+    (oci.bundle.is_some() || here).then_some((trailing.id, oci))
 }
 
 fn run(args: Box<RunArgs>) -> ExitCode {
     let args = *args;
+    if args.oci.detach {
+        eprintln!(
+            "combined: --detach is for the OCI form, run [--bundle DIR] -d ID; combined run stays with its container"
+        );
+        return ExitCode::from(EXIT_LAUNCHER);
+    }
     // A container that could reach its init (`init_reachable`): the launcher runs from a sealed copy
     // of itself first, so that what it reaches is not the host's binary (`sealed.rs`).
     let user_ns = args.userns || !nskit::userns::is_root();

@@ -92,6 +92,9 @@ pub struct BundleArgs {
     /// Pass this many descriptors above stderr on to the container (only 0 is supported).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// `run` only: return once the container has started, leaving it to run (`delete` removes it).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +182,10 @@ fn execute(global: &Global, command: RuntimeCommand) -> Result<(), OciError> {
 pub fn run_bundle(global: &Global, id: &str, args: &BundleArgs) -> ExitCode {
     let outcome = check_global(global).and_then(|()| root(global)).and_then(|root| {
         let (bundle, options) = create_options(args)?;
+        if args.detach {
+            commands::create(&root, id, &bundle, &options)?;
+            return commands::start(&root, id).map(|()| 0);
+        }
         commands::run(&root, id, &bundle, &options)
     });
     match outcome {

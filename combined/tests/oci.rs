@@ -184,6 +184,23 @@ fn run_passes_the_exit_status_and_deletes_the_container() {
     assert_eq!(out.code(), 7, "{out:?}");
     assert_eq!(out.stdout, "combined\n0\n");
     assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+
+    // `run -d`: started and left running, options before and after the id alike.
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["sleep", "100"]));
+    let mut detach = b.runtime(&["run", "-d", "r2", "--bundle", b.dir.str()]);
+    let out = common::Outcome {
+        status: detach
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap(),
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(b.state("r2")["status"], "running");
+    output(&mut b.runtime(&["delete", "--force", "r2"])).ok();
+    assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
 }
 
 #[test]
