@@ -611,6 +611,15 @@ impl Cgroup {
         self.remove_now()
     }
 
+    /// Lets the cgroup outlive this value (and this process): nothing removes it on drop or on
+    /// Ctrl-C any more, and its directories, returned, are the caller's to remove later (an OCI
+    /// runtime's `create` leaves a container's cgroup to its `delete`).
+    pub fn release(mut self) -> Vec<PathBuf> {
+        self.removed = true;
+        self.guards.clear();
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
     fn remove_now(&mut self) -> Result<Vec<PathBuf>, CgroupError> {
         if self.removed {
             return Ok(Vec::new());

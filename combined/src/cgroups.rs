@@ -18,6 +18,8 @@ use cgroup_demo::hierarchy::Hierarchies;
 use cgroup_demo::limits::{Controller, Limits};
 use nix::unistd::Pid;
 
+use crate::container::CgroupPlan;
+
 /// The prefix of every cgroup the launcher makes.
 pub const PREFIX: &str = "combined-";
 
@@ -33,10 +35,14 @@ pub fn placement(limits: &Limits) -> Result<Placement, CgroupError> {
 // ANCHOR: make
 /// Makes the container's cgroup, writes its limits, and moves `pid` (the container's first process,
 /// still waiting for `go`) into it. Stale cgroups of killed launchers beside it go first.
-pub fn make(placement: &Placement, limits: &Limits, pid: Pid) -> Result<Cgroup, CgroupError> {
+pub fn make(plan: &CgroupPlan, pid: Pid) -> Result<Cgroup, CgroupError> {
     remove_stale_everywhere();
-    let cgroup = Cgroup::create(placement, &format!("{PREFIX}{}", std::process::id()))?;
-    cgroup.apply(limits)?;
+    let name = plan
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{PREFIX}{}", std::process::id()));
+    let cgroup = Cgroup::create(&plan.placement, &name)?;
+    cgroup.apply(&plan.limits)?;
     cgroup.add(pid)?;
     Ok(cgroup)
 }
@@ -81,4 +87,22 @@ fn remove_stale(parent: &Path) {
 /// Whether the memory limit's OOM killer ended a process in the cgroup.
 pub fn oom_killed(cgroup: &Cgroup) -> bool {
     cgroup.memory_events().is_ok_and(|events| events.oom_kill > 0)
+}
+
+/// Removes a released cgroup's directories (an OCI container's, at `delete`), innermost first, once
+/// the processes in them are gone: rmdir(2) refuses a cgroup with a process in it (EBUSY), so this
+/// waits a little for the kernel to finish tearing the last one down.
+pub fn remove_dirs(dirs: &[std::path::PathBuf]) -> std::io::Result<()> {
+    for dir in dirs.iter().rev() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    }
+    Ok(())
 }

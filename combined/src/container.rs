@@ -235,6 +235,15 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
+/// The container's cgroup, as planned: its limits, the parent directories it goes in, and its name
+/// (`combined-<launcher pid>` when none is given; an OCI config's `cgroupsPath` names its own).
+#[derive(Clone, Debug)]
+pub struct CgroupPlan {
+    pub limits: cgroup_demo::limits::Limits,
+    pub placement: cgroup_demo::cgroup::Placement,
+    pub name: Option<String>,
+}
+
 /// How the container starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -301,8 +310,9 @@ pub struct Plan {
     /// PR_SET_NO_NEW_PRIVS before execve; required with a seccomp filter.
     pub no_new_privs: bool,
     pub lifecycle: Lifecycle,
-    /// `--memory`, `--pids-limit`, `--cpus`, and where their cgroup goes (checked at planning).
-    pub limits: Option<(cgroup_demo::limits::Limits, cgroup_demo::cgroup::Placement)>,
+    /// `--memory`, `--pids-limit`, `--cpus` (or an OCI config's resources), and where their cgroup
+    /// goes (checked at planning).
+    pub limits: Option<CgroupPlan>,
     pub fault: Option<Step>,
 }
 
@@ -377,7 +387,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
 /// Says so when the memory limit's OOM killer ended a process of the container: the exit status
 /// alone (137, SIGKILL) does not say who sent the signal.
 fn report_oom(plan: &Plan, cgroup: &cgroup_demo::cgroup::Cgroup) {
-    let memory = plan.limits.as_ref().and_then(|(limits, _)| limits.memory);
+    let memory = plan.limits.as_ref().and_then(|cgroup| cgroup.limits.memory);
     if let (Some(memory), true) = (memory, crate::cgroups::oom_killed(cgroup)) {
         eprintln!(
             "combined: the memory limit ({} MiB) killed a process of the container (out of memory)",
@@ -394,6 +404,8 @@ pub struct Created {
     pub pid: Pid,
     /// The master end of its pty, for the engine's console socket.
     pub pty: Option<OwnedFd>,
+    /// The directories of its cgroup, left for `delete` to remove.
+    pub cgroups: Vec<PathBuf>,
 }
 
 // ANCHOR: create
@@ -408,10 +420,6 @@ pub fn create(
 ) -> Result<Created, StepFailed> {
     debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
     let (mut child, veth, cgroup) = start_child(plan, before_go)?;
-    debug_assert!(
-        cgroup.is_none(),
-        "an OCI container's limits are not supported yet"
-    );
     let pty = match plan.tty {
         true => Some(
             child
@@ -424,7 +432,8 @@ pub fn create(
     let pid = child.pid();
     debug_assert!(veth.is_none(), "an OCI container has no veth");
     child.release();
-    Ok(Created { pid, pty })
+    let cgroups = cgroup.map(|c| c.release()).unwrap_or_default();
+    Ok(Created { pid, pty, cgroups })
 }
 // ANCHOR_END: create
 
@@ -500,9 +509,9 @@ fn start_child(
         _ => None,
     };
     let cgroup = match &plan.limits {
-        Some((limits, placement)) => {
+        Some(cgroup) => {
             fault(plan, Step::Cgroup)?;
-            let made = crate::cgroups::make(placement, limits, child.pid());
+            let made = crate::cgroups::make(cgroup, child.pid());
             Some(made.map_err(|e| failed(Step::Cgroup, e))?)
         }
         None => None,

@@ -267,9 +267,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
 
 /// The limits asked for, and where their cgroup goes: refused here, before anything exists, when
 /// this user may not make cgroups (a rootless launcher without a delegated subtree).
-fn plan_limits(
-    request: &RunRequest,
-) -> Result<Option<(cgroup_demo::Limits, cgroup_demo::cgroup::Placement)>, PlanError> {
+fn plan_limits(request: &RunRequest) -> Result<Option<container::CgroupPlan>, PlanError> {
     let limits = cgroup_demo::Limits {
         memory: request.memory,
         memory_swap: cgroup_demo::Swap::Default,
@@ -285,7 +283,11 @@ fn plan_limits(
             "--memory, --pids-limit and --cpus need a cgroup this user may create: {e}"
         ))
     })?;
-    Ok(Some((limits, placement)))
+    Ok(Some(container::CgroupPlan {
+        limits,
+        placement,
+        name: None,
+    }))
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

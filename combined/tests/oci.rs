@@ -471,3 +471,51 @@ fn hooks_run_with_the_state_on_stdin_and_a_failing_one_stops_create() {
         "nothing left of h2"
     );
 }
+
+/// `linux.resources` and `linux.cgroupsPath`: the container's cgroup is made where the config says,
+/// with its limits, and `delete` removes it. Where this user may not make cgroups, the config is
+/// refused by the field's name.
+#[test]
+fn a_config_s_resources_go_to_its_cgroup_and_delete_removes_it() {
+    if !ready("a_config_s_resources_go_to_its_cgroup_and_delete_removes_it") {
+        return;
+    }
+    let _only_me = nskit::testing::exclusive();
+    let b = Bundle::new(&["sleep", "100"]);
+    let name = format!("combined-oci-test-{}", std::process::id());
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = name.clone().into();
+        c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10});
+    });
+    if !common::limits_allowed() {
+        let out = b.create(&["--bundle", b.dir.str(), "c1"]);
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(
+            out.stderr
+                .starts_with("combined: linux.cgroupsPath: a cgroup this user may create"),
+            "{out:?}"
+        );
+        assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+        return;
+    }
+    b.create(&["--bundle", b.dir.str(), "c1"]).ok();
+    let pid = b.state("c1")["pid"].as_i64().unwrap();
+    let made: Vec<_> = common::cgroups_named(&name);
+    assert!(!made.is_empty(), "no cgroup named {name}");
+    let pids_max: Vec<String> = made
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("pids.max")).ok())
+        .map(|s| s.trim().to_owned())
+        .collect();
+    assert_eq!(pids_max, ["10"], "{made:?}");
+    let procs: Vec<String> = made
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .collect();
+    assert!(procs.iter().all(|p| p.trim() == pid.to_string()), "{procs:?}");
+    output(&mut b.runtime(&["delete", "--force", "c1"])).ok();
+    assert!(
+        common::cgroups_named(&name).is_empty(),
+        "delete removes the cgroup"
+    );
+}

@@ -125,7 +125,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         oom_score_adj: process.oom_score_adj(),
         no_new_privs,
         lifecycle,
-        limits: None,
+        limits: cgroup_plan(linux)?,
         fault: None,
     })
 }
@@ -170,12 +170,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.resources().as_ref().is_some_and(has_limits) {
-        return Err(refuse(
-            "linux.resources",
-            "resource limits are not supported yet (only device rules that deny everything)",
-        ));
-    }
     if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(refuse(
             "linux.devices",
@@ -199,26 +193,188 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
     }
 }
 
-/// Whether `resources` asks for more than this runtime does without a device cgroup: it has no
-/// device cgroup, but its containers' only device nodes are the standard ones in their own /dev, so a
-/// rule denying every device is honoured; any allowing rule or any limit is not.
-fn has_limits(resources: &oci_spec::runtime::LinuxResources) -> bool {
+// ANCHOR: resources
+/// `linux.resources` as the launcher's limits (the cgroup chapter's, as `--memory`, `--pids-limit`
+/// and `--cpus` make them): the memory limit and its swap, the pids limit, the CPU quota over the
+/// usual 100 ms period. The devices rules must deny everything: the launcher has no device cgroup,
+/// but its containers' only device nodes are the standard ones in their own /dev. Anything else is
+/// refused by name.
+fn resource_limits(
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<cgroup_demo::Limits, BundleError> {
+    let field = |name: &'static str, set: bool| match set {
+        true => Err(refuse(name, "not supported yet")),
+        false => Ok(()),
+    };
     let devices_deny_all = resources
         .devices()
         .as_ref()
         .is_none_or(|rules| rules.iter().all(|rule| !rule.allow()));
-    !devices_deny_all
-        || resources.memory().is_some()
-        || resources.cpu().is_some()
-        || resources.pids().is_some()
-        || resources.block_io().is_some()
-        || resources
+    if !devices_deny_all {
+        return Err(refuse(
+            "linux.resources.devices",
+            "a rule allowing a device: combined has no device cgroup (its containers get the standard nodes only)",
+        ));
+    }
+    field("linux.resources.blockIO", resources.block_io().is_some())?;
+    field(
+        "linux.resources.hugepageLimits",
+        resources
             .hugepage_limits()
             .as_ref()
-            .is_some_and(|h| !h.is_empty())
-        || resources.network().is_some()
-        || resources.rdma().as_ref().is_some_and(|r| !r.is_empty())
-        || resources.unified().as_ref().is_some_and(|u| !u.is_empty())
+            .is_some_and(|h| !h.is_empty()),
+    )?;
+    field("linux.resources.network", resources.network().is_some())?;
+    field(
+        "linux.resources.rdma",
+        resources.rdma().as_ref().is_some_and(|r| !r.is_empty()),
+    )?;
+    field(
+        "linux.resources.unified",
+        resources.unified().as_ref().is_some_and(|u| !u.is_empty()),
+    )?;
+    let mut limits = cgroup_demo::Limits {
+        memory: None,
+        memory_swap: cgroup_demo::Swap::Default,
+        pids: None,
+        cpus: None,
+    };
+    if let Some(memory) = resources.memory() {
+        field(
+            "linux.resources.memory.reservation",
+            memory.reservation().is_some(),
+        )?;
+        field("linux.resources.memory.kernel", memory.kernel().is_some())?;
+        field("linux.resources.memory.kernelTCP", memory.kernel_tcp().is_some())?;
+        field("linux.resources.memory.swappiness", memory.swappiness().is_some())?;
+        field(
+            "linux.resources.memory.disableOOMKiller",
+            memory.disable_oom_killer().is_some(),
+        )?;
+        limits.memory = memory
+            .limit()
+            .filter(|l| *l > 0)
+            .map(|l| cgroup_demo::Bytes(l as u64));
+        limits.memory_swap = match memory.swap() {
+            Some(-1) => cgroup_demo::Swap::Unlimited,
+            Some(total) if total > 0 => cgroup_demo::Swap::Total(cgroup_demo::Bytes(total as u64)),
+            _ => cgroup_demo::Swap::Default,
+        };
+    }
+    if let Some(pids) = resources.pids() {
+        limits.pids = Some(match pids.limit() {
+            n if n > 0 => cgroup_demo::PidsLimit::Max(n as u64),
+            _ => cgroup_demo::PidsLimit::Unlimited,
+        });
+    }
+    if let Some(cpu) = resources.cpu() {
+        field("linux.resources.cpu.shares", cpu.shares().is_some())?;
+        field(
+            "linux.resources.cpu.realtimeRuntime",
+            cpu.realtime_runtime().is_some(),
+        )?;
+        field(
+            "linux.resources.cpu.realtimePeriod",
+            cpu.realtime_period().is_some(),
+        )?;
+        field(
+            "linux.resources.cpu.cpus",
+            cpu.cpus().as_ref().is_some_and(|c| !c.is_empty()),
+        )?;
+        field(
+            "linux.resources.cpu.mems",
+            cpu.mems().as_ref().is_some_and(|m| !m.is_empty()),
+        )?;
+        field("linux.resources.cpu.idle", cpu.idle().is_some())?;
+        field("linux.resources.cpu.burst", cpu.burst().is_some())?;
+        let period = cpu.period().unwrap_or(cgroup_demo::Cpus::PERIOD_US);
+        if period != cgroup_demo::Cpus::PERIOD_US {
+            return Err(refuse(
+                "linux.resources.cpu.period",
+                "only the usual 100000 µs is supported",
+            ));
+        }
+        if let Some(quota) = cpu.quota().filter(|q| *q > 0) {
+            limits.cpus = Some(cgroup_demo::Cpus {
+                nanos: quota as u64 * 1_000_000_000 / period,
+            });
+        }
+    }
+    limits
+        .check()
+        .map_err(|e| refuse("linux.resources", e.to_string()))?;
+    Ok(limits)
+}
+// ANCHOR_END: resources
+
+/// The container's cgroup: at `linux.cgroupsPath` when the config gives one (absolute, from the
+/// hierarchies' roots, or relative to the runtime's own cgroup; on cgroup v1 the missing parents are
+/// made, on v2 they must exist), else `combined-<pid>` beside the runtime's cgroup, and only when
+/// there are limits to set.
+fn cgroup_plan(
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<crate::container::CgroupPlan>, BundleError> {
+    let limits = match linux.resources() {
+        Some(resources) => resource_limits(resources)?,
+        None => resource_limits(&Default::default())?,
+    };
+    let path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    if path.is_none() && limits.controllers().is_empty() {
+        return Ok(None);
+    }
+    let refuse_cgroup = |e: &dyn std::fmt::Display| {
+        refuse(
+            "linux.cgroupsPath",
+            format!("a cgroup this user may create is needed: {e}"),
+        )
+    };
+    let hierarchies = cgroup_demo::Hierarchies::read().map_err(|e| refuse_cgroup(&e))?;
+    let mut controllers = limits.controllers();
+    if controllers.is_empty() {
+        // A path without limits still gets its cgroup, as runc makes one: with the controllers here.
+        controllers = cgroup_demo::Controller::ALL
+            .into_iter()
+            .filter(|c| hierarchies.holding(c.name()).is_some())
+            .collect();
+    }
+    let Some(path) = path else {
+        let placement = crate::cgroups::placement(&limits).map_err(|e| refuse_cgroup(&e))?;
+        return Ok(Some(crate::container::CgroupPlan {
+            limits,
+            placement,
+            name: None,
+        }));
+    };
+    let (parent, name) = match path.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, name)) if !name.is_empty() => (parent.to_owned(), name.to_owned()),
+        _ => (String::new(), path.trim_matches('/').to_owned()),
+    };
+    let mut placement =
+        cgroup_demo::cgroup::Placement::own(&hierarchies, &controllers).map_err(|e| refuse_cgroup(&e))?;
+    for dir in &mut placement.parents {
+        let mount = hierarchies
+            .holding(dir.controllers[0].name())
+            .ok_or_else(|| refuse_cgroup(&"no hierarchy holds the controller"))?;
+        dir.path = match path.starts_with('/') {
+            true => mount
+                .dir_of(if parent.is_empty() { "/" } else { &parent })
+                .ok_or_else(|| refuse_cgroup(&format!("{parent} is outside this cgroup namespace")))?,
+            false => dir.path.join(&parent),
+        };
+        if dir.version == cgroup_demo::Version::V1 {
+            std::fs::create_dir_all(&dir.path)
+                .map_err(|e| refuse_cgroup(&format!("{}: {e}", dir.path.display())))?;
+        }
+    }
+    placement.check_access().map_err(|e| refuse_cgroup(&e))?;
+    Ok(Some(crate::container::CgroupPlan {
+        limits,
+        placement,
+        name: Some(name),
+    }))
 }
 
 /// The namespaces to make, and those to join by path (network, IPC, UTS, cgroup and mount; joining a

@@ -115,11 +115,13 @@ fn make_container(
         started: false,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: Vec::new(),
+        cgroups: created.cgroups.clone(),
     };
     let saved = handed.and_then(|()| container.save(&record).map_err(OciError::from));
     if let Err(e) = saved {
         let _ = kill(pid, Signal::SIGKILL);
+        wait_until_gone(&record);
+        let _ = crate::cgroups::remove_dirs(&record.cgroups);
         return Err(e);
     }
     Ok(pid)
@@ -376,6 +378,8 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
             }
             wait_until_gone(record);
         }
+        crate::cgroups::remove_dirs(&record.cgroups)
+            .map_err(io_err(format!("cannot remove the cgroups of container {id}")))?;
     }
     container.remove()?;
     if let Some(record) = &record {

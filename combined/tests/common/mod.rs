@@ -502,3 +502,25 @@ pub fn launcher_cgroups() -> BTreeSet<PathBuf> {
     }
     found
 }
+
+/// Every cgroup directory named `name` under /sys/fs/cgroup, in any hierarchy.
+pub fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if entry.file_name().to_string_lossy() == name {
+                found.push(entry.path());
+            } else if depth < 6 {
+                pending.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    found
+}
