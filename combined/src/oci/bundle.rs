@@ -688,9 +688,13 @@ fn propagation(linux: &oci_spec::runtime::Linux) -> Result<mnt_demo::rootfs::Pro
     match linux.rootfs_propagation().as_deref().unwrap_or("") {
         "" | "slave" | "rslave" => Ok(Propagation::Slave),
         "private" | "rprivate" => Ok(Propagation::Private),
+        shared @ ("shared" | "rshared") => Err(refuse(
+            "linux.rootfsPropagation",
+            format!("{shared:?} would let the container's mounts reach the host; use rslave or rprivate"),
+        )),
         other => Err(refuse(
             "linux.rootfsPropagation",
-            format!("{other:?} would let the container's mounts reach the host; use rslave or rprivate"),
+            format!("{other:?} is not supported; use rslave or rprivate"),
         )),
     }
 }
