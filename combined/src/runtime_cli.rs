@@ -58,6 +58,8 @@ pub enum RuntimeCommand {
     Delete(DeleteArgs),
     /// List the containers.
     List(ListArgs),
+    /// The container's processes (host PIDs): `--format json` prints them as a JSON array.
+    Ps(PsArgs),
     /// Write a default config.json into a bundle directory.
     Spec(SpecArgs),
     /// Print what this runtime supports, as the OCI spec's features JSON.
@@ -132,6 +134,14 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PsArgs {
+    /// table or json.
+    #[arg(long, short = 'f', default_value = "table")]
+    pub format: String,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct SpecArgs {
     /// A config for an ordinary user: a user namespace mapping you to root.
     #[arg(long)]
@@ -175,6 +185,7 @@ fn execute(global: &Global, command: RuntimeCommand) -> Result<(), OciError> {
         }
         RuntimeCommand::Delete(args) => commands::delete(&root(global)?, &args.id, args.force),
         RuntimeCommand::List(args) => list(&root(global)?, &args),
+        RuntimeCommand::Ps(args) => ps(&root(global)?, &args),
     }
 }
 
@@ -264,6 +275,31 @@ fn list(root: &Root, args: &ListArgs) -> Result<(), OciError> {
         other => {
             return Err(OciError::Refused(format!(
                 "unknown list format {other:?}: use table or json"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn ps(root: &Root, args: &PsArgs) -> Result<(), OciError> {
+    let pids = commands::ps(root, &args.id)?;
+    match args.format.as_str() {
+        "json" => println!("{}", serde_json::Value::from(pids)),
+        "table" => {
+            println!("{:<8} CMD", "PID");
+            for pid in pids {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let words: Vec<String> = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|w| !w.is_empty())
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .collect();
+                println!("{pid:<8} {}", words.join(" "));
+            }
+        }
+        other => {
+            return Err(OciError::Refused(format!(
+                "unknown ps format {other:?}: use table or json"
             )));
         }
     }

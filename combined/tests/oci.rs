@@ -133,6 +133,10 @@ fn create_start_state_kill_delete_as_an_engine_calls_them() {
     );
     output(&mut b.runtime(&["start", "c1"])).ok();
     assert_eq!(b.state("c1")["status"], "running");
+    // What `docker top` reads: the container's processes as host PIDs.
+    let listed: Vec<i32> =
+        serde_json::from_str(output(&mut b.runtime(&["ps", "--format", "json", "c1"])).ok()).unwrap();
+    assert_eq!(listed, [pid], "the one process of the container");
     eventually("the command runs", || {
         fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     });

@@ -334,13 +334,32 @@ pub fn kill_container(root: &Root, id: &str, signal: Signal, all: bool) -> Resul
     Ok(())
 }
 
+/// `ps`: the host PIDs of the container's processes, sorted (what `docker top` asks for, as
+/// `ps --format json`).
+pub fn ps(root: &Root, id: &str) -> Result<Vec<i32>, OciError> {
+    let container = root.open_container(id)?;
+    let record = loaded(&container)?;
+    if record.status() == ContainerState::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids: Vec<i32> = processes_sharing_pid_ns(Pid::from_raw(record.pid))
+        .into_iter()
+        .map(Pid::as_raw)
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
 /// The container's process and every process in its PID namespace, found by the namespace's
-/// inode in /proc/<pid>/ns/pid.
+/// inode in /proc/<pid>/ns/pid. A container sharing the runtime's PID namespace is its process only.
 fn processes_sharing_pid_ns(pid: Pid) -> Vec<Pid> {
     let ns_of = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
     let Some(ns) = ns_of(&pid.to_string()) else {
         return vec![pid];
     };
+    if ns_of("self").as_ref() == Some(&ns) {
+        return vec![pid];
+    }
     let mut pids: Vec<Pid> = fs::read_dir("/proc")
         .into_iter()
         .flatten()
