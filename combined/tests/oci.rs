@@ -124,6 +124,22 @@ fn create_start_state_kill_delete_as_an_engine_calls_them() {
     assert_eq!(state["pid"], pid);
     assert_eq!(state["bundle"], bundle);
     assert_eq!(state["id"], "c1");
+    // The waiting process holds none of the runtime's files: not the lock, which `state` and
+    // `start` take. (As an ordinary user its fds are not even listable: it is non-dumpable, its
+    // /proc files root's.)
+    if let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) {
+        let held: Vec<PathBuf> = fds.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).collect();
+        // Its one file of the state is the gate it waits at.
+        let state_files: Vec<&PathBuf> = held.iter().filter(|p| p.starts_with(b.state.path())).collect();
+        assert!(
+            state_files.iter().all(|p| p.ends_with("exec.fifo")),
+            "the container holds the runtime's state files: {held:?}"
+        );
+    } else {
+        use std::os::unix::fs::MetadataExt;
+        let owner = fs::metadata(format!("/proc/{pid}/environ")).unwrap().uid();
+        assert_eq!(owner, 0, "a non-dumpable process's /proc files are root's");
+    }
     // Created means set up but not yet the command: the process is still the runtime's binary.
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
     assert!(
@@ -313,7 +329,19 @@ fn what_the_runtime_cannot_honour_is_refused_by_name_and_logged_as_json() {
     let b = Bundle::new(&["true"]);
     let log = b.dir.path().join("log.json");
     type Change = fn(&mut Value);
-    let cases: [(&str, Change); 4] = [
+    let cases: [(&str, Change); 6] = [
+        // Both would reach the host: the runtime's own mount namespace would be pivoted in, and `..`
+        // would make the cgroup's directories outside the cgroup hierarchy.
+        ("linux.namespaces", |c| {
+            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "mount" {
+                    ns["path"] = "/proc/self/ns/mnt".into();
+                }
+            }
+        }),
+        ("linux.cgroupsPath", |c| {
+            c["linux"]["cgroupsPath"] = "/../../../tmp/combined-escape".into()
+        }),
         ("hooks", |c| {
             c["hooks"] = serde_json::json!({"createContainer": [{"path": "/bin/true"}]})
         }),

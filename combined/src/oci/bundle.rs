@@ -348,6 +348,16 @@ fn cgroup_plan(
             name: None,
         }));
     };
+    // Each component a plain name: `..` would walk out of the cgroup hierarchy onto the host's files.
+    if std::path::Path::new(&path)
+        .components()
+        .any(|c| !matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)))
+    {
+        return Err(refuse(
+            "linux.cgroupsPath",
+            format!("{path:?} must name a cgroup with plain components, no . or .."),
+        ));
+    }
     let (parent, name) = match path.trim_end_matches('/').rsplit_once('/') {
         Some((parent, name)) if !name.is_empty() => (parent.to_owned(), name.to_owned()),
         _ => (String::new(), path.trim_matches('/').to_owned()),
@@ -423,6 +433,17 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
                         ),
                     ));
                 }
+                if flag == CloneFlags::CLONE_NEWNS && same_namespace(path, "/proc/self/ns/mnt") {
+                    // The container's root is pivoted into in that namespace: in the runtime's own,
+                    // that would change the host's root.
+                    return Err(refuse(
+                        "linux.namespaces",
+                        format!(
+                            "{} is the runtime's own mount namespace: the container needs one of its own",
+                            path.display()
+                        ),
+                    ));
+                }
                 join.push((flag, path.clone()));
             }
             None if flag == CloneFlags::CLONE_NEWUSER => user = true,
@@ -456,6 +477,15 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
         user,
         net,
     })
+}
+
+/// Whether two namespace files name the same namespace (the same nsfs inode, ioctl_ns(2)).
+fn same_namespace(a: &Path, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The config's maps; with a user namespace they are required, as the spec says.

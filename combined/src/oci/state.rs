@@ -45,6 +45,11 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "the state root {} is not a directory of uid {uid}'s own that no one else can write: remove it, or give another with --root",
+        path.display()
+    )]
+    Unsafe { path: PathBuf, uid: u32 },
     #[error("the record {} is damaged: {source}", path.display())]
     Damaged {
         path: PathBuf,
@@ -82,12 +87,25 @@ impl Root {
     }
 
     /// The root at `path`, made (mode 0700: records name host paths and pids) if it is missing.
+    /// The root must be this user's own: a directory (not a link), owned by the caller, writable by
+    /// no one else. `/tmp/combined-<uid>` is a name anyone can take first, and whoever could write
+    /// the records could point `delete` at any of the caller's processes, or its hooks at their own
+    /// program.
     pub fn open(path: &Path) -> Result<Root, StateError> {
+        use std::os::unix::fs::MetadataExt;
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(path)
             .map_err(io_error("cannot create the state root", path))?;
+        let meta = fs::symlink_metadata(path).map_err(io_error("cannot read", path))?;
+        let uid = nix::unistd::geteuid().as_raw();
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            return Err(StateError::Unsafe {
+                path: path.to_owned(),
+                uid,
+            });
+        }
         Ok(Root {
             path: path.to_owned(),
         })
@@ -360,5 +378,21 @@ mod tests {
         container.remove().unwrap();
         assert!(matches!(root.open_container("c1"), Err(StateError::NotFound(_))));
         assert!(root.ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_state_root_others_can_write_or_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().unwrap();
+        let open = scratch.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(Root::open(&open), Err(StateError::Unsafe { .. })));
+        let link = scratch.path().join("link");
+        let real = scratch.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(Root::open(&link), Err(StateError::Unsafe { .. })));
+        assert!(Root::open(&scratch.path().join("fresh")).is_ok());
     }
 }
