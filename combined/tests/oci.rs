@@ -551,3 +551,39 @@ fn a_config_s_resources_go_to_its_cgroup_and_delete_removes_it() {
         "delete removes the cgroup"
     );
 }
+
+/// `run ID` in the foreground passes the signals it receives on to the container, and does not die
+/// of them leaving the container behind: a Ctrl-C reaches the command, which decides.
+#[test]
+fn a_foreground_run_passes_its_signals_on_and_leaves_nothing() {
+    if !ready("a_foreground_run_passes_its_signals_on_and_leaves_nothing") {
+        return;
+    }
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "trap 'echo got INT; exit 3' INT; echo ready; while true; do sleep 1; done",
+    ]);
+    let mut child = b
+        .runtime(&["run", "--bundle", b.dir.str(), "s1"])
+        .spawn()
+        .unwrap();
+    eventually("the container runs", || {
+        output(&mut b.runtime(&["state", "s1"])).code() == 0 && b.state("s1")["status"] == "running"
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the shell installs its trap
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = common::wait_deadline(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(3), "the command's own exit, after its trap");
+    let out = common::finish(child);
+    assert!(out.stdout.contains("got INT"), "{out:?}");
+    assert_eq!(
+        fs::read_dir(b.state.path()).unwrap().count(),
+        0,
+        "deleted after the run"
+    );
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -478,22 +478,48 @@ pub fn features() -> serde_json::Value {
 
 /// `run` (create, start, wait): the container's exit status, as `combined run` reports it.
 pub fn run(root: &Root, id: &str, bundle: &Path, options: &CreateOptions) -> Result<i32, OciError> {
+    // Held from before the container exists, so that a Ctrl-C at any moment reaches the container
+    // (forwarded below) instead of ending this process and leaving the container running alone. The
+    // container's process empties its mask first thing.
+    let mut held = SigSet::empty();
+    for signal in nskit::process::FORWARDED {
+        held.add(signal);
+    }
+    held.add(Signal::SIGCHLD);
+    held.thread_block()
+        .map_err(|e| io_err("cannot hold the signals to forward")(e.into()))?;
     let pid = create(root, id, bundle, options)?;
-    start(root, id)?;
-    let status = wait_for_exit(pid);
+    if let Err(e) = start(root, id) {
+        let _ = delete(root, id, true);
+        return Err(e);
+    }
+    let status = wait_forwarding(pid, &held);
     let _ = delete(root, id, true);
     Ok(status)
 }
 
-/// The exit status of a child of this process.
-fn wait_for_exit(pid: Pid) -> i32 {
-    use nix::sys::wait::{WaitStatus, waitpid};
+/// The exit status of a child of this process, passing on each held signal that arrives meanwhile.
+fn wait_forwarding(pid: Pid, held: &SigSet) -> i32 {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let Ok(signals) = SignalFd::with_flags(held, SfdFlags::SFD_CLOEXEC) else {
+        return i32::from(crate::EXIT_LAUNCHER);
+    };
     loop {
-        match waitpid(pid, None) {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return code,
             Ok(WaitStatus::Signaled(_, sig, _)) => return nskit::Exit::Signal(sig).shell_status(),
-            Ok(_) | Err(Errno::EINTR) => continue,
+            Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return i32::from(crate::EXIT_LAUNCHER),
+        }
+        // Blocks until a signal: SIGCHLD when the container ends, or one to pass on.
+        if let Ok(Some(info)) = signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(signal) => {
+                    let _ = kill(pid, signal);
+                }
+            }
         }
     }
 }
