@@ -587,3 +587,24 @@ fn a_foreground_run_passes_its_signals_on_and_leaves_nothing() {
         "deleted after the run"
     );
 }
+
+/// A poststart or poststop hook inside the container's root filesystem would run, on the host, a
+/// program the container could have rewritten meanwhile: refused by name, nothing created.
+#[test]
+fn a_late_hook_from_the_container_s_own_files_is_refused() {
+    if !ready("a_late_hook_from_the_container_s_own_files_is_refused") {
+        return;
+    }
+    let b = Bundle::new(&["true"]);
+    let sh = b.dir.path().join("rootfs/bin/sh");
+    for kind in ["poststart", "poststop"] {
+        b.edit(|c| c["hooks"] = serde_json::json!({kind: [{"path": sh}]}));
+        let out = b.create(&["--bundle", b.dir.str(), "late"]);
+        assert_eq!(out.code(), 1, "{kind}: {out:?}");
+        assert!(
+            out.stderr.starts_with(&format!("combined: hooks.{kind}: ")),
+            "{out:?}"
+        );
+        assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+    }
+}
