@@ -162,7 +162,7 @@ pub struct StepFailed {
 /// Why a step failed: any error, with its own chain.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-fn failed(step: Step, cause: impl Into<Cause>) -> StepFailed {
+pub(crate) fn failed(step: Step, cause: impl Into<Cause>) -> StepFailed {
     StepFailed {
         step,
         source: cause.into(),
@@ -551,7 +551,7 @@ fn start_relay(channel: &mut Channel) -> Result<Relay, StepFailed> {
 }
 
 /// What the launcher waits for: the signals it forwards, SIGCHLD, and SIGWINCH for the pty's size.
-fn supervised_set() -> SigSet {
+pub(crate) fn supervised_set() -> SigSet {
     let mut set = SigSet::empty();
     for sig in FORWARDED {
         set.add(sig);
@@ -581,7 +581,7 @@ struct VethEnd {
 /// Step 9: waits for the container's first process, passing on the signals the launcher receives and,
 /// with a terminal, relaying it. The signals stay blocked and are read from a signalfd, so none is lost
 /// between checks, and none of them can end the launcher before it has restored the terminal.
-fn supervise(pid: Pid, signals: &SigSet, mut relay: Option<Relay>) -> Result<i32, Errno> {
+pub(crate) fn supervise(pid: Pid, signals: &SigSet, mut relay: Option<Relay>) -> Result<i32, Errno> {
     let signalfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     loop {
         if let Some(status) = reaped(pid)? {
@@ -865,7 +865,7 @@ fn set_up(
 /// does). Without it the container would search the launcher's session keyring, and a root
 /// container's root would possess the keys in it. A kernel built without keys (ENOSYS) has nothing
 /// to hide.
-fn join_new_session_keyring() -> Result<(), String> {
+pub(crate) fn join_new_session_keyring() -> Result<(), String> {
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a null name takes no other argument; it only replaces
     // this process's session keyring with a new anonymous one.
     let rc = unsafe {
@@ -1032,7 +1032,7 @@ fn set_up_network(
 
 /// PR_SET_DUMPABLE 0 (prctl(2)): /proc/<pid>/ of this process becomes root's, and ptrace needs
 /// CAP_SYS_PTRACE in the user namespace its memory belongs to.
-fn make_non_dumpable() -> Result<(), Errno> {
+pub(crate) fn make_non_dumpable() -> Result<(), Errno> {
     // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers; it only changes a flag of this process.
     Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
 }
@@ -1156,7 +1156,7 @@ fn argument_area() -> Option<(usize, usize)> {
 
 // ANCHOR: exec
 /// Step 8: the last things before the command runs, each one narrowing what it can do.
-fn exec_command(plan: &Plan) -> i32 {
+pub(crate) fn exec_command(plan: &Plan) -> i32 {
     if let Err(message) = prepare_exec(plan) {
         eprintln!("combined: {message}");
         return i32::from(crate::EXIT_LAUNCHER);

@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod command;
 pub mod container;
 pub mod doctor;
+pub mod enter;
 pub mod hostview;
 pub mod image;
 pub mod layer;

@@ -56,6 +56,8 @@ pub enum RuntimeCommand {
     Kill(KillArgs),
     /// Remove a stopped container (--force: kill it first).
     Delete(DeleteArgs),
+    /// Run a further process in a created or running container.
+    Exec(Box<ExecArgs>),
     /// List the containers.
     List(ListArgs),
     /// The container's processes (host PIDs): `--format json` prints them as a JSON array.
@@ -123,6 +125,57 @@ pub struct DeleteArgs {
     pub id: String,
 }
 
+/// `exec [OPTIONS] ID [COMMAND [ARG...]]`, runc's spelling.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The process as a JSON file (the config's `process` object) instead of a command.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Give the process a pty of its own.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// A Unix socket to send the pty's master to.
+    #[arg(long, value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// The working directory inside the container.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// An environment variable, NAME=VALUE (repeatable).
+    #[arg(long, short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// UID[:GID] inside the container.
+    #[arg(long, short = 'u', value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// A supplementary group (repeatable).
+    #[arg(long, short = 'g', value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// A capability to add (repeatable), as CAP_NET_ADMIN.
+    #[arg(long = "cap", short = 'c', value_name = "CAP")]
+    pub caps: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many descriptors above stderr on (only 0 is supported).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// An SELinux label (not supported: refused unless empty).
+    #[arg(long, value_name = "LABEL", default_value = "")]
+    pub process_label: String,
+    /// An AppArmor profile (not supported: refused unless empty).
+    #[arg(long, value_name = "PROFILE", default_value = "")]
+    pub apparmor: String,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// table or json.
@@ -151,17 +204,18 @@ pub struct SpecArgs {
     pub bundle: Option<PathBuf>,
 }
 
-/// Runs one runtime command; the exit status is 0 on success, 1 on failure (runc's).
+/// Runs one runtime command; the exit status is 0 on success, 1 on failure (runc's), and `exec`'s
+/// that of its process.
 pub fn dispatch(global: &Global, command: RuntimeCommand) -> ExitCode {
     match execute(global, command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(combined::EXIT_LAUNCHER)),
         Err(e) => fail(global, &e),
     }
 }
 
-fn execute(global: &Global, command: RuntimeCommand) -> Result<(), OciError> {
+fn execute(global: &Global, command: RuntimeCommand) -> Result<i32, OciError> {
     check_global(global)?;
-    match command {
+    let done: Result<(), OciError> = match command {
         RuntimeCommand::Spec(args) => {
             let bundle = args.bundle.unwrap_or_else(|| PathBuf::from("."));
             commands::write_spec(&bundle, args.rootless).map(drop)
@@ -186,7 +240,9 @@ fn execute(global: &Global, command: RuntimeCommand) -> Result<(), OciError> {
         RuntimeCommand::Delete(args) => commands::delete(&root(global)?, &args.id, args.force),
         RuntimeCommand::List(args) => list(&root(global)?, &args),
         RuntimeCommand::Ps(args) => ps(&root(global)?, &args),
-    }
+        RuntimeCommand::Exec(args) => return exec(&root(global)?, &args),
+    };
+    done.map(|()| 0)
 }
 
 /// `run ID` with a bundle: create, start, wait, delete; the command's exit status.
@@ -202,6 +258,39 @@ pub fn run_bundle(global: &Global, id: &str, args: &BundleArgs) -> ExitCode {
     match outcome {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(combined::EXIT_LAUNCHER)),
         Err(e) => fail(global, &e),
+    }
+}
+
+/// `exec`: the process's exit status (0 once it runs, detached).
+fn exec(root: &Root, args: &ExecArgs) -> Result<i32, OciError> {
+    {
+        let refused = |what: &str| Err(OciError::Refused(format!("{what} is not supported")));
+        if args.preserve_fds != 0 {
+            return refused("--preserve-fds");
+        }
+        if !args.process_label.is_empty() {
+            return refused("--process-label (SELinux)");
+        }
+        if !args.apparmor.is_empty() {
+            return refused("--apparmor");
+        }
+        let process = commands::ExecProcess {
+            file: args.process.clone(),
+            args: args.command.clone(),
+            env: args.env.clone(),
+            cwd: args.cwd.clone(),
+            user: args.user.clone(),
+            additional_gids: args.additional_gids.clone(),
+            tty: args.tty,
+            caps: args.caps.clone(),
+            no_new_privs: args.no_new_privs,
+        };
+        let options = commands::ExecOptions {
+            pid_file: args.pid_file.clone(),
+            console_socket: args.console_socket.clone(),
+            detach: args.detach,
+        };
+        commands::exec(root, &args.id, &process, &options)
     }
 }
 

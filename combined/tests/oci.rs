@@ -273,7 +273,7 @@ fn a_terminal_goes_to_the_console_socket() {
     if !ready("a_terminal_goes_to_the_console_socket") {
         return;
     }
-    let b = Bundle::new(&["sh", "-c", "tty; echo done"]);
+    let b = Bundle::new(&["sh", "-c", "tty; echo done; sleep 100"]);
     b.edit(|c| c["process"]["terminal"] = true.into());
     let socket = b.dir.path().join("console.sock");
     let listener = UnixListener::bind(&socket).unwrap();
@@ -287,6 +287,42 @@ fn a_terminal_goes_to_the_console_socket() {
         .ok();
     let master = engine.join().unwrap();
     output(&mut b.runtime(&["start", "t1"])).ok();
+    let text = read_until_done(master);
+    assert!(
+        text.contains("/dev/pts/0"),
+        "the command's terminal is the pty: {text:?}"
+    );
+    // `exec --tty` gets a pty of its own in the container's devpts, sent the same way.
+    let listener = UnixListener::bind(&socket).unwrap_or_else(|_| {
+        fs::remove_file(&socket).unwrap();
+        UnixListener::bind(&socket).unwrap()
+    });
+    let engine = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        receive_fd(&stream)
+    });
+    let mut exec = b.runtime(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        &socket_path,
+        "t1",
+        "sh",
+        "-c",
+        "tty; echo done",
+    ]);
+    assert!(exec.status().unwrap().success());
+    let text = read_until_done(engine.join().unwrap());
+    assert!(
+        text.contains("/dev/pts/1"),
+        "exec's terminal is a second pty: {text:?}"
+    );
+    output(&mut b.runtime(&["delete", "--force", "t1"])).ok();
+}
+
+/// What a pty's master reads until `done` (or 10 s, or its end).
+fn read_until_done(master: OwnedFd) -> String {
     let mut text = String::new();
     let mut pty = fs::File::from(master);
     let mut buf = [0u8; 256];
@@ -297,11 +333,7 @@ fn a_terminal_goes_to_the_console_socket() {
             Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    assert!(
-        text.contains("/dev/pts/0"),
-        "the command's terminal is the pty: {text:?}"
-    );
-    output(&mut b.runtime(&["delete", "--force", "t1"])).ok();
+    text
 }
 
 /// The descriptor sent over `stream` with SCM_RIGHTS.
@@ -607,4 +639,133 @@ fn a_late_hook_from_the_container_s_own_files_is_refused() {
         );
         assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
     }
+}
+
+/// The namespaces of a process, as `readlink /proc/<pid>/ns/<kind>` prints them.
+fn namespaces_of(pid: &str, kinds: &[&str]) -> Vec<String> {
+    kinds
+        .iter()
+        .map(|kind| {
+            fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// `exec` runs a further process in the container's namespaces, with the config's process changed
+/// by the command line (or replaced by `--process`), passes its exit status on, and, detached, leaves
+/// it running with its pid in the pid file; `delete --force` ends it with the container.
+#[test]
+fn exec_runs_a_process_in_the_container_s_namespaces() {
+    if !ready("exec_runs_a_process_in_the_container_s_namespaces") {
+        return;
+    }
+    let _exclusive = nskit::testing::exclusive();
+    let before = HostState::now();
+    let b = Bundle::new(&["sleep", "100"]);
+    b.create(&["--bundle", b.dir.str(), "e1"]).ok();
+    output(&mut b.runtime(&["start", "e1"])).ok();
+    let pid = b.state("e1")["pid"].as_i64().unwrap().to_string();
+    let kinds = ["pid", "mnt", "net", "uts", "ipc", "user", "cgroup"];
+    let script = "for n in pid mnt net uts ipc user cgroup; do readlink /proc/self/ns/$n; done; echo $GREETING; pwd; exit 3";
+    let out = output(&mut b.runtime(&[
+        "exec",
+        "-e",
+        "GREETING=hello",
+        "--cwd",
+        "/tmp",
+        "e1",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert_eq!(out.code(), 3, "the process's exit status: {out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..kinds.len()], namespaces_of(&pid, &kinds), "{out:?}");
+    assert_eq!(lines[kinds.len()..], ["hello", "/tmp"], "{out:?}");
+
+    // A process.json, as containerd and podman pass it.
+    let process = b.dir.path().join("process.json");
+    let json = serde_json::json!({"args": ["sh", "-c", "echo from json; id -u"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
+    fs::write(&process, json.to_string()).unwrap();
+    let out = output(&mut b.runtime(&["exec", "--process", process.to_str().unwrap(), "e1"]));
+    assert_eq!(out.ok(), "from json\n0\n");
+
+    // Detached: the pid file names a process of the container, which `ps` lists.
+    let pid_file = b.dir.path().join("exec.pid");
+    let mut detached = b.runtime(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "e1",
+        "sleep",
+        "100",
+    ]);
+    let status = detached
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exec_pid: i32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let listed: Vec<i32> =
+        serde_json::from_str(output(&mut b.runtime(&["ps", "--format", "json", "e1"])).ok()).unwrap();
+    assert!(listed.contains(&exec_pid), "{listed:?} lacks {exec_pid}");
+    output(&mut b.runtime(&["delete", "--force", "e1"])).ok();
+    eventually("the exec'd process is gone", || {
+        !Path::new(&format!("/proc/{exec_pid}/ns")).exists()
+    });
+    let refused = output(&mut b.runtime(&["exec", "e1", "true"]));
+    assert_eq!(refused.code(), 1, "{refused:?}");
+    assert!(refused.stderr.contains("does not exist"), "{refused:?}");
+    assert_eq!(HostState::now(), before, "exec left something");
+}
+
+/// The attacker's view: a process brought in by `exec` is as confined as the container's own. It holds
+/// no descriptor of the runtime's, has no controlling terminal (so no TIOCSTI into the host's), is
+/// under the config's seccomp filter with no_new_privs, and has the config's capabilities only.
+#[test]
+fn an_exec_process_is_confined_like_the_container_s_own() {
+    if !ready("an_exec_process_is_confined_like_the_container_s_own") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    b.edit(|c| {
+        c["process"]["noNewPrivileges"] = true.into();
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let caps = serde_json::json!(["CAP_KILL"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["process"]["capabilities"]["inheritable"] = serde_json::json!([]);
+        c["process"]["capabilities"]["ambient"] = serde_json::json!([]);
+    });
+    b.create(&["--bundle", b.dir.str(), "x1"]).ok();
+    output(&mut b.runtime(&["start", "x1"])).ok();
+    let script = "ls /proc/self/fd; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
+                  mkdir /tmp/made || echo mkdir refused; cat /dev/tty || echo no terminal";
+    // The runtime's own stdin is a terminal-less pipe; an extra descriptor it holds must not pass.
+    let out = output(&mut b.runtime(&["exec", "x1", "sh", "-c", script]));
+    let text = out.ok();
+    // ls's own directory descriptor is 3.
+    assert!(
+        text.starts_with("0\n1\n2\n3\n"),
+        "only stdio is inherited: {text}"
+    );
+    assert!(!text.contains("\n4\n"), "only stdio is inherited: {text}");
+    assert!(
+        text.contains("CapEff:\t0000000000000020"),
+        "CAP_KILL only: {text}"
+    );
+    assert!(text.contains("Seccomp:\t2"), "the config's filter: {text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("mkdir refused"), "the filter refuses mkdir: {text}");
+    assert!(text.contains("no terminal"), "no controlling terminal: {text}");
+    output(&mut b.runtime(&["delete", "--force", "x1"])).ok();
 }

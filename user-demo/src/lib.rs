@@ -32,7 +32,7 @@ use nskit::userns::is_root;
 use nskit::{Channel, Child, Exit, Reply, SpawnError};
 
 pub use exec::{ExecCaps, caps_across_exec, caps_report, exec_maps, parse_caps_report};
-pub use mapping::{MapWrite, Mapped, take_identity, take_ids, write_in_order};
+pub use mapping::{MapWrite, Mapped, switch_ids, take_identity, take_ids, write_in_order};
 pub use nested::{Nesting, first_unmapped, nesting};
 pub use nskit::idmap::{
     IdMap, IdRange, MapError, Setgroups, WriteError, write_gid_map, write_maps, write_setgroups,

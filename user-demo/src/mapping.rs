@@ -119,16 +119,23 @@ impl Mapped {
 /// needs CAP_SETUID and CAP_SETGID in the namespace, which the child has. The supplementary groups go
 /// too, where `setgroups` still says `allow`.
 pub fn take_ids(uid: u32, gid: u32) -> Result<(), Errno> {
-    if fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow") {
-        raw_setgroups_empty()?;
-    }
-    raw_setresgid(gid)?;
-    raw_setresuid(uid)?;
+    switch_ids(uid, gid)?;
     // Changing ids clears the "dumpable" flag, which hands this process's /proc/<pid> files, and those
     // of the children it clones, to the host's root: nobody inside could write a nested map.
     nix::sys::prctl::set_dumpable(true)
 }
 // ANCHOR_END: take_ids
+
+/// [`take_ids`] without making the process dumpable again: for a process that joined an existing
+/// user namespace with setns(2) (a runtime's `exec`) and still holds the host's files, which nothing
+/// in that namespace may reach through its /proc/<pid> until it has executed its command.
+pub fn switch_ids(uid: u32, gid: u32) -> Result<(), Errno> {
+    if fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow") {
+        raw_setgroups_empty()?;
+    }
+    raw_setresgid(gid)?;
+    raw_setresuid(uid)
+}
 
 /// [`take_ids`] as a step of a child, whose failure is what the child reports.
 pub(crate) fn take_ids_in_child(uid: u32, gid: u32) -> Result<(), ChildError> {

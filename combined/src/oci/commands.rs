@@ -1,6 +1,6 @@
 //! The OCI runtime's commands (runtime-spec `runtime.md`, "Operations"; the flags are runc's, which
-//! every engine uses): `create`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec`,
-//! `features`. Each is one process; what they share is the container's directory (`state.rs`), locked
+//! every engine uses): `create`, `start`, `state`, `kill`, `delete`, `run`, `exec`, `ps`, `list`,
+//! `spec`, `features`. Each is one process; what they share is the container's directory (`state.rs`), locked
 //! while a command works on it.
 //!
 //! The life of a container, as an engine drives it:
@@ -103,6 +103,11 @@ fn make_container(
         super::hooks::run("createRuntime", super::hooks::of(hooks.create_runtime()), &state)?;
         Ok(())
     };
+    // The config as created: `exec` reads it, and changes to the bundle's afterwards do not touch the
+    // container (runtime-spec `runtime.md`, "create").
+    let saved = container.dir().join(bundle::CONFIG);
+    fs::copy(bundle.join(bundle::CONFIG), &saved)
+        .map_err(io_err(format!("cannot keep the config in {}", saved.display())))?;
     let created = container::create(plan, &mut run_create_hooks)?;
     drop(gate);
     let pid = created.pid;
@@ -474,6 +479,166 @@ pub fn features() -> serde_json::Value {
         },
         "annotations": {"org.opencontainers.runtime-spec.features.combined.version": env!("CARGO_PKG_VERSION")},
     })
+}
+
+/// The process `exec` starts: a process.json (`--process`, the config's `process` object, as
+/// containerd and podman pass it), or the container's own process with the command line's changes.
+#[derive(Debug, Default)]
+pub struct ExecProcess {
+    pub file: Option<PathBuf>,
+    pub args: Vec<String>,
+    /// `NAME=VALUE` pairs, added to the config's environment (replacing a name it has).
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// `UID[:GID]`.
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    /// Capabilities added to the bounding, effective and permitted sets (`CAP_NET_ADMIN`).
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+}
+
+/// What `exec` is asked for besides the process.
+#[derive(Debug, Default)]
+pub struct ExecOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs, leaving it to whoever reaps the runtime's orphans.
+    pub detach: bool,
+}
+
+// ANCHOR: exec
+/// `exec`: starts a further process in a created or running container (`enter.rs`), planned from
+/// the config the container was created with, exactly as its first process was. Returns the
+/// process's exit status, or 0 once it runs when detached.
+pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions) -> Result<i32, OciError> {
+    let container = root.open_container(id)?;
+    let record = loaded(&container)?;
+    if record.status() == ContainerState::Stopped {
+        return Err(OciError::Refused(format!("container {id} is not running")));
+    }
+    let mut spec = bundle::load(container.dir())?;
+    let process = exec_process(&spec, process)?;
+    spec.set_process(Some(process));
+    let plan = bundle::plan(&record.bundle, &spec, Lifecycle::Foreground)?;
+    if plan.tty && options.detach && options.console_socket.is_none() {
+        return Err(OciError::Refused(
+            "a detached process with a terminal needs a --console-socket to hand the pty to".into(),
+        ));
+    }
+    if crate::init_reachable(plan.user_ns, true, &plan.caps) {
+        // Until it executes its command, the process is this binary, in a container that may ptrace it.
+        crate::sealed::ensure().map_err(|e| OciError::Refused(e.to_string()))?;
+    }
+    let entered = crate::enter::enter(&plan, Pid::from_raw(record.pid), &record.cgroups)?;
+    // `state`, `kill` and further `exec`s must not wait for this one to end.
+    drop(container);
+    if let (Some(master), Some(socket)) = (&entered.pty, &options.console_socket) {
+        send_console(socket, master)?;
+    }
+    if let Some(pid_file) = &options.pid_file {
+        write_pid_file(pid_file, entered.pid())?;
+    }
+    if options.detach {
+        entered.release();
+        return Ok(0);
+    }
+    Ok(entered.wait(options.console_socket.is_none())?)
+}
+// ANCHOR_END: exec
+
+/// The process `exec` runs, as the config's `process` object.
+fn exec_process(
+    spec: &oci_spec::runtime::Spec,
+    asked: &ExecProcess,
+) -> Result<oci_spec::runtime::Process, OciError> {
+    if let Some(file) = &asked.file {
+        let text = fs::read_to_string(file).map_err(io_err(format!("cannot read {}", file.display())))?;
+        return serde_json::from_str(&text)
+            .map_err(|e| OciError::Refused(format!("{} is not an OCI process object: {e}", file.display())));
+    }
+    if asked.args.is_empty() {
+        return Err(OciError::Refused(
+            "exec needs a command after the container id, or --process FILE".into(),
+        ));
+    }
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(asked.args.clone()));
+    let mut env = process.env().clone().unwrap_or_default();
+    for pair in &asked.env {
+        let name = pair.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(name));
+        env.push(pair.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &asked.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &asked.user {
+        let mut ids = process.user().clone();
+        let (uid, gid) = parse_user(user)?;
+        ids.set_uid(uid);
+        ids.set_gid(gid.unwrap_or(ids.gid()));
+        process.set_user(ids);
+    }
+    if !asked.additional_gids.is_empty() {
+        let mut ids = process.user().clone();
+        ids.set_additional_gids(Some(asked.additional_gids.clone()));
+        process.set_user(ids);
+    }
+    process.set_terminal(Some(asked.tty));
+    if asked.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if !asked.caps.is_empty() {
+        process.set_capabilities(Some(with_caps(
+            process.capabilities().clone().unwrap_or_default(),
+            &asked.caps,
+        )?));
+    }
+    Ok(process)
+}
+
+/// `UID` or `UID:GID`, numbers only: names would have to be looked up in the container's files.
+fn parse_user(text: &str) -> Result<(u32, Option<u32>), OciError> {
+    let bad = || OciError::Refused(format!("--user {text:?}: expected UID or UID:GID, as numbers"));
+    let (uid, gid) = match text.split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (text, None),
+    };
+    let uid = uid.parse().map_err(|_| bad())?;
+    let gid = gid.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+/// The capability sets with `added` in the bounding, effective and permitted sets.
+fn with_caps(
+    mut sets: oci_spec::runtime::LinuxCapabilities,
+    added: &[String],
+) -> Result<oci_spec::runtime::LinuxCapabilities, OciError> {
+    let mut extra = oci_spec::runtime::Capabilities::new();
+    for name in added {
+        let cap: oci_spec::runtime::Capability = name
+            .trim_start_matches("CAP_")
+            .parse()
+            .map_err(|_| OciError::Refused(format!("--cap {name}: not a capability")))?;
+        extra.insert(cap);
+    }
+    let grow = |set: &Option<oci_spec::runtime::Capabilities>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.extend(extra.iter().copied());
+        Some(set)
+    };
+    let (bounding, effective, permitted) = (
+        grow(sets.bounding()),
+        grow(sets.effective()),
+        grow(sets.permitted()),
+    );
+    sets.set_bounding(bounding);
+    sets.set_effective(effective);
+    sets.set_permitted(permitted);
+    Ok(sets)
 }
 
 /// `run` (create, start, wait): the container's exit status, as `combined run` reports it.
