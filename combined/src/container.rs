@@ -473,6 +473,36 @@ fn join_namespaces(join: &[(CloneFlags, i32)]) -> Result<(), String> {
 }
 // ANCHOR_END: join
 
+// ANCHOR: pid_ns_for_children
+/// A PID namespace joined by path (a pod's containers share their sandbox's): setns(2) with a PID
+/// namespace moves only the caller's future children, so the launcher joins it for the one clone of
+/// the container's process and then returns to its own, in which the hooks it runs next must be born.
+/// Returning takes CAP_SYS_ADMIN over the launcher's own PID namespace, which only root has: the
+/// bundle refuses the join to anyone else.
+struct PidNsForChildren {
+    own: OwnedFd,
+}
+
+impl PidNsForChildren {
+    fn join(target: &OwnedFd) -> Result<PidNsForChildren, StepFailed> {
+        let own = fs::File::open("/proc/self/ns/pid")
+            .map_err(|e| failed(Step::Clone, format!("cannot open this process's PID namespace: {e}")))?;
+        nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| failed(Step::Clone, format!("cannot join the PID namespace: {e}")))?;
+        Ok(PidNsForChildren { own: own.into() })
+    }
+
+    fn restore(self) -> Result<(), StepFailed> {
+        nix::sched::setns(&self.own, CloneFlags::CLONE_NEWPID).map_err(|e| {
+            failed(
+                Step::Clone,
+                format!("cannot return to the launcher's own PID namespace: {e}"),
+            )
+        })
+    }
+}
+// ANCHOR_END: pid_ns_for_children
+
 /// The container's first process, its veth's host end and its cgroup, as the launcher holds them.
 type Started = (
     nskit::Child,
@@ -496,11 +526,18 @@ fn start_child(
         })
         .maps(plan.maps.uid.clone(), plan.maps.gid.clone());
     fault(plan, Step::Clone)?;
-    let joined = open_namespaces(plan)?;
+    let (pid_ns, joined): (Vec<_>, Vec<_>) = open_namespaces(plan)?
+        .into_iter()
+        .partition(|(kind, _)| *kind == CloneFlags::CLONE_NEWPID);
     let join: Vec<(CloneFlags, i32)> = joined.iter().map(|(kind, fd)| (*kind, fd.as_raw_fd())).collect();
-    let mut child = spawn
-        .run(|channel| container_main(plan, &join, channel))
-        .map_err(|e| failed(Step::Clone, e))?;
+    let born_in = match pid_ns.first() {
+        Some((_, fd)) => Some(PidNsForChildren::join(fd)?),
+        None => None,
+    };
+    let spawned = spawn.run(|channel| container_main(plan, &join, channel));
+    let restored = born_in.map(PidNsForChildren::restore).transpose();
+    let mut child = spawned.map_err(|e| failed(Step::Clone, e))?;
+    restored?;
     // The child has its own copies of the namespaces' descriptors now.
     drop(joined);
 

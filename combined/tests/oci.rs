@@ -459,11 +459,11 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
     sandbox.create(&["--bundle", sandbox.dir.str(), "sandbox"]).ok();
     output(&mut sandbox.runtime(&["start", "sandbox"])).ok();
     let pid = sandbox.state("sandbox")["pid"].as_i64().unwrap();
-    let kinds = [("network", "net"), ("ipc", "ipc"), ("uts", "uts")];
+    let kinds = [("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid")];
     let b = Bundle::new(&[
         "sh",
         "-c",
-        "for n in net ipc uts; do readlink /proc/self/ns/$n; done; hostname",
+        "for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname; cat /proc/1/comm",
     ]);
     b.edit(|c| {
         let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
@@ -479,7 +479,8 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
         let sandbox_ns = fs::read_link(format!("/proc/{pid}/ns/{proc_name}")).unwrap();
         assert_eq!(lines[i], sandbox_ns.to_string_lossy(), "{proc_name}: {lines:?}");
     }
-    assert_eq!(lines[3], "combined", "the sandbox's hostname: {lines:?}");
+    assert_eq!(lines[4], "combined", "the sandbox's hostname: {lines:?}");
+    assert_eq!(lines[5], "sleep", "the sandbox's process is PID 1 of the shared namespace: {lines:?}");
     output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
 }
 

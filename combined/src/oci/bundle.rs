@@ -388,8 +388,8 @@ fn cgroup_plan(
     }))
 }
 
-/// The namespaces to make, and those to join by path (network, IPC, UTS, cgroup and mount; joining a
-/// PID, user or time namespace is refused for now). Without a user namespace the container runs
+/// The namespaces to make, and those to join by path (network, IPC, UTS, cgroup, mount, and PID as
+/// root; joining a user or time namespace is refused for now). Without a user namespace the container runs
 /// with the host's ids (root only); without a network namespace, on the host's network.
 struct Namespaces {
     make: CloneFlags,
@@ -424,7 +424,14 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
                     | CloneFlags::CLONE_NEWIPC
                     | CloneFlags::CLONE_NEWUTS
                     | CloneFlags::CLONE_NEWCGROUP
-                    | CloneFlags::CLONE_NEWNS;
+                    | CloneFlags::CLONE_NEWNS
+                    | CloneFlags::CLONE_NEWPID;
+                if flag == CloneFlags::CLONE_NEWPID && !nskit::userns::is_root() {
+                    return Err(refuse(
+                        "linux.namespaces",
+                        "joining a PID namespace by path needs root: setns(2) takes CAP_SYS_ADMIN in the runtime's own user namespace for it",
+                    ));
+                }
                 if !joinable.contains(flag) {
                     return Err(refuse(
                         "linux.namespaces",
