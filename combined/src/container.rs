@@ -485,8 +485,12 @@ struct PidNsForChildren {
 
 impl PidNsForChildren {
     fn join(target: &OwnedFd) -> Result<PidNsForChildren, StepFailed> {
-        let own = fs::File::open("/proc/self/ns/pid")
-            .map_err(|e| failed(Step::Clone, format!("cannot open this process's PID namespace: {e}")))?;
+        let own = fs::File::open("/proc/self/ns/pid").map_err(|e| {
+            failed(
+                Step::Clone,
+                format!("cannot open this process's PID namespace: {e}"),
+            )
+        })?;
         nix::sched::setns(target, CloneFlags::CLONE_NEWPID)
             .map_err(|e| failed(Step::Clone, format!("cannot join the PID namespace: {e}")))?;
         Ok(PidNsForChildren { own: own.into() })

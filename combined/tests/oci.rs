@@ -480,7 +480,10 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
         assert_eq!(lines[i], sandbox_ns.to_string_lossy(), "{proc_name}: {lines:?}");
     }
     assert_eq!(lines[4], "combined", "the sandbox's hostname: {lines:?}");
-    assert_eq!(lines[5], "sleep", "the sandbox's process is PID 1 of the shared namespace: {lines:?}");
+    assert_eq!(
+        lines[5], "sleep",
+        "the sandbox's process is PID 1 of the shared namespace: {lines:?}"
+    );
     output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
 }
 
@@ -622,24 +625,51 @@ fn a_foreground_run_passes_its_signals_on_and_leaves_nothing() {
 }
 
 /// A poststart or poststop hook inside the container's root filesystem would run, on the host, a
-/// program the container could have rewritten meanwhile: refused by name, nothing created.
+/// program the container could have rewritten meanwhile: it runs the copy kept at create instead.
 #[test]
-fn a_late_hook_from_the_container_s_own_files_is_refused() {
-    if !ready("a_late_hook_from_the_container_s_own_files_is_refused") {
+fn a_late_hook_from_the_container_s_own_files_runs_as_it_was_at_create() {
+    if !ready("a_late_hook_from_the_container_s_own_files_runs_as_it_was_at_create") {
         return;
     }
-    let b = Bundle::new(&["true"]);
-    let sh = b.dir.path().join("rootfs/bin/sh");
-    for kind in ["poststart", "poststop"] {
-        b.edit(|c| c["hooks"] = serde_json::json!({kind: [{"path": sh}]}));
-        let out = b.create(&["--bundle", b.dir.str(), "late"]);
-        assert_eq!(out.code(), 1, "{kind}: {out:?}");
-        assert!(
-            out.stderr.starts_with(&format!("combined: hooks.{kind}: ")),
-            "{out:?}"
-        );
-        assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
+    // The attack: the container rewrites the program of a hook that will run on the host after it.
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "printf '#!/bin/sh\\necho hijacked >> \"$1\"\\n' > /hook; chmod 755 /hook",
+    ]);
+    let hook = b.dir.path().join("rootfs/hook");
+    let record = b.dir.path().join("ran");
+    fs::write(&hook, "#!/bin/sh\necho original >> \"$1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    if !nskit::userns::is_root() {
+        // Rootless, the container's root is the caller: the file must be writable inside.
+        fs::set_permissions(b.dir.path().join("rootfs"), fs::Permissions::from_mode(0o777)).unwrap();
     }
+    let run_hook = serde_json::json!([{"path": hook, "args": ["hook", record]}]);
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({"poststart": run_hook, "poststop": run_hook});
+        c["root"]["readonly"] = false.into();
+    });
+    output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "late"])).ok();
+    assert!(
+        fs::read_to_string(&hook).unwrap().contains("hijacked"),
+        "the container did rewrite the program"
+    );
+    let ran = fs::read_to_string(&record).unwrap_or_default();
+    assert!(
+        !ran.contains("hijacked"),
+        "a hook ran what the container wrote: {ran:?}"
+    );
+    assert!(
+        ran.ends_with("original\n"),
+        "the poststop hook ran the program kept at create: {ran:?}"
+    );
+    assert_eq!(
+        fs::read_dir(b.state.path()).unwrap().count(),
+        0,
+        "the kept copies are gone"
+    );
 }
 
 /// The namespaces of a process, as `readlink /proc/<pid>/ns/<kind>` prints them.

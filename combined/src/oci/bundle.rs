@@ -78,7 +78,6 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
     } = self::namespaces(linux)?;
     let maps = id_maps(linux, user_ns)?;
     let rootfs = root(bundle, spec)?;
-    check_late_hooks(spec, &rootfs)?;
     let mounts = mounts(spec.mounts().as_deref().unwrap_or_default())?;
     let (caps, inheritable, ambient) = capabilities(process.capabilities().as_ref())?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
@@ -486,35 +485,6 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
         net,
     })
 }
-
-// ANCHOR: late_hooks
-/// A `poststart` or `poststop` hook runs on the host, as the runtime's user, after the container's
-/// command has run: a program inside the container's root filesystem may by then be one the
-/// container wrote. Such a hook is refused: it would hand the host to whatever runs in the container.
-fn check_late_hooks(spec: &Spec, rootfs: &Path) -> Result<(), BundleError> {
-    let Some(hooks) = spec.hooks() else {
-        return Ok(());
-    };
-    for (kind, list) in [
-        ("hooks.poststart", hooks.poststart()),
-        ("hooks.poststop", hooks.poststop()),
-    ] {
-        for hook in list.iter().flatten() {
-            let path = std::fs::canonicalize(hook.path()).unwrap_or_else(|_| hook.path().clone());
-            if path.starts_with(rootfs) {
-                return Err(refuse(
-                    kind,
-                    format!(
-                        "{} is in the container's root filesystem, which the container can change before it runs; put the hook outside it",
-                        hook.path().display()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-// ANCHOR_END: late_hooks
 
 /// Whether two namespace files name the same namespace (the same nsfs inode, ioctl_ns(2)).
 fn same_namespace(a: &Path, b: &str) -> bool {

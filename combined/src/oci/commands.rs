@@ -79,6 +79,7 @@ pub fn create(root: &Root, id: &str, bundle: &Path, options: &CreateOptions) -> 
     let container = root.create(id)?;
     let made = make_container(&container, &bundle, &spec, &mut plan, options);
     if made.is_err() {
+        let _ = fs::remove_dir_all(container.kept_hooks());
         let _ = container.remove();
     }
     made
@@ -103,11 +104,9 @@ fn make_container(
         super::hooks::run("createRuntime", super::hooks::of(hooks.create_runtime()), &state)?;
         Ok(())
     };
-    // The config as created: `exec` reads it, and changes to the bundle's afterwards do not touch the
-    // container (runtime-spec `runtime.md`, "create").
-    let saved = container.dir().join(bundle::CONFIG);
-    fs::copy(bundle.join(bundle::CONFIG), &saved)
-        .map_err(io_err(format!("cannot keep the config in {}", saved.display())))?;
+    // The config as created, its late hooks' programs kept: `exec`, `start` and `delete` read it, and
+    // changes to the bundle's afterwards do not touch the container (runtime-spec `runtime.md`).
+    keep_config(container, spec, plan)?;
     let created = container::create(plan, &mut run_create_hooks)?;
     drop(gate);
     let pid = created.pid;
@@ -132,6 +131,25 @@ fn make_container(
     Ok(pid)
 }
 
+/// Writes the container's own copy of its config, with its late hooks' programs copied out of the
+/// root filesystem.
+fn keep_config(
+    container: &Container,
+    spec: &oci_spec::runtime::Spec,
+    plan: &crate::Plan,
+) -> Result<(), OciError> {
+    let mut kept = spec.clone();
+    if let crate::values::Rootfs::Dir(rootfs) = &plan.rootfs {
+        let dir = container.kept_hooks();
+        let _ = fs::remove_dir_all(&dir); // A crashed delete's.
+        super::hooks::keep_late_hooks(&mut kept, rootfs, &dir)
+            .map_err(|e| OciError::Refused(e.to_string()))?;
+    }
+    let path = container.dir().join(bundle::CONFIG);
+    kept.save(&path)
+        .map_err(|e| OciError::Refused(format!("cannot keep the config in {}: {e}", path.display())))
+}
+
 /// The state a hook reads on its standard input (runtime-spec `runtime.md`, "State").
 fn hook_state(
     id: &str,
@@ -150,17 +168,15 @@ fn hook_state(
     })
 }
 
-/// Runs a config's hooks of a kind whose failure is only a warning (poststart, poststop).
-fn run_warning_hooks(kind: &'static str, record: &Record, status: &str) {
-    let Ok(spec) = bundle::load(&record.bundle) else {
-        return;
-    };
+/// Runs the container's hooks of a kind whose failure is only a warning (poststart, poststop), from
+/// its kept config.
+fn run_warning_hooks(kind: &'static str, record: &Record, spec: &oci_spec::runtime::Spec, status: &str) {
     let hooks = spec.hooks().clone().unwrap_or_default();
     let list = match kind {
         "poststart" => hooks.poststart(),
         _ => hooks.poststop(),
     };
-    let state = hook_state(&record.id, &record.bundle, record.pid, status, &spec);
+    let state = hook_state(&record.id, &record.bundle, record.pid, status, spec);
     // Each one, whatever the one before did: the spec's "the remaining hooks and lifecycle continue".
     for hook in super::hooks::of(list) {
         if let Err(e) = super::hooks::run(kind, std::slice::from_ref(hook), &state) {
@@ -241,7 +257,9 @@ pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
     record.started = true;
     container.save(&record)?;
     let _ = fs::remove_file(container.exec_fifo());
-    run_warning_hooks("poststart", &record, "running");
+    if let Ok(spec) = bundle::load(container.dir()) {
+        run_warning_hooks("poststart", &record, &spec, "running");
+    }
     Ok(())
 }
 // ANCHOR_END: start
@@ -405,10 +423,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
         crate::cgroups::remove_dirs(&record.cgroups)
             .map_err(io_err(format!("cannot remove the cgroups of container {id}")))?;
     }
+    let spec = bundle::load(container.dir()).ok();
+    let kept_hooks = container.kept_hooks();
     container.remove()?;
-    if let Some(record) = &record {
-        run_warning_hooks("poststop", record, "stopped");
+    if let (Some(record), Some(spec)) = (&record, &spec) {
+        run_warning_hooks("poststop", record, spec, "stopped");
     }
+    let _ = fs::remove_dir_all(kept_hooks);
     Ok(())
 }
 

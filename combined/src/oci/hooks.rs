@@ -4,13 +4,17 @@
 //! runtime's namespaces once the container's exist and before it is set up; `poststart` after
 //! `start`; `poststop` after `delete`. A failing `prestart` or `createRuntime` hook stops the
 //! container's creation; a failing `poststart` or `poststop` hook is a warning, and the life goes on,
-//! as the spec says.
+//! as the spec says. The late ones whose program lies in the container's root filesystem run from a
+//! copy made at `create` ([`keep_late_hooks`]).
 
-use std::io::{Read, Write};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Spec};
 
 /// Why a hook failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,14 @@ pub enum HookError {
         kind: &'static str,
         path: String,
         seconds: i64,
+    },
+    #[error("{kind} hook {path}: cannot keep a copy of it in {}: {source}", .copy.display())]
+    Keep {
+        kind: &'static str,
+        path: String,
+        copy: PathBuf,
+        #[source]
+        source: io::Error,
     },
 }
 
@@ -107,6 +119,63 @@ fn run_one(kind: &'static str, hook: &Hook, input: &str) -> Result<(), HookError
         status: status.to_string(),
         stderr,
     })
+}
+
+// ANCHOR: keep_late_hooks
+/// A `poststart` or `poststop` hook runs on the host, as the runtime's user, after the container's
+/// command has run: a program inside the container's root filesystem may by then be one the container
+/// rewrote, and running it would hand the host to the container (as CVE-2019-5736 did with runc's own
+/// binary). So each such program is copied now, at `create`, before anything of the container's has
+/// run, into `kept` (a directory of the runtime's state, out of the container's reach), and `spec`'s
+/// hook is pointed at the copy. The copy is what the path named when the bundle was created: opened
+/// as the host resolves it, as execve would have.
+pub fn keep_late_hooks(spec: &mut Spec, rootfs: &Path, kept: &Path) -> Result<(), HookError> {
+    let Some(mut hooks) = spec.hooks().clone() else {
+        return Ok(());
+    };
+    for (kind, list) in [
+        ("poststart", hooks.poststart().clone()),
+        ("poststop", hooks.poststop().clone()),
+    ] {
+        let Some(mut list) = list else { continue };
+        for (index, hook) in list.iter_mut().enumerate() {
+            let resolved = fs::canonicalize(hook.path()).unwrap_or_else(|_| hook.path().clone());
+            if !resolved.starts_with(rootfs) {
+                continue;
+            }
+            let copy = kept.join(format!("{kind}-{index}"));
+            keep_copy(&resolved, &copy).map_err(|source| HookError::Keep {
+                kind,
+                path: hook.path().display().to_string(),
+                copy: copy.clone(),
+                source,
+            })?;
+            hook.set_path(copy);
+        }
+        match kind {
+            "poststart" => hooks.set_poststart(Some(list)),
+            _ => hooks.set_poststop(Some(list)),
+        };
+    }
+    spec.set_hooks(Some(hooks));
+    Ok(())
+}
+// ANCHOR_END: keep_late_hooks
+
+/// Copies `program` to `copy`, executable and readable by this user only.
+fn keep_copy(program: &Path, copy: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(copy.parent().unwrap_or(Path::new("/")))?;
+    let mut source = fs::File::open(program)?;
+    let mut target = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o500)
+        .open(copy)?;
+    io::copy(&mut source, &mut target)?;
+    target.sync_all()
 }
 
 /// The hooks of one kind in a config, or none.

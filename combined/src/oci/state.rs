@@ -223,6 +223,13 @@ impl Container {
         self.dir.join(EXEC_FIFO)
     }
 
+    /// Where the copies of the config's late hooks are kept (`hooks::keep_late_hooks`): beside the
+    /// container's directory rather than in it, since the `poststop` hooks run once the container,
+    /// directory included, is deleted. The `~` keeps it out of the ids.
+    pub fn kept_hooks(&self) -> PathBuf {
+        self.dir.with_file_name(format!("~hooks-{}", self.id))
+    }
+
     /// Writes the record atomically: a reader sees the old one or the new one.
     pub fn save(&self, record: &Record) -> Result<(), StateError> {
         let path = self.dir.join(RECORD);
