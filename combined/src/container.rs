@@ -313,6 +313,9 @@ pub struct Plan {
     /// `--memory`, `--pids-limit`, `--cpus` (or an OCI config's resources), and where their cgroup
     /// goes (checked at planning).
     pub limits: Option<CgroupPlan>,
+    /// Device nodes made in the container's /dev besides the standard ones (an OCI config's
+    /// `linux.devices`; none for `combined run`).
+    pub devices: Vec<mounts::DeviceNode>,
     pub fault: Option<Step>,
 }
 
@@ -867,6 +870,9 @@ fn set_up(
     }
     if kernel.dev {
         steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
+        for node in &plan.devices {
+            steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
+        }
     }
     if kernel.mqueue {
         steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;

@@ -261,6 +261,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         no_new_privs: true,
         lifecycle: container::Lifecycle::Foreground,
         limits,
+        devices: Vec::new(),
         fault,
     })
 }

@@ -800,3 +800,65 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     assert!(text.contains("no terminal"), "no controlling terminal: {text}");
     output(&mut b.runtime(&["delete", "--force", "x1"])).ok();
 }
+
+/// `linux.devices` become nodes in the container's /dev, with their mode and owner (made with mknod
+/// as root; bound from the host's same node in a user namespace). An engine's device rules allowing
+/// more grant nothing more: with CAP_MKNOD and `c *:* rwm`, a node the container makes elsewhere does
+/// not open (every other mount is nodev) and /dev takes none (read-only).
+#[test]
+fn config_devices_are_made_and_no_other_node_opens() {
+    if !ready("config_devices_are_made_and_no_other_node_opens") {
+        return;
+    }
+    let root = nskit::userns::is_root();
+    let script = "ls -ln /dev/extra/fifo | cut -c1-10; ls -ln /dev/net/tun | cut -c1-10; \
+                  mknod /tmp/mem c 1 1 && head -c1 /tmp/mem && echo opened; \
+                  mknod /dev/mem2 c 1 1 && echo made in /dev; echo end";
+    let b = Bundle::new(&["sh", "-c", script]);
+    b.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/extra/fifo", "type": "p", "fileMode": 0o640},
+            {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o600},
+        ]);
+        c["linux"]["resources"]["devices"] = serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "rwm"},
+        ]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push("CAP_MKNOD".into());
+        }
+    });
+    if !root && !Path::new("/dev/net/tun").exists() {
+        eprintln!("config_devices_are_made_and_no_other_node_opens: the host has no /dev/net/tun to bind");
+        return;
+    }
+    let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "dev1"]));
+    let text = out.ok();
+    // A bound host node keeps the host's mode: changing it would change the host's.
+    let tun = if root { "crw-------\n" } else { "c" };
+    assert!(text.starts_with(&format!("prw-r-----\n{tun}")), "{out:?}");
+    assert!(
+        !text.contains("opened"),
+        "a node made on a nodev mount opened: {out:?}"
+    );
+    assert!(
+        !text.contains("made in /dev"),
+        "the container added a node to /dev: {out:?}"
+    );
+    assert!(text.ends_with("end\n"), "{out:?}");
+
+    // A node the host does not have cannot be bound in a user namespace: said so, by path.
+    if !root {
+        b.edit(|c| {
+            c["linux"]["devices"] =
+                serde_json::json!([{"path": "/dev/nothere", "type": "c", "major": 10, "minor": 250}])
+        });
+        let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "dev2"]));
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(out.stderr.contains("/dev/nothere"), "{out:?}");
+    }
+}

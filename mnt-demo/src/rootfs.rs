@@ -316,6 +316,108 @@ fn bind_host_device(dev: &OwnedFd, rootfs: &Path, name: &str) -> Result<(), Moun
     .map_err(MountError::sys("bind the host's device onto", &path))
 }
 
+/// A device node asked for besides the standard ones (an OCI config's `linux.devices`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Where it goes, under /dev.
+    pub path: PathBuf,
+    pub kind: NodeKind,
+    pub major: u64,
+    pub minor: u64,
+    /// Its permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What a [`DeviceNode`] is (mknod(2)'s `S_IFCHR`, `S_IFBLK`, `S_IFIFO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+// ANCHOR: add_device
+/// Makes `node` in the container's /dev (mounted by [`mount_dev`]), owned and with the mode asked
+/// for. A character or block device is made with mknod(2) as root; in a user namespace, where mknod
+/// of a device is forbidden, the host's node at the same path is bound onto an empty file instead,
+/// and must exist and be that very device. A fifo is made either way.
+pub fn add_device(rootfs: &Path, node: &DeviceNode, in_userns: bool) -> Result<(), MountError> {
+    let shown = rootfs.join(node.path.strip_prefix("/").unwrap_or(&node.path));
+    let (parent, name) = match (node.path.parent(), node.path.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => return Err(MountError::sys("make the device", &shown)(Errno::EINVAL)),
+    };
+    let dir = ensure_dir_in_root(rootfs, parent).map_err(MountError::resolve("make the directory of"))?;
+    let mode = Mode::from_bits_truncate(node.mode & 0o7777);
+    match (node.kind, in_userns) {
+        (NodeKind::Fifo, _) => mknodat(dir.as_fd(), name, SFlag::S_IFIFO, mode, 0)
+            .map_err(MountError::sys("make the fifo", &shown))?,
+        (kind, false) => {
+            let kind = if kind == NodeKind::Char {
+                SFlag::S_IFCHR
+            } else {
+                SFlag::S_IFBLK
+            };
+            mknodat(dir.as_fd(), name, kind, mode, makedev(node.major, node.minor))
+                .map_err(MountError::sys("mknod", &shown))?
+        }
+        (_, true) => return bind_same_host_device(&dir, &shown, name.as_ref(), node),
+    }
+    // mknod applied the umask; and the owner is the config's.
+    fchmodat(dir.as_fd(), name, mode, FchmodatFlags::NoFollowSymlink)
+        .map_err(MountError::sys("chmod", &shown))?;
+    nix::unistd::fchownat(
+        dir.as_fd(),
+        name,
+        Some(node.uid.into()),
+        Some(node.gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(MountError::sys("chown", &shown))
+}
+// ANCHOR_END: add_device
+
+/// In a user namespace: the host's node at `node.path`, checked to be the device asked for, bound
+/// onto an empty file.
+fn bind_same_host_device(
+    dir: &OwnedFd,
+    shown: &Path,
+    name: &Path,
+    node: &DeviceNode,
+) -> Result<(), MountError> {
+    let host =
+        nix::sys::stat::stat(&node.path).map_err(MountError::sys("find the host's device", &node.path))?;
+    let kind = match node.kind {
+        NodeKind::Char => SFlag::S_IFCHR,
+        _ => SFlag::S_IFBLK,
+    };
+    let same = SFlag::from_bits_truncate(host.st_mode) & SFlag::S_IFMT == kind
+        && nix::sys::stat::major(host.st_rdev) == node.major
+        && nix::sys::stat::minor(host.st_rdev) == node.minor;
+    if !same {
+        return Err(MountError::sys("find the host's device", &node.path)(
+            Errno::ENODEV,
+        ));
+    }
+    let placeholder = nix::fcntl::openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(MountError::sys("create", shown))?;
+    mount(
+        Some(&node.path),
+        &fd_path(&placeholder),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(MountError::sys("bind the host's device onto", shown))
+}
+
 // ANCHOR: mount_mqueue
 /// Mounts the POSIX message queue filesystem at `rootfs/dev/mqueue` (mq_overview(7)). It shows the
 /// queues of the caller's IPC namespace; in a user namespace the IPC namespace must be one it owns.

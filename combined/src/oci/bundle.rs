@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 
 use ::caps::{Capability, CapsHashSet};
 use mnt_demo::options::{MountOptions, Recursion};
+use mnt_demo::rootfs::{DeviceNode, NodeKind};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use nskit::idmap::{IdMap, IdRange};
 use oci_spec::runtime::{
-    LinuxCapabilities, LinuxIdMapping, LinuxNamespaceType, Mount, PosixRlimitType, Process, Spec,
+    LinuxCapabilities, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Mount, PosixRlimitType, Process,
+    Spec,
 };
 
 use crate::container::{KernelMounts, Lifecycle, Plan, PlannedVolume, ProcessUser, Rlimit};
@@ -126,10 +128,58 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         no_new_privs,
         lifecycle,
         limits: cgroup_plan(linux)?,
+        devices: devices(linux, mounts.kernel.dev)?,
         fault: None,
     })
 }
 // ANCHOR_END: plan
+
+/// `linux.devices`: nodes made in the container's own /dev (a tmpfs the config mounts there), each
+/// under /dev with a plain path.
+fn devices(linux: &oci_spec::runtime::Linux, own_dev: bool) -> Result<Vec<DeviceNode>, BundleError> {
+    let list = linux.devices().clone().unwrap_or_default();
+    if !list.is_empty() && !own_dev {
+        return Err(refuse(
+            "linux.devices",
+            "the nodes go in the container's own /dev: mount a tmpfs at /dev",
+        ));
+    }
+    list.iter()
+        .map(|device| {
+            let path = device.path();
+            let plain = path.starts_with("/dev/")
+                && path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)));
+            if !plain {
+                return Err(refuse(
+                    "linux.devices",
+                    format!("{} must be a path under /dev, without . or ..", path.display()),
+                ));
+            }
+            let kind = match device.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => NodeKind::Char,
+                LinuxDeviceType::B => NodeKind::Block,
+                LinuxDeviceType::P => NodeKind::Fifo,
+                LinuxDeviceType::A => {
+                    return Err(refuse(
+                        "linux.devices",
+                        format!("{}: type a is not a node", path.display()),
+                    ));
+                }
+            };
+            Ok(DeviceNode {
+                path: path.clone(),
+                kind,
+                major: device.major() as u64,
+                minor: device.minor() as u64,
+                mode: device.file_mode().unwrap_or(0o666),
+                uid: device.uid().unwrap_or(0),
+                gid: device.gid().unwrap_or(0),
+            })
+        })
+        .collect()
+}
 
 fn check_version(spec: &Spec) -> Result<(), BundleError> {
     match spec.version().split('.').next() {
@@ -170,12 +220,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(refuse(
-            "linux.devices",
-            "extra devices are not supported (a container gets null, zero, full, random, urandom, tty)",
-        ));
-    }
     let unsupported = [
         ("linux.personality", linux.personality().is_some()),
         ("linux.timeOffsets", linux.time_offsets().is_some()),
@@ -196,9 +240,14 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
 // ANCHOR: resources
 /// `linux.resources` as the launcher's limits (the cgroup chapter's, as `--memory`, `--pids-limit`
 /// and `--cpus` make them): the memory limit and its swap, the pids limit, the CPU quota over the
-/// usual 100 ms period. The devices rules must deny everything: the launcher has no device cgroup,
-/// but its containers' only device nodes are the standard ones in their own /dev. Anything else is
-/// refused by name.
+/// usual 100 ms period. Anything else is refused by name.
+///
+/// `linux.resources.devices` is accepted whatever it allows, and enforced by what the container has
+/// rather than by a device cgroup, which combined does not make: the only device nodes that open in
+/// a container are those in its own /dev, the standard ones and `linux.devices` (implicitly allowed,
+/// as runc and crun allow them), since every other mount it gets is `nodev` and its /dev is
+/// read-only when it keeps CAP_MKNOD. So a rule allowing a device it has no node for grants nothing,
+/// and the engines' usual lists (deny all, allow the standard nodes, `c *:* m`) mean what they say.
 fn resource_limits(
     resources: &oci_spec::runtime::LinuxResources,
 ) -> Result<cgroup_demo::Limits, BundleError> {
@@ -206,16 +255,6 @@ fn resource_limits(
         true => Err(refuse(name, "not supported yet")),
         false => Ok(()),
     };
-    let devices_deny_all = resources
-        .devices()
-        .as_ref()
-        .is_none_or(|rules| rules.iter().all(|rule| !rule.allow()));
-    if !devices_deny_all {
-        return Err(refuse(
-            "linux.resources.devices",
-            "a rule allowing a device: combined has no device cgroup (its containers get the standard nodes only)",
-        ));
-    }
     field("linux.resources.blockIO", resources.block_io().is_some())?;
     field(
         "linux.resources.hugepageLimits",
