@@ -386,6 +386,9 @@ impl Cgroup {
                 path: parent.path.join(name),
                 ..parent.clone()
             })?;
+            if parent.version == Version::V1 && parent.controllers.contains(&Controller::Cpuset) {
+                inherit_cpuset(parent, &parent.path.join(name))?;
+            }
         }
         Ok(cgroup)
     }
@@ -408,6 +411,42 @@ impl Cgroup {
         self.dirs.push(dir);
         Ok(())
     }
+}
+
+/// Makes the missing directories down to `dir` (a v1 hierarchy's: v2 parents must exist), each v1
+/// cpuset one with its parent's CPUs and memory nodes, as [`Cgroup::create`] gives its own.
+pub fn make_parents(dir: &Dir) -> Result<(), CgroupError> {
+    let mut missing = Vec::new();
+    let mut at = dir.path.as_path();
+    while !at.exists() {
+        missing.push(at.to_owned());
+        at = at.parent().unwrap_or(std::path::Path::new("/"));
+    }
+    for path in missing.into_iter().rev() {
+        fs::create_dir(&path).map_err(|source| CgroupError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        if dir.version == Version::V1 && dir.controllers.contains(&Controller::Cpuset) {
+            let parent = Dir {
+                path: path.parent().unwrap_or(std::path::Path::new("/")).to_owned(),
+                ..dir.clone()
+            };
+            inherit_cpuset(&parent, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with no CPU and no memory node, and refuses processes until it has
+/// both (cgroups(7), cpuset(7)): it gets its parent's, which a limit may then narrow.
+fn inherit_cpuset(parent: &Dir, dir: &std::path::Path) -> Result<(), CgroupError> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let from = parent.file(file);
+        let value = fs::read_to_string(&from).map_err(|source| CgroupError::read(&from, source))?;
+        write_file(&dir.join(file), value.trim())?;
+    }
+    Ok(())
 }
 
 /// On v2, a controller acts in a cgroup only when its parent lists it in `cgroup.subtree_control`;

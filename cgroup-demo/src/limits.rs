@@ -11,6 +11,9 @@ pub enum Controller {
     Memory,
     Pids,
     Cpu,
+    /// Which CPUs and memory nodes (an OCI config's `cpu.cpus`, `cpu.mems`); not among [`Controller::ALL`],
+    /// the controllers docker's flags and this chapter's steps use.
+    Cpuset,
 }
 
 impl Controller {
@@ -22,6 +25,7 @@ impl Controller {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
         }
     }
 }
@@ -150,10 +154,13 @@ impl PidsLimit {
     }
 }
 
-/// `--cpus`: how many CPUs' worth of time per period, in billionths (docker's NanoCPUs).
+/// `--cpus`: how many CPUs' worth of time per period, as the kernel takes it: a quota of CPU time in
+/// each period, both in microseconds (docker's `--cpus 0.5` is 50000 of 100000; an OCI config gives
+/// the two numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cpus {
-    pub nanos: u64,
+    pub quota_us: u64,
+    pub period_us: u64,
 }
 
 impl Cpus {
@@ -178,16 +185,14 @@ impl Cpus {
         if nanos < 1e7 || nanos > available as f64 * 1e9 {
             return Err(LimitError::CpusRange { available });
         }
-        Ok(Cpus { nanos: nanos as u64 })
-    }
-
-    /// The quota per [`Cpus::PERIOD_US`], in microseconds: `0.5` is 50000.
-    pub fn quota_us(self) -> u64 {
-        self.nanos * Cpus::PERIOD_US / 1_000_000_000
+        Ok(Cpus {
+            quota_us: nanos as u64 * Cpus::PERIOD_US / 1_000_000_000,
+            period_us: Cpus::PERIOD_US,
+        })
     }
 
     pub fn as_f64(self) -> f64 {
-        self.nanos as f64 / 1e9
+        self.quota_us as f64 / self.period_us as f64
     }
 }
 
@@ -198,13 +203,31 @@ impl fmt::Display for Cpus {
 }
 
 /// The limits for one cgroup, as `docker run` takes them; `None` leaves a resource unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub memory: Option<Bytes>,
     /// Only meaningful with `memory`.
     pub memory_swap: Swap,
     pub pids: Option<PidsLimit>,
     pub cpus: Option<Cpus>,
+    /// The relative CPU weight against sibling cgroups (docker's `--cpu-shares`, v1's 2 to 262144,
+    /// 1024 the default; v2 takes a weight of 1 to 10000 instead, converted as runc and crun do).
+    pub cpu_shares: Option<u64>,
+    pub cpuset: Option<Cpuset>,
+}
+
+/// The CPUs and memory nodes a cgroup may use, in the kernel's list format (`0-1,3`); an empty one
+/// is the parent's (docker's `--cpuset-cpus`, `--cpuset-mems`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cpuset {
+    pub cpus: String,
+    pub mems: String,
+}
+
+/// cgroup v2's `cpu.weight` for v1's `cpu.shares`: the range 2..=262144 mapped linearly onto
+/// 1..=10000, the conversion runc and crun use, so 1024 becomes 39 (not v2's default 100).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 impl Limits {
@@ -217,8 +240,11 @@ impl Limits {
         if self.pids.is_some() {
             wanted.push(Controller::Pids);
         }
-        if self.cpus.is_some() {
+        if self.cpus.is_some() || self.cpu_shares.is_some() {
             wanted.push(Controller::Cpu);
+        }
+        if self.cpuset.is_some() {
+            wanted.push(Controller::Cpuset);
         }
         wanted
     }
@@ -298,18 +324,38 @@ pub fn settings(controller: Controller, limits: &Limits, version: crate::Version
             Some(PidsLimit::Unlimited) => vec![Setting::new("pids.max", "max")],
             None => Vec::new(),
         },
-        (Controller::Cpu, V2) => limits.cpus.map_or_else(Vec::new, |cpus| {
-            vec![Setting::new(
-                "cpu.max",
-                format!("{} {}", cpus.quota_us(), Cpus::PERIOD_US),
-            )]
-        }),
-        (Controller::Cpu, V1) => limits.cpus.map_or_else(Vec::new, |cpus| {
-            vec![
-                Setting::new("cpu.cfs_period_us", Cpus::PERIOD_US),
-                Setting::new("cpu.cfs_quota_us", cpus.quota_us()),
-            ]
-        }),
+        (Controller::Cpu, V2) => {
+            let weight = limits
+                .cpu_shares
+                .map(|shares| Setting::new("cpu.weight", shares_to_weight(shares)));
+            let max = limits
+                .cpus
+                .map(|cpus| Setting::new("cpu.max", format!("{} {}", cpus.quota_us, cpus.period_us)));
+            weight.into_iter().chain(max).collect()
+        }
+        (Controller::Cpu, V1) => {
+            let shares = limits.cpu_shares.map(|shares| Setting::new("cpu.shares", shares));
+            let bandwidth = limits.cpus.map_or_else(Vec::new, |cpus| {
+                vec![
+                    Setting::new("cpu.cfs_period_us", cpus.period_us),
+                    Setting::new("cpu.cfs_quota_us", cpus.quota_us),
+                ]
+            });
+            shares.into_iter().chain(bandwidth).collect()
+        }
+        (Controller::Cpuset, _) => {
+            let Some(cpuset) = &limits.cpuset else {
+                return Vec::new();
+            };
+            let mut settings = Vec::new();
+            if !cpuset.cpus.is_empty() {
+                settings.push(Setting::new("cpuset.cpus", &cpuset.cpus));
+            }
+            if !cpuset.mems.is_empty() {
+                settings.push(Setting::new("cpuset.mems", &cpuset.mems));
+            }
+            settings
+        }
     }
 }
 // ANCHOR_END: settings
@@ -341,10 +387,10 @@ mod tests {
         assert_eq!(PidsLimit::parse("-1"), Ok(PidsLimit::Unlimited));
         assert!(PidsLimit::parse("-2").is_err() && PidsLimit::parse("ten").is_err());
         let half = Cpus::parse_for("0.5", 2).unwrap();
-        assert_eq!((half.nanos, half.quota_us()), (500_000_000, 50_000));
-        assert_eq!(Cpus::parse_for("1.5", 2).unwrap().quota_us(), 150_000);
+        assert_eq!((half.quota_us, half.period_us), (50_000, 100_000));
+        assert_eq!(Cpus::parse_for("1.5", 2).unwrap().quota_us, 150_000);
         assert_eq!(
-            Cpus::parse_for("0.01", 1).unwrap().quota_us(),
+            Cpus::parse_for("0.01", 1).unwrap().quota_us,
             1_000,
             "the kernel's 1 ms floor"
         );
@@ -367,6 +413,7 @@ mod tests {
             memory_swap: Swap::Total(Bytes(32 << 20)),
             pids: Some(PidsLimit::Max(10)),
             cpus: Some(Cpus::parse_for("0.5", 2).unwrap()),
+            ..Limits::default()
         };
         let files = |c, v| -> Vec<(String, String)> {
             settings(c, &limits, v)
@@ -403,6 +450,54 @@ mod tests {
     }
 
     #[test]
+    fn an_oci_config_s_cpu_fields_become_their_files() {
+        let limits = Limits {
+            cpus: Some(Cpus {
+                quota_us: 200_000,
+                period_us: 500_000,
+            }),
+            cpu_shares: Some(2048),
+            cpuset: Some(Cpuset {
+                cpus: "0-1".into(),
+                mems: String::new(),
+            }),
+            ..Limits::default()
+        };
+        let files = |c, v| -> Vec<(String, String)> {
+            settings(c, &limits, v)
+                .into_iter()
+                .map(|s| (s.file.to_owned(), s.value))
+                .collect()
+        };
+        let pair = |f: &str, v: &str| (f.to_owned(), v.to_owned());
+        assert_eq!(
+            files(Controller::Cpu, Version::V1),
+            [
+                pair("cpu.shares", "2048"),
+                pair("cpu.cfs_period_us", "500000"),
+                pair("cpu.cfs_quota_us", "200000")
+            ]
+        );
+        assert_eq!(
+            files(Controller::Cpu, Version::V2),
+            [pair("cpu.weight", "79"), pair("cpu.max", "200000 500000")]
+        );
+        assert_eq!(
+            files(Controller::Cpuset, Version::V1),
+            [pair("cpuset.cpus", "0-1")]
+        );
+        assert_eq!(limits.controllers(), [Controller::Cpu, Controller::Cpuset]);
+        assert_eq!(
+            (
+                shares_to_weight(2),
+                shares_to_weight(1024),
+                shares_to_weight(262_144)
+            ),
+            (1, 39, 10_000)
+        );
+    }
+
+    #[test]
     fn docker_default_swap_is_as_much_as_memory() {
         let limits = Limits {
             memory: Some(Bytes(64 << 20)),
@@ -418,7 +513,7 @@ mod tests {
         );
         let unlimited = Limits {
             memory_swap: Swap::Unlimited,
-            ..limits
+            ..limits.clone()
         };
         assert_eq!(
             settings(Controller::Memory, &unlimited, Version::V2)[1].value,

@@ -667,7 +667,7 @@ fn cpu(out: &Out, host: &HostView, cli: &Cli, cgroup: &Cgroup) -> anyhow::Result
         ..Limits::default()
     };
     let written = cgroup.apply(&limits).context("cannot set the cpu limit")?;
-    let quota_ms = cli.cpus.quota_us() / 1000;
+    let quota_ms = cli.cpus.quota_us / 1000;
     show_written(out, host.ns, &written, &|file| match file {
         "cpu.max" => Some(format!(
             "--cpus {}: {quota_ms} ms of CPU per 100 ms period",

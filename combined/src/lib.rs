@@ -275,6 +275,7 @@ fn plan_limits(request: &RunRequest) -> Result<Option<container::CgroupPlan>, Pl
         memory_swap: cgroup_demo::Swap::Default,
         pids: request.pids_limit,
         cpus: request.cpus,
+        ..cgroup_demo::Limits::default()
     };
     if limits.controllers().is_empty() {
         return Ok(None);

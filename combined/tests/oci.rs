@@ -554,6 +554,9 @@ fn a_config_s_resources_go_to_its_cgroup_and_delete_removes_it() {
     b.edit(|c| {
         c["linux"]["cgroupsPath"] = name.clone().into();
         c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10});
+        // What a Kubernetes pod's container gets: shares from its request, a quota from its limit.
+        c["linux"]["resources"]["cpu"] =
+            serde_json::json!({"shares": 512, "quota": 20000, "period": 50000, "cpus": "0"});
     });
     if !common::limits_allowed() {
         let out = b.create(&["--bundle", b.dir.str(), "c1"]);
@@ -576,6 +579,20 @@ fn a_config_s_resources_go_to_its_cgroup_and_delete_removes_it() {
         .map(|s| s.trim().to_owned())
         .collect();
     assert_eq!(pids_max, ["10"], "{made:?}");
+    let read_any = |files: &[&str]| -> Vec<String> {
+        made.iter()
+            .flat_map(|d| files.iter().map(move |f| d.join(f)))
+            .filter_map(|p| fs::read_to_string(p).ok())
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    // v1 (this host) or v2 (the VM's guest), whichever the files say.
+    let cpu = read_any(&["cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.weight", "cpu.max"]);
+    assert!(
+        cpu == ["512", "50000", "20000"] || cpu == ["20", "20000 50000"],
+        "{cpu:?} in {made:?}"
+    );
+    assert_eq!(read_any(&["cpuset.cpus"]), ["0"], "{made:?}");
     let procs: Vec<String> = made
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())

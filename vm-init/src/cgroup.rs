@@ -2,8 +2,8 @@
 //! that the cgroup chapter's tests check the v2 paths here while the CI machine checks v1
 //! (Documentation/admin-guide/cgroup-v2.rst, "Delegation"):
 //!
-//! - cgroup2 is mounted on /sys/fs/cgroup, and the root hands the memory, pids and cpu controllers
-//!   to its children (`cgroup.subtree_control`);
+//! - cgroup2 is mounted on /sys/fs/cgroup, and the root hands the memory, pids, cpu and cpuset
+//!   controllers (those of them the kernel has) to its children (`cgroup.subtree_control`);
 //! - each unprivileged run's uid gets a delegated subtree, `/sys/fs/cgroup/uid-<uid>`, which hands
 //!   the same controllers down, with a leaf `tests` below it; the subtree's directory and its
 //!   `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads` (the leaf's too) belong to the uid;
@@ -22,7 +22,7 @@ use std::process::Command;
 use crate::sys;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const CONTROLLERS: &str = "+memory +pids +cpu";
+const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuset"];
 const DELEGATED_FILES: [&str; 3] = ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"];
 
 /// The delegated subtree of `uid`, and the leaf its tests start in.
@@ -53,9 +53,17 @@ pub fn set_up(uids: &[u32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Hands each of [`CONTROLLERS`] that `dir` offers down to its children.
 fn hand_down(dir: &str) -> io::Result<()> {
+    let offered_file = format!("{dir}/cgroup.controllers");
+    let offered = fs::read_to_string(&offered_file).map_err(|e| context(&offered_file, e))?;
+    let wanted: Vec<String> = CONTROLLERS
+        .iter()
+        .filter(|c| offered.split_whitespace().any(|o| o == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
     let file = format!("{dir}/cgroup.subtree_control");
-    fs::write(&file, CONTROLLERS).map_err(|e| context(&file, e))
+    fs::write(&file, wanted.join(" ")).map_err(|e| context(&file, e))
 }
 
 fn give(path: &str, uid: u32) -> io::Result<()> {

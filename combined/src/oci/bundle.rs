@@ -272,12 +272,7 @@ fn resource_limits(
         "linux.resources.unified",
         resources.unified().as_ref().is_some_and(|u| !u.is_empty()),
     )?;
-    let mut limits = cgroup_demo::Limits {
-        memory: None,
-        memory_swap: cgroup_demo::Swap::Default,
-        pids: None,
-        cpus: None,
-    };
+    let mut limits = cgroup_demo::Limits::default();
     if let Some(memory) = resources.memory() {
         field(
             "linux.resources.memory.reservation",
@@ -307,7 +302,6 @@ fn resource_limits(
         });
     }
     if let Some(cpu) = resources.cpu() {
-        field("linux.resources.cpu.shares", cpu.shares().is_some())?;
         field(
             "linux.resources.cpu.realtimeRuntime",
             cpu.realtime_runtime().is_some(),
@@ -316,27 +310,27 @@ fn resource_limits(
             "linux.resources.cpu.realtimePeriod",
             cpu.realtime_period().is_some(),
         )?;
-        field(
-            "linux.resources.cpu.cpus",
-            cpu.cpus().as_ref().is_some_and(|c| !c.is_empty()),
-        )?;
-        field(
-            "linux.resources.cpu.mems",
-            cpu.mems().as_ref().is_some_and(|m| !m.is_empty()),
-        )?;
         field("linux.resources.cpu.idle", cpu.idle().is_some())?;
         field("linux.resources.cpu.burst", cpu.burst().is_some())?;
+        limits.cpu_shares = cpu.shares().filter(|s| *s > 0);
+        // The kernel takes a period of 1 ms to 1 s (sched-bwc.rst).
         let period = cpu.period().unwrap_or(cgroup_demo::Cpus::PERIOD_US);
-        if period != cgroup_demo::Cpus::PERIOD_US {
+        if !(1_000..=1_000_000).contains(&period) {
             return Err(refuse(
                 "linux.resources.cpu.period",
-                "only the usual 100000 µs is supported",
+                format!("{period} µs: the kernel takes 1000 to 1000000"),
             ));
         }
         if let Some(quota) = cpu.quota().filter(|q| *q > 0) {
             limits.cpus = Some(cgroup_demo::Cpus {
-                nanos: quota as u64 * 1_000_000_000 / period,
+                quota_us: quota as u64,
+                period_us: period,
             });
+        }
+        let cpus = cpu.cpus().clone().unwrap_or_default();
+        let mems = cpu.mems().clone().unwrap_or_default();
+        if !cpus.is_empty() || !mems.is_empty() {
+            limits.cpuset = Some(cgroup_demo::limits::Cpuset { cpus, mems });
         }
     }
     limits
@@ -414,8 +408,7 @@ fn cgroup_plan(
             false => dir.path.join(&parent),
         };
         if dir.version == cgroup_demo::Version::V1 {
-            std::fs::create_dir_all(&dir.path)
-                .map_err(|e| refuse_cgroup(&format!("{}: {e}", dir.path.display())))?;
+            cgroup_demo::cgroup::make_parents(dir).map_err(|e| refuse_cgroup(&e))?;
         }
     }
     placement.check_access().map_err(|e| refuse_cgroup(&e))?;

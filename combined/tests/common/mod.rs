@@ -471,7 +471,7 @@ pub fn limits_allowed() -> bool {
         memory: Some(cgroup_demo::Bytes(64 << 20)),
         memory_swap: cgroup_demo::Swap::Default,
         pids: Some(cgroup_demo::PidsLimit::Max(100)),
-        cpus: None,
+        ..cgroup_demo::Limits::default()
     };
     combined::cgroups::placement(&limits).is_ok()
 }
