@@ -889,12 +889,13 @@ fn set_up(
     steps.run(Step::Volumes, || mount_volumes(plan, &root, &sources))?;
     drop(sources);
     steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
+    // Before the masks: /proc/sys is among the read-only paths.
+    steps.run(Step::Masks, || write_sysctls(&plan.sysctl))?;
     steps.run(Step::Masks, || {
         let slash = Path::new("/");
         mounts::mask_paths(slash, &strs(&plan.masked))?;
         mounts::readonly_paths(slash, &strs(&plan.readonly_paths))
     })?;
-    steps.run(Step::Masks, || write_sysctls(&plan.sysctl))?;
     steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
     let pty = steps.run(Step::Terminal, || match plan.tty {
         true => terminal::open_in_container()
@@ -1242,8 +1243,13 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // Limits while the process may still raise them (a hard limit above the current one takes
     // CAP_SYS_RESOURCE, dropped below).
     for limit in &plan.rlimits {
-        nix::sys::resource::setrlimit(limit.resource, limit.soft, limit.hard)
-            .map_err(|e| format!("cannot set the limit {:?}: {e}", limit.resource))?;
+        nix::sys::resource::setrlimit(limit.resource, limit.soft, limit.hard).map_err(|e| {
+            let hint = match e {
+                Errno::EPERM => " (a hard limit above the runtime's own takes CAP_SYS_RESOURCE, which it lacks)",
+                _ => "",
+            };
+            format!("cannot set the limit {:?} to {}: {e}{hint}", limit.resource, limit.hard)
+        })?;
     }
     if let Some(mask) = plan.user.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));

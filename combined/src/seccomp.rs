@@ -337,7 +337,9 @@ fn add_rules(
                 skipped.push(name.clone());
                 continue;
             };
-            earlier.check(name, rule, origin)?;
+            if earlier.check(name, rule, origin)? == Keep::First {
+                continue;
+            }
             add_rule(context, rule, syscall).map_err(|source| SeccompError::Rule {
                 profile: origin.to_owned(),
                 place: rule.place.clone(),
@@ -351,17 +353,35 @@ fn add_rules(
 
 /// The rules each system call got so far. libseccomp 2.5.4 resolves two of a call's rules with
 /// different actions silently when either is unconditional: of two unconditional rules it keeps the
-/// first, and an unconditional rule swallows any conditional one, in either order. Such a profile says
-/// two things at once, so it is refused instead.
+/// first, and an unconditional rule swallows any conditional one, in either order.
+///
+/// Two unconditional rules are taken as libseccomp, and so runc and crun, take them: the first one
+/// holds (`Keep::First`). Engines write such profiles: podman's default allows `setns` in its long
+/// list and refuses it again, for a container without CAP_SYS_ADMIN, in a later one; under runc and
+/// crun the call is allowed (the kernel then refuses it for want of the capability), and a profile
+/// must mean here what it means there. An unconditional rule against a conditional one with another
+/// action says two things at once that no reading reconciles, and is refused.
 #[derive(Default)]
 struct Earlier<'a> {
     rules: std::collections::HashMap<&'a str, Vec<&'a Rule>>,
 }
 
+/// Whether a system call's rule goes into the filter.
+#[derive(Debug, PartialEq, Eq)]
+enum Keep {
+    This,
+    /// An earlier unconditional rule holds, as in libseccomp.
+    First,
+}
+
 impl<'a> Earlier<'a> {
-    fn check(&mut self, name: &'a str, rule: &'a Rule, origin: &str) -> Result<(), SeccompError> {
+    fn check(&mut self, name: &'a str, rule: &'a Rule, origin: &str) -> Result<Keep, SeccompError> {
         let before = self.rules.entry(name).or_default();
         let unconditional = rule.alternatives.is_empty();
+        let others: Vec<&&Rule> = before.iter().filter(|e| e.action != rule.action).collect();
+        if unconditional && !others.is_empty() && others.iter().all(|e| e.alternatives.is_empty()) {
+            return Ok(Keep::First);
+        }
         let clash = before
             .iter()
             .find(|e| e.action != rule.action && (unconditional || e.alternatives.is_empty()));
@@ -374,7 +394,7 @@ impl<'a> Earlier<'a> {
             });
         }
         before.push(rule);
-        Ok(())
+        Ok(Keep::This)
     }
 }
 
@@ -946,7 +966,7 @@ mod tests {
     }
 
     #[test]
-    fn rules_libseccomp_would_silently_drop_are_refused() {
+    fn rules_libseccomp_would_silently_drop_are_refused_or_resolved_as_it_does() {
         let conditional = r#"{"names": ["ioctl"], "action": "SCMP_ACT_ERRNO",
                               "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]}"#;
         let unconditional = r#"{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"}"#;
@@ -958,12 +978,15 @@ mod tests {
                 matches!(err, SeccompError::Conflict { ref earlier, .. } if earlier == "syscalls[0] (ioctl)")
             );
         }
+        // Two unconditional rules: the first holds, as in libseccomp (and so runc and crun).
         let twice = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}, {"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#;
-        assert!(matches!(
-            compile_text(twice).unwrap_err(),
-            SeccompError::Conflict { .. }
-        ));
+        let first_holds = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        assert_eq!(
+            compile_text(twice).unwrap().0.program,
+            compile_text(first_holds).unwrap().0.program
+        );
         // The same action twice merges; so do conditional rules with different conditions.
         compile_text(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
