@@ -255,7 +255,17 @@ fn resource_limits(
         true => Err(refuse(name, "not supported yet")),
         false => Ok(()),
     };
-    field("linux.resources.blockIO", resources.block_io().is_some())?;
+    // docker sends an empty one.
+    let block_io_set = resources.block_io().as_ref().is_some_and(|io| {
+        io.weight().is_some_and(|w| w > 0)
+            || io.leaf_weight().is_some_and(|w| w > 0)
+            || io.weight_device().as_ref().is_some_and(|d| !d.is_empty())
+            || io.throttle_read_bps_device().as_ref().is_some_and(|d| !d.is_empty())
+            || io.throttle_write_bps_device().as_ref().is_some_and(|d| !d.is_empty())
+            || io.throttle_read_iops_device().as_ref().is_some_and(|d| !d.is_empty())
+            || io.throttle_write_iops_device().as_ref().is_some_and(|d| !d.is_empty())
+    });
+    field("linux.resources.blockIO", block_io_set)?;
     field(
         "linux.resources.hugepageLimits",
         resources
@@ -274,16 +284,20 @@ fn resource_limits(
     )?;
     let mut limits = cgroup_demo::Limits::default();
     if let Some(memory) = resources.memory() {
+        // Engines spell "not set" as a zero or a false as often as by leaving a field out.
         field(
             "linux.resources.memory.reservation",
-            memory.reservation().is_some(),
+            memory.reservation().is_some_and(|r| r > 0),
         )?;
-        field("linux.resources.memory.kernel", memory.kernel().is_some())?;
-        field("linux.resources.memory.kernelTCP", memory.kernel_tcp().is_some())?;
+        field("linux.resources.memory.kernel", memory.kernel().is_some_and(|k| k > 0))?;
+        field(
+            "linux.resources.memory.kernelTCP",
+            memory.kernel_tcp().is_some_and(|k| k > 0),
+        )?;
         field("linux.resources.memory.swappiness", memory.swappiness().is_some())?;
         field(
             "linux.resources.memory.disableOOMKiller",
-            memory.disable_oom_killer().is_some(),
+            memory.disable_oom_killer() == Some(true),
         )?;
         limits.memory = memory
             .limit()
@@ -746,7 +760,8 @@ fn program(root: &Path, process: &Process, env: &[String]) -> Result<(String, Ve
     let found = command::find_command(root, first, path_var).ok_or_else(|| {
         refuse(
             "process.args",
-            format!("{first} not found in the root filesystem (searched {path_var})"),
+            // runc's words, which docker turns into exit status 127 as it does for runc.
+            format!("{first}: executable file not found in the root filesystem (searched {path_var})"),
         )
     })?;
     Ok((found.to_string_lossy().into_owned(), argv))
