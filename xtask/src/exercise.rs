@@ -94,6 +94,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "break it: clone without CLONE_NEWUTS and read why root in a user namespace gets EPERM",
     },
     Exercise {
+        name: "user-maps",
+        chapter: "user",
+        module: "maps",
+        kind: Kind::Write,
+        task: "write a child's setgroups, gid_map and uid_map as an unprivileged parent",
+    },
+    Exercise {
+        name: "user-setgroups",
+        chapter: "user",
+        module: "setgroups",
+        kind: Kind::BreakIt,
+        task: "break it: skip `setgroups deny` and read why gid_map is refused with EPERM",
+    },
+    Exercise {
+        name: "user-owner",
+        chapter: "user",
+        module: "owner",
+        kind: Kind::Write,
+        task: "ask which user namespace owns a namespace, and its parent (ioctl NS_GET_USERNS, NS_GET_PARENT)",
+    },
+    Exercise {
         name: "mnt-mountinfo",
         chapter: "mnt",
         module: "mountinfo",
