@@ -143,6 +143,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "choose the PID of the next child with /proc/sys/kernel/ns_last_pid, as CRIU does",
     },
     Exercise {
+        name: "time-offsets",
+        chapter: "time",
+        module: "offsets",
+        kind: Kind::Write,
+        task: "write a new time namespace's offsets before its first process enters",
+    },
+    Exercise {
+        name: "time-realtime",
+        chapter: "time",
+        module: "realtime",
+        kind: Kind::BreakIt,
+        task: "break it: shift CLOCK_REALTIME too and read why the kernel refuses the offsets",
+    },
+    Exercise {
+        name: "time-uptime",
+        chapter: "time",
+        module: "uptime",
+        kind: Kind::Write,
+        task: "read /proc/uptime, which a time namespace moves with CLOCK_BOOTTIME",
+    },
+    Exercise {
         name: "mnt-mountinfo",
         chapter: "mnt",
         module: "mountinfo",
