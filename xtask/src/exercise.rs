@@ -164,6 +164,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "read /proc/uptime, which a time namespace moves with CLOCK_BOOTTIME",
     },
     Exercise {
+        name: "ipc-keys",
+        chapter: "ipc",
+        module: "keys",
+        kind: Kind::Write,
+        task: "list the message queue keys of the caller's IPC namespace from /proc/sysvipc/msg",
+    },
+    Exercise {
+        name: "ipc-flags",
+        chapter: "ipc",
+        module: "flags",
+        kind: Kind::BreakIt,
+        task: "break it: clone without CLONE_NEWIPC and meet the host's queue under the same key",
+    },
+    Exercise {
+        name: "ipc-shm",
+        chapter: "ipc",
+        module: "shm",
+        kind: Kind::Write,
+        task: "give a child a /dev/shm of its own: the IPC namespace does not isolate POSIX shm",
+    },
+    Exercise {
         name: "mnt-mountinfo",
         chapter: "mnt",
         module: "mountinfo",
