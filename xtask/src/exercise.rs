@@ -185,6 +185,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "give a child a /dev/shm of its own: the IPC namespace does not isolate POSIX shm",
     },
     Exercise {
+        name: "net-lo",
+        chapter: "net",
+        module: "lo",
+        kind: Kind::Write,
+        task: "list a new network namespace's interfaces and bring loopback up",
+    },
+    Exercise {
+        name: "net-abstract",
+        chapter: "net",
+        module: "abstract_socket",
+        kind: Kind::Write,
+        task: "bind and reach an abstract UNIX socket: it lives in one network namespace",
+    },
+    Exercise {
+        name: "net-route",
+        chapter: "net",
+        module: "route",
+        kind: Kind::BreakIt,
+        task: "break it: leave out the route across the veth pair and read ENETUNREACH",
+    },
+    Exercise {
         name: "mnt-mountinfo",
         chapter: "mnt",
         module: "mountinfo",
