@@ -185,6 +185,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "give a child a /dev/shm of its own: the IPC namespace does not isolate POSIX shm",
     },
     Exercise {
+        name: "cgroup-lines",
+        chapter: "cgroup",
+        module: "lines",
+        kind: Kind::Write,
+        task: "parse a line of /proc/<pid>/cgroup, v1 (ID:controllers:path) and v2 (0::path)",
+    },
+    Exercise {
+        name: "cgroup-pids",
+        chapter: "cgroup",
+        module: "pids",
+        kind: Kind::Write,
+        task: "set pids.max and move a process in: its fourth child's fork fails with EAGAIN",
+    },
+    Exercise {
+        name: "cgroup-ns",
+        chapter: "cgroup",
+        module: "ns",
+        kind: Kind::BreakIt,
+        task: "break it: unshare the cgroup namespace before joining the cgroup, and see the root stay above",
+    },
+    Exercise {
         name: "net-lo",
         chapter: "net",
         module: "lo",
