@@ -89,9 +89,26 @@ mod abstract_socket {
 }
 
 mod route {
+    use std::net::Ipv4Addr;
+
+    use net_exercises::Setup;
     use net_exercises::checked::route::setup;
     use net_exercises::given::route_lab;
     use nskit::testing::require_namespaces;
+
+    /// The book's question: a /24 and no route of one's own.
+    fn prefix_24(end: &'static str, addr: Ipv4Addr) -> Vec<Setup> {
+        vec![Setup::Up("lo"), Setup::Up(end), Setup::Address(end, addr, 24)]
+    }
+
+    #[test]
+    fn with_a_24_the_kernels_own_route_is_enough() {
+        if !require_namespaces("with_a_24_the_kernels_own_route_is_enough") {
+            return;
+        }
+        let called = route_lab(prefix_24).unwrap_or_else(|why| panic!("the lab failed: {why}"));
+        assert_eq!(called, Ok(()), "red reaches blue through the route a /24 address adds");
+    }
 
     #[test]
     fn red_reaches_blue_across_the_pair() {
