@@ -86,6 +86,10 @@ fn a_user_namespace_gives_no_power_over_the_hosts_network() {
             .unwrap();
         let errno: Option<i32> = child.channel().recv_msg().unwrap();
         child.wait().unwrap();
-        assert_eq!(errno, Some(libc::EPERM), "creating a link in the host's namespace");
+        assert_eq!(
+            errno,
+            Some(libc::EPERM),
+            "creating a link in the host's namespace"
+        );
     });
 }

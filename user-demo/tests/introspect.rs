@@ -106,8 +106,16 @@ fn inside_a_user_namespace_the_chain_stops_at_its_own() {
         Ok((chain, inode(&nested), inode(&own("user")), above_own))
     });
     let (chain, nested, child_user, above_own) = seen.unwrap_or_else(|why| panic!("{why}"));
-    assert_eq!(chain, [nested, child_user], "the grandchild's, then the child's own");
-    assert_eq!(above_own, Err(Some(libc::EPERM)), "its own user namespace's parent is hidden");
+    assert_eq!(
+        chain,
+        [nested, child_user],
+        "the grandchild's, then the child's own"
+    );
+    assert_eq!(
+        above_own,
+        Err(Some(libc::EPERM)),
+        "its own user namespace's parent is hidden"
+    );
 }
 
 #[test]
@@ -136,11 +144,23 @@ fn a_limit_of_zero_refuses_the_next_namespace_below_it_too() {
         Ok((fresh, here, nested_limit, below))
     });
     let (fresh, here, nested_limit, below) = seen.unwrap_or_else(|why| panic!("{why}"));
-    assert_eq!(fresh, i32::MAX as u64, "a new user namespace starts with no limit of its own");
+    assert_eq!(
+        fresh,
+        i32::MAX as u64,
+        "a new user namespace starts with no limit of its own"
+    );
     assert_eq!(here, Err(libc::ENOSPC), "at the limit, unshare fails with ENOSPC");
-    assert_eq!(nested_limit, i32::MAX as u64, "the nested namespace's own limit is unset");
+    assert_eq!(
+        nested_limit,
+        i32::MAX as u64,
+        "the nested namespace's own limit is unset"
+    );
     assert_eq!(below, Err(libc::ENOSPC), "yet the limit above it binds it");
-    assert_eq!(max_namespaces(Kind::Uts).unwrap(), host, "the host's limit is as it was");
+    assert_eq!(
+        max_namespaces(Kind::Uts).unwrap(),
+        host,
+        "the host's limit is as it was"
+    );
 }
 
 const LSNS: &str = "/usr/bin/lsns";

@@ -53,10 +53,7 @@ pub fn placement(controllers: &[Controller]) -> Placement {
 /// why when this process may not (an ordinary user on a host that delegates nothing to it), or panics
 /// under `NS_REQUIRE_PRIV=1`.
 pub fn may_make_cgroups(test: &str, controllers: &[Controller]) -> bool {
-    let why = placement(controllers)
-        .check_access()
-        .err()
-        .map(|e| e.to_string());
+    let why = placement(controllers).check_access().err().map(|e| e.to_string());
     testing::gate(
         why.is_none(),
         test,
@@ -88,7 +85,11 @@ impl TestCgroup {
 
     /// Its directory in the hierarchy holding `controller`.
     pub fn dir_for(&self, controller: Controller) -> PathBuf {
-        self.cgroup().dir_for(controller).expect("made with this controller").path.clone()
+        self.cgroup()
+            .dir_for(controller)
+            .expect("made with this controller")
+            .path
+            .clone()
     }
 }
 

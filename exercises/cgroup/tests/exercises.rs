@@ -17,11 +17,25 @@ mod lines {
 
     #[test]
     fn v1_and_v2_lines() {
-        assert_eq!(parse_line("0::/user.slice/session-2.scope"), line(0, &[], "/user.slice/session-2.scope"));
+        assert_eq!(
+            parse_line("0::/user.slice/session-2.scope"),
+            line(0, &[], "/user.slice/session-2.scope")
+        );
         assert_eq!(parse_line("4:cpu,cpuacct:/"), line(4, &["cpu", "cpuacct"], "/"));
-        assert_eq!(parse_line("1:name=systemd:/init.scope"), line(1, &["name=systemd"], "/init.scope"));
-        assert_eq!(parse_line("0::/a:b"), line(0, &[], "/a:b"), "a path may hold a colon");
-        assert_eq!(parse_line("0::/../../x"), line(0, &[], "/../../x"), "outside the namespace root");
+        assert_eq!(
+            parse_line("1:name=systemd:/init.scope"),
+            line(1, &["name=systemd"], "/init.scope")
+        );
+        assert_eq!(
+            parse_line("0::/a:b"),
+            line(0, &[], "/a:b"),
+            "a path may hold a colon"
+        );
+        assert_eq!(
+            parse_line("0::/../../x"),
+            line(0, &[], "/../../x"),
+            "outside the namespace root"
+        );
     }
 
     #[test]

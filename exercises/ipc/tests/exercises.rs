@@ -97,7 +97,8 @@ mod shm {
             let _ = ipc_demo::posix::shm_remove(&childs);
         }
         assert_eq!(
-            seen, None,
+            seen,
+            None,
             "the child, in an IPC namespace of its own, opened the host's {}: shm_open(3) is open(2) \
              of a file in /dev/shm, and /dev/shm is the host's until the child's mount namespace has \
              a /dev/shm of its own. The IPC namespace isolates System V objects and POSIX message \

@@ -50,7 +50,12 @@ pub fn call_own_loopback() -> Result<Result<(), String>, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     Ok(net_demo::call(addr, "ping", Some(&listener))
         .map(drop)
-        .map_err(|e| format!("{:?}", Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32)))))
+        .map_err(|e| {
+            format!(
+                "{:?}",
+                Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
+            )
+        }))
 }
 
 /// A child in a new network namespace that runs `setup` and then waits, until dropped (its `Child`
@@ -84,9 +89,7 @@ pub fn lab_subnet() -> Subnet {
 
 /// The route lab: two namespaces, `red` and `blue`, joined by a veth pair, each end set up by the
 /// steps `setup` lists for it; then `red` calls `blue` over TCP. What `red`'s connect said.
-pub fn route_lab(
-    setup: fn(&'static str, Ipv4Addr) -> Vec<Setup>,
-) -> Result<Result<(), Errno>, String> {
+pub fn route_lab(setup: fn(&'static str, Ipv4Addr) -> Vec<Setup>) -> Result<Result<(), Errno>, String> {
     let subnet = lab_subnet();
     let mut topology = Topology::create(UserNs::Auto, subnet).map_err(|e| e.to_string())?;
     let (red_addr, blue_addr) = (topology.red_addr(), topology.blue_addr());

@@ -20,7 +20,8 @@ mod lo {
             let after = interfaces().map_err(|e| format!("interfaces: {e}"))?;
             Ok((before, while_down, after, call_own_loopback()?))
         });
-        let (before, while_down, after, while_up) = seen.unwrap_or_else(|why| panic!("the child failed: {why}"));
+        let (before, while_down, after, while_up) =
+            seen.unwrap_or_else(|why| panic!("the child failed: {why}"));
         assert_eq!(
             before,
             [("lo".to_owned(), false)],
@@ -68,8 +69,12 @@ mod abstract_socket {
         let (server, ()) = server.unwrap_or_else(|why| panic!("the listener failed: {why}"));
         let (client_name, client_path) = (name.clone(), path.clone());
         let seen = in_child(&new_netns(), move || {
-            let by_name = connect_abstract(&client_name).map(drop).map_err(|e| e.kind() == ErrorKind::ConnectionRefused);
-            let by_path = UnixStream::connect(&client_path).map(drop).map_err(|e| e.to_string());
+            let by_name = connect_abstract(&client_name)
+                .map(drop)
+                .map_err(|e| e.kind() == ErrorKind::ConnectionRefused);
+            let by_path = UnixStream::connect(&client_path)
+                .map(drop)
+                .map_err(|e| e.to_string());
             Ok((by_name, by_path))
         });
         drop(server);
@@ -107,7 +112,11 @@ mod route {
             return;
         }
         let called = route_lab(prefix_24).unwrap_or_else(|why| panic!("the lab failed: {why}"));
-        assert_eq!(called, Ok(()), "red reaches blue through the route a /24 address adds");
+        assert_eq!(
+            called,
+            Ok(()),
+            "red reaches blue through the route a /24 address adds"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ mod nspid {
             return;
         }
         let ours = pids_of(getpid()).unwrap_or_else(|e| panic!("pids_of(our own pid) failed: {e}"));
-        assert_eq!(ours.first(), Some(&getpid().as_raw()), "our own PID first: {ours:?}");
+        assert_eq!(
+            ours.first(),
+            Some(&getpid().as_raw()),
+            "our own PID first: {ours:?}"
+        );
         let init = waiting_init().unwrap();
         let theirs = pids_of(init.pid()).unwrap_or_else(|e| panic!("pids_of(the init) failed: {e}"));
         assert_eq!(

@@ -121,7 +121,9 @@ mod owner {
             eprintln!("skipped: this test runs in the initial user namespace only");
             return;
         }
-        let err = parent(&ours).map(drop).expect_err("the initial user namespace has no parent");
+        let err = parent(&ours)
+            .map(drop)
+            .expect_err("the initial user namespace has no parent");
         assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
     }
 }

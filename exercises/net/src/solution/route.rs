@@ -3,7 +3,6 @@
 
 use std::net::Ipv4Addr;
 
-
 use crate::Setup;
 
 // ANCHOR: solution

@@ -11,6 +11,11 @@ pub fn uptime() -> io::Result<f64> {
     text.split_whitespace()
         .next()
         .and_then(|up| up.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/uptime: {text:?}")))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected /proc/uptime: {text:?}"),
+            )
+        })
 }
 // ANCHOR_END: solution
