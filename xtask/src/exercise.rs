@@ -339,13 +339,15 @@ fn list() {
     );
 }
 
-/// Runs one exercise's test through cargo, its output shown; whether it passed.
+/// Runs one exercise's test through cargo, its output shown; whether it passed. The output of passing
+/// tests is shown too: a test that lacked a privilege (a cgroup it may create, say) passed by saying
+/// why it did not run, and the learner must read that rather than "done".
 fn test_exercise(root: &Path, exercise: &Exercise, solution: bool) -> anyhow::Result<bool> {
     let features = if solution { "check,solution" } else { "check" };
     let status = cargo()
         .current_dir(root)
         .args(["test", "-p", &exercise.package(), "--features", features])
-        .args(["--test", "exercises", "--", &exercise.filter()])
+        .args(["--test", "exercises", "--", "--show-output", &exercise.filter()])
         .status()
         .context("cannot run cargo test")?;
     Ok(status.success())
