@@ -140,7 +140,7 @@ pub const EXERCISES: &[Exercise] = &[
         chapter: "pid",
         module: "lastpid",
         kind: Kind::Write,
-        task: "choose the PID of the next child with /proc/sys/kernel/ns_last_pid, as CRIU does",
+        task: "choose the PID of the next child with /proc/sys/kernel/ns_last_pid, as checkpoint/restore does",
     },
     Exercise {
         name: "time-offsets",
