@@ -165,6 +165,27 @@ pub mod msg {
     }
     // ANCHOR_END: new_veth
 
+    // ANCHOR: new_bridge
+    /// `RTM_NEWLINK` for a bridge: a link of kind `bridge`, a switch in software that forwards frames
+    /// between the links attached to it, its ports.
+    pub fn new_bridge(name: &str) -> LinkMessage {
+        let mut link = LinkMessage::default();
+        link.attributes = vec![
+            LinkAttribute::IfName(name.to_owned()),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]),
+        ];
+        link
+    }
+
+    /// `RTM_SETLINK` making link `index` a port of the bridge `bridge`: `IFLA_MASTER`.
+    pub fn attach(index: u32, bridge: u32) -> LinkMessage {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.attributes.push(LinkAttribute::Controller(bridge));
+        link
+    }
+    // ANCHOR_END: new_bridge
+
     /// [`new_veth`] with the peer created directly in another network namespace (`IFLA_NET_NS_PID` or
     /// `IFLA_NET_NS_FD` in the peer's own message): no moment exists when both ends are in this one.
     pub fn new_veth_into(name: &str, peer: &str, target: Target<'_>) -> LinkMessage {
@@ -355,6 +376,26 @@ impl Netlink {
         self.ack(
             &op,
             RouteNetlinkMessage::SetLink(msg::move_link(index, target)),
+            NLM_F_ACK,
+        )
+    }
+
+    /// Creates a bridge `name`, down and with no port.
+    pub fn create_bridge(&mut self, name: &str) -> Result<(), NetlinkError> {
+        check_ifname(name)?;
+        self.ack(
+            &format!("create bridge {name}"),
+            RouteNetlinkMessage::NewLink(msg::new_bridge(name)),
+            CREATE,
+        )
+    }
+
+    /// Makes link `name` a port of the bridge `bridge`.
+    pub fn attach(&mut self, name: &str, bridge: &str) -> Result<(), NetlinkError> {
+        let (index, bridge_index) = (self.link_index(name)?, self.link_index(bridge)?);
+        self.ack(
+            &format!("attach {name} to bridge {bridge}"),
+            RouteNetlinkMessage::SetLink(msg::attach(index, bridge_index)),
             NLM_F_ACK,
         )
     }

@@ -67,6 +67,13 @@ enum Request {
         name: String,
         peer: String,
     },
+    Bridge {
+        name: String,
+    },
+    Attach {
+        name: String,
+        bridge: String,
+    },
     MovePid {
         name: String,
         pid: i32,
@@ -226,6 +233,18 @@ impl Netns {
         self.ask(Request::Veth {
             name: name.into(),
             peer: peer.into(),
+        })
+    }
+
+    pub fn create_bridge(&mut self, name: &str) -> Result<(), NetnsError> {
+        self.ask(Request::Bridge { name: name.into() })
+    }
+
+    /// Makes link `name` a port of the bridge `bridge`, both in this namespace.
+    pub fn attach(&mut self, name: &str, bridge: &str) -> Result<(), NetnsError> {
+        self.ask(Request::Attach {
+            name: name.into(),
+            bridge: bridge.into(),
         })
     }
 
@@ -403,6 +422,8 @@ impl Agent {
             Request::Routes => data(Netlink::open()?.routes()?),
             Request::Up { name } => netlink(|n| n.set_up(&name)),
             Request::Veth { name, peer } => netlink(|n| n.create_veth(&name, &peer)),
+            Request::Bridge { name } => netlink(|n| n.create_bridge(&name)),
+            Request::Attach { name, bridge } => netlink(|n| n.attach(&name, &bridge)),
             Request::MovePid { name, pid } => {
                 netlink(|n| n.move_link(&name, Target::Pid(Pid::from_raw(pid))))
             }

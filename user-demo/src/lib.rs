@@ -9,6 +9,8 @@
 //! 5. [`exec`]: capabilities recalculated on execve;
 //! 6. [`nested`]: a user namespace inside a user namespace.
 //!
+//! [`introspect`] is the book's introspection page: who owns a namespace, and the limits on how many.
+//!
 //! Every step reads what a process sees of itself, its ids and capability sets: that is [`view`]. The
 //! maps a run uses are chosen here, before step 1, and `combined` chooses its maps the same way. Each
 //! step returns plain data, which `main.rs` prints; a child sends what it saw to its parent as these
@@ -17,6 +19,7 @@
 //! chapter that teaches them.
 
 pub mod exec;
+pub mod introspect;
 pub mod mapping;
 pub mod nested;
 pub mod powers;

@@ -94,6 +94,97 @@ pub const EXERCISES: &[Exercise] = &[
         task: "break it: clone without CLONE_NEWUTS and read why root in a user namespace gets EPERM",
     },
     Exercise {
+        name: "user-maps",
+        chapter: "user",
+        module: "maps",
+        kind: Kind::Write,
+        task: "write a child's setgroups, gid_map and uid_map as an unprivileged parent",
+    },
+    Exercise {
+        name: "user-setgroups",
+        chapter: "user",
+        module: "setgroups",
+        kind: Kind::BreakIt,
+        task: "break it: skip `setgroups deny` and read why gid_map is refused with EPERM",
+    },
+    Exercise {
+        name: "user-owner",
+        chapter: "user",
+        module: "owner",
+        kind: Kind::Write,
+        task: "ask which user namespace owns a namespace, and its parent (ioctl NS_GET_USERNS, NS_GET_PARENT)",
+    },
+    Exercise {
+        name: "pid-nspid",
+        chapter: "pid",
+        module: "nspid",
+        kind: Kind::Write,
+        task: "read a process's PID in every namespace it is in, from the NSpid line",
+    },
+    Exercise {
+        name: "pid-proc",
+        chapter: "pid",
+        module: "proc",
+        kind: Kind::BreakIt,
+        task: "break it: forget to mount a fresh /proc and see the host's processes",
+    },
+    Exercise {
+        name: "pid-subreaper",
+        chapter: "pid",
+        module: "subreaper",
+        kind: Kind::Write,
+        task: "become a child subreaper and adopt an orphaned grandchild, as an init does",
+    },
+    Exercise {
+        name: "pid-lastpid",
+        chapter: "pid",
+        module: "lastpid",
+        kind: Kind::Write,
+        task: "choose the PID of the next child with /proc/sys/kernel/ns_last_pid, as checkpoint/restore does",
+    },
+    Exercise {
+        name: "time-offsets",
+        chapter: "time",
+        module: "offsets",
+        kind: Kind::Write,
+        task: "write a new time namespace's offsets before its first process enters",
+    },
+    Exercise {
+        name: "time-realtime",
+        chapter: "time",
+        module: "realtime",
+        kind: Kind::BreakIt,
+        task: "break it: shift CLOCK_REALTIME too and read why the kernel refuses the offsets",
+    },
+    Exercise {
+        name: "time-uptime",
+        chapter: "time",
+        module: "uptime",
+        kind: Kind::Write,
+        task: "read /proc/uptime, which a time namespace moves with CLOCK_BOOTTIME",
+    },
+    Exercise {
+        name: "ipc-keys",
+        chapter: "ipc",
+        module: "keys",
+        kind: Kind::Write,
+        task: "list the message queue keys of the caller's IPC namespace from /proc/sysvipc/msg",
+    },
+    Exercise {
+        name: "ipc-flags",
+        chapter: "ipc",
+        module: "flags",
+        kind: Kind::BreakIt,
+        task: "break it: clone without CLONE_NEWIPC and meet the host's queue under the same key",
+    },
+    Exercise {
+        name: "ipc-shm",
+        chapter: "ipc",
+        module: "shm",
+        kind: Kind::Write,
+        task: "give a child a /dev/shm of its own: the IPC namespace does not isolate POSIX shm",
+    },
+    Exercise {
         name: "mnt-mountinfo",
         chapter: "mnt",
         module: "mountinfo",
@@ -120,6 +211,48 @@ pub const EXERCISES: &[Exercise] = &[
         module: "pivot",
         kind: Kind::Write,
         task: "pivot_root into a rootfs and detach the old root, so the chroot escape fails",
+    },
+    Exercise {
+        name: "cgroup-lines",
+        chapter: "cgroup",
+        module: "lines",
+        kind: Kind::Write,
+        task: "parse a line of /proc/<pid>/cgroup, v1 (ID:controllers:path) and v2 (0::path)",
+    },
+    Exercise {
+        name: "cgroup-pids",
+        chapter: "cgroup",
+        module: "pids",
+        kind: Kind::Write,
+        task: "set pids.max and move a process in: its fourth child's fork fails with EAGAIN",
+    },
+    Exercise {
+        name: "cgroup-ns",
+        chapter: "cgroup",
+        module: "ns",
+        kind: Kind::BreakIt,
+        task: "break it: unshare the cgroup namespace before joining the cgroup, and see the root stay above",
+    },
+    Exercise {
+        name: "net-lo",
+        chapter: "net",
+        module: "lo",
+        kind: Kind::Write,
+        task: "list a new network namespace's interfaces and bring loopback up",
+    },
+    Exercise {
+        name: "net-abstract",
+        chapter: "net",
+        module: "abstract_socket",
+        kind: Kind::Write,
+        task: "bind and reach an abstract UNIX socket: it lives in one network namespace",
+    },
+    Exercise {
+        name: "net-route",
+        chapter: "net",
+        module: "route",
+        kind: Kind::BreakIt,
+        task: "break it: leave out the route across the veth pair and read ENETUNREACH",
     },
 ];
 
@@ -206,13 +339,15 @@ fn list() {
     );
 }
 
-/// Runs one exercise's test through cargo, its output shown; whether it passed.
+/// Runs one exercise's test through cargo, its output shown; whether it passed. The output of passing
+/// tests is shown too: a test that lacked a privilege (a cgroup it may create, say) passed by saying
+/// why it did not run, and the learner must read that rather than "done".
 fn test_exercise(root: &Path, exercise: &Exercise, solution: bool) -> anyhow::Result<bool> {
     let features = if solution { "check,solution" } else { "check" };
     let status = cargo()
         .current_dir(root)
         .args(["test", "-p", &exercise.package(), "--features", features])
-        .args(["--test", "exercises", "--", &exercise.filter()])
+        .args(["--test", "exercises", "--", "--show-output", &exercise.filter()])
         .status()
         .context("cannot run cargo test")?;
     Ok(status.success())

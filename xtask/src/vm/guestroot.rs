@@ -310,8 +310,9 @@ pub fn check_runs_alone(exe: &Path) -> anyhow::Result<()> {
 pub use crate::rootfs::BUSYBOX;
 
 /// Host programs a test runs by name that busybox has no applet for (or a poorer one): user-demo's
-/// CLI test drops to uid 65534 with util-linux's `setpriv --reuid`, which busybox's applet lacks.
-pub const HOST_PROGRAMS: &[&str] = &["/usr/bin/setpriv"];
+/// CLI test drops to uid 65534 with util-linux's `setpriv --reuid`, which busybox's applet lacks;
+/// its introspection test runs util-linux's `lsns` (no applet) and `nsenter` (`--preserve-credentials`).
+pub const HOST_PROGRAMS: &[&str] = &["/usr/bin/setpriv", "/usr/bin/lsns", "/usr/bin/nsenter"];
 
 // ANCHOR: host_tools
 /// The host programs the tests run, for a copied root, so that it runs every test the shared root

@@ -1,0 +1,7 @@
+//! The solutions, one file per exercise, each beside its starting point in `src/start/`. The book's
+//! solution pages include them by anchor.
+
+pub mod lastpid;
+pub mod nspid;
+pub mod proc;
+pub mod subreaper;
