@@ -106,3 +106,38 @@ pub fn remove_dirs(dirs: &[std::path::PathBuf]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+// ANCHOR: update
+/// New limits for a container's existing cgroup (the OCI runtime's `update`): each controller's files
+/// written in the one of `dirs` that lies in the hierarchy holding that controller.
+pub fn update(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<(), CgroupError> {
+    let hierarchies = Hierarchies::read()?;
+    for controller in limits.controllers() {
+        let mount = hierarchies
+            .holding(controller.name())
+            .ok_or_else(|| CgroupError::Unavailable {
+                controller,
+                why: "no cgroup hierarchy holds it".into(),
+            })?;
+        let dir = dirs
+            .iter()
+            .find(|d| d.starts_with(&mount.mount_point))
+            .ok_or_else(|| CgroupError::Unavailable {
+                controller,
+                why: "the container's cgroup was made without it".into(),
+            })?;
+        for setting in cgroup_demo::limits::settings(controller, limits, mount.version) {
+            let path = dir.join(setting.file);
+            if setting.optional && !path.exists() {
+                continue;
+            }
+            fs::write(&path, &setting.value).map_err(|source| CgroupError::Write {
+                path,
+                value: setting.value.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: update

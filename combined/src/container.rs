@@ -1245,10 +1245,15 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     for limit in &plan.rlimits {
         nix::sys::resource::setrlimit(limit.resource, limit.soft, limit.hard).map_err(|e| {
             let hint = match e {
-                Errno::EPERM => " (a hard limit above the runtime's own takes CAP_SYS_RESOURCE, which it lacks)",
+                Errno::EPERM => {
+                    " (a hard limit above the runtime's own takes CAP_SYS_RESOURCE, which it lacks)"
+                }
                 _ => "",
             };
-            format!("cannot set the limit {:?} to {}: {e}{hint}", limit.resource, limit.hard)
+            format!(
+                "cannot set the limit {:?} to {}: {e}{hint}",
+                limit.resource, limit.hard
+            )
         })?;
     }
     if let Some(mask) = plan.user.umask {

@@ -58,6 +58,8 @@ pub enum RuntimeCommand {
     Delete(DeleteArgs),
     /// Run a further process in a created or running container.
     Exec(Box<ExecArgs>),
+    /// Set new resource limits for a created or running container.
+    Update(UpdateArgs),
     /// List the containers.
     List(ListArgs),
     /// The container's processes (host PIDs): `--format json` prints them as a JSON array.
@@ -122,6 +124,14 @@ pub struct DeleteArgs {
     /// Kill the container first if it is still running; a missing container is no error.
     #[arg(long, short = 'f')]
     pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The new limits, as a config's `linux.resources` object in a JSON file (`-`: standard input).
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub resources: PathBuf,
     pub id: String,
 }
 
@@ -241,6 +251,10 @@ fn execute(global: &Global, command: RuntimeCommand) -> Result<i32, OciError> {
         RuntimeCommand::List(args) => list(&root(global)?, &args),
         RuntimeCommand::Ps(args) => ps(&root(global)?, &args),
         RuntimeCommand::Exec(args) => return exec(&root(global)?, &args),
+        RuntimeCommand::Update(args) => {
+            let resources = read_input(&args.resources)?;
+            commands::update(&root(global)?, &args.id, &resources)
+        }
     };
     done.map(|()| 0)
 }
@@ -393,6 +407,18 @@ fn ps(root: &Root, args: &PsArgs) -> Result<(), OciError> {
         }
     }
     Ok(())
+}
+
+/// A file's text, or standard input's for `-`.
+fn read_input(path: &std::path::Path) -> Result<String, OciError> {
+    let read = match path == std::path::Path::new("-") {
+        true => std::io::read_to_string(std::io::stdin()),
+        false => std::fs::read_to_string(path),
+    };
+    read.map_err(|source| OciError::Io {
+        what: format!("cannot read {}", path.display()),
+        source,
+    })
 }
 
 fn print_json(value: &serde_json::Value) {

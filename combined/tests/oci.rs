@@ -435,6 +435,12 @@ fn a_container_whose_process_died_is_stopped_and_delete_cleans_up() {
     });
     let start = output(&mut b.runtime(&["start", "d1"]));
     assert_eq!(start.code(), 1, "{start:?}");
+    // What containerd's shim sends after a container's exit, and the words it takes as "ended by
+    // itself": any other answer leaves the engine retrying for ever.
+    output(&mut b.runtime(&["kill", "--all", "d1", "9"])).ok();
+    let late = output(&mut b.runtime(&["kill", "d1", "9"]));
+    assert_eq!(late.code(), 1, "{late:?}");
+    assert!(late.stderr.contains("container not running"), "{late:?}");
     output(&mut b.runtime(&["delete", "d1"])).ok();
     output(&mut b.runtime(&["delete", "--force", "d1"])).ok(); // gone already: no error with --force
     assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
@@ -484,6 +490,29 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
         lines[5], "sleep",
         "the sandbox's process is PID 1 of the shared namespace: {lines:?}"
     );
+    // `kill --all` and `delete --force` of a container in the pod's PID namespace reach its own
+    // processes only, never the sandbox: containerd's shim sends `kill --all` at every exit.
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 100 & sleep 100"]));
+    b.create(&["--bundle", b.dir.str(), "member2"]).ok();
+    output(&mut b.runtime(&["start", "member2"])).ok();
+    eventually("the member's shell has forked", || {
+        let out = output(&mut b.runtime(&["ps", "--format", "json", "member2"]));
+        serde_json::from_str::<Vec<i32>>(out.ok()).unwrap().len() >= 2
+    });
+    let listed: Vec<i32> =
+        serde_json::from_str(output(&mut b.runtime(&["ps", "--format", "json", "member2"])).ok()).unwrap();
+    assert!(
+        !listed.contains(&(pid as i32)),
+        "the sandbox is not the member's: {listed:?}"
+    );
+    output(&mut b.runtime(&["kill", "--all", "member2", "KILL"])).ok();
+    eventually("the member stops", || b.state("member2")["status"] == "stopped");
+    assert_eq!(
+        sandbox.state("sandbox")["status"],
+        "running",
+        "kill --all reached the sandbox"
+    );
+    output(&mut b.runtime(&["delete", "--force", "member2"])).ok();
     output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
 }
 
@@ -587,12 +616,33 @@ fn a_config_s_resources_go_to_its_cgroup_and_delete_removes_it() {
             .collect()
     };
     // v1 (this host) or v2 (the VM's guest), whichever the files say.
-    let cpu = read_any(&["cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.weight", "cpu.max"]);
+    let cpu = read_any(&[
+        "cpu.shares",
+        "cpu.cfs_period_us",
+        "cpu.cfs_quota_us",
+        "cpu.weight",
+        "cpu.max",
+    ]);
     assert!(
         cpu == ["512", "50000", "20000"] || cpu == ["20", "20000 50000"],
         "{cpu:?} in {made:?}"
     );
     assert_eq!(read_any(&["cpuset.cpus"]), ["0"], "{made:?}");
+    // `update --resources -`, as containerd's shim passes a kubelet's resize.
+    let mut update = b.runtime(&["update", "--resources", "-", "c1"]);
+    update
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = update.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), br#"{"pids": {"limit": 20}}"#).unwrap();
+    common::finish(child).ok();
+    let pids_max: Vec<String> = made
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("pids.max")).ok())
+        .map(|s| s.trim().to_owned())
+        .collect();
+    assert_eq!(pids_max, ["20"], "{made:?}");
     let procs: Vec<String> = made
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())

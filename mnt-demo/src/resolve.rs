@@ -83,7 +83,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(&root_fd, &rel, how) {
+    match openat2_retrying(&root_fd, &rel, how) {
         Ok(fd) => Ok(fd),
         Err(Errno::EXDEV) => Err(ResolveError::Escapes {
             root: root.to_owned(),
@@ -119,7 +119,24 @@ pub fn open_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(&root_fd, &rel, how).map_err(fail)
+    openat2_retrying(&root_fd, &rel, how).map_err(fail)
+}
+
+/// openat2(2), again while it says EAGAIN: with `RESOLVE_BENEATH` or `RESOLVE_IN_ROOT`, the kernel gives
+/// up on a `..` it is resolving when any mount or rename happens anywhere on the system meanwhile,
+/// rather than risk a wrong answer, and asks the caller to retry (as runc does). A busy host (an
+/// engine mounting other containers' roots) makes that happen: busybox's `/bin/sh` is a link to
+/// `../bin/busybox`.
+fn openat2_retrying(dir: &OwnedFd, path: &Path, how: OpenHow) -> Result<OwnedFd, Errno> {
+    const ATTEMPTS: usize = 128;
+    let mut last = Errno::EAGAIN;
+    for _ in 0..ATTEMPTS {
+        match openat2(dir, path, how) {
+            Err(Errno::EAGAIN) => last = Errno::EAGAIN,
+            other => return other,
+        }
+    }
+    Err(last)
 }
 
 // ANCHOR: resolve_by_walk

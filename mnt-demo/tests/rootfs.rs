@@ -257,3 +257,56 @@ fn missing_paths_are_skipped_and_errors_name_the_step() {
         });
     });
 }
+
+/// openat2(2) with `RESOLVE_IN_ROOT` gives up on a `..` it is resolving, with EAGAIN, when a mount
+/// happens anywhere on the system meanwhile. The lookups retry, so a busy host (an engine mounting
+/// other containers' roots) never turns a command that is there (busybox's `/bin/sh`, a link to
+/// `../bin/busybox`) into a missing one.
+#[test]
+fn lookups_through_dotdot_survive_mounts_elsewhere() {
+    if !require_namespaces("lookups_through_dotdot_survive_mounts_elsewhere") {
+        return;
+    }
+    let scratch = Scratch::new().unwrap();
+    let root = scratch.path().join("root");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::write(root.join("bin/busybox"), b"").unwrap();
+    symlink("../bin/busybox", root.join("bin/sh")).unwrap();
+    let target = scratch.path().join("churn");
+    fs::create_dir(&target).unwrap();
+    // A child in a mount namespace of its own mounts and unmounts a tmpfs, and renames a file back
+    // and forth, until it is killed: either makes a scoped `..` retry.
+    let mut churn = Spawn::new(CloneFlags::CLONE_NEWNS)
+        .run(|channel| {
+            if nskit::mount::make_mounts_private().is_err() || channel.send("churning").is_err() {
+                return 1;
+            }
+            let (a, b) = (target.join("a"), target.join("b"));
+            loop {
+                let flags = nix::mount::MsFlags::empty();
+                if nix::mount::mount(Some("tmpfs"), &target, Some("tmpfs"), flags, None::<&str>).is_ok() {
+                    let _ = nix::mount::umount(&target);
+                }
+                let _ = fs::write(&a, b"");
+                for _ in 0..100 {
+                    let _ = fs::rename(&a, &b);
+                    let _ = fs::rename(&b, &a);
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(churn.channel().recv().unwrap(), "churning");
+    let mut failures = Vec::new();
+    for _ in 0..100_000 {
+        if let Err(e) = mnt_demo::resolve::open_in_root(&root, Path::new("/bin/sh")) {
+            failures.push(e.to_string());
+        }
+    }
+    drop(churn);
+    assert!(
+        failures.is_empty(),
+        "{} lookups failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}

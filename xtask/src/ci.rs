@@ -101,6 +101,16 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             ),
         );
     }
+    // The engines people run (podman, docker, containerd, Kubernetes' CRI through crictl) driving
+    // combined through whole container lifecycles. Root only: it installs and starts their daemons.
+    if util::is_root() {
+        record(
+            "engines",
+            step("engines (podman, docker, containerd, CRI on combined)", || {
+                util::run(cargo().current_dir(root).args(["xtask", "engines"]))
+            }),
+        );
+    }
     // A smoke check that the benchmark runs (combined and the floor at least, on the debug build the
     // tests made): it fails only when a launcher it needs does not work, never on the figures. A
     // process of its own, because on a hybrid-cgroup machine the benchmark moves itself into a

@@ -7,6 +7,7 @@ mod ci;
 mod conformance;
 mod diagrams;
 mod dist;
+mod engines;
 mod exercise;
 mod listings;
 mod rootfs;
@@ -80,6 +81,9 @@ enum Command {
     /// Runs the OCI runtime spec's validation suite (opencontainers/runtime-tools) against combined, runc
     /// and crun, and prints their results side by side (see CONFORMANCE.md).
     Conformance(conformance::Options),
+    /// Runs podman, docker, containerd and Kubernetes' CRI (containerd's CRI plugin, driven by crictl)
+    /// on combined as their OCI runtime, scenario by scenario (root; installs the engines with apt-get).
+    Engines(engines::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(options) => bench::run(&root, &options),
         Command::Tidy => tidy::run(&root),
         Command::Conformance(options) => conformance::run(&root, &options),
+        Command::Engines(options) => engines::run(&root, &options),
     }
 }
 

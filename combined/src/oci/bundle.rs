@@ -248,7 +248,7 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
 /// as runc and crun allow them), since every other mount it gets is `nodev` and its /dev is
 /// read-only when it keeps CAP_MKNOD. So a rule allowing a device it has no node for grants nothing,
 /// and the engines' usual lists (deny all, allow the standard nodes, `c *:* m`) mean what they say.
-fn resource_limits(
+pub(crate) fn resource_limits(
     resources: &oci_spec::runtime::LinuxResources,
 ) -> Result<cgroup_demo::Limits, BundleError> {
     let field = |name: &'static str, set: bool| match set {
@@ -260,10 +260,22 @@ fn resource_limits(
         io.weight().is_some_and(|w| w > 0)
             || io.leaf_weight().is_some_and(|w| w > 0)
             || io.weight_device().as_ref().is_some_and(|d| !d.is_empty())
-            || io.throttle_read_bps_device().as_ref().is_some_and(|d| !d.is_empty())
-            || io.throttle_write_bps_device().as_ref().is_some_and(|d| !d.is_empty())
-            || io.throttle_read_iops_device().as_ref().is_some_and(|d| !d.is_empty())
-            || io.throttle_write_iops_device().as_ref().is_some_and(|d| !d.is_empty())
+            || io
+                .throttle_read_bps_device()
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+            || io
+                .throttle_write_bps_device()
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+            || io
+                .throttle_read_iops_device()
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
+            || io
+                .throttle_write_iops_device()
+                .as_ref()
+                .is_some_and(|d| !d.is_empty())
     });
     field("linux.resources.blockIO", block_io_set)?;
     field(
@@ -289,7 +301,10 @@ fn resource_limits(
             "linux.resources.memory.reservation",
             memory.reservation().is_some_and(|r| r > 0),
         )?;
-        field("linux.resources.memory.kernel", memory.kernel().is_some_and(|k| k > 0))?;
+        field(
+            "linux.resources.memory.kernel",
+            memory.kernel().is_some_and(|k| k > 0),
+        )?;
         field(
             "linux.resources.memory.kernelTCP",
             memory.kernel_tcp().is_some_and(|k| k > 0),
@@ -380,12 +395,14 @@ fn cgroup_plan(
     };
     let hierarchies = cgroup_demo::Hierarchies::read().map_err(|e| refuse_cgroup(&e))?;
     let mut controllers = limits.controllers();
-    if controllers.is_empty() {
-        // A path without limits still gets its cgroup, as runc makes one: with the controllers here.
-        controllers = cgroup_demo::Controller::ALL
-            .into_iter()
-            .filter(|c| hierarchies.holding(c.name()).is_some())
-            .collect();
+    if path.is_some() {
+        // A named cgroup is made in every hierarchy, as runc makes it, limits or not: an engine reads
+        // the container's memory and CPU use there (a Kubernetes pod's sandbox sets CPU shares only).
+        for controller in cgroup_demo::Controller::ALL {
+            if hierarchies.holding(controller.name()).is_some() && !controllers.contains(&controller) {
+                controllers.push(controller);
+            }
+        }
     }
     let Some(path) = path else {
         let placement = crate::cgroups::placement(&limits).map_err(|e| refuse_cgroup(&e))?;

@@ -341,11 +341,19 @@ pub fn kill_container(root: &Root, id: &str, signal: Signal, all: bool) -> Resul
     let container = root.open_container(id)?;
     let record = loaded(&container)?;
     if record.status() == ContainerState::Stopped {
-        return Err(OciError::Refused(format!("container {id} is not running")));
+        // runc's answers, which engines' shims rely on: `--all` finds nothing left to signal, and
+        // the words "container not running" are how containerd's shim recognizes a container that
+        // ended by itself (any other error leaves the engine retrying for ever).
+        return match all {
+            true => Ok(()),
+            false => Err(OciError::Refused(format!(
+                "cannot signal container {id}: container not running"
+            ))),
+        };
     }
     let pid = Pid::from_raw(record.pid);
     let targets = match all {
-        true => processes_sharing_pid_ns(pid),
+        true => container_processes(&container, &record),
         false => vec![pid],
     };
     for target in targets {
@@ -365,12 +373,75 @@ pub fn ps(root: &Root, id: &str) -> Result<Vec<i32>, OciError> {
     if record.status() == ContainerState::Stopped {
         return Ok(Vec::new());
     }
-    let mut pids: Vec<i32> = processes_sharing_pid_ns(Pid::from_raw(record.pid))
+    let mut pids: Vec<i32> = container_processes(&container, &record)
         .into_iter()
         .map(Pid::as_raw)
         .collect();
     pids.sort_unstable();
     Ok(pids)
+}
+
+// ANCHOR: container_processes
+/// The container's processes, as the host sees them: those in its cgroup when it has one (runc's
+/// answer); else every process of its PID namespace when that namespace is its own; else (a container
+/// in a pod's shared PID namespace, or in the host's) its first process and that one's descendants.
+/// `kill --all` and `delete --force` signal exactly these: in a pod, never the sandbox or a sibling.
+fn container_processes(container: &Container, record: &Record) -> Vec<Pid> {
+    let pid = Pid::from_raw(record.pid);
+    if let Some(dir) = record.cgroups.first() {
+        if let Ok(procs) = cgroup_demo::cgroup::procs_of(dir) {
+            if procs.contains(&pid) {
+                return procs;
+            }
+        }
+    }
+    match owns_pid_namespace(container) {
+        true => processes_sharing_pid_ns(pid),
+        false => process_tree(pid),
+    }
+}
+// ANCHOR_END: container_processes
+
+/// Whether the container's config gave it a PID namespace of its own (not one joined by path, not
+/// the host's).
+fn owns_pid_namespace(container: &Container) -> bool {
+    let Ok(spec) = bundle::load(container.dir()) else {
+        return false;
+    };
+    spec.linux()
+        .as_ref()
+        .and_then(|linux| linux.namespaces().as_ref())
+        .is_some_and(|namespaces| {
+            namespaces
+                .iter()
+                .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && ns.path().is_none())
+        })
+}
+
+/// `pid` and its descendants, from the parent of every process in /proc (proc(5), `stat` field 4).
+fn process_tree(pid: Pid) -> Vec<Pid> {
+    let parents: Vec<(Pid, Pid)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<i32>().ok())
+        .filter_map(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let ppid = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((Pid::from_raw(p), Pid::from_raw(ppid)))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        next += 1;
+    }
+    tree
 }
 
 /// The container's process and every process in its PID namespace, found by the namespace's
@@ -414,8 +485,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
                     record.status()
                 )));
             }
-            let pid = Pid::from_raw(record.pid);
-            for target in processes_sharing_pid_ns(pid) {
+            for target in container_processes(&container, record) {
                 let _ = kill(target, Signal::SIGKILL);
             }
             wait_until_gone(record);
@@ -501,6 +571,34 @@ pub fn features() -> serde_json::Value {
         "annotations": {"org.opencontainers.runtime-spec.features.combined.version": env!("CARGO_PKG_VERSION")},
     })
 }
+
+// ANCHOR: update
+/// `update`: new limits for a created or running container, from a config's `linux.resources` object
+/// (`--resources FILE`, or `-` for stdin, as containerd's shim passes it when the kubelet resizes a
+/// pod), checked as `create` checks them and written to the container's cgroup.
+pub fn update(root: &Root, id: &str, resources: &str) -> Result<(), OciError> {
+    let container = root.open_container(id)?;
+    let record = loaded(&container)?;
+    if record.status() == ContainerState::Stopped {
+        return Err(OciError::Refused(format!(
+            "cannot update container {id}: container not running"
+        )));
+    }
+    let resources: oci_spec::runtime::LinuxResources = serde_json::from_str(resources).map_err(|e| {
+        OciError::Refused(format!(
+            "the resources are not an OCI linux.resources object: {e}"
+        ))
+    })?;
+    let limits = bundle::resource_limits(&resources)?;
+    if record.cgroups.is_empty() {
+        return Err(OciError::Refused(format!(
+            "container {id} has no cgroup of its own to update: its config named no cgroupsPath and no limits"
+        )));
+    }
+    crate::cgroups::update(&record.cgroups, &limits)
+        .map_err(|e| OciError::Refused(format!("cannot update container {id}: {e}")))
+}
+// ANCHOR_END: update
 
 /// The process `exec` starts: a process.json (`--process`, the config's `process` object, as
 /// containerd and podman pass it), or the container's own process with the command line's changes.
