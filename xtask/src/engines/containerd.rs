@@ -100,48 +100,35 @@ pub fn import_image(context: &Context, dir: &Path, namespace: &str) -> anyhow::R
 fn run_all(context: &Context, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
     import_image(context, dir, "xtask")?;
     let runtime = context.runtime.to_string_lossy().into_owned();
+    // The runtime's state and the I/O fifos in the run's directory too (ctr's defaults are under
+    // /run/containerd).
+    let runc_root = dir.join("runc-root").to_string_lossy().into_owned();
+    let fifos = dir.join("fifo").to_string_lossy().into_owned();
     let run = |args: &[&str]| {
-        let mut cmd = ctr(
-            dir,
-            "xtask",
-            &[
-                "run",
-                "--runtime",
-                "io.containerd.runc.v2",
-                "--runc-binary",
-                &runtime,
-            ],
-        );
-        cmd.args(args);
+        let mut cmd = ctr(dir, "xtask", &["run", "--runtime", "io.containerd.runc.v2"]);
+        cmd.args(["--runc-binary", &runtime, "--runc-root", &runc_root])
+            .args(["--fifo-dir", &fifos])
+            .args(args);
         cmd
     };
     report.scenario(ENGINE, SCENARIOS[0], || {
-        let out = ran(
-            &mut run(&["--rm", IMAGE, "once", "sh", "-c", "echo hello; exit 8"]),
-            60,
-        )?;
+        let script = "echo hello; exit 8";
+        let out = ran(&mut run(&["--rm", IMAGE, "once", "sh", "-c", script]), 60)?;
         out.expect_code(8)?.expect_output("hello")?;
         Ok(())
     });
     report.scenario(ENGINE, SCENARIOS[1], || {
         ok(&mut run(&["-d", IMAGE, "life", "sleep", "100"]), 60)?;
-        let exec = ok(
-            &mut ctr(
-                dir,
-                "xtask",
-                &[
-                    "task",
-                    "exec",
-                    "--exec-id",
-                    "e1",
-                    "life",
-                    "sh",
-                    "-c",
-                    "echo in exec; cat /proc/1/comm",
-                ],
-            ),
-            60,
-        )?;
+        let mut exec = ctr(dir, "xtask", &["task", "exec", "--fifo-dir", &fifos]);
+        exec.args([
+            "--exec-id",
+            "e1",
+            "life",
+            "sh",
+            "-c",
+            "echo in exec; cat /proc/1/comm",
+        ]);
+        let exec = ok(&mut exec, 60)?;
         exec.expect_output("in exec\nsleep")?;
         Ok(())
     });

@@ -74,6 +74,34 @@ impl HostState {
     }
 }
 
+/// The directories the engines (and the runtime, at its default root) make under /run whatever their
+/// configuration says: containerd's shim sockets and fifos, dockerd's plugins, podman's network state,
+/// CNI's network namespaces, combined's own state root.
+const RUN_DIRS: [&str; 5] = [
+    "/run/containerd",
+    "/run/docker",
+    "/run/containers",
+    "/run/netns",
+    "/run/combined",
+];
+
+/// Those of [`RUN_DIRS`] that exist now.
+pub fn run_dirs() -> Vec<PathBuf> {
+    RUN_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|d| d.exists())
+        .collect()
+}
+
+/// Removes those of [`RUN_DIRS`] that were not there before the run (`existed`), with whatever the
+/// stopped engines left in them.
+pub fn remove_new_run_dirs(existed: &[PathBuf]) {
+    for dir in run_dirs().iter().filter(|d| !existed.contains(d)) {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 /// Detaches every mount under `dir`, innermost first (umount(2), MNT_DETACH): an engine's overlay and
 /// shm mounts outlive a daemon that was stopped.
 pub fn detach_mounts_under(dir: &Path) {

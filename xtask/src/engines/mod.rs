@@ -157,6 +157,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make the run's directory")?;
     let before = host::HostState::now();
+    let run_dirs = host::run_dirs();
     let context = Context {
         runtime,
         dir: work.path().to_owned(),
@@ -177,6 +178,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         host::detach_mounts_under(&context.dir);
     }
     host::remove_new_cgroups(&before);
+    host::remove_new_run_dirs(&run_dirs);
     let left = before.added_in(&host::HostState::now());
     if options.keep {
         println!("xtask: kept {}", work.keep().display());
