@@ -316,6 +316,9 @@ pub struct Plan {
     /// Device nodes made in the container's /dev besides the standard ones (an OCI config's
     /// `linux.devices`; none for `combined run`).
     pub devices: Vec<mounts::DeviceNode>,
+    /// How many descriptors above stderr (3, 4, ...) the command gets from the launcher's caller (the
+    /// OCI runtime's `--preserve-fds`; 0 for `combined run`).
+    pub preserve_fds: i32,
     pub fault: Option<Step>,
 }
 
@@ -758,9 +761,12 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
     if let Lifecycle::Created { gate } = plan.lifecycle {
         // The runtime's `create` exits, and this process lives on: it must hold none of its files,
         // least of all the lock on the container's state, which no later command could then take.
+        let mut keep: Vec<i32> = (3..3 + plan.preserve_fds).collect();
+        keep.extend([channel.raw_fd(), gate]);
         // SAFETY: this process is a fresh clone running only this function; no object of its own
-        // owns a descriptor other than the channel and the gate, which are kept.
-        if let Err(errno) = unsafe { nskit::process::close_from_3_except(&[channel.raw_fd(), gate]) } {
+        // owns a descriptor other than the channel and the gate, which are kept (as are the ones the
+        // caller asked to pass on, which nothing here owns).
+        if let Err(errno) = unsafe { nskit::process::close_from_3_except(&keep) } {
             let why = format!("cannot close the runtime's descriptors: {errno}");
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
             return i32::from(crate::EXIT_LAUNCHER);
@@ -1234,7 +1240,8 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     }
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
-    nskit::process::close_on_exec_from_3().map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
+    nskit::process::close_on_exec_from(3 + plan.preserve_fds)
+        .map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
     if let Some(score) = plan.oom_score_adj {
         // Before the capabilities go: lowering the score takes CAP_SYS_RESOURCE.
         fs::write("/proc/self/oom_score_adj", score.to_string())

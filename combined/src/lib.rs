@@ -262,6 +262,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         lifecycle: container::Lifecycle::Foreground,
         limits,
         devices: Vec::new(),
+        preserve_fds: 0,
         fault,
     })
 }

@@ -138,8 +138,10 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    close_inherited_fds();
-    let cli = match Cli::try_parse() {
+    // Parsing opens nothing; the descriptors an OCI caller asks to hand on are known only after it.
+    let cli = Cli::try_parse();
+    close_inherited_fds(cli.as_ref().map_or(0, preserved_fds));
+    let cli = match cli {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -199,14 +201,27 @@ fn one_line(e: &clap::Error) -> String {
     }
 }
 
-/// Closes every descriptor above stderr that the launcher inherited. The container's init is a
-/// fork of the launcher that never execs, so it would hold them for the container's whole life:
-/// a leaked host directory there is one `pidfd_getfd(2)` or `/proc/1/fd/N` away from a process with
-/// CAP_SYS_PTRACE (`--cap-add SYS_PTRACE`), and that is a way out (CVE-2024-21626).
-fn close_inherited_fds() {
-    // SAFETY: this runs first in main, before anything in this process has opened a descriptor, so no
-    // Rust object owns one above 2 that closing could invalidate.
-    let _ = unsafe { nskit::process::close_from_3() };
+/// Closes every descriptor above stderr that the launcher inherited, but the first `preserved` of them
+/// (3, 4, ...: an OCI caller's `--preserve-fds`, handed on to the container's command on purpose). The
+/// container's init is a fork of the launcher that never execs, so it would hold them for the
+/// container's whole life: a leaked host directory there is one `pidfd_getfd(2)` or `/proc/1/fd/N`
+/// away from a process with CAP_SYS_PTRACE (`--cap-add SYS_PTRACE`), and that is a way out
+/// (CVE-2024-21626).
+fn close_inherited_fds(preserved: u32) {
+    let keep: Vec<i32> = (3..3 + i32::try_from(preserved).unwrap_or(0)).collect();
+    // SAFETY: this runs first in main, before anything in this process has opened a descriptor (clap's
+    // parsing opens none), so no Rust object owns one above 2 that closing could invalidate.
+    let _ = unsafe { nskit::process::close_from_3_except(&keep) };
+}
+
+/// The `--preserve-fds` of the OCI commands that take it.
+fn preserved_fds(cli: &Cli) -> u32 {
+    match &cli.command {
+        Command::Run(args) => oci_run(args).map_or(0, |(_, bundle)| bundle.preserve_fds),
+        Command::Runtime(runtime_cli::RuntimeCommand::Create(args)) => args.bundle.preserve_fds,
+        Command::Runtime(runtime_cli::RuntimeCommand::Exec(args)) => args.preserve_fds,
+        _ => 0,
+    }
 }
 
 /// `--security-opt seccomp=VALUE`, the one security option the launcher takes.

@@ -95,7 +95,7 @@ pub struct BundleArgs {
     /// Not supported: every container gets a new session keyring (refused when given).
     #[arg(long)]
     pub no_new_keyring: bool,
-    /// Pass this many descriptors above stderr on to the container (only 0 is supported).
+    /// Pass this many descriptors above stderr (3, 4, ...) on to the container's command.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
     /// `run` only: return once the container has started, leaving it to run (`delete` removes it).
@@ -171,7 +171,7 @@ pub struct ExecArgs {
     /// Set no_new_privs for the process.
     #[arg(long)]
     pub no_new_privs: bool,
-    /// Pass this many descriptors above stderr on (only 0 is supported).
+    /// Pass this many descriptors above stderr (3, 4, ...) on to the process.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
     /// An SELinux label (not supported: refused unless empty).
@@ -279,9 +279,6 @@ pub fn run_bundle(global: &Global, id: &str, args: &BundleArgs) -> ExitCode {
 fn exec(root: &Root, args: &ExecArgs) -> Result<i32, OciError> {
     {
         let refused = |what: &str| Err(OciError::Refused(format!("{what} is not supported")));
-        if args.preserve_fds != 0 {
-            return refused("--preserve-fds");
-        }
         if !args.process_label.is_empty() {
             return refused("--process-label (SELinux)");
         }
@@ -303,6 +300,7 @@ fn exec(root: &Root, args: &ExecArgs) -> Result<i32, OciError> {
             pid_file: args.pid_file.clone(),
             console_socket: args.console_socket.clone(),
             detach: args.detach,
+            preserve_fds: args.preserve_fds,
         };
         commands::exec(root, &args.id, &process, &options)
     }
@@ -323,15 +321,11 @@ fn create_options(args: &BundleArgs) -> Result<(PathBuf, CreateOptions), OciErro
             "--no-new-keyring is not supported: every container gets a new session keyring, so that none reaches the host's keys".into(),
         ));
     }
-    if args.preserve_fds != 0 {
-        return Err(OciError::Refused(
-            "--preserve-fds is not supported yet: a container gets stdin, stdout and stderr only".into(),
-        ));
-    }
     let bundle = args.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let options = CreateOptions {
         pid_file: args.pid_file.clone(),
         console_socket: args.console_socket.clone(),
+        preserve_fds: args.preserve_fds,
     };
     Ok((bundle, options))
 }

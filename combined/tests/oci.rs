@@ -929,3 +929,49 @@ fn config_devices_are_made_and_no_other_node_opens() {
         assert!(out.stderr.contains("/dev/nothere"), "{out:?}");
     }
 }
+
+/// `--preserve-fds N` hands descriptors 3 to 3 + N - 1 on to the command (as socket activation and
+/// engines' pipes use it), and nothing else of the caller's: without it, descriptor 3 is not there.
+#[test]
+fn preserved_descriptors_reach_the_command_and_no_others() {
+    if !ready("preserved_descriptors_reach_the_command_and_no_others") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "echo through-fd-3 >&3 && echo wrote; ls /proc/self/fd",
+    ]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let run = |preserve: &str, id: &str| {
+        let handle = file.reopen().unwrap();
+        let fd = handle.as_raw_fd();
+        let mut cmd = b.runtime(&["run", "--preserve-fds", preserve, "--bundle", b.dir.str(), id]);
+        // SAFETY: dup2 is async-signal-safe and uses only the two integers; between fork and exec it
+        // puts the file at descriptor 3 (without close-on-exec), as an engine passes one.
+        unsafe {
+            cmd.pre_exec(move || match libc::dup2(fd, 3) {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            });
+        }
+        let out = output(&mut cmd);
+        drop(handle);
+        out
+    };
+    let passed = run("1", "p1");
+    let text = passed.ok();
+    assert!(text.starts_with("wrote\n"), "{passed:?}");
+    assert_eq!(fs::read_to_string(file.path()).unwrap(), "through-fd-3\n");
+    // Descriptor 3 and ls's own (4), nothing more of the runtime's.
+    assert!(text.ends_with("0\n1\n2\n3\n4\n"), "{passed:?}");
+    let kept_back = run("0", "p2");
+    assert!(!kept_back.ok().contains("wrote"), "{kept_back:?}");
+    assert_eq!(
+        fs::read_to_string(file.path()).unwrap(),
+        "through-fd-3\n",
+        "nothing more was written"
+    );
+}

@@ -25,7 +25,14 @@ pub const FORWARDED: [Signal; 6] = [
 /// Marks every descriptor above stderr close-on-exec: this process keeps using them, the program it
 /// executes never sees them (a leaked host descriptor is a way out of a container: CVE-2024-21626).
 pub fn close_on_exec_from_3() -> Result<(), Errno> {
-    sweep(Sweep::CloseOnExec)
+    sweep(3, Sweep::CloseOnExec)
+}
+
+/// Marks every descriptor from `first` on close-on-exec, leaving those between stderr and `first` to
+/// the program executed: an OCI runtime's `--preserve-fds N` hands 3 to 3 + N - 1 on (socket
+/// activation, an engine's pipes), as its caller asked.
+pub fn close_on_exec_from(first: RawFd) -> Result<(), Errno> {
+    sweep(first.max(3) as u32, Sweep::CloseOnExec)
 }
 
 /// Closes every descriptor above stderr.
@@ -35,7 +42,7 @@ pub fn close_on_exec_from_3() -> Result<(), Errno> {
 /// No object of this process may own a descriptor above 2 (an `OwnedFd`, a `File`) that would later
 /// be used or closed again: call it before anything has opened one.
 pub unsafe fn close_from_3() -> Result<(), Errno> {
-    sweep(Sweep::Close)
+    sweep(3, Sweep::Close)
 }
 
 /// Closes every descriptor above stderr except those in `keep`: what a long-lived child of a
@@ -70,14 +77,14 @@ enum Sweep {
 
 /// One close_range(2) (Linux 5.9; 5.11 for CLOSE_RANGE_CLOEXEC), or a walk over /proc/self/fd on
 /// older kernels. Closing is only ever asked for through [`close_from_3`], whose caller vouches for it.
-fn sweep(how: Sweep) -> Result<(), Errno> {
+fn sweep(first: u32, how: Sweep) -> Result<(), Errno> {
     let flags = match how {
         Sweep::Close => 0,
         Sweep::CloseOnExec => libc::CLOSE_RANGE_CLOEXEC,
     };
     // SAFETY: close_range takes no pointers; which descriptors may be closed is close_from_3's
     // caller's contract, and marking them close-on-exec invalidates nothing.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) };
     if rc == 0 {
         return Ok(());
     }
@@ -85,7 +92,7 @@ fn sweep(how: Sweep) -> Result<(), Errno> {
     let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
         .map_err(|_| Errno::last())?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
+        .filter(|fd| *fd >= first as RawFd)
         .collect();
     for fd in fds {
         match how {

@@ -129,6 +129,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         lifecycle,
         limits: cgroup_plan(linux)?,
         devices: devices(linux, mounts.kernel.dev)?,
+        preserve_fds: 0,
         fault: None,
     })
 }

@@ -59,6 +59,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> OciError {
 pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Descriptors 3 to 3 + N - 1 of the caller's, handed on to the container's command.
+    pub preserve_fds: u32,
 }
 
 // ANCHOR: create
@@ -67,6 +69,7 @@ pub fn create(root: &Root, id: &str, bundle: &Path, options: &CreateOptions) -> 
     let bundle = fs::canonicalize(bundle).map_err(io_err(format!("bundle {}", bundle.display())))?;
     let spec = bundle::load(&bundle)?;
     let mut plan = bundle::plan(&bundle, &spec, Lifecycle::Created { gate: -1 })?;
+    plan.preserve_fds = preserved(options.preserve_fds)?;
     if plan.tty && options.console_socket.is_none() {
         return Err(OciError::Refused(
             "process.terminal is true: a --console-socket is needed to hand the pty to".into(),
@@ -148,6 +151,20 @@ fn keep_config(
     let path = container.dir().join(bundle::CONFIG);
     kept.save(&path)
         .map_err(|e| OciError::Refused(format!("cannot keep the config in {}: {e}", path.display())))
+}
+
+/// `--preserve-fds N`, checked: each of descriptors 3 to 3 + N - 1 must be open in this process.
+fn preserved(count: u32) -> Result<i32, OciError> {
+    let count =
+        i32::try_from(count).map_err(|_| OciError::Refused(format!("--preserve-fds {count}: too many")))?;
+    for fd in 3..3 + count {
+        if fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+            return Err(OciError::Refused(format!(
+                "--preserve-fds {count}: descriptor {fd} is not open, so there is nothing to pass on"
+            )));
+        }
+    }
+    Ok(count)
 }
 
 /// The state a hook reads on its standard input (runtime-spec `runtime.md`, "State").
@@ -623,6 +640,8 @@ pub struct ExecProcess {
 pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Descriptors 3 to 3 + N - 1 of the caller's, handed on to the process.
+    pub preserve_fds: u32,
     /// Return once the process runs, leaving it to whoever reaps the runtime's orphans.
     pub detach: bool,
 }
@@ -640,7 +659,8 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     let mut spec = bundle::load(container.dir())?;
     let process = exec_process(&spec, process)?;
     spec.set_process(Some(process));
-    let plan = bundle::plan(&record.bundle, &spec, Lifecycle::Foreground)?;
+    let mut plan = bundle::plan(&record.bundle, &spec, Lifecycle::Foreground)?;
+    plan.preserve_fds = preserved(options.preserve_fds)?;
     if plan.tty && options.detach && options.console_socket.is_none() {
         return Err(OciError::Refused(
             "a detached process with a terminal needs a --console-socket to hand the pty to".into(),
