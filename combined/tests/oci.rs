@@ -949,13 +949,10 @@ fn preserved_descriptors_reach_the_command_and_no_others() {
         let handle = file.reopen().unwrap();
         let fd = handle.as_raw_fd();
         let mut cmd = b.runtime(&["run", "--preserve-fds", preserve, "--bundle", b.dir.str(), id]);
-        // SAFETY: dup2 is async-signal-safe and uses only the two integers; between fork and exec it
-        // puts the file at descriptor 3 (without close-on-exec), as an engine passes one.
+        // SAFETY: the closure runs between fork and exec and makes one async-signal-safe call, dup2,
+        // with integers only: the file at descriptor 3 (without close-on-exec), as an engine passes one.
         unsafe {
-            cmd.pre_exec(move || match libc::dup2(fd, 3) {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
-            });
+            cmd.pre_exec(move || put_at_3(fd));
         }
         let out = output(&mut cmd);
         drop(handle);
@@ -974,4 +971,13 @@ fn preserved_descriptors_reach_the_command_and_no_others() {
         "through-fd-3\n",
         "nothing more was written"
     );
+}
+
+/// dup2(2) of `fd` onto descriptor 3.
+fn put_at_3(fd: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 takes two integers and no pointer.
+    match unsafe { libc::dup2(fd, 3) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    }
 }
