@@ -319,6 +319,10 @@ pub struct Plan {
     /// How many descriptors above stderr (3, 4, ...) the command gets from the launcher's caller (the
     /// OCI runtime's `--preserve-fds`; 0 for `combined run`).
     pub preserve_fds: i32,
+    /// A time namespace for the command, with these clock offsets (an OCI config's; time chapter).
+    pub time_offsets: Option<time_demo::clocks::Offsets>,
+    /// The execution domain the command runs under (personality(2): 0 is PER_LINUX, 8 PER_LINUX32).
+    pub personality: Option<u32>,
     pub fault: Option<Step>,
 }
 
@@ -862,6 +866,14 @@ fn set_up(
         steps.run(Step::Ids, || die_with_launcher(channel))?;
     }
     steps.run(Step::Keyring, join_new_session_keyring)?;
+    if let Some(offsets) = &plan.time_offsets {
+        // The time chapter's recipe: a namespace for what comes next, its offsets written before any
+        // process is in it; the command's execve enters it (Linux 6.2, checked by the bundle).
+        steps.run(Step::Clone, || {
+            time_demo::unshare_time()?;
+            time_demo::set_offsets(offsets)
+        })?;
+    }
     if plan.namespaces.contains(CloneFlags::CLONE_NEWUTS) {
         steps.run(Step::Hostname, || set_names(plan))?;
     }
@@ -1276,6 +1288,12 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     // lacked.
     nix::unistd::getcwd().map_err(|e| format!("the working directory is outside the container: {e}"))?;
     reset_signals().map_err(|e| format!("cannot reset the signals: {e}"))?;
+    if let Some(persona) = plan.personality {
+        // SAFETY: personality(2) takes an integer and no pointer; it changes this process's execution
+        // domain, which execve keeps.
+        Errno::result(unsafe { libc::personality(libc::c_ulong::from(persona)) })
+            .map_err(|e| format!("cannot set the personality {persona:#x}: {e}"))?;
+    }
     if !plan.no_new_privs {
         // An OCI config that leaves no_new_privs off: the filter goes on now, while this process may
         // still load one without it (CAP_SYS_ADMIN in its user namespace, dropped below), as runc

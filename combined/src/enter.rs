@@ -39,17 +39,21 @@ use nskit::{Channel, Spawn, UserNs};
 use crate::container::{self, InContainer, Plan, Step, StepFailed};
 use crate::terminal::Relay;
 
-/// The namespaces a process can be in, each with the name of its file in `/proc/<pid>/ns/`. The time
-/// namespace is not among them: no container of this runtime has one of its own.
-const KINDS: [(CloneFlags, &str); 7] = [
-    (CloneFlags::CLONE_NEWUSER, "user"),
-    (CloneFlags::CLONE_NEWPID, "pid"),
-    (CloneFlags::CLONE_NEWNS, "mnt"),
-    (CloneFlags::CLONE_NEWUTS, "uts"),
-    (CloneFlags::CLONE_NEWIPC, "ipc"),
-    (CloneFlags::CLONE_NEWNET, "net"),
-    (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
-];
+/// The namespaces a process can be in, each with the name of its file in `/proc/<pid>/ns/`, the user
+/// namespace first.
+fn kinds() -> [(CloneFlags, &'static str); 8] {
+    [
+        (CloneFlags::CLONE_NEWUSER, "user"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+        // setns(2) with a time namespace moves the caller itself, as long as it has one thread.
+        (time_demo::clone_newtime(), "time"),
+    ]
+}
 
 /// A process started in a running container, as the runtime holds it.
 #[derive(Debug)]
@@ -104,7 +108,7 @@ pub fn enter(plan: &Plan, target: Pid, cgroups: &[PathBuf]) -> Result<Entered, S
     let (by_runtime, by_child): (Vec<_>, Vec<_>) = theirs.iter().partition(|(kind, _)| {
         *kind == CloneFlags::CLONE_NEWPID || (!root && *kind == CloneFlags::CLONE_NEWUSER)
     });
-    // The user namespace first (KINDS' order), when this process joins it at all (it is not root).
+    // The user namespace first (kinds()' order), when this process joins it at all (it is not root).
     for (kind, fd) in &by_runtime {
         nix::sched::setns(fd, *kind).map_err(|e| cannot_join(*kind, e))?;
     }
@@ -157,7 +161,7 @@ pub fn enter(plan: &Plan, target: Pid, cgroups: &[PathBuf]) -> Result<Entered, S
 /// The namespaces of `target` that are not this process's own, opened (close-on-exec).
 fn namespaces_of(target: Pid) -> Result<Vec<(CloneFlags, OwnedFd)>, StepFailed> {
     let mut theirs = Vec::new();
-    for (kind, name) in KINDS {
+    for (kind, name) in kinds() {
         let path = format!("/proc/{target}/ns/{name}");
         let err =
             |e: &dyn std::fmt::Display| container::failed(Step::Clone, format!("cannot open {path}: {e}"));

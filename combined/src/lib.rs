@@ -263,6 +263,8 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
         limits,
         devices: Vec::new(),
         preserve_fds: 0,
+        time_offsets: None,
+        personality: None,
         fault,
     })
 }

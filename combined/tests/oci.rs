@@ -981,3 +981,61 @@ fn put_at_3(fd: i32) -> std::io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// A time namespace of the container's own with the config's offsets (the time chapter's recipe: the
+/// offsets written before the command exists, its execve entering the namespace), which `exec` joins
+/// too; and `linux.personality` LINUX32, which `uname -m` reports.
+#[test]
+fn time_offsets_and_personality_reach_the_command_and_exec() {
+    if !ready("time_offsets_and_personality_reach_the_command_and_exec") {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "cut -d. -f1 /proc/uptime; uname -m; sleep 100"]);
+    let week = 7 * 86_400;
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "time"}));
+        c["linux"]["timeOffsets"] =
+            serde_json::json!({"boottime": {"secs": week}, "monotonic": {"secs": week}});
+        c["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    });
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut create = b.runtime(&["create", "--bundle", b.dir.str(), "t1"]);
+    let status = create
+        .stdout(out.reopen().unwrap())
+        .stderr(std::process::Stdio::piped())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    output(&mut b.runtime(&["start", "t1"])).ok();
+    eventually("the command has printed", || {
+        fs::read_to_string(out.path()).unwrap().lines().count() >= 2
+    });
+    let printed = fs::read_to_string(out.path()).unwrap();
+    let uptime: i64 = printed.lines().next().unwrap().parse().unwrap();
+    assert!(
+        uptime >= week,
+        "uptime {uptime} s within the namespace: {printed}"
+    );
+    assert_eq!(printed.lines().nth(1), Some("i686"), "{printed}");
+    let host: i64 = fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        host < week || uptime >= host + week - 5,
+        "the host's clock is not the namespace's"
+    );
+    let exec = output(&mut b.runtime(&["exec", "t1", "sh", "-c", "cut -d. -f1 /proc/uptime"]));
+    let exec_uptime: i64 = exec.ok().trim().parse().unwrap();
+    assert!(
+        exec_uptime >= week,
+        "exec joins the time namespace: {exec_uptime}"
+    );
+    output(&mut b.runtime(&["delete", "--force", "t1"])).ok();
+}

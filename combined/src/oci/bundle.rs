@@ -77,6 +77,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         join,
         user: user_ns,
         net,
+        time,
     } = self::namespaces(linux)?;
     let maps = id_maps(linux, user_ns)?;
     let rootfs = root(bundle, spec)?;
@@ -130,6 +131,8 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
         limits: cgroup_plan(linux)?,
         devices: devices(linux, mounts.kernel.dev)?,
         preserve_fds: 0,
+        time_offsets: time_offsets(linux, time)?,
+        personality: personality(linux)?,
         fault: None,
     })
 }
@@ -182,6 +185,71 @@ fn devices(linux: &oci_spec::runtime::Linux, own_dev: bool) -> Result<Vec<Device
         .collect()
 }
 
+// ANCHOR: time_offsets
+/// The time namespace's clock offsets (the time chapter's): written by the container's process before
+/// its command exists, which execve then moves into the namespace. Before Linux 6.2 execve did not, and
+/// the offsets would silently not apply: refused there.
+fn time_offsets(
+    linux: &oci_spec::runtime::Linux,
+    time: bool,
+) -> Result<Option<time_demo::clocks::Offsets>, BundleError> {
+    let field = "linux.timeOffsets";
+    let given = linux.time_offsets().clone().unwrap_or_default();
+    if !time {
+        return match given.is_empty() {
+            true => Ok(None),
+            false => Err(refuse(
+                field,
+                "offsets without a time namespace: add one to linux.namespaces",
+            )),
+        };
+    }
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut numbers = release.split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    if (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) < (6, 2) {
+        return Err(refuse(
+            "linux.namespaces",
+            format!("a time namespace needs Linux 6.2, whose execve enters it; this is {release}"),
+        ));
+    }
+    let mut offsets = time_demo::clocks::Offsets::ZERO;
+    for (clock, offset) in &given {
+        let value = time_demo::clocks::Offset {
+            secs: offset.secs().unwrap_or(0),
+            nanos: offset.nanosecs().unwrap_or(0),
+        };
+        match clock.as_str() {
+            "monotonic" => offsets.monotonic = value,
+            "boottime" => offsets.boottime = value,
+            other => {
+                return Err(refuse(
+                    field,
+                    format!("{other:?} has no offset: a time namespace offsets monotonic and boottime only"),
+                ));
+            }
+        }
+    }
+    Ok(Some(offsets))
+}
+// ANCHOR_END: time_offsets
+
+/// `linux.personality`: the execution domain the command runs under (personality(2)), `LINUX` or
+/// `LINUX32` (32-bit `uname -m`), without flags.
+fn personality(linux: &oci_spec::runtime::Linux) -> Result<Option<u32>, BundleError> {
+    let Some(personality) = linux.personality() else {
+        return Ok(None);
+    };
+    if personality.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(refuse("linux.personality.flags", "no flag is supported"));
+    }
+    Ok(Some(match personality.domain() {
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    }))
+}
+
 fn check_version(spec: &Spec) -> Result<(), BundleError> {
     match spec.version().split('.').next() {
         Some("1") => Ok(()),
@@ -222,8 +290,6 @@ fn refuse_unsupported(spec: &Spec) -> Result<(), BundleError> {
         return Ok(());
     };
     let unsupported = [
-        ("linux.personality", linux.personality().is_some()),
-        ("linux.timeOffsets", linux.time_offsets().is_some()),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().is_some()),
@@ -459,12 +525,15 @@ struct Namespaces {
     join: Vec<(CloneFlags, PathBuf)>,
     user: bool,
     net: NetMode,
+    /// A time namespace of its own, which the command enters at execve (Linux 6.2).
+    time: bool,
 }
 
 fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleError> {
     let mut make = CloneFlags::empty();
     let mut join = Vec::new();
     let mut user = false;
+    let mut time = false;
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
         let flag = match ns.typ() {
             LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
@@ -475,10 +544,14 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
             LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
             LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
             LinuxNamespaceType::Time => {
-                return Err(refuse(
-                    "linux.namespaces",
-                    "the time namespace is not supported yet",
-                ));
+                if ns.path().is_some() {
+                    return Err(refuse(
+                        "linux.namespaces",
+                        "joining a time namespace by path is not supported: give the container one of its own",
+                    ));
+                }
+                time = true;
+                continue;
             }
         };
         match ns.path() {
@@ -547,6 +620,7 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, BundleErro
         join,
         user,
         net,
+        time,
     })
 }
 

@@ -578,7 +578,7 @@ pub fn features() -> serde_json::Value {
         "hooks": [],
         "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "noexec", "nodev"],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": ::caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": true},
