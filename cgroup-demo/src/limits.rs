@@ -14,6 +14,9 @@ pub enum Controller {
     /// Which CPUs and memory nodes (an OCI config's `cpu.cpus`, `cpu.mems`); not among [`Controller::ALL`],
     /// the controllers docker's flags and this chapter's steps use.
     Cpuset,
+    /// Which device nodes may be opened or made (cgroup v1's device controller; v2 has none, only BPF
+    /// programs); not among [`Controller::ALL`] either.
+    Devices,
 }
 
 impl Controller {
@@ -26,6 +29,7 @@ impl Controller {
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
             Controller::Cpuset => "cpuset",
+            Controller::Devices => "devices",
         }
     }
 }
@@ -214,6 +218,38 @@ pub struct Limits {
     /// 1024 the default; v2 takes a weight of 1 to 10000 instead, converted as runc and crun do).
     pub cpu_shares: Option<u64>,
     pub cpuset: Option<Cpuset>,
+    /// cgroup v1's device rules, applied in order (an OCI config's `resources.devices`).
+    pub device_rules: Vec<DeviceRule>,
+}
+
+/// One rule of cgroup v1's device controller, as `devices.allow` and `devices.deny` take it:
+/// `c 1:3 rwm` (Documentation/admin-guide/cgroup-v1/devices.rst).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    /// `a` (all), `c` or `b`.
+    pub kind: char,
+    /// `None` is any (`*`).
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    /// Some of `r`, `w`, `m`.
+    pub access: String,
+}
+
+impl fmt::Display for DeviceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let number = |n: Option<i64>| n.map_or("*".to_owned(), |n| n.to_string());
+        match self.kind {
+            'a' => f.write_str("a"),
+            kind => write!(
+                f,
+                "{kind} {}:{} {}",
+                number(self.major),
+                number(self.minor),
+                self.access
+            ),
+        }
+    }
 }
 
 /// The CPUs and memory nodes a cgroup may use, in the kernel's list format (`0-1,3`); an empty one
@@ -245,6 +281,9 @@ impl Limits {
         }
         if self.cpuset.is_some() {
             wanted.push(Controller::Cpuset);
+        }
+        if !self.device_rules.is_empty() {
+            wanted.push(Controller::Devices);
         }
         wanted
     }
@@ -343,6 +382,21 @@ pub fn settings(controller: Controller, limits: &Limits, version: crate::Version
             });
             shares.into_iter().chain(bandwidth).collect()
         }
+        (Controller::Devices, V1) => limits
+            .device_rules
+            .iter()
+            .map(|rule| {
+                Setting::new(
+                    if rule.allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    },
+                    rule,
+                )
+            })
+            .collect(),
+        (Controller::Devices, V2) => Vec::new(),
         (Controller::Cpuset, _) => {
             let Some(cpuset) = &limits.cpuset else {
                 return Vec::new();
@@ -530,5 +584,39 @@ mod tests {
         assert!(below.check().is_err());
         assert_eq!(Swap::parse("-1"), Ok(Swap::Unlimited));
         assert_eq!(Swap::parse("1g"), Ok(Swap::Total(Bytes(1 << 30))));
+    }
+
+    #[test]
+    fn device_rules_are_written_in_order_on_v1_only() {
+        let rule = |allow, kind, major, minor, access: &str| DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        };
+        let limits = Limits {
+            device_rules: vec![
+                rule(false, 'a', None, None, "rwm"),
+                rule(true, 'c', Some(1), Some(3), "rwm"),
+                rule(true, 'c', Some(136), None, "rw"),
+            ],
+            ..Limits::default()
+        };
+        let written: Vec<(String, String)> = settings(Controller::Devices, &limits, Version::V1)
+            .into_iter()
+            .map(|s| (s.file.to_owned(), s.value))
+            .collect();
+        let pair = |f: &str, v: &str| (f.to_owned(), v.to_owned());
+        assert_eq!(
+            written,
+            [
+                pair("devices.deny", "a"),
+                pair("devices.allow", "c 1:3 rwm"),
+                pair("devices.allow", "c 136:* rw")
+            ]
+        );
+        assert!(settings(Controller::Devices, &limits, Version::V2).is_empty());
+        assert_eq!(limits.controllers(), [Controller::Devices]);
     }
 }

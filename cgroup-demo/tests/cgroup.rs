@@ -166,6 +166,7 @@ fn a_cgroup_has_one_directory_per_hierarchy_with_its_controllers_files() {
             (Controller::Cpu, Version::V2) => "cpu.max",
             (Controller::Cpu, Version::V1) => "cpu.cfs_quota_us",
             (Controller::Cpuset, _) => "cpuset.cpus",
+            (Controller::Devices, _) => "devices.list",
         };
         for controller in Controller::ALL {
             let dir = cgroup.dir_for(controller).unwrap();

@@ -54,7 +54,8 @@ fn remove_stale_everywhere() {
     let Ok(hierarchies) = Hierarchies::read() else {
         return;
     };
-    for controller in Controller::ALL {
+    let oci_only = [Controller::Cpuset, Controller::Devices];
+    for controller in Controller::ALL.into_iter().chain(oci_only) {
         if let Ok(placement) = Placement::own(&hierarchies, &[controller]) {
             for parent in &placement.parents {
                 remove_stale(&parent.path);

@@ -918,6 +918,34 @@ fn config_devices_are_made_and_no_other_node_opens() {
     );
     assert!(text.ends_with("end\n"), "{out:?}");
 
+    // Where the kernel has a v1 device controller, root's containers get a device cgroup with the
+    // config's rules, and "deny all" (podman's) still leaves the nodes every container has.
+    if root && Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
+        b.edit(|c| {
+            c["linux"]["devices"] = serde_json::json!([]);
+            c["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwm"}]);
+            c["process"]["args"] = serde_json::json!(["sleep", "100"]);
+        });
+        b.create(&["--bundle", b.dir.str(), "dev3"]).ok();
+        let pid = b.state("dev3")["pid"].as_i64().unwrap();
+        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let devices = cgroups.lines().find(|l| l.contains(":devices:")).unwrap();
+        assert!(
+            !devices.ends_with(":/"),
+            "the container is in a device cgroup of its own: {devices}"
+        );
+        let dir = Path::new("/sys/fs/cgroup/devices")
+            .join(devices.rsplit(':').next().unwrap().trim_start_matches('/'));
+        let list = fs::read_to_string(dir.join("devices.list")).unwrap();
+        assert!(
+            list.contains("c 1:5 rwm") && !list.contains("a *:*"),
+            "deny all, the standard nodes allowed: {list}"
+        );
+        output(&mut b.runtime(&["start", "dev3"])).ok();
+        let zero = output(&mut b.runtime(&["exec", "dev3", "sh", "-c", "head -c 1 /dev/zero | wc -c"]));
+        assert_eq!(zero.ok().trim(), "1", "/dev/zero opens under deny-all");
+        output(&mut b.runtime(&["delete", "--force", "dev3"])).ok();
+    }
     // A node the host does not have cannot be bound in a user namespace: said so, by path.
     if !root {
         b.edit(|c| {

@@ -436,6 +436,76 @@ pub(crate) fn resource_limits(
 }
 // ANCHOR_END: resources
 
+// ANCHOR: device_rules
+/// The config's device rules for cgroup v1's device controller, where the kernel enforces them: root
+/// on a host with a v1 `devices` hierarchy (v2 has no such controller, only BPF programs, and a rootless
+/// runtime may not write one; there the container's nodes alone are what it can open, as
+/// [`resource_limits`] says). After the config's own rules come those of the nodes every container
+/// gets and of `linux.devices`, as runc and crun add them: an engine's "deny all" (podman's) means all
+/// but those.
+fn device_rules(linux: &oci_spec::runtime::Linux) -> Vec<cgroup_demo::limits::DeviceRule> {
+    let v1 = cgroup_demo::Hierarchies::read()
+        .ok()
+        .and_then(|h| {
+            h.holding("devices")
+                .map(|m| m.version == cgroup_demo::Version::V1)
+        })
+        .unwrap_or(false);
+    let rules = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    if !v1 || !nskit::userns::is_root() || rules.is_empty() {
+        return Vec::new();
+    }
+    let rule = |allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, access: &str| {
+        cgroup_demo::limits::DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_owned(),
+        }
+    };
+    let mut list: Vec<_> = rules
+        .iter()
+        .map(|r| {
+            let kind = match r.typ() {
+                Some(oci_spec::runtime::LinuxDeviceType::B) => 'b',
+                Some(oci_spec::runtime::LinuxDeviceType::C | oci_spec::runtime::LinuxDeviceType::U) => 'c',
+                _ => 'a',
+            };
+            let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+            rule(r.allow(), kind, r.major(), r.minor(), &access)
+        })
+        .collect();
+    let standard = mnt_demo::rootfs::DEVICES
+        .iter()
+        .map(|(_, major, minor)| (*major as i64, Some(*minor as i64)));
+    // /dev/ptmx and the container's ptys (devpts).
+    let ptys = [(5, Some(2)), (136, None)];
+    for (major, minor) in standard.chain(ptys) {
+        list.push(rule(true, 'c', Some(major), minor, "rwm"));
+    }
+    for device in linux.devices().iter().flatten() {
+        let kind = match device.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => 'b',
+            oci_spec::runtime::LinuxDeviceType::P => continue,
+            _ => 'c',
+        };
+        list.push(rule(
+            true,
+            kind,
+            Some(device.major()),
+            Some(device.minor()),
+            "rwm",
+        ));
+    }
+    list
+}
+// ANCHOR_END: device_rules
+
 /// The container's cgroup: at `linux.cgroupsPath` when the config gives one (absolute, from the
 /// hierarchies' roots, or relative to the runtime's own cgroup; on cgroup v1 the missing parents are
 /// made, on v2 they must exist), else `combined-<pid>` beside the runtime's cgroup, and only when
@@ -443,10 +513,11 @@ pub(crate) fn resource_limits(
 fn cgroup_plan(
     linux: &oci_spec::runtime::Linux,
 ) -> Result<Option<crate::container::CgroupPlan>, BundleError> {
-    let limits = match linux.resources() {
+    let mut limits = match linux.resources() {
         Some(resources) => resource_limits(resources)?,
         None => resource_limits(&Default::default())?,
     };
+    limits.device_rules = device_rules(linux);
     let path = linux
         .cgroups_path()
         .as_ref()
