@@ -139,6 +139,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     close_inherited_fds();
+    combined::timings::open_from_env();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

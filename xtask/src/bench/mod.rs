@@ -12,6 +12,7 @@
 //!
 //! The tables go to the terminal, every figure to `target/bench/bench.json`. See BENCHMARKS.md.
 
+mod breakdown;
 mod launchers;
 mod report;
 mod runner;
@@ -59,6 +60,10 @@ pub struct Options {
     /// Only the sequential comparison: skip the concurrency and per-namespace tables.
     #[arg(long)]
     sequential_only: bool,
+    /// Also time each of combined's set-up steps (`COMBINED_TIMINGS`): when it began and how long
+    /// it took, median over the runs.
+    #[arg(long)]
+    breakdown: bool,
 }
 
 impl Options {
@@ -126,6 +131,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         spawn_floor.wall_ms.median, spawn_floor.rss_mib.max
     );
 
+    let breakdown = match options.breakdown {
+        true => Some(print_breakdown(&launchers[0], &inputs, options)?),
+        false => None,
+    };
+
     let (concurrent, namespaces) = if options.sequential_only {
         (Vec::new(), Vec::new())
     } else {
@@ -151,6 +161,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         "skipped": skipped.iter().map(|s| json!({ "launcher": s.name, "reason": s.reason })).collect::<Vec<_>>(),
         "concurrent": concurrent.iter().map(report::concurrent_json).collect::<Vec<_>>(),
         "per_namespace": namespaces.iter().map(report::namespace_json).collect::<Vec<_>>(),
+        "breakdown": breakdown.as_ref().map(breakdown::json),
     });
     let path = options
         .json
@@ -168,6 +179,22 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// The per-step breakdown of combined's runs, printed.
+fn print_breakdown(
+    combined: &Launcher,
+    inputs: &Inputs,
+    options: &Options,
+) -> anyhow::Result<breakdown::Breakdown> {
+    let result = breakdown::measure(&combined.argv, &inputs.work, options.warmup(), options.runs())?;
+    println!(
+        "\nWhere `combined run` spends its time ({} runs with COMBINED_TIMINGS; medians; `at` from the \
+         benchmark's fork):\n",
+        options.runs()
+    );
+    print!("{}", breakdown::table(&result));
+    Ok(result)
 }
 
 fn fmt_load(load: Option<f64>) -> String {

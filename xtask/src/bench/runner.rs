@@ -36,6 +36,9 @@ pub struct Outcome {
     pub sample: Sample,
     pub success: bool,
     pub stderr: String,
+    /// CLOCK_MONOTONIC just before the fork and at the return of the last wait4, in nanoseconds: the
+    /// run's span on the clock a launcher's own timings use (`--breakdown`).
+    pub span_ns: (u64, u64),
 }
 
 /// Runs `argv` once with stdio on /dev/null and measures it.
@@ -52,9 +55,20 @@ pub fn check(argv: &[String]) -> anyhow::Result<Outcome> {
     run(argv, true)
 }
 
+/// Runs `argv` once, as [`measure`] does, and also returns its span on CLOCK_MONOTONIC.
+pub fn measure_span(argv: &[String]) -> anyhow::Result<(Sample, (u64, u64))> {
+    let outcome = run(argv, false)?;
+    if !outcome.success {
+        bail!("`{}` failed during the benchmark", argv.join(" "));
+    }
+    Ok((outcome.sample, outcome.span_ns))
+}
+
 fn run(argv: &[String], keep_stderr: bool) -> anyhow::Result<Outcome> {
+    let argv = numbered(argv, 0);
+    let started_ns = monotonic_ns();
     let start = Instant::now();
-    let (pid, stderr_pipe) = spawn(&numbered(argv, 0), keep_stderr)?;
+    let (pid, stderr_pipe) = spawn(&argv, keep_stderr)?;
     let mut stderr = String::new();
     if let Some(mut pipe) = stderr_pipe {
         let _ = pipe.read_to_string(&mut stderr);
@@ -67,6 +81,7 @@ fn run(argv: &[String], keep_stderr: bool) -> anyhow::Result<Outcome> {
         sample,
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         stderr,
+        span_ns: (started_ns, monotonic_ns()),
     })
 }
 
@@ -240,6 +255,16 @@ fn sample(wall: Duration, usage: &libc::rusage) -> Sample {
         rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         orphans: 0,
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (clock_gettime(2)), the clock `Instant` reads and `combined`'s
+/// timings use.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: timespec is plain C data, for which all zeroes is a valid value.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec through a pointer to a live local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 /// The load average over the last minute, from /proc/loadavg, to record how quiet the machine was.
