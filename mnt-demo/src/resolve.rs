@@ -83,7 +83,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(&root_fd, &rel, how) {
+    match openat2_retrying(&root_fd, &rel, how) {
         Ok(fd) => Ok(fd),
         Err(Errno::EXDEV) => Err(ResolveError::Escapes {
             root: root.to_owned(),
@@ -119,7 +119,25 @@ pub fn open_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(&root_fd, &rel, how).map_err(fail)
+    openat2_retrying(&root_fd, &rel, how).map_err(fail)
+}
+
+/// How many times an openat2 that met a concurrent rename or mount is tried again.
+const OPENAT2_TRIES: usize = 128;
+
+/// openat2, again while it fails with EAGAIN: a lookup confined with RESOLVE_BENEATH or
+/// RESOLVE_IN_ROOT that goes through `..` (busybox's `/bin/true` is a link to `../bin/busybox`) fails
+/// so when a rename or a mount happens anywhere on the machine meanwhile, since the kernel can then no
+/// longer be sure that `..` stayed inside the root; openat2(2) says to retry. Another container being
+/// set up is such a mount: containers started side by side would fail now and then without this.
+fn openat2_retrying(root_fd: &OwnedFd, rel: &Path, how: OpenHow) -> Result<OwnedFd, Errno> {
+    let mut tries = 1;
+    loop {
+        match openat2(root_fd, rel, how) {
+            Err(Errno::EAGAIN) if tries < OPENAT2_TRIES => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 // ANCHOR: resolve_by_walk
