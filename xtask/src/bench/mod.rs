@@ -18,6 +18,8 @@
 
 mod breakdown;
 mod launchers;
+
+pub use launchers::which;
 mod report;
 mod runner;
 mod stats;
