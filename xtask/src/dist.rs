@@ -140,6 +140,13 @@ fn sampled_symbols(report: &str, dso: &str) -> Vec<String> {
     symbols
 }
 
+/// `cargo xtask dist`.
+pub fn run(root: &Path) -> anyhow::Result<()> {
+    let dir = build(root, &["combined"])?;
+    println!("xtask: {}", dir.join("combined").display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,11 +183,4 @@ mod tests {
                 .any(|f| f.contains("--symbol-ordering-file="))
         );
     }
-}
-
-/// `cargo xtask dist`.
-pub fn run(root: &Path) -> anyhow::Result<()> {
-    let dir = build(root, &["combined"])?;
-    println!("xtask: {}", dir.join("combined").display());
-    Ok(())
 }
