@@ -138,6 +138,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         }
     );
 
+    // A forked child starts with the benchmark's anonymous pages mapped, and the kernel carries that
+    // RSS into the peak of whatever it execs: give the heap's free pages back first (malloc_trim(3)),
+    // so that the RSS every row shows as its least is as small as it can be.
+    // SAFETY: malloc_trim only returns free memory of the allocator's heap to the kernel.
+    unsafe { libc::malloc_trim(0) };
     let spawn_floor = spawn_floor(options)?;
     let rows = sequential(&launchers, options)?;
     // Taken now: the concurrent runs below load the machine themselves.
