@@ -144,7 +144,15 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     // SAFETY: malloc_trim only returns free memory of the allocator's heap to the kernel.
     unsafe { libc::malloc_trim(0) };
     let spawn_floor = spawn_floor(options)?;
-    let rows = sequential(&launchers, options)?;
+    let (rows, failed) = sequential(&launchers, options)?;
+    let launchers: Vec<Launcher> = launchers
+        .into_iter()
+        .filter(|l| !failed.iter().any(|f| f.name == l.name))
+        .collect();
+    for skip in &failed {
+        println!("xtask: bench: dropped {}: {}", skip.name, skip.reason);
+    }
+    skipped.extend(failed);
     // Taken now: the concurrent runs below load the machine themselves.
     let load_after = runner::load_average();
     println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
@@ -432,26 +440,43 @@ fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::
 
 /// The sequential comparison: warm-up rounds, then measured rounds, each running every launcher once
 /// in the same order.
-fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<Row>> {
+fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Skipped>)> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); launchers.len()];
+    let mut failed: Vec<Skipped> = Vec::new();
     for round in 0..options.warmup() + options.runs() {
         // Each round starts one launcher further on (A B C, B C A, C A B ...): a launcher's deferred
         // kernel work (a network namespace's teardown, a cgroup's removal) slows whichever runs next,
         // and with a fixed order that would always be the same one.
         for i in 0..launchers.len() {
             let at = (round + i) % launchers.len();
-            let sample = runner::measure_all(&launchers[at].commands())?;
-            if round >= options.warmup() {
-                samples[at].push(sample);
+            let launcher = &launchers[at];
+            if failed.iter().any(|f| f.name == launcher.name) {
+                continue;
+            }
+            match runner::measure_all(&launcher.commands()) {
+                Ok(sample) if round >= options.warmup() => samples[at].push(sample),
+                Ok(_) => {}
+                // One of the tools compared failing now and then (runc 1.1's "could not ensure we
+                // are a cloned binary", rootless) drops it, with the reason; combined and the floor
+                // must not fail.
+                Err(e) if ![launchers::COMBINED, launchers::FLOOR].contains(&launcher.name) => {
+                    failed.push(Skipped {
+                        name: launcher.name,
+                        reason: format!("failed in round {round}: {e:#}"),
+                    });
+                }
+                Err(e) => return Err(e),
             }
         }
     }
     let combined_wall: Vec<f64> = samples[0].iter().map(|s| s.wall_ms).collect();
-    Ok(launchers
+    let rows = launchers
         .iter()
         .zip(&samples)
+        .filter(|(l, _)| !failed.iter().any(|f| f.name == l.name))
         .filter_map(|(l, s)| Row::new(l.name, &l.argv, l.note, s, &combined_wall))
-        .collect())
+        .collect();
+    Ok((rows, failed))
 }
 
 /// The host's `true`, run directly: what the fork, exec and wait of the measurement itself cost, and
@@ -480,12 +505,24 @@ fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<C
     let mut rows = Vec::new();
     for &count in options.concurrency() {
         let mut batches: Vec<Vec<(f64, Vec<Sample>)>> = vec![Vec::new(); launchers.len()];
+        let mut failed = vec![false; launchers.len()];
         for _ in 0..options.rounds() {
-            for (launcher, series) in launchers.iter().zip(&mut batches) {
-                series.push(runner::measure_concurrent(&launcher.argv, count)?);
+            for ((launcher, series), failed) in launchers.iter().zip(&mut batches).zip(&mut failed) {
+                match runner::measure_concurrent(&launcher.argv, count) {
+                    Ok(batch) => series.push(batch),
+                    // As in the sequential runs: a compared tool that fails loses its row, with why.
+                    Err(e) if ![launchers::COMBINED, launchers::FLOOR].contains(&launcher.name) => {
+                        println!(
+                            "xtask: bench: no row for {} at {count} at once: {e:#}",
+                            launcher.name
+                        );
+                        *failed = true;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
-        for (launcher, series) in launchers.iter().zip(&batches) {
+        for ((launcher, series), _) in launchers.iter().zip(&batches).zip(&failed).filter(|(_, f)| !**f) {
             let walls: Vec<f64> = series.iter().map(|(wall, _)| *wall).collect();
             let all: Vec<&Sample> = series.iter().flat_map(|(_, s)| s).collect();
             let Some(batch_ms) = Summary::of(&walls) else {
