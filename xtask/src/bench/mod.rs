@@ -227,7 +227,7 @@ fn print_breakdown(
     inputs: &Inputs,
     options: &Options,
 ) -> anyhow::Result<breakdown::Breakdown> {
-    let result = breakdown::measure(&combined.argv, &inputs.work, options.warmup(), options.runs())?;
+    let result = breakdown::measure(&combined.argv, &inputs.state, options.warmup(), options.runs())?;
     println!(
         "\nWhere `combined run` spends its time ({} runs with COMBINED_TIMINGS; medians; `at` from the \
          benchmark's fork):\n",
