@@ -323,7 +323,7 @@ pub fn bundle_config(rootfs: &Path, rootless: Option<(u32, u32)>) -> serde_json:
     })
 }
 
-fn write_bundle(bundle: &Path, rootfs: &Path, rootless: Option<(u32, u32)>) -> anyhow::Result<()> {
+pub fn write_bundle(bundle: &Path, rootfs: &Path, rootless: Option<(u32, u32)>) -> anyhow::Result<()> {
     std::fs::create_dir_all(bundle).with_context(|| format!("cannot create {}", bundle.display()))?;
     let config = serde_json::to_string_pretty(&bundle_config(rootfs, rootless))?;
     std::fs::write(bundle.join("config.json"), config).context("cannot write the OCI config.json")

@@ -19,7 +19,7 @@
 mod breakdown;
 mod launchers;
 
-pub use launchers::which;
+pub use launchers::{which, write_bundle};
 mod report;
 mod runner;
 mod stats;
