@@ -16,6 +16,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LINK_TYPE");
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
     println!("cargo:rerun-if-changed=build.rs");
+    // The link order `cargo xtask dist` passes to the linker: a new one must relink the binary.
+    println!("cargo:rerun-if-changed=link-order.txt");
     if std::env::var_os("LIBSECCOMP_LINK_TYPE").is_some() || compiler_finds("libseccomp.so").is_some() {
         return;
     }

@@ -59,6 +59,7 @@ use nskit::{Channel, Exit, Spawn, UserNs};
 use pid_demo::init::Reaper;
 
 use crate::terminal::{self, Relay};
+use crate::timings;
 use crate::values::{Maps, NetMode, Rootfs};
 use crate::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, caps as capabilities};
 
@@ -360,7 +361,7 @@ impl Steps<'_> {
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, StepFailed> {
         fault(self.plan, step)?;
-        body().map_err(|e| failed(step, e))
+        timings::time("child", step.name(), body).map_err(|e| failed(step, e))
     }
 }
 // ANCHOR_END: steps
@@ -379,7 +380,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
         true => Some(start_relay(child.channel())?),
         false => None,
     };
-    match supervise(child.pid(), &signals, relay) {
+    match timings::time("parent", "supervise", || supervise(child.pid(), &signals, relay)) {
         Ok(status) => {
             child.reaped_by_caller();
             if let Some(cgroup) = cgroup {
@@ -548,7 +549,9 @@ fn start_child(
         Some((_, fd)) => Some(PidNsForChildren::join(fd)?),
         None => None,
     };
-    let spawned = spawn.run(|channel| container_main(plan, &join, channel));
+    let spawned = timings::time("parent", "clone", || {
+        spawn.run(|channel| container_main(plan, &join, channel))
+    });
     let restored = born_in.map(PidNsForChildren::restore).transpose();
     let mut child = spawned.map_err(|e| failed(Step::Clone, e))?;
     restored?;
@@ -577,10 +580,13 @@ fn start_child(
         }),
     };
     let channel = child.channel();
+    let waiting = timings::start();
     channel
         .send_msg(&go)
         .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
-    match channel.recv_reply::<()>() {
+    let reply = channel.recv_reply::<()>();
+    timings::record("parent", "go-ready", waiting);
+    match reply {
         Ok(()) => Ok((child, veth, cgroup)),
         Err(nskit::StepError::Child(e)) => {
             let step = Step::from_name(&e.step).unwrap_or(Step::Init);
@@ -745,12 +751,13 @@ fn veth_names(child: Pid) -> (String, String) {
 /// The container's first process: set up, report, then become init (or the command).
 fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel) -> i32 {
     // The parent blocked the forwarded signals; the container starts with none blocked.
+    timings::mark("child", "start");
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // A session of its own: the host's terminal is no longer the controlling terminal of anything in
     // the container, so the kernel refuses TIOCSTI on it and /dev/tty does not open (ioctl_tty(2)).
     // The child is not a process group leader, so setsid cannot fail.
     let _ = nix::unistd::setsid();
-    let veth = match channel.recv_msg::<Go>() {
+    let veth = match timings::time("child", "go", || channel.recv_msg::<Go>()) {
         Ok(Go { veth: None }) => None,
         Ok(Go { veth: Some(end) }) => match Subnet::new(end.network, end.prefix) {
             Ok(subnet) => Some((end.name, subnet)),
@@ -803,10 +810,10 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
         }
     };
     let ready: nskit::Reply<()> = Ok(());
-    let reported = match &pty {
+    let reported = timings::time("child", "ready", || match &pty {
         Some(master) => channel.send_msg_with_fd(&ready, master),
         None => channel.reply(&ready),
-    };
+    });
     drop(pty);
     if reported.is_err() {
         return 1;
@@ -1146,6 +1153,7 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
         eprintln!("combined: init: cannot create a pipe: {}", Errno::last());
         return i32::from(crate::EXIT_LAUNCHER);
     };
+    let forking = timings::start();
     let command = pid_demo::init::fork_run(|| {
         // The command's copy of init's write end; the value itself stays in init's frame, which this
         // process never returns to, so it is closed once.
@@ -1156,6 +1164,7 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
             Err(_) => i32::from(crate::EXIT_LAUNCHER),
         }
     });
+    timings::record("init", "fork", forking);
     drop(init_filtered);
     let filtered = match crate::init_reachable(plan.user_ns, plan.init, &plan.caps) {
         true => install_filter(plan),
@@ -1170,7 +1179,7 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     }
     match command
         .map_err(pid_demo::init::InitError::Fork)
-        .and_then(|pid| reaper.run(pid))
+        .and_then(|pid| timings::time("init", "wait", || reaper.run(pid)))
     {
         Ok(outcome) => outcome.exit.shell_status(),
         Err(e) => {
@@ -1223,10 +1232,11 @@ fn argument_area() -> Option<(usize, usize)> {
 // ANCHOR: exec
 /// Step 8: the last things before the command runs, each one narrowing what it can do.
 pub(crate) fn exec_command(plan: &Plan) -> i32 {
-    if let Err(message) = prepare_exec(plan) {
+    if let Err(message) = timings::time("command", "prepare", || prepare_exec(plan)) {
         eprintln!("combined: {message}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
+    timings::mark("command", "execve");
     let errno = match nix::unistd::execve(&plan.program, &plan.argv, &plan.env) {
         Ok(never) => match never {},
         Err(errno) => errno,
@@ -1354,8 +1364,7 @@ fn install_filter(plan: &Plan) -> Result<(), String> {
         return Ok(());
     };
     set_no_new_privs()?;
-    filter
-        .install()
+    timings::time("command", "seccomp", || filter.install())
         .map_err(|e| format!("cannot load the seccomp filter: {e}"))
 }
 // ANCHOR_END: install_filter

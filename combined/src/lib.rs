@@ -19,6 +19,7 @@ pub mod sealed;
 pub mod seccomp;
 pub mod subnets;
 pub mod terminal;
+pub mod timings;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -436,7 +437,7 @@ fn check_inside(root: &Path, path: &Path, what: &str) -> Result<(), PlanError> {
 // ANCHOR: run
 /// `combined run`: plan, launch, and return the exit status (125 when the launcher fails).
 pub fn run(request: RunRequest) -> i32 {
-    let plan = match plan(&request) {
+    let plan = match timings::time("parent", "plan", || plan(&request)) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("combined: {e}");

@@ -141,6 +141,7 @@ fn main() -> ExitCode {
     // Parsing opens nothing; the descriptors an OCI caller asks to hand on are known only after it.
     let cli = Cli::try_parse();
     close_inherited_fds(cli.as_ref().map_or(0, preserved_fds));
+    combined::timings::open_from_env();
     let cli = match cli {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

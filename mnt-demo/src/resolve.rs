@@ -179,6 +179,11 @@ pub fn resolve_by_walk(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
 /// Like [`resolve_in_root`], but creates the missing directories on the way (mode 0755), each with
 /// `mkdirat` relative to its already-checked parent: a rootfs need not have `/proc` or `/dev/pts`.
 pub fn ensure_dir_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    // Mostly the directory is there already (a rootfs has /proc and /dev): one lookup, not one per
+    // component.
+    if let Ok(fd) = resolve_in_root(root, path) {
+        return Ok(fd);
+    }
     let mut done = PathBuf::new();
     let mut parent = resolve_in_root(root, &done)?;
     for component in relative(path).components() {

@@ -62,6 +62,9 @@ enum Command {
     /// Builds combined as it is shipped: a static binary, size-optimized with LTO
     /// (target/<host triple>/dist/combined).
     Dist,
+    /// Records with perf which functions a container's start runs, into combined/link-order.txt,
+    /// which `dist` lays out side by side (fewer pages touched per start).
+    LinkOrder,
     /// Builds a busybox root filesystem (from Debian's busybox-static) for `combined run --rootfs`.
     Rootfs {
         /// Where to build it (default: target/busybox-rootfs).
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::MdbookListings { args } => listings::run(&args),
         Command::Transcripts => book::record_transcripts(&root),
         Command::Dist => dist::run(&root),
+        Command::LinkOrder => dist::record_link_order(&root),
         Command::Rootfs { out } => rootfs::build(&root, out).map(drop),
         Command::TestVm(options) => vm::run(&root, &options),
         Command::Bench(options) => bench::run(&root, &options),

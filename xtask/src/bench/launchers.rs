@@ -13,8 +13,20 @@ use serde_json::json;
 pub struct Launcher {
     pub name: &'static str,
     pub argv: Vec<String>,
+    /// Commands run after `argv`, as part of the same run (an OCI runtime's start and delete after
+    /// its create); empty for a launcher that is one command.
+    pub then: Vec<Vec<String>>,
     /// What it does beyond (or short of) the common work.
     pub note: &'static str,
+}
+
+impl Launcher {
+    /// Every command of one run, `argv` first.
+    pub fn commands(&self) -> Vec<Vec<String>> {
+        std::iter::once(self.argv.clone())
+            .chain(self.then.iter().cloned())
+            .collect()
+    }
 }
 
 /// A launcher that was not measured, and why.
@@ -35,13 +47,20 @@ pub struct Inputs {
     /// Where the OCI bundle and the runtimes' state go.
     pub work: PathBuf,
     pub rootless: bool,
+    /// The uid and gid the launchers run as (the user's own, or 65534 with `--rootless`).
+    pub ids: (u32, u32),
     /// Another build of combined to compare with (`--baseline`), shown as `baseline`.
-    pub baseline: Option<PathBuf>,
+    pub baseline: Vec<PathBuf>,
+    /// Where the OCI runtimes keep their state: a directory of the user the launchers run as.
+    pub state: PathBuf,
 }
 
 pub const COMBINED: &str = "combined";
 pub const IMAGE: &str = "image";
 pub const FLOOR: &str = "floor";
+pub const COMBINED_OCI: &str = "combined oci run";
+/// The rows of the builds given with `--baseline`, in order.
+pub const BASELINES: [&str; 4] = ["baseline", "baseline 2", "baseline 3", "baseline 4"];
 
 /// The command every launcher runs in the container.
 const TRUE: &str = "/bin/true";
@@ -49,9 +68,9 @@ const TRUE: &str = "/bin/true";
 /// The launchers, in the order the table shows them: `combined` first, the floor last.
 pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
     let mut found = vec![combined(inputs)];
-    if let Some(path) = &inputs.baseline {
+    for (path, name) in inputs.baseline.iter().zip(BASELINES) {
         let mut baseline = combined(inputs);
-        baseline.name = "baseline";
+        baseline.name = name;
         baseline.argv[0] = text(path);
         baseline.note = "the combined binary given with --baseline, with the same arguments";
         found.push(baseline);
@@ -65,15 +84,27 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
     add("unshare", which("unshare").map(|p| unshare(&p, inputs)));
     add("bwrap", which("bwrap").map(|p| bwrap(&p, inputs)));
     for runtime in ["crun", "runc"] {
-        let launcher = match which(runtime) {
-            Err(reason) => Err(reason),
-            Ok(_) if inputs.rootless => Err(format!(
-                "{runtime} needs a rootless OCI config (user namespace mappings, no cgroups) to run \
-                 unprivileged; run the benchmark as root to include it"
-            )),
-            Ok(path) => oci(runtime, &path, inputs).map_err(|e| format!("{e:#}")),
-        };
+        let launcher =
+            which(runtime).and_then(|path| oci(runtime, &path, inputs).map_err(|e| format!("{e:#}")));
         add(runtime, launcher);
+    }
+    // combined as an OCI runtime, and the OCI life cycle, each runtime the same sequence on the same
+    // bundle.
+    let combined_path = || Ok(inputs.combined.clone());
+    let runtimes = [
+        ("combined c+s+d", combined_path()),
+        ("crun c+s+d", which("crun")),
+        ("runc c+s+d", which("runc")),
+    ];
+    add(
+        COMBINED_OCI,
+        oci_run(COMBINED_OCI, &inputs.combined, inputs).map_err(|e| format!("{e:#}")),
+    );
+    for (name, path) in runtimes {
+        add(
+            name,
+            path.and_then(|p| lifecycle(name, &p, inputs).map_err(|e| format!("{e:#}"))),
+        );
     }
     found.push(floor(inputs));
     Ok((found, skipped))
@@ -95,6 +126,7 @@ fn combined(inputs: &Inputs) -> Launcher {
     Launcher {
         name: COMBINED,
         argv,
+        then: Vec::new(),
         note: "also /dev (tmpfs, devices, devpts, shm), mqueue, read-only /sys, masked and read-only \
                /proc paths, lo up, an init that forks the command, capabilities dropped",
     }
@@ -110,6 +142,7 @@ fn combined_image(inputs: &Inputs) -> Launcher {
     Launcher {
         name: IMAGE,
         argv,
+        then: Vec::new(),
         note: "combined with --image: the rootfs as a tarball, unpacked once into the cache, and an overlay with a tmpfs upper \
                layer over it for each run",
     }
@@ -135,6 +168,7 @@ fn unshare(path: &Path, inputs: &Inputs) -> Launcher {
     Launcher {
         name: "unshare",
         argv,
+        then: Vec::new(),
         note: "--root chroots instead of pivoting (the host's mounts stay in the namespace); proc is \
                mounted inside the chroot; no /dev, lo down",
     }
@@ -157,6 +191,7 @@ fn bwrap(path: &Path, inputs: &Inputs) -> Launcher {
     Launcher {
         name: "bwrap",
         argv,
+        then: Vec::new(),
         note: "pivots into a tmpfs and binds the rootfs there; also /dev (tmpfs, device binds, devpts, \
                shm), lo up, an init that forks the command",
     }
@@ -165,32 +200,105 @@ fn bwrap(path: &Path, inputs: &Inputs) -> Launcher {
 /// crun or runc, with an OCI bundle generated for the rootfs; `{n}` in the container id is numbered
 /// by the runner for concurrent runs.
 fn oci(runtime: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<Launcher> {
-    let bundle = inputs.work.join("oci-bundle");
-    write_bundle(&bundle, &inputs.rootfs)?;
-    let state = inputs.work.join(format!("{runtime}-state"));
-    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    let mut launcher = oci_run(runtime, path, inputs)?;
+    launcher.note = if runtime == "crun" {
+        "an OCI bundle that mounts what combined mounts (/dev, devpts, shm, mqueue, read-only /sys, \
+         masked and read-only paths); also creates and removes a cgroup; no init"
+    } else {
+        "the same OCI bundle; also a cgroup, and runc re-execs itself as `runc init` (Go runtime)"
+    };
+    Ok(launcher)
+}
+
+/// `RUNTIME --root STATE run --bundle B ID`: the bundle written for the rootfs, a state directory of
+/// the runtime's own.
+fn oci_run(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<Launcher> {
+    let (bundle, state) = oci_dirs(path, inputs)?;
     let mut argv = vec![text(path), "--root".into(), text(&state)];
     argv.extend(args(&["run", "--bundle"]));
     argv.push(text(&bundle));
-    argv.push(format!("bench-{}-{{n}}", std::process::id()));
+    argv.push(container_id());
     Ok(Launcher {
-        name: runtime,
+        name,
         argv,
-        note: if runtime == "crun" {
-            "an OCI bundle that mounts what combined mounts (/dev, devpts, shm, mqueue, read-only /sys, \
-             masked and read-only paths); also creates and removes a cgroup; no init"
-        } else {
-            "the same OCI bundle; also a cgroup, and runc re-execs itself as `runc init` (Go runtime)"
-        },
+        then: Vec::new(),
+        note: "combined as an OCI runtime, `run` on the same bundle as crun and runc (no init, as they)",
     })
 }
 
-/// `config.json` for the rootfs: what `runc spec` generates, trimmed to the work `combined` does.
-pub fn bundle_config(rootfs: &Path) -> serde_json::Value {
+/// `create`, `start` and `delete` of one container on the bundle: what an engine asks of the runtime
+/// (containerd's shim, podman's conmon), with the container's exit waited for before `delete`.
+fn lifecycle(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<Launcher> {
+    let (bundle, state) = oci_dirs(path, inputs)?;
+    let runtime = |command: &[&str]| {
+        let mut argv = vec![text(path), "--root".into(), text(&state)];
+        argv.extend(args(command));
+        argv
+    };
+    let mut create = runtime(&["create", "--bundle"]);
+    create.push(text(&bundle));
+    create.push(container_id());
+    let mut start = runtime(&["start"]);
+    start.push(container_id());
+    let mut delete = runtime(&["delete"]);
+    delete.push(container_id());
+    Ok(Launcher {
+        name,
+        argv: create,
+        then: vec![start, delete],
+        note: "create, start, the container's exit, delete: the OCI life cycle an engine drives",
+    })
+}
+
+/// A container id unique to this benchmark and, for concurrent runs, to the copy (`{n}`).
+fn container_id() -> String {
+    format!("bench-{}-{{n}}", std::process::id())
+}
+
+/// The OCI bundle (written once) and the state directory of the runtime at `path`.
+fn oci_dirs(path: &Path, inputs: &Inputs) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let bundle = inputs.work.join("oci-bundle");
+    if !bundle.join("config.json").exists() || inputs.rootless != bundle_is_rootless(&bundle) {
+        write_bundle(&bundle, &inputs.rootfs, inputs.rootless.then_some(inputs.ids))?;
+    }
+    let runtime = path
+        .file_name()
+        .map_or("runtime".into(), |n| n.to_string_lossy().into_owned());
+    let state = inputs.state.join(format!("{runtime}-state"));
+    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    if inputs.rootless {
+        let (uid, gid) = inputs.ids;
+        std::os::unix::fs::chown(&state, Some(uid), Some(gid))
+            .with_context(|| format!("cannot give {} to uid {uid}", state.display()))?;
+    }
+    Ok((bundle, state))
+}
+
+fn bundle_is_rootless(bundle: &Path) -> bool {
+    std::fs::read_to_string(bundle.join("config.json")).is_ok_and(|text| text.contains("uidMappings"))
+}
+
+/// `config.json` for the rootfs: what `runc spec` generates, trimmed to the work `combined` does;
+/// rootless (`runc spec --rootless`), a user namespace mapping `ids` to root, as combined's default.
+pub fn bundle_config(rootfs: &Path, rootless: Option<(u32, u32)>) -> serde_json::Value {
     // The very lists combined masks and write-protects (the mount chapter's), so both do the same work.
     let masked = mnt_demo::rootfs::DEFAULT_MASKED;
     let readonly = mnt_demo::rootfs::DEFAULT_READONLY;
     let mount = |dest: &str, kind: &str, options: &[&str]| json!({ "destination": dest, "type": kind, "source": kind, "options": options });
+    let mut namespaces = vec![
+        json!({ "type": "pid" }),
+        json!({ "type": "network" }),
+        json!({ "type": "ipc" }),
+        json!({ "type": "uts" }),
+        json!({ "type": "mount" }),
+    ];
+    let mut linux = json!({ "maskedPaths": masked, "readonlyPaths": readonly });
+    if let Some((uid, gid)) = rootless {
+        namespaces.push(json!({ "type": "user" }));
+        linux["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
+        linux["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
+    }
+    linux["namespaces"] = json!(namespaces);
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -211,19 +319,13 @@ pub fn bundle_config(rootfs: &Path) -> serde_json::Value {
             mount("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
             mount("/sys", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
         ],
-        "linux": {
-            "namespaces": [
-                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }
-            ],
-            "maskedPaths": masked,
-            "readonlyPaths": readonly
-        }
+        "linux": linux
     })
 }
 
-fn write_bundle(bundle: &Path, rootfs: &Path) -> anyhow::Result<()> {
+pub fn write_bundle(bundle: &Path, rootfs: &Path, rootless: Option<(u32, u32)>) -> anyhow::Result<()> {
     std::fs::create_dir_all(bundle).with_context(|| format!("cannot create {}", bundle.display()))?;
-    let config = serde_json::to_string_pretty(&bundle_config(rootfs))?;
+    let config = serde_json::to_string_pretty(&bundle_config(rootfs, rootless))?;
     std::fs::write(bundle.join("config.json"), config).context("cannot write the OCI config.json")
 }
 
@@ -244,6 +346,7 @@ fn floor(inputs: &Inputs) -> Launcher {
     Launcher {
         name: FLOOR,
         argv,
+        then: Vec::new(),
         note: "the kernel floor: one clone, private mounts, bind, proc, pivot_root, detach, exec, wait",
     }
 }
@@ -297,7 +400,9 @@ mod tests {
             image: "/i.tar".into(),
             work: std::env::temp_dir(),
             rootless,
-            baseline: None,
+            ids: (0, 0),
+            baseline: Vec::new(),
+            state: std::env::temp_dir(),
         }
     }
 
@@ -329,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_oci_bundle_asks_for_the_same_namespaces() {
-        let config = bundle_config(Path::new("/r"));
+        let config = bundle_config(Path::new("/r"), None);
         let kinds: Vec<&str> = config["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -340,5 +445,8 @@ mod tests {
         assert_eq!(config["root"]["path"], "/r");
         assert_eq!(config["process"]["args"], json!(["/bin/true"]));
         assert_eq!(config["process"]["terminal"], false);
+        let rootless = bundle_config(Path::new("/r"), Some((65534, 65534)));
+        assert_eq!(rootless["linux"]["namespaces"][5]["type"], "user");
+        assert_eq!(rootless["linux"]["uidMappings"][0]["hostID"], 65534);
     }
 }

@@ -3,16 +3,23 @@
 //! launcher can do. Every launcher runs `/bin/true` in new PID, mount, UTS, IPC and network namespaces
 //! (and a user namespace when rootless) on the same busybox rootfs.
 //!
-//! Three measurements, each alternating the launchers run by run (A B C A B C ...) after a warm-up, so
-//! that noise from the rest of the machine falls on all of them alike:
+//! Three measurements, each alternating the launchers run by run (A B C, B C A, C A B ...) after a
+//! warm-up, so that noise from the rest of the machine falls on all of them alike:
 //! 1. sequential runs: wall time, CPU time and peak RSS per run, the ratio to `combined` pair by pair,
-//!    and the total of the runs;
+//!    and the total of the runs; also combined, crun and runc as OCI runtimes (`run` on one bundle, and
+//!    the create, start, delete life cycle);
 //! 2. 1, 10 and 100 containers started at once;
 //! 3. what each namespace kind adds to a bare clone + exec + wait (the floor program, one flag at a time).
 //!
+//! `--breakdown` adds where combined's time goes, step by step (`breakdown.rs`); `--rootless`, run as
+//! root, measures every launcher as uid 65534 in a user namespace of its own.
+//!
 //! The tables go to the terminal, every figure to `target/bench/bench.json`. See BENCHMARKS.md.
 
+mod breakdown;
 mod launchers;
+
+pub use launchers::{which, write_bundle};
 mod report;
 mod runner;
 mod stats;
@@ -53,12 +60,24 @@ pub struct Options {
     #[arg(long)]
     debug: bool,
     /// Also run this build of combined (e.g. one saved before a change), as `baseline`, to measure
-    /// what a change bought.
+    /// what a change bought; up to four, in the rows `baseline`, `baseline 2` and so on.
     #[arg(long, value_name = "BINARY")]
-    baseline: Option<PathBuf>,
+    baseline: Vec<PathBuf>,
     /// Only the sequential comparison: skip the concurrency and per-namespace tables.
     #[arg(long)]
     sequential_only: bool,
+    /// Also time each of combined's set-up steps (`COMBINED_TIMINGS`): when it began and how long
+    /// it took, median over the runs.
+    #[arg(long)]
+    breakdown: bool,
+    /// Run as root, measure rootless: every launcher runs as uid and gid 65534 (nobody), in a user
+    /// namespace of its own, with a home directory of that user's under target/bench.
+    #[arg(long)]
+    rootless: bool,
+    /// Only these launchers besides combined (comma-separated names as the table shows them), for
+    /// a quicker A/B of combined against `--baseline` builds.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    only: Option<Vec<String>>,
 }
 
 impl Options {
@@ -83,13 +102,26 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     if options.install {
         install()?;
     }
+    if options.baseline.len() > launchers::BASELINES.len() {
+        bail!("at most {} --baseline builds", launchers::BASELINES.len());
+    }
     let inputs = prepare(root, options)?;
     runner::become_subreaper()?;
+    if options.rootless {
+        become_nobody(&inputs)?;
+    }
     if is_root() && hybrid_cgroups() {
         hide_unified_cgroup()?;
     }
     let load_before = runner::load_average();
     let (candidates, mut skipped) = launchers::all(&inputs)?;
+    let candidates = match &options.only {
+        Some(names) => candidates
+            .into_iter()
+            .filter(|l| l.name == launchers::COMBINED || names.iter().any(|n| n == l.name))
+            .collect(),
+        None => candidates,
+    };
     let launchers = check_each(candidates, &mut skipped)?;
     for skip in &skipped {
         println!("xtask: bench: skipping {}: {}", skip.name, skip.reason);
@@ -106,17 +138,30 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         }
     );
 
+    // A forked child starts with the benchmark's anonymous pages mapped, and the kernel carries that
+    // RSS into the peak of whatever it execs: give the heap's free pages back first (malloc_trim(3)),
+    // so that the RSS every row shows as its least is as small as it can be.
+    // SAFETY: malloc_trim only returns free memory of the allocator's heap to the kernel.
+    unsafe { libc::malloc_trim(0) };
     let spawn_floor = spawn_floor(options)?;
-    let rows = sequential(&launchers, options)?;
+    let (rows, failed) = sequential(&launchers, options)?;
+    let launchers: Vec<Launcher> = launchers
+        .into_iter()
+        .filter(|l| !failed.iter().any(|f| f.name == l.name))
+        .collect();
+    for skip in &failed {
+        println!("xtask: bench: dropped {}: {}", skip.name, skip.reason);
+    }
+    skipped.extend(failed);
     // Taken now: the concurrent runs below load the machine themselves.
     let load_after = runner::load_average();
     println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
     print!("{}", report::sequential_table(&rows, runs));
     for row in &rows {
-        println!("  {:<9} {}", row.name, row.note);
+        println!("  {:<16} {}", row.name, row.note);
         if row.orphans > 0 {
             println!(
-                "  {:<9} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
+                "  {:<16} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
                 "", row.orphans
             );
         }
@@ -125,6 +170,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         "  (the host's `true`, run directly by the benchmark: {:.2} ms, {:.2} MiB: the least any row can show)",
         spawn_floor.wall_ms.median, spawn_floor.rss_mib.max
     );
+
+    let breakdown = match options.breakdown {
+        true => Some(print_breakdown(&launchers[0], &inputs, options)?),
+        false => None,
+    };
 
     let (concurrent, namespaces) = if options.sequential_only {
         (Vec::new(), Vec::new())
@@ -146,11 +196,12 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let document = json!({
         "machine": machine(&inputs, load_before, load_after),
         "host_true": report::row_json(&spawn_floor),
-        "options": { "runs": runs, "warmup": options.warmup(), "debug_build": options.debug },
+        "options": { "runs": runs, "warmup": options.warmup(), "debug_build": options.debug, "rootless": options.rootless },
         "sequential": rows.iter().map(report::row_json).collect::<Vec<_>>(),
         "skipped": skipped.iter().map(|s| json!({ "launcher": s.name, "reason": s.reason })).collect::<Vec<_>>(),
         "concurrent": concurrent.iter().map(report::concurrent_json).collect::<Vec<_>>(),
         "per_namespace": namespaces.iter().map(report::namespace_json).collect::<Vec<_>>(),
+        "breakdown": breakdown.as_ref().map(breakdown::json),
     });
     let path = options
         .json
@@ -170,8 +221,56 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The per-step breakdown of combined's runs, printed.
+fn print_breakdown(
+    combined: &Launcher,
+    inputs: &Inputs,
+    options: &Options,
+) -> anyhow::Result<breakdown::Breakdown> {
+    let result = breakdown::measure(&combined.argv, &inputs.state, options.warmup(), options.runs())?;
+    println!(
+        "\nWhere `combined run` spends its time ({} runs with COMBINED_TIMINGS; medians; `at` from the \
+         benchmark's fork):\n",
+        options.runs()
+    );
+    print!("{}", breakdown::table(&result));
+    Ok(result)
+}
+
 fn fmt_load(load: Option<f64>) -> String {
     load.map_or("unknown".into(), |l| format!("{l:.2}"))
+}
+
+/// uid and gid 65534, which `--rootless` runs every launcher as.
+const NOBODY: u32 = 65534;
+
+/// `--rootless`: from now on every command runs as nobody, with `HOME` at the state directory
+/// (nobody's own: combined keeps its image and seccomp caches under `~/.cache`).
+fn become_nobody(inputs: &Inputs) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!(
+            "--rootless runs the launchers as uid 65534, which takes root; unprivileged, every run is rootless already"
+        );
+    }
+    // SAFETY: xtask is single-threaded here: no other thread reads the environment meanwhile.
+    unsafe { std::env::set_var("HOME", &inputs.state) };
+    runner::run_as(NOBODY, NOBODY);
+    Ok(())
+}
+
+/// The directory the OCI runtimes keep their state in, of the user the launchers run as: `work`
+/// itself, or with `--rootless` a directory of nobody's, private, under it.
+fn state_dir(work: &Path, rootless: bool) -> anyhow::Result<PathBuf> {
+    if !rootless {
+        return Ok(work.to_owned());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let home = work.join("rootless-home");
+    std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY))
+        .with_context(|| format!("cannot give {} to uid {NOBODY}", home.display()))?;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))?;
+    Ok(home)
 }
 
 /// `apt-get install bubblewrap crun runc`, as root on Debian/Ubuntu.
@@ -280,13 +379,20 @@ fn prepare(root: &Path, options: &Options) -> anyhow::Result<Inputs> {
     if !image.exists() {
         pack(&rootfs, &image)?;
     }
+    let rootless = options.rootless || !is_root();
+    let ids = match options.rootless {
+        true => (NOBODY, NOBODY),
+        false => (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()),
+    };
     Ok(Inputs {
         combined: bin.join("combined"),
         floor: bin.join("bench-floor"),
         rootfs,
         image,
+        state: state_dir(&work, options.rootless)?,
         work,
-        rootless: !is_root(),
+        rootless,
+        ids,
         baseline: options.baseline.clone(),
     })
 }
@@ -306,7 +412,7 @@ fn pack(rootfs: &Path, image: &Path) -> anyhow::Result<()> {
 fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::Result<Vec<Launcher>> {
     let mut working = Vec::new();
     for launcher in candidates {
-        let outcome = runner::check(&launcher.argv)?;
+        let outcome = runner::check(&launcher.commands())?;
         if outcome.success {
             working.push(launcher);
             continue;
@@ -318,7 +424,11 @@ fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::
             .unwrap_or("failed with no message")
             .to_owned();
         if [launchers::COMBINED, launchers::IMAGE, launchers::FLOOR].contains(&launcher.name) {
-            bail!("`{}` failed: {}", launcher.argv.join(" "), outcome.stderr.trim());
+            bail!(
+                "`{}` failed: {}",
+                runner::describe(&launcher.commands()),
+                outcome.stderr.trim()
+            );
         }
         skipped.push(Skipped {
             name: launcher.name,
@@ -330,22 +440,43 @@ fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::
 
 /// The sequential comparison: warm-up rounds, then measured rounds, each running every launcher once
 /// in the same order.
-fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<Row>> {
+fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Skipped>)> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); launchers.len()];
+    let mut failed: Vec<Skipped> = Vec::new();
     for round in 0..options.warmup() + options.runs() {
-        for (launcher, series) in launchers.iter().zip(&mut samples) {
-            let sample = runner::measure(&launcher.argv)?;
-            if round >= options.warmup() {
-                series.push(sample);
+        // Each round starts one launcher further on (A B C, B C A, C A B ...): a launcher's deferred
+        // kernel work (a network namespace's teardown, a cgroup's removal) slows whichever runs next,
+        // and with a fixed order that would always be the same one.
+        for i in 0..launchers.len() {
+            let at = (round + i) % launchers.len();
+            let launcher = &launchers[at];
+            if failed.iter().any(|f| f.name == launcher.name) {
+                continue;
+            }
+            match runner::measure_all(&launcher.commands()) {
+                Ok(sample) if round >= options.warmup() => samples[at].push(sample),
+                Ok(_) => {}
+                // One of the tools compared failing now and then (runc 1.1's "could not ensure we
+                // are a cloned binary", rootless) drops it, with the reason; combined and the floor
+                // must not fail.
+                Err(e) if ![launchers::COMBINED, launchers::FLOOR].contains(&launcher.name) => {
+                    failed.push(Skipped {
+                        name: launcher.name,
+                        reason: format!("failed in round {round}: {e:#}"),
+                    });
+                }
+                Err(e) => return Err(e),
             }
         }
     }
     let combined_wall: Vec<f64> = samples[0].iter().map(|s| s.wall_ms).collect();
-    Ok(launchers
+    let rows = launchers
         .iter()
         .zip(&samples)
+        .filter(|(l, _)| !failed.iter().any(|f| f.name == l.name))
         .filter_map(|(l, s)| Row::new(l.name, &l.argv, l.note, s, &combined_wall))
-        .collect())
+        .collect();
+    Ok((rows, failed))
 }
 
 /// The host's `true`, run directly: what the fork, exec and wait of the measurement itself cost, and
@@ -369,15 +500,29 @@ fn spawn_floor(options: &Options) -> anyhow::Result<Row> {
 
 /// N containers at once, for each N, alternating the launchers round by round.
 fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<ConcurrentRow>> {
+    // A life cycle of several commands is measured one container at a time only.
+    let launchers: Vec<&Launcher> = launchers.iter().filter(|l| l.then.is_empty()).collect();
     let mut rows = Vec::new();
     for &count in options.concurrency() {
         let mut batches: Vec<Vec<(f64, Vec<Sample>)>> = vec![Vec::new(); launchers.len()];
+        let mut failed = vec![false; launchers.len()];
         for _ in 0..options.rounds() {
-            for (launcher, series) in launchers.iter().zip(&mut batches) {
-                series.push(runner::measure_concurrent(&launcher.argv, count)?);
+            for ((launcher, series), failed) in launchers.iter().zip(&mut batches).zip(&mut failed) {
+                match runner::measure_concurrent(&launcher.argv, count) {
+                    Ok(batch) => series.push(batch),
+                    // As in the sequential runs: a compared tool that fails loses its row, with why.
+                    Err(e) if ![launchers::COMBINED, launchers::FLOOR].contains(&launcher.name) => {
+                        println!(
+                            "xtask: bench: no row for {} at {count} at once: {e:#}",
+                            launcher.name
+                        );
+                        *failed = true;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
-        for (launcher, series) in launchers.iter().zip(&batches) {
+        for ((launcher, series), _) in launchers.iter().zip(&batches).zip(&failed).filter(|(_, f)| !**f) {
             let walls: Vec<f64> = series.iter().map(|(wall, _)| *wall).collect();
             let all: Vec<&Sample> = series.iter().flat_map(|(_, s)| s).collect();
             let Some(batch_ms) = Summary::of(&walls) else {

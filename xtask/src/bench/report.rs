@@ -76,14 +76,14 @@ pub fn sequential_table(rows: &[Row], runs: usize) -> String {
     let total = format!("{runs} runs");
     let _ = writeln!(
         out,
-        "{:<10} {:>8} {:>7} {:>7} {:>8} {:>8} {:>12} {:>9}",
+        "{:<16} {:>8} {:>7} {:>7} {:>8} {:>8} {:>12} {:>9}",
         "launcher", "wall ms", "min", "max", "cpu ms", "RSS MiB", "vs combined", total
     );
     for row in rows {
         let ratio = row.vs_combined.map_or("-".to_owned(), |r| format!("{r:.2}x"));
         let _ = writeln!(
             out,
-            "{:<10} {:>8.2} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>12} {:>7.2} s",
+            "{:<16} {:>8.2} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>12} {:>7.2} s",
             row.name,
             row.wall_ms.median,
             row.wall_ms.min,
@@ -211,9 +211,9 @@ mod tests {
     fn sequential_table_is_aligned() {
         let table = sequential_table(&rows(), 3);
         let expected = "\
-launcher    wall ms     min     max   cpu ms  RSS MiB  vs combined    3 runs
-combined       2.50    2.00    3.00     1.25     2.00        1.00x    0.01 s
-bwrap          6.00    4.00    6.00     3.00     2.00        2.00x    0.02 s
+launcher          wall ms     min     max   cpu ms  RSS MiB  vs combined    3 runs
+combined             2.50    2.00    3.00     1.25     2.00        1.00x    0.01 s
+bwrap                6.00    4.00    6.00     3.00     2.00        2.00x    0.02 s
 ";
         assert_eq!(table, expected);
     }

@@ -36,38 +36,96 @@ pub struct Outcome {
     pub sample: Sample,
     pub success: bool,
     pub stderr: String,
+    /// CLOCK_MONOTONIC just before the fork and at the return of the last wait4, in nanoseconds: the
+    /// run's span on the clock a launcher's own timings use (`--breakdown`).
+    pub span_ns: (u64, u64),
 }
 
 /// Runs `argv` once with stdio on /dev/null and measures it.
 pub fn measure(argv: &[String]) -> anyhow::Result<Sample> {
-    let outcome = run(argv, false)?;
+    measure_all(std::slice::from_ref(&argv.to_vec()))
+}
+
+/// Runs `commands` one after another, as one run (an OCI runtime's create, start, delete), and
+/// measures them together. The container a `create` leaves behind outlives its command and comes
+/// back to the benchmark, a subreaper: it is waited for before the last command (the `delete`).
+pub fn measure_all(commands: &[Vec<String>]) -> anyhow::Result<Sample> {
+    let outcome = run(commands, false)?;
     if !outcome.success {
-        bail!("`{}` failed during the benchmark", argv.join(" "));
+        bail!("`{}` failed during the benchmark", describe(commands));
     }
     Ok(outcome.sample)
 }
 
-/// Runs `argv` once, keeping its stderr, so that a launcher that does not work here says why.
-pub fn check(argv: &[String]) -> anyhow::Result<Outcome> {
-    run(argv, true)
+/// Runs `commands` once, keeping their stderr, so that a launcher that does not work here says why.
+pub fn check(commands: &[Vec<String>]) -> anyhow::Result<Outcome> {
+    run(commands, true)
 }
 
-fn run(argv: &[String], keep_stderr: bool) -> anyhow::Result<Outcome> {
-    let start = Instant::now();
-    let (pid, stderr_pipe) = spawn(&numbered(argv, 0), keep_stderr)?;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = stderr_pipe {
-        let _ = pipe.read_to_string(&mut stderr);
+/// Runs `argv` once, as [`measure`] does, and also returns its span on CLOCK_MONOTONIC.
+pub fn measure_span(argv: &[String]) -> anyhow::Result<(Sample, (u64, u64))> {
+    let outcome = run(std::slice::from_ref(&argv.to_vec()), false)?;
+    if !outcome.success {
+        bail!("`{}` failed during the benchmark", argv.join(" "));
     }
-    let (status, usage) = wait4(pid)?;
-    let mut sample = sample(Duration::ZERO, &usage);
-    reap_orphans(&mut sample)?;
-    sample.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok((outcome.sample, outcome.span_ns))
+}
+
+/// The commands as one line, `;` between them.
+pub fn describe(commands: &[Vec<String>]) -> String {
+    commands
+        .iter()
+        .map(|argv| argv.join(" "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn run(commands: &[Vec<String>], keep_stderr: bool) -> anyhow::Result<Outcome> {
+    let commands: Vec<Vec<String>> = commands.iter().map(|argv| numbered(argv, 0)).collect();
+    let started_ns = monotonic_ns();
+    let start = Instant::now();
+    let mut total = sample(Duration::ZERO, &zero_usage());
+    let mut success = true;
+    let mut stderr = String::new();
+    for (i, argv) in commands.iter().enumerate() {
+        let last = i + 1 == commands.len();
+        if last && i > 0 && success {
+            reap_orphans(&mut total)?;
+        }
+        if !success && !last {
+            continue; // Straight to the last command, the clean-up.
+        }
+        let (pid, stderr_pipe) = spawn(argv, keep_stderr)?;
+        let (status, usage) = wait4(pid)?;
+        if let Some(pipe) = stderr_pipe {
+            stderr.push_str(&read_available(pipe));
+        }
+        let step = sample(Duration::ZERO, &usage);
+        total.cpu_ms += step.cpu_ms;
+        total.rss_kib = total.rss_kib.max(step.rss_kib);
+        success &= libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    }
+    reap_orphans(&mut total)?;
+    total.wall_ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(Outcome {
-        sample,
-        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        sample: total,
+        success,
         stderr,
+        span_ns: (started_ns, monotonic_ns()),
     })
+}
+
+fn zero_usage() -> libc::rusage {
+    // SAFETY: rusage is a plain C struct of integers, for which all zeroes is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The uid and gid every measured command runs as (`--rootless`); unset, the benchmark's own.
+static RUN_AS: std::sync::OnceLock<(libc::uid_t, libc::gid_t)> = std::sync::OnceLock::new();
+
+/// Makes every command from now on run as `uid` and `gid`, with no supplementary group.
+pub fn run_as(uid: libc::uid_t, gid: libc::gid_t) {
+    let _ = RUN_AS.set((uid, gid));
 }
 
 /// Starts `count` copies of `argv` at once and waits for them all. Returns the wall time from the
@@ -151,11 +209,36 @@ fn child(null: RawFd, err: RawFd, program: &CString, argv: &[*const libc::c_char
     }
     // SAFETY: restoring the default disposition of SIGPIPE touches no memory.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if let Some(&(uid, gid)) = RUN_AS.get() {
+        // Groups first, while the process may still change them; each call only changes this
+        // process's credentials.
+        // SAFETY: setgroups reads no memory with a count of 0.
+        let groups = unsafe { libc::setgroups(0, std::ptr::null()) } == 0;
+        // SAFETY: integers only.
+        let gid_set = groups && unsafe { libc::setresgid(gid, gid, gid) } == 0;
+        // SAFETY: integers only.
+        let dropped = gid_set && unsafe { libc::setresuid(uid, uid, uid) } == 0;
+        if !dropped {
+            // SAFETY: as below.
+            unsafe { libc::_exit(127) };
+        }
+    }
     // SAFETY: program and argv point at NUL-terminated strings (and a null-terminated array) that
     // live until execv replaces this process.
     unsafe { libc::execv(program.as_ptr(), argv.as_ptr()) };
     // SAFETY: as above.
     unsafe { libc::_exit(127) }
+}
+
+/// What a command wrote to its stderr pipe, read once it has exited, without waiting: a container it
+/// left running (an OCI `create`'s) holds the pipe open, so it may never reach end of file. (A
+/// message longer than the pipe's 64 KiB would block the command: these are one-line errors.)
+fn read_available(mut pipe: File) -> String {
+    // SAFETY: fcntl on a descriptor this process owns; O_NONBLOCK changes no memory.
+    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut bytes = Vec::new();
+    let _ = pipe.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// A close-on-exec pipe: read end, write end.
@@ -242,6 +325,16 @@ fn sample(wall: Duration, usage: &libc::rusage) -> Sample {
     }
 }
 
+/// CLOCK_MONOTONIC in nanoseconds (clock_gettime(2)), the clock `Instant` reads and `combined`'s
+/// timings use.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: timespec is plain C data, for which all zeroes is a valid value.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec through a pointer to a live local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 /// The load average over the last minute, from /proc/loadavg, to record how quiet the machine was.
 pub fn load_average() -> Option<f64> {
     let mut text = String::new();
@@ -260,7 +353,7 @@ mod tests {
         assert!(sample.wall_ms > 0.0);
         assert!(sample.rss_kib > 0, "wait4 reports the peak RSS");
         assert!(measure(&["false".to_owned()]).is_err());
-        let outcome = check(&["sh".into(), "-c".into(), "echo why >&2; exit 3".into()]).unwrap();
+        let outcome = check(&[vec!["sh".into(), "-c".into(), "echo why >&2; exit 3".into()]]).unwrap();
         assert!(!outcome.success);
         assert_eq!(outcome.stderr.trim(), "why");
     }
@@ -276,6 +369,18 @@ mod tests {
             sample.wall_ms >= 200.0,
             "the run ends when its last process is reaped"
         );
+    }
+
+    #[test]
+    fn a_sequence_waits_for_what_it_left_running_before_its_last_command() {
+        become_subreaper().unwrap();
+        let create = ["sh", "-c", "sleep 0.2 & exit 0"].map(String::from).to_vec();
+        // The orphan is waited for before the last command, and counted.
+        let sample = measure_all(&[create, vec!["true".into()], vec!["true".into()]]).unwrap();
+        assert_eq!(sample.orphans, 1);
+        assert!(sample.wall_ms >= 200.0);
+        let failing = [vec!["false".to_owned()], vec!["true".to_owned()]];
+        assert!(!check(&failing).unwrap().success, "a failed step fails the run");
     }
 
     #[test]
