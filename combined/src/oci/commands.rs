@@ -304,6 +304,11 @@ fn open_gate(container: &Container, record: &Record) -> Result<(), OciError> {
             _ => {}
         }
         if !record.alive() {
+            // It may have written its byte and exited between the read above and this check: a
+            // command that ends at once is started, not failed.
+            if let Ok(1) = fifo.read(&mut byte) {
+                return Ok(());
+            }
             return Err(OciError::Refused(format!(
                 "container {} exited before it could start",
                 record.id

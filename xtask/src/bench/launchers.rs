@@ -18,6 +18,9 @@ pub struct Launcher {
     pub then: Vec<Vec<String>>,
     /// What it does beyond (or short of) the common work.
     pub note: &'static str,
+    /// Measured in the table of containers started at once too (not an engine, nor a life cycle of
+    /// several commands).
+    pub concurrent: bool,
 }
 
 impl Launcher {
@@ -106,8 +109,129 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
             path.and_then(|p| lifecycle(name, &p, inputs).map_err(|e| format!("{e:#}"))),
         );
     }
+    // podman with each runtime: what switching runtimes gives a user end to end.
+    let podman = match inputs.rootless {
+        true => Err(
+            "rootless podman needs subordinate ids, which the benchmark's user 65534 has none of".to_owned(),
+        ),
+        false => {
+            which("podman").and_then(|p| podman_store(&p, inputs).map(|()| p).map_err(|e| format!("{e:#}")))
+        }
+    };
+    for (name, runtime) in PODMAN {
+        let path = match runtime {
+            COMBINED => Ok(inputs.combined.clone()),
+            other => which(other),
+        };
+        add(
+            name,
+            podman
+                .clone()
+                .and_then(|podman| path.map(|runtime| podman_run(name, &podman, &runtime))),
+        );
+    }
     found.push(floor(inputs));
     Ok((found, skipped))
+}
+
+/// The podman rows, and the runtime each is given.
+pub const PODMAN: [(&str, &str); 3] = [
+    ("podman combined", COMBINED),
+    ("podman crun", "crun"),
+    ("podman runc", "runc"),
+];
+
+/// The image podman runs: the rootfs, imported once.
+const PODMAN_IMAGE: &str = "localhost/bench:latest";
+
+/// podman's flags for the benchmark's own storage (under /tmp: podman refuses a run directory longer
+/// than 50 characters), kept until the benchmark ends and reset then ([`remove_podman_store`]).
+fn podman_flags() -> Vec<String> {
+    let dir = podman_dir();
+    let mut flags = Vec::new();
+    for (flag, sub) in [
+        ("--root", "storage"),
+        ("--runroot", "run"),
+        ("--tmpdir", "tmp"),
+        ("--volumepath", "volumes"),
+    ] {
+        flags.push(flag.to_owned());
+        flags.push(text(&dir.join(sub)));
+    }
+    flags.extend(args(&[
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]));
+    flags
+}
+
+fn podman_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/xtask-bench-podman-{}", std::process::id()))
+}
+
+/// Imports the rootfs tarball as [`PODMAN_IMAGE`].
+fn podman_store(podman: &Path, inputs: &Inputs) -> anyhow::Result<()> {
+    let status = std::process::Command::new(podman)
+        .args(podman_flags())
+        .args(["import", "--quiet", "--change", "ENV PATH=/bin"])
+        .arg(&inputs.image)
+        .arg(PODMAN_IMAGE)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run podman")?;
+    anyhow::ensure!(status.success(), "podman import failed ({status})");
+    Ok(())
+}
+
+/// The benchmark's podman storage, reset and removed when this is dropped (if it was made).
+pub struct PodmanStore;
+
+impl Drop for PodmanStore {
+    fn drop(&mut self) {
+        remove_podman_store();
+    }
+}
+
+/// Resets and removes the benchmark's podman storage, if it made one.
+fn remove_podman_store() {
+    let dir = podman_dir();
+    if !dir.exists() {
+        return;
+    }
+    let _ = std::process::Command::new("podman")
+        .args(podman_flags())
+        .args(["system", "reset", "--force"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `podman --runtime RUNTIME run --rm IMAGE /bin/true`, with no network (the others have none either)
+/// and limits a runtime may set without CAP_SYS_RESOURCE.
+fn podman_run(name: &'static str, podman: &Path, runtime: &Path) -> Launcher {
+    let mut argv = vec![text(podman)];
+    argv.extend(podman_flags());
+    argv.push("--runtime".into());
+    argv.push(text(runtime));
+    argv.extend(args(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=20000:20000",
+    ]));
+    argv.extend(args(&["--ulimit", "nproc=32768:32768", PODMAN_IMAGE, TRUE]));
+    Launcher {
+        name,
+        argv,
+        then: Vec::new(),
+        note: "podman (conmon, its storage's overlay, a cgroup) driving the runtime: what an engine's user sees end to end",
+        concurrent: false,
+    }
 }
 
 fn text(path: &Path) -> String {
@@ -129,6 +253,7 @@ fn combined(inputs: &Inputs) -> Launcher {
         then: Vec::new(),
         note: "also /dev (tmpfs, devices, devpts, shm), mqueue, read-only /sys, masked and read-only \
                /proc paths, lo up, an init that forks the command, capabilities dropped",
+        concurrent: true,
     }
 }
 
@@ -145,6 +270,7 @@ fn combined_image(inputs: &Inputs) -> Launcher {
         then: Vec::new(),
         note: "combined with --image: the rootfs as a tarball, unpacked once into the cache, and an overlay with a tmpfs upper \
                layer over it for each run",
+        concurrent: true,
     }
 }
 
@@ -171,6 +297,7 @@ fn unshare(path: &Path, inputs: &Inputs) -> Launcher {
         then: Vec::new(),
         note: "--root chroots instead of pivoting (the host's mounts stay in the namespace); proc is \
                mounted inside the chroot; no /dev, lo down",
+        concurrent: true,
     }
 }
 
@@ -194,6 +321,7 @@ fn bwrap(path: &Path, inputs: &Inputs) -> Launcher {
         then: Vec::new(),
         note: "pivots into a tmpfs and binds the rootfs there; also /dev (tmpfs, device binds, devpts, \
                shm), lo up, an init that forks the command",
+        concurrent: true,
     }
 }
 
@@ -223,6 +351,7 @@ fn oci_run(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<L
         argv,
         then: Vec::new(),
         note: "combined as an OCI runtime, `run` on the same bundle as crun and runc (no init, as they)",
+        concurrent: true,
     })
 }
 
@@ -247,6 +376,7 @@ fn lifecycle(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result
         argv: create,
         then: vec![start, delete],
         note: "create, start, the container's exit, delete: the OCI life cycle an engine drives",
+        concurrent: false,
     })
 }
 
@@ -348,6 +478,7 @@ fn floor(inputs: &Inputs) -> Launcher {
         argv,
         then: Vec::new(),
         note: "the kernel floor: one clone, private mounts, bind, proc, pivot_root, detach, exec, wait",
+        concurrent: true,
     }
 }
 

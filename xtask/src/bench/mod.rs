@@ -114,6 +114,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         hide_unified_cgroup()?;
     }
     let load_before = runner::load_average();
+    let _podman_store = launchers::PodmanStore;
     let (candidates, mut skipped) = launchers::all(&inputs)?;
     let candidates = match &options.only {
         Some(names) => candidates
@@ -500,8 +501,8 @@ fn spawn_floor(options: &Options) -> anyhow::Result<Row> {
 
 /// N containers at once, for each N, alternating the launchers round by round.
 fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<ConcurrentRow>> {
-    // A life cycle of several commands is measured one container at a time only.
-    let launchers: Vec<&Launcher> = launchers.iter().filter(|l| l.then.is_empty()).collect();
+    // A life cycle of several commands, or an engine, is measured one container at a time only.
+    let launchers: Vec<&Launcher> = launchers.iter().filter(|l| l.concurrent).collect();
     let mut rows = Vec::new();
     for &count in options.concurrency() {
         let mut batches: Vec<Vec<(f64, Vec<Sample>)>> = vec![Vec::new(); launchers.len()];
