@@ -202,6 +202,28 @@ impl Spawn {
     }
     // ANCHOR_END: spawn
 
+    /// Runs `body` in a child and returns the value it returned, or why not (its error, the clone's, or
+    /// the channel's), as one line: for a test or an exercise that wants one answer from inside new
+    /// namespaces.
+    pub fn evaluate<T, F>(&self, body: F) -> Result<T, String>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Result<T, String>,
+    {
+        let mut child = self
+            .run(|channel| {
+                let result = body().map_err(|why| crate::ChildError::new("child", why));
+                i32::from(channel.reply(&result).is_err())
+            })
+            .map_err(|e| e.to_string())?;
+        let reply = child.channel().recv_reply::<T>();
+        let _ = child.wait();
+        reply.map_err(|e| match e {
+            crate::StepError::Child(e) => e.message,
+            other => other.to_string(),
+        })
+    }
+
     // ANCHOR: map_child
     /// The parent's half of the handshake: write the maps, say `go`, wait for the child's verdict.
     fn map_child(&self, child: &mut Child) -> Result<(), SpawnError> {

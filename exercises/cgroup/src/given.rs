@@ -12,7 +12,7 @@ use cgroup_demo::{Cgroup, Controller, Hierarchies, Placement, memberships};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{ForkResult, Pid, fork, pipe};
-use nskit::{Channel, ChildError, Proc, Spawn, StepError, UserNs, testing};
+use nskit::{Proc, Spawn, UserNs, testing};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,23 +24,10 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| {
-            forget_in_child();
-            answer(channel, body)
-        })
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
+    spawn.evaluate(|| {
+        forget_in_child();
+        body()
     })
-}
-
-fn answer<T: Serialize>(channel: &mut Channel, body: impl FnOnce() -> Result<T, String>) -> i32 {
-    let result = body().map_err(|why| ChildError::new("exercise", why));
-    i32::from(channel.reply(&result).is_err())
 }
 
 /// Where this process would make cgroups with `controllers`.

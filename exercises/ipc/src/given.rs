@@ -6,7 +6,7 @@
 use ipc_demo::posix::{PosixName, shm_create, shm_remove};
 use ipc_demo::sysv::{self, Key, msg_create};
 use nix::errno::Errno;
-use nskit::{Channel, ChildError, Spawn, StepError};
+use nskit::Spawn;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -16,20 +16,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| answer(channel, body))
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
-    })
-}
-
-fn answer<T: Serialize>(channel: &mut Channel, body: impl FnOnce() -> Result<T, String>) -> i32 {
-    let result = body().map_err(|why| ChildError::new("exercise", why));
-    i32::from(channel.reply(&result).is_err())
+    spawn.evaluate(body)
 }
 
 /// `errno` as the tests print it: `EEXIST: File exists`.

@@ -10,7 +10,7 @@ use mnt_demo::rootfs::{Propagation, isolate_root, set_propagation};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::CloneFlags;
-use nskit::{ChildError, Proc, Spawn, StepError, UserNs};
+use nskit::{Proc, Spawn, UserNs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -20,18 +20,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| {
-            let result = body().map_err(|why| ChildError::new("exercise", why));
-            i32::from(channel.reply(&result).is_err())
-        })
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
-    })
+    spawn.evaluate(body)
 }
 
 /// A child in a new mount namespace (and a new user namespace when you are not root).

@@ -10,7 +10,7 @@ use net_demo::subnet::Subnet;
 use net_demo::{BLUE_VETH, RED_VETH, StepError, Topology, echo_across};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
-use nskit::{Channel, Child, ChildError, Spawn, StepError as ChannelError, UserNs};
+use nskit::{Child, ChildError, Spawn, StepError as ChannelError, UserNs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,20 +22,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| answer(channel, body))
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        ChannelError::Child(e) => e.message,
-        other => other.to_string(),
-    })
-}
-
-fn answer<T: Serialize>(channel: &mut Channel, body: impl FnOnce() -> Result<T, String>) -> i32 {
-    let result = body().map_err(|why| ChildError::new("exercise", why));
-    i32::from(channel.reply(&result).is_err())
+    spawn.evaluate(body)
 }
 
 /// A child in a new network namespace.

@@ -4,7 +4,7 @@
 //! exercises, but nothing in it is hidden.
 
 use nix::sched::CloneFlags;
-use nskit::{Channel, ChildError, Spawn, StepError, UserNs};
+use nskit::{Spawn, UserNs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time_demo::clocks::Clock;
@@ -18,20 +18,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| answer(channel, body))
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
-    })
-}
-
-fn answer<T: Serialize>(channel: &mut Channel, body: impl FnOnce() -> Result<T, String>) -> i32 {
-    let result = body().map_err(|why| ChildError::new("exercise", why));
-    i32::from(channel.reply(&result).is_err())
+    spawn.evaluate(body)
 }
 
 /// What `look` saw outside the new time namespace (in the process that made it) and inside (in its

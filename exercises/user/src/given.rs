@@ -8,7 +8,7 @@ use std::io;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::{Pid, getegid, geteuid};
-use nskit::{Channel, ChildError, Spawn, StepError, UserNs};
+use nskit::{ChildError, Spawn, UserNs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use user_demo::view::IdView;
@@ -22,20 +22,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| answer(channel, body))
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
-    })
-}
-
-fn answer<T: Serialize>(channel: &mut Channel, body: impl FnOnce() -> Result<T, String>) -> i32 {
-    let result = body().map_err(|why| ChildError::new("exercise", why));
-    i32::from(channel.reply(&result).is_err())
+    spawn.evaluate(body)
 }
 
 /// `errno` as the tests print it: `EPERM: Operation not permitted`.

@@ -5,7 +5,7 @@
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
-use nskit::{Child, ChildError, Spawn, StepError, UserNs};
+use nskit::{Child, ChildError, Spawn, UserNs};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -15,18 +15,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, String>,
 {
-    let mut child = spawn
-        .run(|channel| {
-            let result = body().map_err(|why| ChildError::new("exercise", why));
-            i32::from(channel.reply(&result).is_err())
-        })
-        .map_err(|e| e.to_string())?;
-    let reply = child.channel().recv_reply::<T>();
-    let _ = child.wait();
-    reply.map_err(|e| match e {
-        StepError::Child(e) => e.message,
-        other => other.to_string(),
-    })
+    spawn.evaluate(body)
 }
 
 /// A child in a new UTS namespace (and a new user namespace when you are not root).
