@@ -146,13 +146,18 @@ fn run_all(context: &Context, report: &mut Report, dir: &Path) -> anyhow::Result
         })?;
         ok(&mut ctr(dir, "xtask", &["task", "delete", "life"]), 30)?;
         ok(&mut ctr(dir, "xtask", &["containers", "rm", "life"]), 30)?;
-        let tasks = ok(&mut ctr(dir, "xtask", &["task", "ls", "-q"]), 30)?;
-        if !tasks.stdout.trim().is_empty() {
-            bail!("tasks left: {}", tasks.stdout.trim());
-        }
-        Ok(())
+        no_tasks_left(dir, "xtask")
     });
     Ok(())
+}
+
+/// Fails when containerd still lists a task in `namespace`.
+pub fn no_tasks_left(dir: &Path, namespace: &str) -> anyhow::Result<()> {
+    let tasks = ok(&mut ctr(dir, namespace, &["task", "ls", "-q"]), 30)?;
+    match tasks.stdout.trim() {
+        "" => Ok(()),
+        left => bail!("containerd still has tasks in {namespace}: {left}"),
+    }
 }
 
 pub fn run(context: &Context, report: &mut Report) {

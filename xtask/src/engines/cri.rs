@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use super::containerd::{self, ctr};
+use super::containerd;
 use super::terminal::Terminal;
 use super::{Context, Report, ensure_installed, eventually, ok, ran};
 
@@ -279,11 +279,7 @@ fn run_all(report: &mut Report, dir: &Path, crictl: &Crictl) -> anyhow::Result<(
         if !pods.is_empty() || !containers.is_empty() {
             bail!("left: pods {pods:?}, containers {containers:?}");
         }
-        let tasks = ok(&mut ctr(dir, "k8s.io", &["task", "ls", "-q"]), 30)?;
-        if !tasks.stdout.trim().is_empty() {
-            bail!("containerd still has tasks: {}", tasks.stdout.trim());
-        }
-        Ok(())
+        containerd::no_tasks_left(dir, "k8s.io")
     });
     Ok(())
 }
