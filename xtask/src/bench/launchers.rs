@@ -185,12 +185,59 @@ fn podman_store(podman: &Path, inputs: &Inputs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The benchmark's podman storage, reset and removed when this is dropped (if it was made).
-pub struct PodmanStore;
+/// The benchmark's podman storage, reset and removed when this is dropped (if it was made), with the
+/// network state directory podman makes under /run whatever its flags say, if it was not there before.
+pub struct PodmanStore {
+    had_run_dir: bool,
+    /// The `libpod_parent` cgroups (podman's cgroupfs parent, which it leaves) there were before.
+    had_cgroups: Vec<PathBuf>,
+}
+
+/// podman's parent cgroup in each hierarchy under /sys/fs/cgroup that has one.
+fn libpod_parents() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some(e.ok()?.path().join("libpod_parent")))
+        .filter(|dir| dir.is_dir())
+        .collect()
+}
+
+/// Removes `dir` and the empty cgroups below it, innermost first (rmdir(2) leaves one in use).
+fn remove_cgroup_tree(dir: &Path) {
+    for entry in std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+    {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Where podman keeps its network state, its flags notwithstanding.
+const PODMAN_RUN_DIR: &str = "/run/containers";
+
+impl PodmanStore {
+    pub fn note() -> PodmanStore {
+        PodmanStore {
+            had_run_dir: Path::new(PODMAN_RUN_DIR).exists(),
+            had_cgroups: libpod_parents(),
+        }
+    }
+}
 
 impl Drop for PodmanStore {
     fn drop(&mut self) {
         remove_podman_store();
+        if !self.had_run_dir {
+            let _ = std::fs::remove_dir_all(PODMAN_RUN_DIR);
+        }
+        for dir in libpod_parents().iter().filter(|d| !self.had_cgroups.contains(d)) {
+            remove_cgroup_tree(dir);
+        }
     }
 }
 

@@ -114,7 +114,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         hide_unified_cgroup()?;
     }
     let load_before = runner::load_average();
-    let _podman_store = launchers::PodmanStore;
+    let _podman_store = launchers::PodmanStore::note();
     let (candidates, mut skipped) = launchers::all(&inputs)?;
     let candidates = match &options.only {
         Some(names) => candidates
