@@ -1084,3 +1084,47 @@ fn kernel_before(major: u32, minor: u32) -> bool {
         .map(|n| n.parse::<u32>().unwrap_or(0));
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) < (major, minor)
 }
+
+/// The same attack through a link: a hook named by a path in the rootfs that, at create, is a link to
+/// a host program (so it resolves outside the rootfs). The container replaces the link with a program
+/// of its own; the late hooks must still run what the path named at create.
+#[test]
+fn a_late_hook_through_a_link_in_the_rootfs_runs_as_it_was_at_create() {
+    if !ready("a_late_hook_through_a_link_in_the_rootfs_runs_as_it_was_at_create") {
+        return;
+    }
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "rm /hook; printf '#!/bin/sh\\necho hijacked >> \"$1\"\\n' > /hook; chmod 755 /hook",
+    ]);
+    let host_program = b.dir.path().join("host-hook");
+    let record = b.dir.path().join("ran");
+    fs::write(&host_program, "#!/bin/sh\necho original >> \"$1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&host_program, fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = b.dir.path().join("rootfs/hook");
+    std::os::unix::fs::symlink(&host_program, &hook).unwrap();
+    if !nskit::userns::is_root() {
+        fs::set_permissions(b.dir.path().join("rootfs"), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let run_hook = serde_json::json!([{"path": hook, "args": ["hook", record]}]);
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({"poststart": run_hook, "poststop": run_hook});
+        c["root"]["readonly"] = false.into();
+    });
+    output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "late-link"])).ok();
+    assert!(
+        fs::read_to_string(&hook).unwrap().contains("hijacked"),
+        "the container did replace the link"
+    );
+    let ran = fs::read_to_string(&record).unwrap_or_default();
+    assert!(
+        !ran.contains("hijacked"),
+        "a hook ran what the container wrote: {ran:?}"
+    );
+    assert!(
+        ran.ends_with("original\n"),
+        "the hooks ran the program of create: {ran:?}"
+    );
+}

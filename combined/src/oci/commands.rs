@@ -134,8 +134,8 @@ fn make_container(
     Ok(pid)
 }
 
-/// Writes the container's own copy of its config, with its late hooks' programs copied out of the
-/// root filesystem.
+/// Writes the container's own copy of its config, with its late hooks' programs copied out of what
+/// the container can write.
 fn keep_config(
     container: &Container,
     spec: &oci_spec::runtime::Spec,
@@ -145,7 +145,15 @@ fn keep_config(
     if let crate::values::Rootfs::Dir(rootfs) = &plan.rootfs {
         let dir = container.kept_hooks();
         let _ = fs::remove_dir_all(&dir); // A crashed delete's.
-        super::hooks::keep_late_hooks(&mut kept, rootfs, &dir)
+        // What the container can write: its rootfs and its volumes' sources.
+        let writable: Vec<PathBuf> = std::iter::once(rootfs.clone())
+            .chain(
+                plan.volumes
+                    .iter()
+                    .map(|v| fs::canonicalize(&v.source).unwrap_or_else(|_| v.source.clone())),
+            )
+            .collect();
+        super::hooks::keep_late_hooks(&mut kept, &writable, &dir)
             .map_err(|e| OciError::Refused(e.to_string()))?;
     }
     let path = container.dir().join(bundle::CONFIG);

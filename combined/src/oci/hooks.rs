@@ -129,7 +129,12 @@ fn run_one(kind: &'static str, hook: &Hook, input: &str) -> Result<(), HookError
 /// run, into `kept` (a directory of the runtime's state, out of the container's reach), and `spec`'s
 /// hook is pointed at the copy. The copy is what the path named when the bundle was created: opened
 /// as the host resolves it, as execve would have.
-pub fn keep_late_hooks(spec: &mut Spec, rootfs: &Path, kept: &Path) -> Result<(), HookError> {
+///
+/// A program is the container's to change when its path goes through any of `writable` (the rootfs,
+/// the sources of its volumes) at any step: the file itself, or a link or directory on the way to it
+/// (a link in the rootfs to a host program resolves outside it today, but the container can replace
+/// the link).
+pub fn keep_late_hooks(spec: &mut Spec, writable: &[PathBuf], kept: &Path) -> Result<(), HookError> {
     let Some(mut hooks) = spec.hooks().clone() else {
         return Ok(());
     };
@@ -139,10 +144,10 @@ pub fn keep_late_hooks(spec: &mut Spec, rootfs: &Path, kept: &Path) -> Result<()
     ] {
         let Some(mut list) = list else { continue };
         for (index, hook) in list.iter_mut().enumerate() {
-            let resolved = fs::canonicalize(hook.path()).unwrap_or_else(|_| hook.path().clone());
-            if !resolved.starts_with(rootfs) {
+            if !passes_through(hook.path(), writable) {
                 continue;
             }
+            let resolved = fs::canonicalize(hook.path()).unwrap_or_else(|_| hook.path().clone());
             let copy = kept.join(format!("{kind}-{index}"));
             keep_copy(&resolved, &copy).map_err(|source| HookError::Keep {
                 kind,
@@ -161,6 +166,16 @@ pub fn keep_late_hooks(spec: &mut Spec, rootfs: &Path, kept: &Path) -> Result<()
     Ok(())
 }
 // ANCHOR_END: keep_late_hooks
+
+/// Whether resolving `path` goes through one of `places`: the path as written, or any of its
+/// ancestors (itself included) as the host resolves it.
+fn passes_through(path: &Path, places: &[PathBuf]) -> bool {
+    let inside = |p: &Path| places.iter().any(|place| p.starts_with(place));
+    inside(path)
+        || path
+            .ancestors()
+            .any(|step| fs::canonicalize(step).is_ok_and(|resolved| inside(&resolved)))
+}
 
 /// Copies `program` to `copy`, executable and readable by this user only.
 fn keep_copy(program: &Path, copy: &Path) -> io::Result<()> {
