@@ -95,9 +95,19 @@ impl Entered {
 // ANCHOR: enter
 /// Steps 1 to 4: starts `plan`'s process in the container whose first process is `target`, in the
 /// cgroup directories `cgroups`. The process waits at nothing: it runs its command as soon as it has
-/// reported `ready`.
-pub fn enter(plan: &Plan, target: Pid, cgroups: &[PathBuf]) -> Result<Entered, StepFailed> {
+/// reported `ready`. `still_target` says whether `target` is still the container's process (its start
+/// time unchanged): checked once its namespaces are open, so that a PID reused in between by another
+/// process (the host's) is never joined.
+pub fn enter(
+    plan: &Plan,
+    target: Pid,
+    still_target: &dyn Fn() -> bool,
+    cgroups: &[PathBuf],
+) -> Result<Entered, StepFailed> {
     let theirs = namespaces_of(target)?;
+    if !still_target() {
+        return Err(container::failed(Step::Clone, "the container's process is gone"));
+    }
     container::make_non_dumpable()
         .map_err(|e| container::failed(Step::Clone, format!("cannot make the runtime non-dumpable: {e}")))?;
     let signals = container::supervised_set();

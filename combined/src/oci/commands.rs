@@ -683,7 +683,8 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
         // Until it executes its command, the process is this binary, in a container that may ptrace it.
         crate::sealed::ensure().map_err(|e| OciError::Refused(e.to_string()))?;
     }
-    let entered = crate::enter::enter(&plan, Pid::from_raw(record.pid), &record.cgroups)?;
+    let target = Pid::from_raw(record.pid);
+    let entered = crate::enter::enter(&plan, target, &|| record.alive(), &record.cgroups)?;
     // `state`, `kill` and further `exec`s must not wait for this one to end.
     drop(container);
     if let (Some(master), Some(socket)) = (&entered.pty, &options.console_socket) {
