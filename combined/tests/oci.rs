@@ -1128,3 +1128,42 @@ fn a_late_hook_through_a_link_in_the_rootfs_runs_as_it_was_at_create() {
         "the hooks ran the program of create: {ran:?}"
     );
 }
+
+/// The attack on the terminal, through `exec`: a runtime run at the host's terminal (as a person runs
+/// `combined exec`, or an engine in the foreground) brings a process into the container with that
+/// terminal as its stdio. The process starts a session of its own, so the host terminal is not its
+/// controlling terminal: /dev/tty does not open (and TIOCSTI on it would be refused), and nothing
+/// reaches the host shell's input queue. Its command comes from a volume (the host's static busybox),
+/// which `exec` finds in the container's own root, mounts included.
+#[test]
+fn an_exec_process_at_the_host_terminal_does_not_get_it() {
+    if !ready("an_exec_process_at_the_host_terminal_does_not_get_it") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    let busybox = common::BUSYBOX;
+    b.edit(|c| {
+        let mount = serde_json::json!({"destination": "/tools/busybox", "type": "bind", "source": busybox, "options": ["bind", "ro"]});
+        c["mounts"].as_array_mut().unwrap().push(mount);
+    });
+    b.create(&["--bundle", b.dir.str(), "tty1"]).ok();
+    output(&mut b.runtime(&["start", "tty1"])).ok();
+    let mut term = common::Terminal::new(24, 80);
+    let script = "echo from-volume; if (exec 3</dev/tty); then echo HAS-TTY; else echo no-tty; fi";
+    let mut exec = b.runtime(&["exec", "tty1", "/tools/busybox", "sh", "-c", script]);
+    let mut child = term.spawn(&mut exec);
+    let status = common::wait_deadline(&mut child, common::DEADLINE);
+    let shown = term.settle().to_owned();
+    output(&mut b.runtime(&["delete", "--force", "tty1"])).ok();
+    assert_eq!(status.code(), Some(0), "{shown}");
+    assert!(shown.contains("from-volume"), "the volume's program ran: {shown}");
+    assert!(
+        shown.contains("no-tty") && !shown.contains("HAS-TTY"),
+        "no controlling terminal: {shown}"
+    );
+    assert_eq!(
+        term.input_queue(),
+        0,
+        "nothing waits for the host's shell: {shown}"
+    );
+}

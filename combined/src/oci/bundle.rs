@@ -62,6 +62,22 @@ pub fn load(bundle: &Path) -> Result<Spec, BundleError> {
 // ANCHOR: plan
 /// Checks every field of `spec` (from the bundle at `bundle`, an absolute path) and makes the plan.
 pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, BundleError> {
+    plan_finding_in(bundle, spec, lifecycle, None)
+}
+
+/// [`plan`] for a further process in a running container (`exec`): its command is looked for in the
+/// container's own root as its process sees it (`/proc/<pid>/root`, its mounts and volumes
+/// included), not in the bundle's rootfs.
+pub fn plan_exec(bundle: &Path, spec: &Spec, container_root: &Path) -> Result<Plan, BundleError> {
+    plan_finding_in(bundle, spec, Lifecycle::Foreground, Some(container_root))
+}
+
+fn plan_finding_in(
+    bundle: &Path,
+    spec: &Spec,
+    lifecycle: Lifecycle,
+    commands_in: Option<&Path>,
+) -> Result<Plan, BundleError> {
     check_version(spec)?;
     refuse_unsupported(spec)?;
     let process = spec
@@ -86,7 +102,7 @@ pub fn plan(bundle: &Path, spec: &Spec, lifecycle: Lifecycle) -> Result<Plan, Bu
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let seccomp = seccomp_filter(bundle, linux, &caps)?;
     let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let (program, argv) = program(&rootfs, process, &env)?;
+    let (program, argv) = program(commands_in.unwrap_or(&rootfs), process, &env)?;
     let workdir = crate::values::container_path(&process.cwd().to_string_lossy())
         .or_else(|e| match process.cwd() == Path::new("/") {
             true => Ok(PathBuf::from("/")),

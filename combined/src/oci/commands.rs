@@ -672,7 +672,8 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     let mut spec = bundle::load(container.dir())?;
     let process = exec_process(&spec, process)?;
     spec.set_process(Some(process));
-    let mut plan = bundle::plan(&record.bundle, &spec, Lifecycle::Foreground)?;
+    let container_root = PathBuf::from(format!("/proc/{}/root", record.pid));
+    let mut plan = bundle::plan_exec(&record.bundle, &spec, &container_root)?;
     plan.preserve_fds = preserved(options.preserve_fds)?;
     if plan.tty && options.detach && options.console_socket.is_none() {
         return Err(OciError::Refused(
