@@ -672,8 +672,13 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     let mut spec = bundle::load(container.dir())?;
     let process = exec_process(&spec, process)?;
     spec.set_process(Some(process));
+    // The container's root as its process sees it; a created container's process is still the
+    // runtime's non-dumpable binary, whose /proc files only root may open: its bundle's rootfs then.
     let container_root = PathBuf::from(format!("/proc/{}/root", record.pid));
-    let mut plan = bundle::plan_exec(&record.bundle, &spec, &container_root)?;
+    let mut plan = match fs::read_dir(&container_root) {
+        Ok(_) => bundle::plan_exec(&record.bundle, &spec, &container_root)?,
+        Err(_) => bundle::plan(&record.bundle, &spec, Lifecycle::Foreground)?,
+    };
     plan.preserve_fds = preserved(options.preserve_fds)?;
     if plan.tty && options.detach && options.console_socket.is_none() {
         return Err(OciError::Refused(
