@@ -458,7 +458,23 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
         return;
     }
     if !nskit::userns::is_root() {
-        eprintln!("a_second_container_joins_the_first_s_namespaces_by_path: needs root (see the comment)");
+        // Joining a PID namespace takes CAP_SYS_ADMIN in the runtime's own user namespace: refused by
+        // name, before anything exists. The rest needs root.
+        let b = Bundle::new(&["true"]);
+        let own = format!("/proc/{}/ns/pid", std::process::id());
+        b.edit(|c| {
+            let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.retain(|ns| ns["type"] != "pid");
+            namespaces.push(serde_json::json!({"type": "pid", "path": own}));
+        });
+        let out = b.create(&["--bundle", b.dir.str(), "pidjoin"]);
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(
+            out.stderr.contains("joining a PID namespace by path needs root"),
+            "{out:?}"
+        );
+        assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0, "nothing left");
+        eprintln!("a_second_container_joins_the_first_s_namespaces_by_path: the joins need root");
         return;
     }
     let sandbox = Bundle::new(&["sleep", "100"]);

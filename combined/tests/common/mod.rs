@@ -478,33 +478,19 @@ pub fn limits_allowed() -> bool {
 
 /// Every cgroup directory a launcher made (`combined-<pid>`) under /sys/fs/cgroup, in any hierarchy.
 pub fn launcher_cgroups() -> BTreeSet<PathBuf> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
-    while let Some((dir, depth)) = pending.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(|e| e.ok()) {
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let path = entry.path();
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(combined::cgroups::PREFIX)
-            {
-                found.insert(path);
-            } else if depth < 6 {
-                pending.push((path, depth + 1));
-            }
-        }
-    }
-    found
+    cgroups_where(|name| name.starts_with(combined::cgroups::PREFIX))
+        .into_iter()
+        .collect()
 }
 
 /// Every cgroup directory named `name` under /sys/fs/cgroup, in any hierarchy.
 pub fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    cgroups_where(|found| found == name)
+}
+
+/// Every cgroup directory under /sys/fs/cgroup, in any hierarchy, whose name `matches` (not looking
+/// below one that does, nor deeper than six levels).
+fn cgroups_where(matches: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![(PathBuf::from("/sys/fs/cgroup"), 0)];
     while let Some((dir, depth)) = pending.pop() {
@@ -515,7 +501,7 @@ pub fn cgroups_named(name: &str) -> Vec<PathBuf> {
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            if entry.file_name().to_string_lossy() == name {
+            if matches(&entry.file_name().to_string_lossy()) {
                 found.push(entry.path());
             } else if depth < 6 {
                 pending.push((entry.path(), depth + 1));
