@@ -59,8 +59,10 @@ impl Run {
 fn probe(options: &[&str], args: &[&str]) -> Run {
     let volume = format!("{PROBE}:/probe/probe:ro");
     let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
-    // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's.
-    command.env("XDG_CACHE_HOME", concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"));
+    // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's,
+    // one per user as the other tests keep them (common/mod.rs, `cache`).
+    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
+    command.env("XDG_CACHE_HOME", cache);
     command
         .arg("run")
         .args(options)

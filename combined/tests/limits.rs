@@ -48,9 +48,10 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
     }
     let _only_me = testing::exclusive();
     let before = common::launcher_cgroups();
-    // 48 MiB held in a shell variable, under a 16 MiB limit (swap as docker allows it: as much again,
-    // 32 MiB in all). Small, so that an emulated guest fills it quickly too.
-    let grow = "x=$(head -c 50331648 /dev/zero | tr '\\0' a); echo survived ${#x}";
+    // A shell variable doubled until it would hold 64 MiB, under a 16 MiB limit (swap as docker
+    // allows it: as much again, 32 MiB in all). Doubling copies with memcpy, so an emulated guest
+    // fills the limit in a few steps too, where feeding `tr` byte by byte took seconds.
+    let grow = doubled_to(26);
     let out = common::run(&[
         "--rootfs",
         rootfs.str(),
@@ -59,7 +60,7 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
         "--",
         "sh",
         "-c",
-        grow,
+        &grow,
     ]);
     assert_eq!(out.code(), 137, "{out:#?}");
     assert!(!out.stdout.contains("survived"), "{out:#?}");
@@ -67,7 +68,7 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
         out.stderr.contains("the memory limit (16 MiB) killed a process"),
         "{out:#?}"
     );
-    let small = "x=$(head -c 1048576 /dev/zero | tr '\\0' a); echo survived ${#x}";
+    let small = doubled_to(20);
     let out = common::run(&[
         "--rootfs",
         rootfs.str(),
@@ -76,10 +77,15 @@ fn a_container_past_its_memory_limit_is_killed_and_the_launcher_says_so() {
         "--",
         "sh",
         "-c",
-        small,
+        &small,
     ]);
     assert_eq!(out.ok(), "survived 1048576\n");
     assert_eq!(common::launcher_cgroups(), before, "no cgroup is left behind");
+}
+
+/// A shell script that doubles a one-byte string `times` times, then prints its length.
+fn doubled_to(times: u32) -> String {
+    format!("x=a; i=0; while [ $i -lt {times} ]; do x=$x$x; i=$((i+1)); done; echo survived ${{#x}}")
 }
 
 #[test]

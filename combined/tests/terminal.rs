@@ -134,7 +134,7 @@ fn a_script_reads_its_terminal_after_a_run() {
         let mut child = term.spawn(
             Command::new("/bin/sh")
                 .args(["-c", &script])
-                .env("XDG_CACHE_HOME", common::CACHE),
+                .env("XDG_CACHE_HOME", common::cache()),
         );
         term.expect("ran=0");
         term.send(b"hello\n");

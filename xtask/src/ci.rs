@@ -206,6 +206,7 @@ pub fn parse_test_binaries(json: &str) -> anyhow::Result<Vec<TestBinary>> {
 fn tests_unprivileged(root: &Path) -> anyhow::Result<()> {
     let binaries = build_test_binaries(root, &[])?;
     util::make_reachable(&util::target_dir(root).join("debug").join("deps"))?;
+    util::give_test_cache(root)?;
     let mut failed = Vec::new();
     for binary in &binaries {
         let name = binary

@@ -92,6 +92,27 @@ pub fn make_reachable(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives [`UNPRIVILEGED_UID`] its own cache directory beside root's in cargo's scratch directory for
+/// integration tests, `<target>/tmp/cache-65534` (combined's tests/common, `cache`): that user cannot
+/// create it in the root-owned `tmp`, and the launcher trusts only a cache directory of the user's own.
+/// Without it, every unprivileged `combined run` compiles its seccomp filter again.
+pub fn give_test_cache(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let tmp = target_dir(root).join("tmp");
+    let cache = tmp.join(format!("cache-{UNPRIVILEGED_UID}"));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    match std::fs::DirBuilder::new().mode(0o700).create(&cache) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", cache.display())),
+    }
+    std::os::unix::fs::chown(&cache, Some(UNPRIVILEGED_UID), Some(UNPRIVILEGED_UID))
+        .with_context(|| format!("cannot give {} to uid {UNPRIVILEGED_UID}", cache.display()))?;
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private", cache.display()))?;
+    Ok(())
+}
+
 /// Times a step and prints its one-line summary.
 pub fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     println!("xtask: {name} ...");

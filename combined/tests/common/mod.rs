@@ -33,8 +33,13 @@ pub fn namespaces(test: &str) -> bool {
 }
 
 /// Where the launchers the tests run keep their caches (compiled seccomp filters; images, unless a
-/// test gives its own): cargo's scratch directory for integration tests, not the user's home.
-pub const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cache");
+/// test gives its own): cargo's scratch directory for integration tests, not the user's home, one
+/// directory per user, since the launcher trusts no cache another user owns. Whoever runs the tests
+/// as another user prepares that user's directory (`cargo xtask ci` and `test-vm` for uid 65534:
+/// xtask's `util::give_test_cache`); where no one did, the launcher compiles its filter every run.
+pub fn cache() -> String {
+    format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid())
+}
 
 /// A command line for the launcher, with a clean environment of its own: no inherited
 /// `COMBINED_FAULT`, a private `TMPDIR` and cache.
@@ -42,7 +47,7 @@ pub fn combined(args: &[&str]) -> Command {
     let mut cmd = Command::new(COMBINED);
     cmd.args(args)
         .env_remove(combined::FAULT_VAR)
-        .env("XDG_CACHE_HOME", CACHE)
+        .env("XDG_CACHE_HOME", cache())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

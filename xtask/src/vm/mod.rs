@@ -114,6 +114,10 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let cache = crate::util::target_dir(root).join("vm");
     let (guest, tests) = build_guest(root, options, &cache)?;
     let work = WorkDir::create(&cache, options.keep)?;
+    // The guest sees the host's target directory (share mode), and uid 65534's runs there use it.
+    if crate::util::is_root() {
+        crate::util::give_test_cache(root)?;
+    }
     let attempts = qemu::attempts(options.accel, qemu::KvmSupport::probe());
     if options.shell {
         return shell(&guest, attempts[0], work.path());
