@@ -575,6 +575,31 @@ mod tests {
         );
     }
 
+    /// The book's own theme: with words.js, a long line of recorded output wraps before a hyphenated
+    /// path, not inside it; the same line in a block the script leaves alone is cut at the hyphen.
+    #[test]
+    fn the_theme_keeps_a_hyphenated_word_of_output_whole() {
+        let Some(chromium) = chromium("the_theme_keeps_a_hyphenated_word_of_output_whole") else {
+            return;
+        };
+        let theme = util::workspace_root().join("book/theme");
+        // 60 columns in a column of 55: the break falls after "demo-", unless the path moves whole.
+        let line = "[host ] cgroup:[4026531835] made /cg/cgroup-demo-26347/inner";
+        let body = format!(
+            "<pre><code class=\"language-text\">{line}</code></pre>\
+             <pre><code class=\"language-console\">{line}</code></pre>\
+             <script src=\"{}\"></script>",
+            file_url(&theme.join("words.js"))
+        );
+        let style = format!("{NARROW}\n{}", fs::read_to_string(theme.join("fit.css")).unwrap());
+        let (_dir, page) = scratch_page(&style, &body, 300);
+        let verdict = check(&chromium, &page, &[]);
+        assert_eq!(verdict.wrapped, 2, "{verdict:?}");
+        let cut = found(&verdict, "mid-word");
+        assert_eq!(cut.len(), 1, "only the block words.js leaves alone: {verdict:?}");
+        assert_eq!(verdict.problems.len(), 1, "{verdict:?}");
+    }
+
     #[test]
     fn a_screenshot_is_the_window_the_page_is_measured_in() {
         let Some(chromium) = chromium("a_screenshot_is_the_window_the_page_is_measured_in") else {
