@@ -11,6 +11,7 @@ mod engines;
 mod exercise;
 mod listings;
 mod rootfs;
+mod screenshots;
 mod tidy;
 mod util;
 mod vm;
@@ -35,6 +36,10 @@ enum Command {
         /// passes.
         #[arg(long)]
         check: bool,
+        /// Then render every chapter in headless Chromium at a 1280 px window, save a full-page PNG of
+        /// each in DIR, and fail on a clipped line, a missing figure or an unexpanded include.
+        #[arg(long, value_name = "DIR")]
+        screenshots: Option<std::path::PathBuf>,
     },
     /// Fails when a book include points at a missing file or anchor, a recorded demo output no
     /// longer matches what the demo prints, or a figure is not what `diagrams` would draw.
@@ -94,7 +99,14 @@ fn main() -> anyhow::Result<()> {
     let root = util::workspace_root();
     match cli.command {
         Command::Ci => ci::run(&root),
-        Command::Book { check } => book::build_html(&root, check),
+        Command::Book {
+            check,
+            screenshots: None,
+        } => book::build_html(&root, check),
+        Command::Book {
+            check,
+            screenshots: Some(dir),
+        } => screenshots::build_and_take(&root, check, &dir),
         Command::BookCheck => book::check(&root),
         Command::Diagrams { print: None } => diagrams::generate(&root),
         Command::Diagrams { print: Some(name) } => diagrams::print(&root, &name),

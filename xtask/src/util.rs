@@ -40,6 +40,19 @@ pub fn as_unprivileged(program: &Path) -> Command {
     cmd
 }
 
+/// Where `program` is in PATH, if it is.
+pub fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| is_executable(path))
+}
+
 /// Runs `cmd`, inheriting stdio, and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;

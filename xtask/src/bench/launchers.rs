@@ -553,17 +553,8 @@ pub fn namespace_kinds(rootless: bool) -> Vec<&'static str> {
 
 /// Looks a program up in PATH.
 pub fn which(program: &str) -> Result<PathBuf, String> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
+    crate::util::which(program)
         .ok_or_else(|| format!("{program} is not installed (cargo xtask bench --install, as root)"))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

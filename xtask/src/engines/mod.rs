@@ -228,25 +228,17 @@ fn rootfs_tarball(root: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// An engine's program, installed with apt-get from `package` when missing; `Err` says why not.
 pub fn ensure_installed(program: &str, package: &str) -> Result<(), String> {
-    if which(program).is_some() {
+    if util::which(program).is_some() {
         return Ok(());
     }
     if !can_apt_install() {
         return Err(format!("{program} is not installed: apt-get install {package}"));
     }
     apt_install(package).map_err(|e| format!("{package} could not be installed: {e:#}"))?;
-    match which(program) {
+    match util::which(program) {
         Some(_) => Ok(()),
         None => Err(format!("{package} installed no {program}")),
     }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
 }
 
 /// What a command did.
