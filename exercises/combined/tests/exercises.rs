@@ -123,8 +123,8 @@ mod masks {
             view.unmasked.is_empty(),
             "the container reads what the host's kernel says about the whole machine:\n  {}\n\
              The PID namespace changes which processes /proc lists, not these files: interrupts, timers \
-             and key descriptions are the host's, and they leak its activity (timer_list names the \
-             host's processes). A masked file is /dev/null bound over it, a masked directory an empty \
+             and key descriptions are the host's, and they tell the host's activity (timer_list shows \
+             every timer of the machine). A masked file is /dev/null bound over it, a masked directory an empty \
              tmpfs (mask_paths).",
             view.unmasked.join("\n  ")
         );
