@@ -254,6 +254,27 @@ pub const EXERCISES: &[Exercise] = &[
         kind: Kind::BreakIt,
         task: "break it: leave out the route across the veth pair and read ENETUNREACH",
     },
+    Exercise {
+        name: "combined-caps",
+        chapter: "combined",
+        module: "caps",
+        kind: Kind::Write,
+        task: "drop the container's capabilities to the default set: the bounding set first",
+    },
+    Exercise {
+        name: "combined-keyring",
+        chapter: "combined",
+        module: "keyring",
+        kind: Kind::Write,
+        task: "give the container a session keyring of its own, out of reach of the launcher's keys",
+    },
+    Exercise {
+        name: "combined-masks",
+        chapter: "combined",
+        module: "masks",
+        kind: Kind::BreakIt,
+        task: "break it: leave /proc unmasked and read the host's interrupts and timers from a container",
+    },
 ];
 
 /// `cargo xtask exercise`'s arguments.
