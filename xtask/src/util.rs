@@ -119,7 +119,13 @@ pub fn give_test_cache(root: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", cache.display())),
     }
-    std::os::unix::fs::chown(&cache, Some(UNPRIVILEGED_UID), Some(UNPRIVILEGED_UID))
+    // Never through a link: what is handed to the unprivileged user must be this directory itself.
+    let meta =
+        std::fs::symlink_metadata(&cache).with_context(|| format!("cannot stat {}", cache.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory: remove it and run again", cache.display());
+    }
+    std::os::unix::fs::lchown(&cache, Some(UNPRIVILEGED_UID), Some(UNPRIVILEGED_UID))
         .with_context(|| format!("cannot give {} to uid {UNPRIVILEGED_UID}", cache.display()))?;
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot make {} private", cache.display()))?;
