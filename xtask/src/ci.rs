@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use crate::util::{self, UNPRIVILEGED_UID, as_unprivileged, cargo, is_root, step};
 
 pub fn run(root: &Path) -> anyhow::Result<()> {
+    util::build_without_incremental_caches();
     let mut results: Vec<(&str, bool)> = Vec::new();
     let mut record = |name: &'static str, result: anyhow::Result<()>| results.push((name, result.is_ok()));
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -24,7 +25,21 @@ pub fn is_root() -> bool {
 
 /// `cargo`, as the one running us (so a rustup toolchain override is honoured).
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    if ONE_SHOT_BUILDS.load(Ordering::Relaxed) {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    cmd
+}
+
+/// Set by `ci`: every cargo it starts builds without incremental compilation. CI builds each crate
+/// once on a fresh machine, where incremental's caches (about 2 GB for this workspace, nearly half
+/// of `target/`) would only take the disk they can run out of.
+static ONE_SHOT_BUILDS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later [`cargo`] build without incremental compilation; see [`ONE_SHOT_BUILDS`].
+pub fn build_without_incremental_caches() {
+    ONE_SHOT_BUILDS.store(true, Ordering::Relaxed);
 }
 
 /// Wraps a command so it runs as [`UNPRIVILEGED_UID`] with no supplementary groups.
