@@ -152,9 +152,10 @@ fn the_cpu_quota_is_written_and_the_container_s_cgroup_is_its_root() {
         "--",
         "sh",
         "-c",
-        "cat /proc/self/cgroup; sleep 2",
+        "cat /proc/self/cgroup; read -r go",
     ]);
-    let child = cmd.spawn().unwrap();
+    // The container waits on its stdin until the test has read the quota from the host.
+    let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().unwrap();
     let launcher = child.id();
     let made = wait_for_cgroup(&before);
     let quota = read_quota(&made);
@@ -163,7 +164,7 @@ fn the_cpu_quota_is_written_and_the_container_s_cgroup_is_its_root() {
         made.iter().all(|d| d.ends_with(format!("combined-{launcher}"))),
         "{made:?}"
     );
-    // The container prints, then sleeps long enough for the quota to be read from the host.
+    drop(child.stdin.take()); // end of input: the container's `read` returns and it exits
     let out = common::finish(child);
     for line in out.stdout.lines() {
         assert!(
