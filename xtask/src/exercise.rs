@@ -275,6 +275,34 @@ pub const EXERCISES: &[Exercise] = &[
         kind: Kind::BreakIt,
         task: "break it: leave /proc unmasked and read the host's interrupts and timers from a container",
     },
+    Exercise {
+        name: "oci-gate",
+        chapter: "oci",
+        module: "gate",
+        kind: Kind::Write,
+        task: "wait at the exec.fifo until start opens it: the open for writing is the wait",
+    },
+    Exercise {
+        name: "oci-console",
+        chapter: "oci",
+        module: "console",
+        kind: Kind::Write,
+        task: "hand the container's pty master to the engine over the console socket (SCM_RIGHTS)",
+    },
+    Exercise {
+        name: "oci-hooks",
+        chapter: "oci",
+        module: "hooks",
+        kind: Kind::BreakIt,
+        task: "break it: skip the copy of the late hooks and watch the host run what the container wrote",
+    },
+    Exercise {
+        name: "oci-state",
+        chapter: "oci",
+        module: "state",
+        kind: Kind::Write,
+        task: "report the spec's state, its status observed: a PID reused or a zombie is stopped",
+    },
 ];
 
 /// `cargo xtask exercise`'s arguments.
