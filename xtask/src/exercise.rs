@@ -115,6 +115,27 @@ pub const EXERCISES: &[Exercise] = &[
         task: "ask which user namespace owns a namespace, and its parent (ioctl NS_GET_USERNS, NS_GET_PARENT)",
     },
     Exercise {
+        name: "introspect-lsns",
+        chapter: "introspect",
+        module: "lsns",
+        kind: Kind::Write,
+        task: "list the namespaces of a kind from /proc/*/ns/, as lsns does: skip what is gone or not yours",
+    },
+    Exercise {
+        name: "introspect-nsenter",
+        chapter: "introspect",
+        module: "nsenter",
+        kind: Kind::Write,
+        task: "join a running process's UTS namespace with setns, its user namespace first when not yours",
+    },
+    Exercise {
+        name: "introspect-limits",
+        chapter: "introspect",
+        module: "limits",
+        kind: Kind::BreakIt,
+        task: "break it: set the namespace limit in the runtime's user namespace and limit the whole host",
+    },
+    Exercise {
         name: "pid-nspid",
         chapter: "pid",
         module: "nspid",
@@ -380,8 +401,9 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
 
 fn list() {
     println!("The exercises (cargo xtask exercise NAME runs one's test on your version):\n");
+    let width = EXERCISES.iter().map(|e| e.name.len()).max().unwrap_or(0);
     for e in EXERCISES {
-        println!("  {:<15} {}", e.name, e.task);
+        println!("  {:<width$} {}", e.name, e.task);
     }
     println!(
         "\nEach chapter's page: book/src/exercises/<chapter>.md; your files: exercises/<chapter>/src/start/."
