@@ -223,6 +223,35 @@ fn run_passes_the_exit_status_and_deletes_the_container() {
     assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
 }
 
+/// Attack: an OCI config may give the container no /dev of its own, and then the rootfs's `/dev/null`
+/// is what the masks bind over /proc's files. A rootfs whose `/dev/null` links to a writable file of
+/// /proc (here the container's own hostname; on the host's core pattern it would be runc's
+/// CVE-2025-31133) would make the masked `/proc/keys` a writable name for that file. The masks bind
+/// only the null device, and the container is refused.
+#[test]
+fn a_dev_null_that_is_not_the_null_device_masks_nothing() {
+    if !ready("a_dev_null_that_is_not_the_null_device_masks_nothing") {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "echo via-a-mask > /proc/keys; hostname"]);
+    let dev = b.dir.path().join("rootfs/dev");
+    fs::create_dir_all(&dev).unwrap();
+    let _ = fs::remove_file(dev.join("null"));
+    std::os::unix::fs::symlink("/proc/sys/kernel/hostname", dev.join("null")).unwrap();
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    });
+    let out = output(&mut b.runtime(&["run", "--bundle", b.dir.str(), "devnull"]));
+    assert!(
+        !out.stdout.contains("via-a-mask"),
+        "a masked file became a writable name for what the rootfs's /dev/null links to: {out:?}"
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("/dev/null is not the null device"), "{out:?}");
+    assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0, "nothing left");
+}
+
 #[test]
 fn the_config_s_process_user_rlimits_and_capabilities_are_honoured() {
     if !ready("the_config_s_process_user_rlimits_and_capabilities_are_honoured") {

@@ -40,6 +40,14 @@ pub enum MountError {
         #[source]
         source: ResolveError,
     },
+    /// `/dev/null` is not the null device (in a container without a /dev of its own, a link the rootfs
+    /// planted, to a file of /proc say): binding it over a masked path would make that path another
+    /// name for the file, writable.
+    #[error(
+        "mask {path}: /dev/null is not the null device (character device 1:3), so it is not bound over \
+         the path; give the container a /dev of its own (a tmpfs at /dev) or a real /dev/null"
+    )]
+    NotNullDevice { path: PathBuf },
 }
 
 impl MountError {
@@ -48,6 +56,7 @@ impl MountError {
         match self {
             MountError::Sys { errno, .. } => *errno,
             MountError::Resolve { source, .. } => source.errno(),
+            MountError::NotNullDevice { .. } => Errno::EPERM,
         }
     }
 
@@ -513,8 +522,9 @@ fn mask_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         .map_err(MountError::sys("mask with a read-only tmpfs", path))?;
         Ok(PathOutcome::MaskedDir)
     } else {
+        let null = null_device(path)?;
         mount(
-            Some("/dev/null"),
+            Some(&fd_path(&null)),
             &fd_path(&target),
             None::<&str>,
             MsFlags::MS_BIND,
@@ -523,6 +533,23 @@ fn mask_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         .map_err(MountError::sys("mask with /dev/null", path))?;
         Ok(PathOutcome::MaskedFile)
     }
+}
+
+/// `/dev/null` as this process sees it (the container's own once the root is pivoted), checked to be
+/// the null device before anything is bound from it. After the pivot, `/dev` is the container's: when
+/// an OCI config mounts no tmpfs there, it is the rootfs's own, and a `/dev/null` that links to
+/// `/proc/sys/kernel/core_pattern` would turn every masked file into a writable name for the host's
+/// core pattern (runc's CVE-2025-31133). Whatever the path leads to, only character device 1:3 is
+/// bound, from the descriptor that was checked.
+fn null_device(masking: &str) -> Result<OwnedFd, MountError> {
+    let null = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(MountError::sys("open /dev/null to mask", masking))?;
+    let stat = fstat(&null).map_err(MountError::sys("stat /dev/null to mask", masking))?;
+    let is_char = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_char || stat.st_rdev != makedev(1, 3) {
+        return Err(MountError::NotNullDevice { path: masking.into() });
+    }
+    Ok(null)
 }
 
 // ANCHOR: readonly_paths
