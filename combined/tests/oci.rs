@@ -223,6 +223,36 @@ fn run_passes_the_exit_status_and_deletes_the_container() {
     assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0);
 }
 
+/// The runtime may be root and the pid file's directory writable by others: a link left where the
+/// runtime used to write its partial pid file (`<pid file>.partial`) must not make it write through.
+#[test]
+fn the_pid_file_is_never_written_through_a_link() {
+    if !ready("the_pid_file_is_never_written_through_a_link") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    let pid_file = b.pid_file();
+    let elsewhere = b.dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, pid_file.with_extension("partial")).unwrap();
+    let out = b.create(&[
+        "--bundle",
+        b.dir.str(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "p1",
+    ]);
+    output(&mut b.runtime(&["delete", "--force", "p1"])).ok();
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        !elsewhere.exists(),
+        "the runtime wrote through a link someone left beside the pid file"
+    );
+    let written = fs::symlink_metadata(&pid_file).unwrap();
+    assert!(written.file_type().is_file(), "{written:?}");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    assert!(pid.parse::<i32>().is_ok(), "{pid:?}");
+}
+
 /// Attack: an OCI config may give the container no /dev of its own, and then the rootfs's `/dev/null`
 /// is what the masks bind over /proc's files. A rootfs whose `/dev/null` links to a writable file of
 /// /proc (here the container's own hostname; on the host's core pattern it would be runc's

@@ -12,8 +12,9 @@
 //! 4. `delete`: once it has stopped (or, with `--force`, after SIGKILL), removes what was made for it.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -255,12 +256,23 @@ fn send_console(socket: &Path, master: &OwnedFd) -> Result<(), OciError> {
     Ok(())
 }
 
-/// Writes the pid file atomically: an engine polling it never reads a partial number.
+/// Writes the pid file atomically: an engine polling it never reads a partial number. The number is
+/// written to a new file of a random name beside it (`O_EXCL`, so never through a link someone left
+/// there), which is then renamed over `path`: the runtime may be root, and the directory another's.
 fn write_pid_file(path: &Path, pid: Pid) -> Result<(), OciError> {
-    let partial = path.with_extension("partial");
-    fs::write(&partial, pid.to_string())
-        .and_then(|()| fs::rename(&partial, path))
-        .map_err(io_err(format!("cannot write the pid file {}", path.display())))
+    let fail = || io_err(format!("cannot write the pid file {}", path.display()));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut partial = tempfile::Builder::new()
+        .prefix(".pid-")
+        .permissions(fs::Permissions::from_mode(0o644)) // as a plain write would leave it
+        .tempfile_in(dir)
+        .map_err(fail())?;
+    partial.write_all(pid.to_string().as_bytes()).map_err(fail())?;
+    partial.persist(path).map_err(|e| fail()(e.error))?;
+    Ok(())
 }
 
 // ANCHOR: start
@@ -885,7 +897,6 @@ mod tests {
             fs::create_dir_all(&rootfs).unwrap();
             let sh = rootfs.join("sh");
             fs::write(&sh, "").unwrap();
-            use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&sh, fs::Permissions::from_mode(0o755)).unwrap();
             let plan = bundle::plan(scratch.path(), &spec, Lifecycle::Created { gate: -1 });
             if !rootless && !nskit::userns::is_root() {
