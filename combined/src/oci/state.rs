@@ -50,6 +50,19 @@ pub enum StateError {
         path.display()
     )]
     Unsafe { path: PathBuf, uid: u32 },
+    #[error(
+        "the state root {} is inside {}, which another user can change (its owner is uid {owner}, or \
+         others may write it and it is not sticky): give a --root whose every directory is root's or \
+         uid {uid}'s and writable by no one else",
+        path.display(),
+        ancestor.display()
+    )]
+    UnsafeAncestor {
+        path: PathBuf,
+        ancestor: PathBuf,
+        owner: u32,
+        uid: u32,
+    },
     #[error("the record {} is damaged: {source}", path.display())]
     Damaged {
         path: PathBuf,
@@ -72,6 +85,25 @@ pub struct Root {
     path: PathBuf,
 }
 
+/// Every directory above `path` (a canonical path: no links) belongs to root or to `uid`, and no one
+/// else may rename what is in it: not writable by group or others, or sticky.
+fn check_ancestors(path: &Path, uid: u32) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in path.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor).map_err(io_error("cannot read", ancestor))?;
+        let others_write = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+        if (meta.uid() != 0 && meta.uid() != uid) || others_write {
+            return Err(StateError::UnsafeAncestor {
+                path: path.to_owned(),
+                ancestor: ancestor.to_owned(),
+                owner: meta.uid(),
+                uid,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Root {
     /// `/run/combined` for root; `$XDG_RUNTIME_DIR/combined` for anyone else (the directory systemd
     /// makes for each logged-in user), and `/tmp/combined-<uid>` where there is none.
@@ -91,6 +123,11 @@ impl Root {
     /// no one else. `/tmp/combined-<uid>` is a name anyone can take first, and whoever could write
     /// the records could point `delete` at any of the caller's processes, or its hooks at their own
     /// program.
+    ///
+    /// So must every directory above it: each later command finds its container by this path again,
+    /// and whoever could rename a directory on the way (another user's directory, or one others may
+    /// write that is not sticky as /tmp is) could put a tree of theirs behind the path once it has
+    /// been checked, with a record and a config whose hooks a root `delete` would run.
     pub fn open(path: &Path) -> Result<Root, StateError> {
         use std::os::unix::fs::MetadataExt;
         fs::DirBuilder::new()
@@ -106,9 +143,9 @@ impl Root {
                 uid,
             });
         }
-        Ok(Root {
-            path: path.to_owned(),
-        })
+        let path = fs::canonicalize(path).map_err(io_error("cannot resolve", path))?;
+        check_ancestors(&path, uid)?;
+        Ok(Root { path })
     }
 
     pub fn path(&self) -> &Path {
@@ -401,5 +438,33 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert!(matches!(Root::open(&link), Err(StateError::Unsafe { .. })));
         assert!(Root::open(&scratch.path().join("fresh")).is_ok());
+    }
+
+    #[test]
+    fn a_state_root_under_a_directory_others_can_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().unwrap();
+        let shared = scratch.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        // Writable by anyone and not sticky: anyone could swap `combined` for a tree of their own.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = Root::open(&shared.join("combined"));
+        assert!(
+            matches!(&refused, Err(StateError::UnsafeAncestor { ancestor, .. }) if ancestor == &shared),
+            "{refused:?}"
+        );
+        // Sticky, as /tmp is: only the owner of an entry may rename it.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(Root::open(&shared.join("combined")).is_ok());
+        // Another user's directory, writable by its owner only: the attack on a root runtime.
+        if nix::unistd::geteuid().is_root() {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::lchown(&shared, Some(65534), Some(65534)).unwrap();
+            let refused = Root::open(&shared.join("combined"));
+            assert!(
+                matches!(&refused, Err(StateError::UnsafeAncestor { owner: 65534, .. })),
+                "{refused:?}"
+            );
+        }
     }
 }
