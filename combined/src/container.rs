@@ -1031,6 +1031,10 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         // (EINVAL): resolve the target again to reach the bind mount itself.
         let mounted = resolve_in_root(root, &volume.target).map_err(|e| err(&e))?;
         remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
+        if volume.recursive {
+            // The source's own mounts came along: they get the same read-only and nodev.
+            mounts::add_flags_recursively(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
+        }
         if let Some((propagation, recursive)) = volume.propagation {
             mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
         }

@@ -158,6 +158,66 @@ fn hostname_env_and_workdir() {
     );
 }
 
+/// Attack: a read-only volume whose source holds a mount of its own. The bind is recursive, so the
+/// mount comes along, and a remount makes only the top of the volume read-only: the container wrote
+/// through `/v/sub` to the host, and could open device nodes there. The test's mount is made in a
+/// mount namespace of its own (unshare(1)), around the launcher, so the host's table is untouched.
+#[test]
+fn a_read_only_volume_is_read_only_all_the_way_down() {
+    let test = "a_read_only_volume_is_read_only_all_the_way_down";
+    let Some(rootfs) = ready(test) else {
+        return;
+    };
+    // Mounting inside the volume's source, on the host's side, needs root.
+    if !nskit::testing::require_root(test) {
+        return;
+    }
+    let vol = TempDir::new("vol-nested");
+    let sub = vol.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let volume = format!("{}:/v:ro", vol.str());
+    let launcher = common::combined(&[
+        "run",
+        "--rootfs",
+        rootfs.str(),
+        "-v",
+        &volume,
+        "--",
+        "sh",
+        "-c",
+        "echo x > /v/sub/written 2>&1; echo sub=$?; grep ' /v/sub ' /proc/self/mountinfo",
+    ]);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount -t tmpfs tmpfs \"$1\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&sub)
+        .arg(launcher.get_program())
+        .args(launcher.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in launcher.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = common::finish(cmd.spawn().expect("unshare(1)"));
+    let text = out.ok();
+    assert!(
+        !text.contains("sub=0"),
+        "the container wrote through a mount inside its read-only volume: {text}"
+    );
+    let line = text.lines().find(|l| l.contains(" /v/sub ")).unwrap_or_default();
+    let options = line.split_whitespace().nth(5).unwrap_or_default();
+    assert!(
+        options.split(',').any(|o| o == "ro") && options.split(',').any(|o| o == "nodev"),
+        "the volume's inner mount is not read-only and nodev: {text}"
+    );
+    assert!(!sub.join("written").exists());
+}
+
 #[test]
 fn volumes_read_write_and_read_only() {
     let Some(rootfs) = ready("volumes_read_write_and_read_only") else {

@@ -627,6 +627,44 @@ pub const DEFAULT_READONLY: [&str; 5] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+/// Adds `flags` (of read-only, nosuid, nodev and noexec; others are ignored) to the mount at `path` and
+/// to every mount below it, in one call: mount_setattr(2) with `AT_RECURSIVE` (Linux 5.12). A bind
+/// with `MS_REC` brings the source's submounts along, and a remount changes only the top one: a
+/// read-only volume whose source holds a mount would otherwise keep that mount writable.
+pub fn add_flags_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    let mut attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    for (ms, bit) in [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags.contains(ms) {
+            attr.attr_set |= bit;
+        }
+    }
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: mount_setattr(2) reads a NUL-terminated path (`path`, alive for the call) and
+    // `size_of::<mount_attr>()` bytes at `&attr`, a valid, initialized `mount_attr`; it writes nothing
+    // of ours. nix 0.32 has no wrapper for it.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(done).map(drop)
+}
+
 /// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
 /// namespace the kernel refuses a remount that would clear a locked one).
 pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
