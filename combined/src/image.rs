@@ -127,9 +127,11 @@ pub fn cache_root() -> Result<PathBuf, ImageError> {
 }
 
 /// The cache entry's name: the file's identity (device, inode, size, modification time), so a changed
-/// or replaced tarball gets a new entry and an unchanged one is never read twice.
-fn cache_key(image: &Path) -> Result<String, ImageError> {
-    let meta = fs::metadata(image).map_err(|source| ImageError::Read {
+/// or replaced tarball gets a new entry and an unchanged one is never read twice. Taken from the open
+/// file the unpack then reads, never from the path again: a path someone else can turn (a link they
+/// flip between two tarballs) would otherwise put one tarball's content under another's name.
+fn cache_key(image: &Path, file: &File) -> Result<String, ImageError> {
+    let meta = file.metadata().map_err(|source| ImageError::Read {
         path: image.to_owned(),
         source,
     })?;
@@ -148,7 +150,11 @@ fn cache_key(image: &Path) -> Result<String, ImageError> {
 /// Ctrl-C (SIGINT, SIGTERM, SIGHUP) during an unpack is noticed only if it reaches the calling
 /// thread: the launcher has no other thread then; a caller that has others must block them there.
 pub fn prepare(image: &Path, cache: &Path) -> Result<PathBuf, ImageError> {
-    let key = cache_key(image)?;
+    let file = File::open(image).map_err(|source| ImageError::Read {
+        path: image.to_owned(),
+        source,
+    })?;
+    let key = cache_key(image, &file)?;
     let cache = private_cache(cache)?;
     let entry = cache.join(key);
     if is_dir(&entry) {
@@ -160,7 +166,7 @@ pub fn prepare(image: &Path, cache: &Path) -> Result<PathBuf, ImageError> {
     if is_dir(&entry) {
         return Ok(entry);
     }
-    unpack_into(image, &cache, &entry)?;
+    unpack_into(image, file, &cache, &entry)?;
     Ok(entry)
 }
 
@@ -348,7 +354,7 @@ fn open_up_tree(dir: &Path) -> io::Result<()> {
 
 /// Unpacks `image` into a partial directory of `cache` and renames it to `entry` when complete. The
 /// stop signals are held from before the partial directory exists until after it is gone or renamed.
-fn unpack_into(image: &Path, cache: &Path, entry: &Path) -> Result<(), ImageError> {
+fn unpack_into(image: &Path, file: File, cache: &Path, entry: &Path) -> Result<(), ImageError> {
     let stops = Stops::hold().map_err(|errno| ImageError::Cache {
         path: cache.to_owned(),
         source: errno.into(),
@@ -359,7 +365,7 @@ fn unpack_into(image: &Path, cache: &Path, entry: &Path) -> Result<(), ImageErro
             path: partial.clone(),
             source,
         })
-        .and_then(|()| unpack(image, &partial, &stops))
+        .and_then(|()| unpack(image, file, &partial, &stops))
         .and_then(|()| {
             fs::rename(&partial, entry).map_err(|source| ImageError::Cache {
                 path: entry.to_owned(),
@@ -380,13 +386,14 @@ fn private_dir(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
 }
 
-/// Unpacks a tar or gzip-compressed tar (detected by its magic bytes, not its name) into `dest`.
-fn unpack(image: &Path, dest: &Path, stops: &Stops) -> Result<(), ImageError> {
+/// Unpacks `file`, `image` opened, a tar or gzip-compressed tar (detected by its magic bytes, not its
+/// name) into `dest`.
+fn unpack(image: &Path, file: File, dest: &Path, stops: &Stops) -> Result<(), ImageError> {
     let read_err = |source| ImageError::Read {
         path: image.to_owned(),
         source,
     };
-    let mut file = BufReader::new(File::open(image).map_err(read_err)?);
+    let mut file = BufReader::new(file);
     let gzip = file.fill_buf().map_err(read_err)?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read> = if gzip {
         Box::new(flate2::bufread::GzDecoder::new(file))

@@ -194,6 +194,67 @@ fn fifty_first_runs_at_once_unpack_the_image_once() {
     assert!(partials(&images).is_empty(), "{names:?}");
 }
 
+/// Attack: the image's path is a link its owner flips between their tarball and a trusted one. The
+/// cache entry must be named after the tarball that was read: if the name came from one look at the
+/// path and the content from another, the trusted tarball's entry would hold the other's files, and
+/// every later run of it would start from them.
+#[test]
+fn an_image_path_that_changes_during_a_run_never_poisons_the_cache() {
+    let test = "an_image_path_that_changes_during_a_run_never_poisons_the_cache";
+    if !common::have_busybox(test) || !common::namespaces(test) {
+        return;
+    }
+    let work = TempDir::new("image-flip");
+    let [good, evil] = ["good", "evil"].map(|name| {
+        let rootfs = common::Rootfs::new();
+        fs::write(rootfs.path().join("marker"), name).expect("write the marker");
+        let image = work.path().join(format!("{name}.tar"));
+        tarball_of(rootfs.path(), &image);
+        image
+    });
+    let link = work.path().join("image.tar");
+    let cache = work.path().join("cache");
+    let flipping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flipper = {
+        let (flipping, link, spare) = (flipping.clone(), link.clone(), work.path().join("next"));
+        let (good, evil) = (good.clone(), evil.clone());
+        std::thread::spawn(move || {
+            let mut turn = 0u64;
+            while flipping.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = fs::remove_file(&spare);
+                let target = if turn % 2 == 0 { &good } else { &evil };
+                std::os::unix::fs::symlink(target, &spare).expect("make the link");
+                fs::rename(&spare, &link).expect("turn the link");
+                turn += 1;
+            }
+        })
+    };
+    // Forty runs on the host, fewer in an emulated guest: before the fix, about one in four lost.
+    for _ in 0..nskit::testing::scaled(40) {
+        let out = common::finish(
+            run_image(&link, &cache, &["true"])
+                .spawn()
+                .expect("spawn combined"),
+        );
+        assert!(out.code() == 0 || out.stderr.contains("cannot read"), "{out:?}");
+    }
+    flipping.store(false, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().expect("the flipper");
+    for (image, marker) in [(&good, "good"), (&evil, "evil")] {
+        let out = common::finish(
+            run_image(image, &cache, &["cat", "/marker"])
+                .spawn()
+                .expect("spawn"),
+        );
+        assert_eq!(
+            out.ok(),
+            marker,
+            "the cache entry of {} holds another tarball's files",
+            image.display()
+        );
+    }
+}
+
 // ---- 2. Ctrl-C during an unpack -----------------------------------------------------------------------
 
 /// A tarball of about 48 MiB of incompressible data in 12,000 small files: writing that many files
