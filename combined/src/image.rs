@@ -30,7 +30,6 @@
 
 use std::cmp::Reverse;
 use std::ffi::OsStr;
-use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -41,6 +40,8 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::private_dir::{self, DirError, Problem, Role};
 
 /// Why an image could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +71,16 @@ pub enum ImageError {
         source: io::Error,
     },
     /// `path` is the directory (or the lock file) on the cache's way that another user could change.
-    #[error("refusing cache directory {}: {} {problem}", quoted(cache), quoted(path))]
+    #[error(
+        "refusing cache directory {}: {} {problem}, and could swap the images unpacked there; make it \
+         yours and private (chown, chmod go-w) or set XDG_CACHE_HOME to a directory only you can write",
+        quoted(cache),
+        quoted(path)
+    )]
     UnsafeCache {
         cache: PathBuf,
         path: PathBuf,
-        problem: Unsafe,
+        problem: Problem,
     },
     #[error(
         "unpacking image {} was interrupted by {signal}, and nothing was kept in the cache; run again to unpack it",
@@ -83,33 +89,6 @@ pub enum ImageError {
     Interrupted { path: PathBuf, signal: Signal },
     #[error("no cache directory: set XDG_CACHE_HOME or HOME")]
     NoCacheDir,
-}
-
-/// What makes a directory on the cache's way unsafe: someone other than the user and root could
-/// rename what is in it and put a root filesystem of their own in its place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unsafe {
-    /// It belongs to another user.
-    Owner { owner: u32, me: u32 },
-    /// Users other than its owner may write to it.
-    Writable { mode: u32 },
-}
-
-impl fmt::Display for Unsafe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unsafe::Owner { owner, me } => write!(
-                f,
-                "belongs to uid {owner}, neither you (uid {me}) nor root, who could swap the images \
-                 unpacked there; set XDG_CACHE_HOME to a directory of your own"
-            ),
-            Unsafe::Writable { mode } => write!(
-                f,
-                "can be written by other users (mode {mode:04o}), who could swap the images unpacked \
-                 there; make it private (chmod go-w) or set XDG_CACHE_HOME to a directory only you can write"
-            ),
-        }
-    }
 }
 
 /// `$XDG_CACHE_HOME/combined/images`, else `$HOME/.cache/combined/images`.
@@ -177,100 +156,25 @@ fn is_dir(path: &Path) -> bool {
 // ---- the cache directory: the user's own -------------------------------------------------------------
 
 /// Makes `cache`, and what is missing above it, with mode 0700, having checked that no other user
-/// can change a directory on its way; returns it with symlinks resolved, so that nothing later goes
-/// through a link that someone could turn. An existing cache is made 0700 too: an older launcher made
-/// it 0755, its entries 0755 as well.
+/// can change a directory on its way (`private_dir`); returns it with symlinks resolved. An existing
+/// cache is made 0700 too: an older launcher made it 0755.
 fn private_cache(cache: &Path) -> Result<PathBuf, ImageError> {
-    let me = nix::unistd::geteuid().as_raw();
+    let dir = private_dir::make_private(cache).map_err(|error| match error {
+        DirError::Io { path, source } => ImageError::Cache { path, source },
+        DirError::Unsafe { path, problem } => ImageError::UnsafeCache {
+            cache: cache.to_owned(),
+            path,
+            problem,
+        },
+    })?;
     let failed = |source| ImageError::Cache {
-        path: cache.to_owned(),
+        path: dir.clone(),
         source,
     };
-    let wanted = std::path::absolute(cache).map_err(failed)?;
-    let (existing, missing) = split_existing(&wanted).map_err(failed)?;
-    let mut dir = fs::canonicalize(existing).map_err(failed)?;
-    // Nothing is made under a directory that is not safe.
-    check_way(cache, &dir, me, missing.is_empty())?;
-    for name in missing {
-        dir.push(name);
-        match DirBuilder::new().mode(0o700).create(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(failed(e)),
-            _ => {}
-        }
-    }
-    // Once more, whole: what was just made, and what someone may have made there first.
-    check_way(cache, &dir, me, true)?;
-    let meta = fs::symlink_metadata(&dir).map_err(failed)?;
-    if meta.uid() == me && meta.mode() & 0o077 != 0 {
+    if fs::symlink_metadata(&dir).map_err(failed)?.mode() & 0o077 != 0 {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(failed)?;
     }
     Ok(dir)
-}
-
-/// [`private_cache`] for the launcher's other caches (compiled seccomp filters): `dir`, made if
-/// missing, with the same checks on every directory on its way.
-pub fn private_cache_dir(dir: &Path) -> Result<PathBuf, ImageError> {
-    private_cache(dir)
-}
-
-/// The longest part of `path` that exists, and the names below it that do not.
-fn split_existing(path: &Path) -> io::Result<(&Path, Vec<&OsStr>)> {
-    let mut existing = path;
-    let mut missing = Vec::new();
-    loop {
-        match fs::symlink_metadata(existing) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // A `..` below a missing directory: nothing could be made there.
-                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
-                    return Err(e);
-                };
-                missing.push(name);
-                existing = parent;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    missing.reverse();
-    Ok((existing, missing))
-}
-
-/// Checks `dir` (without symlinks) and every directory above it. When `dir` is the cache itself, it
-/// must be closed to other users' writes even if sticky: they could add entries to it.
-fn check_way(cache: &Path, dir: &Path, me: u32, dir_is_cache: bool) -> Result<(), ImageError> {
-    for (depth, ancestor) in dir.ancestors().enumerate() {
-        let meta = fs::symlink_metadata(ancestor).map_err(|source| ImageError::Cache {
-            path: ancestor.to_owned(),
-            source,
-        })?;
-        if !meta.is_dir() {
-            return Err(ImageError::Cache {
-                path: ancestor.to_owned(),
-                source: Errno::ENOTDIR.into(),
-            });
-        }
-        let sticky_allowed = !(dir_is_cache && depth == 0);
-        if let Some(problem) = unsafe_because(&meta, me, sticky_allowed) {
-            return Err(ImageError::UnsafeCache {
-                cache: cache.to_owned(),
-                path: ancestor.to_owned(),
-                problem,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn unsafe_because(meta: &fs::Metadata, me: u32, sticky_allowed: bool) -> Option<Unsafe> {
-    let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
-    let sticky = mode & 0o1000 != 0;
-    if owner != me && owner != 0 {
-        Some(Unsafe::Owner { owner, me })
-    } else if mode & 0o022 != 0 && !(sticky && sticky_allowed) {
-        Some(Unsafe::Writable { mode })
-    } else {
-        None
-    }
 }
 
 // ---- one unpack at a time ----------------------------------------------------------------------------
@@ -295,7 +199,7 @@ fn lock(cache: &Path) -> Result<Flock<File>, ImageError> {
         .map_err(failed)?;
     // The cache's parent may be a sticky /tmp, where anyone can make that name first and hold the lock.
     let me = nix::unistd::geteuid().as_raw();
-    if let Some(problem) = unsafe_because(&file.metadata().map_err(failed)?, me, true) {
+    if let Some(problem) = private_dir::problem_with(&file.metadata().map_err(failed)?, me, Role::File) {
         return Err(ImageError::UnsafeCache {
             cache: cache.to_owned(),
             path,

@@ -15,6 +15,7 @@ pub mod hostview;
 pub mod image;
 pub mod layer;
 pub mod oci;
+pub mod private_dir;
 pub mod sealed;
 pub mod seccomp;
 pub mod subnets;
@@ -322,7 +323,7 @@ fn not_runnable(root: &Path, program: &str, path_var: &str) -> PlanError {
 /// that place is not safe (the filter is then compiled for every run).
 fn seccomp_cache() -> Option<PathBuf> {
     let images = image::cache_root().ok()?;
-    image::private_cache_dir(&images.parent()?.join("seccomp")).ok()
+    private_dir::make_private(&images.parent()?.join("seccomp")).ok()
 }
 
 fn plan_maps(request: &RunRequest, user_ns: bool) -> Result<values::Maps, PlanError> {

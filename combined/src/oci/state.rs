@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use oci_spec::runtime::ContainerState;
 
+use crate::private_dir::{self, DirError, Problem};
+
 /// The spec version this runtime implements.
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -45,22 +47,18 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    /// `at` is the directory at fault: the root itself, or one above it.
     #[error(
-        "the state root {} is not a directory of uid {uid}'s own that no one else can write: remove it, or give another with --root",
-        path.display()
-    )]
-    Unsafe { path: PathBuf, uid: u32 },
-    #[error(
-        "the state root {} is inside {}, which another user can change (its owner is uid {owner}, or \
-         others may write it and it is not sticky): give a --root whose every directory is root's or \
-         uid {uid}'s and writable by no one else",
+        "refusing the state root {}: {} {problem}, and could change the records there: give a --root \
+         that is uid {uid}'s own, not a link, under directories that are root's or uid {uid}'s and \
+         writable by no one else (sticky, as /tmp is, is fine)",
         path.display(),
-        ancestor.display()
+        at.display()
     )]
-    UnsafeAncestor {
+    Unsafe {
         path: PathBuf,
-        ancestor: PathBuf,
-        owner: u32,
+        at: PathBuf,
+        problem: Problem,
         uid: u32,
     },
     #[error("the record {} is damaged: {source}", path.display())]
@@ -83,25 +81,6 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 #[derive(Debug, Clone)]
 pub struct Root {
     path: PathBuf,
-}
-
-/// Every directory above `path` (a canonical path: no links) belongs to root or to `uid`, and no one
-/// else may rename what is in it: not writable by group or others, or sticky.
-fn check_ancestors(path: &Path, uid: u32) -> Result<(), StateError> {
-    use std::os::unix::fs::MetadataExt;
-    for ancestor in path.ancestors().skip(1) {
-        let meta = fs::metadata(ancestor).map_err(io_error("cannot read", ancestor))?;
-        let others_write = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
-        if (meta.uid() != 0 && meta.uid() != uid) || others_write {
-            return Err(StateError::UnsafeAncestor {
-                path: path.to_owned(),
-                ancestor: ancestor.to_owned(),
-                owner: meta.uid(),
-                uid,
-            });
-        }
-    }
-    Ok(())
 }
 
 impl Root {
@@ -129,22 +108,26 @@ impl Root {
     /// write that is not sticky as /tmp is) could put a tree of theirs behind the path once it has
     /// been checked, with a record and a config whose hooks a root `delete` would run.
     pub fn open(path: &Path) -> Result<Root, StateError> {
-        use std::os::unix::fs::MetadataExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(io_error("cannot create the state root", path))?;
-        let meta = fs::symlink_metadata(path).map_err(io_error("cannot read", path))?;
         let uid = nix::unistd::geteuid().as_raw();
-        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
-            return Err(StateError::Unsafe {
-                path: path.to_owned(),
-                uid,
-            });
+        let refused = |at: &Path, problem| StateError::Unsafe {
+            path: path.to_owned(),
+            at: at.to_owned(),
+            problem,
+            uid,
+        };
+        // Links are resolved on the way, but the root's own name must not be one: a link in a sticky
+        // directory is its owner's to point elsewhere between two commands.
+        if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(refused(path, Problem::NotADirectory));
         }
-        let path = fs::canonicalize(path).map_err(io_error("cannot resolve", path))?;
-        check_ancestors(&path, uid)?;
+        let path = private_dir::make_private(path).map_err(|error| match error {
+            DirError::Io { path, source } => StateError::Io {
+                what: "cannot make the state root at",
+                path,
+                source,
+            },
+            DirError::Unsafe { path: at, problem } => refused(&at, problem),
+        })?;
         Ok(Root { path })
     }
 
@@ -450,8 +433,12 @@ mod tests {
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
         let refused = Root::open(&shared.join("combined"));
         assert!(
-            matches!(&refused, Err(StateError::UnsafeAncestor { ancestor, .. }) if ancestor == &shared),
+            matches!(&refused, Err(StateError::Unsafe { at, .. }) if at == &shared),
             "{refused:?}"
+        );
+        assert!(
+            !shared.join("combined").exists(),
+            "made before its way was checked"
         );
         // Sticky, as /tmp is: only the owner of an entry may rename it.
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -462,7 +449,13 @@ mod tests {
             std::os::unix::fs::lchown(&shared, Some(65534), Some(65534)).unwrap();
             let refused = Root::open(&shared.join("combined"));
             assert!(
-                matches!(&refused, Err(StateError::UnsafeAncestor { owner: 65534, .. })),
+                matches!(
+                    &refused,
+                    Err(StateError::Unsafe {
+                        problem: Problem::Owner { owner: 65534, .. },
+                        ..
+                    })
+                ),
                 "{refused:?}"
             );
         }
