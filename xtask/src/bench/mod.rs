@@ -119,7 +119,12 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let candidates = match &options.only {
         Some(names) => candidates
             .into_iter()
-            .filter(|l| l.name == launchers::COMBINED || names.iter().any(|n| n == l.name))
+            .filter(|l| {
+                // combined and the builds given with --baseline are what `--only` is compared with.
+                l.name == launchers::COMBINED
+                    || launchers::BASELINES.contains(&l.name)
+                    || names.iter().any(|n| n == l.name)
+            })
             .collect(),
         None => candidates,
     };
