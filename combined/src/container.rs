@@ -982,8 +982,7 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, String> {
     match &plan.rootfs {
         Rootfs::Dir(dir) => {
             mounts::bind_rootfs(dir).map_err(|e| e.to_string())?;
-            // MS_NODEV: without a device cgroup, a device node in the rootfs must not open.
-            remount_flags(dir, MsFlags::MS_NODEV).map_err(|e| e.to_string())?;
+            protect_rootfs_tree(plan, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(dir.clone())
         }
         Rootfs::Image(image) => {
@@ -999,6 +998,23 @@ fn prepare_root(plan: &Plan) -> Result<PathBuf, String> {
         Rootfs::HostView => {
             crate::hostview::assemble(Path::new(STAGING), &plan.hostname).map_err(|e| e.to_string())
         }
+    }
+}
+
+/// The rootfs's bind brought the directory's own mounts along (MS_REC), and a remount of the top
+/// would change it alone. So, before any mount of the container's own lands in the tree, every mount
+/// of it gets MS_NODEV (without a device cgroup, no device node in the rootfs may open) and, with
+/// `--read-only`, MS_RDONLY. The top is made writable again until the mount points in it exist
+/// (`protect_writable_places` makes it read-only last), unless it was read-only before.
+fn protect_rootfs_tree(plan: &Plan, dir: &Path) -> Result<(), Errno> {
+    if !plan.read_only {
+        return mounts::add_flags_recursively(dir, MsFlags::MS_NODEV);
+    }
+    let was_read_only = mounts::is_read_only(dir)?;
+    mounts::add_flags_recursively(dir, MsFlags::MS_NODEV | MsFlags::MS_RDONLY)?;
+    match was_read_only {
+        true => Ok(()),
+        false => mounts::remount_writable(dir),
     }
 }
 

@@ -187,23 +187,7 @@ fn a_read_only_volume_is_read_only_all_the_way_down() {
         "-c",
         "echo x > /v/sub/written 2>&1; echo sub=$?; grep ' /v/sub ' /proc/self/mountinfo",
     ]);
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount -t tmpfs tmpfs \"$1\" && shift && exec \"$@\"")
-        .arg("sh")
-        .arg(&sub)
-        .arg(launcher.get_program())
-        .args(launcher.get_args())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (key, value) in launcher.get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        };
-    }
-    let out = common::finish(cmd.spawn().expect("unshare(1)"));
+    let out = with_tmpfs_at(&sub, launcher);
     let text = out.ok();
     assert!(
         !text.contains("sub=0"),
@@ -216,6 +200,82 @@ fn a_read_only_volume_is_read_only_all_the_way_down() {
         "the volume's inner mount is not read-only and nodev: {text}"
     );
     assert!(!sub.join("written").exists());
+}
+
+/// Runs `launcher` in a mount namespace of its own (unshare(1)) in which a tmpfs is mounted at `dir`,
+/// holding a null device node: the host's mount table is untouched, and the mount is gone with it.
+fn with_tmpfs_at(dir: &Path, launcher: std::process::Command) -> Outcome {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount -t tmpfs tmpfs \"$1\" && mknod \"$1/null\" c 1 3 && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(dir)
+        .arg(launcher.get_program())
+        .args(launcher.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in launcher.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    common::finish(cmd.spawn().expect("unshare(1)"))
+}
+
+/// Attack: a `--rootfs` directory that holds a mount of its own, with a device node in it. The
+/// rootfs's bind is recursive, so the mount comes along, and a remount made only the top nodev (and,
+/// with `--read-only`, read-only): without a device cgroup the container opened the node, and wrote
+/// through the mount to the host under `--read-only`.
+#[test]
+fn a_rootfs_s_own_mounts_are_nodev_and_read_only_too() {
+    let test = "a_rootfs_s_own_mounts_are_nodev_and_read_only_too";
+    let Some(rootfs) = ready(test) else {
+        return;
+    };
+    // Mounting inside the rootfs, on the host's side, needs root.
+    if !nskit::testing::require_root(test) {
+        return;
+    }
+    let sub = rootfs.path().join("mnt/sub");
+    fs::create_dir(&sub).unwrap();
+    let script = "echo x > /mnt/sub/null; echo dev=$?; echo x > /mnt/sub/written; echo write=$?; \
+                  grep ' /mnt/sub ' /proc/self/mountinfo";
+    for read_only in [false, true] {
+        let mut args = vec!["run", "--rootfs", rootfs.str()];
+        if read_only {
+            args.push("--read-only");
+        }
+        args.extend(["--", "sh", "-c", script]);
+        let out = with_tmpfs_at(&sub, common::combined(&args));
+        let text = out.ok();
+        assert!(
+            text.contains("dev=1"),
+            "--read-only {read_only}: the container opened a device node in the rootfs: {text}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains(" /mnt/sub "))
+            .unwrap_or_default();
+        let options: Vec<&str> = line
+            .split_whitespace()
+            .nth(5)
+            .unwrap_or_default()
+            .split(',')
+            .collect();
+        assert!(options.contains(&"nodev"), "--read-only {read_only}: {text}");
+        assert_eq!(options.contains(&"ro"), read_only, "{text}");
+        assert_eq!(
+            text.contains("write=0"),
+            !read_only,
+            "--read-only {read_only}: {text}"
+        );
+    }
+    assert!(
+        !sub.join("written").exists(),
+        "the host's side of the mount saw a write"
+    );
 }
 
 #[test]

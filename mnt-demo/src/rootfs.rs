@@ -631,7 +631,39 @@ pub const DEFAULT_READONLY: [&str; 5] = [
 /// to every mount below it, in one call: mount_setattr(2) with `AT_RECURSIVE` (Linux 5.12). A bind
 /// with `MS_REC` brings the source's submounts along, and a remount changes only the top one: a
 /// read-only volume whose source holds a mount would otherwise keep that mount writable.
+///
+/// Where the kernel has no mount_setattr (ENOSYS, before 5.12), each of those mounts is remounted in
+/// turn, found in `/proc/self/mountinfo`, as runc does.
 pub fn add_flags_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    match set_attr_recursively(path, flags) {
+        Err(Errno::ENOSYS) => add_flags_by_remounts(path, flags),
+        done => done,
+    }
+}
+
+/// [`add_flags_recursively`] as kernels before 5.12 allow it: one remount per mount, the one at
+/// `path` and then each below it, in the order mountinfo lists them (the order they were mounted).
+/// Fails (ENOENT) rather than doing nothing if no mount is listed at `path`.
+pub fn add_flags_by_remounts(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    // mountinfo names mounts by where they are, not by a descriptor's /proc/self/fd/N.
+    let top =
+        std::fs::canonicalize(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let table = crate::mountinfo::read(nskit::Proc::Current).map_err(|_| Errno::EIO)?;
+    let mut found = false;
+    for entry in &table {
+        let point = Path::new(&entry.mount_point);
+        if point.starts_with(&top) {
+            remount_flags(point, flags)?;
+            found |= point == top;
+        }
+    }
+    if !found {
+        return Err(Errno::ENOENT);
+    }
+    Ok(())
+}
+
+fn set_attr_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
     let mut attr = libc::mount_attr {
         attr_set: 0,
         attr_clr: 0,
@@ -668,6 +700,35 @@ pub fn add_flags_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
 /// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
 /// namespace the kernel refuses a remount that would clear a locked one).
 pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | current_flags(path)? | flags,
+        None::<&str>,
+    )
+}
+
+/// Makes the mount at `path` writable again with a bind remount, keeping its other flags: for a
+/// mount this process made read-only itself (a read-only mount made so by someone else is locked,
+/// and stays read-only).
+pub fn remount_writable(path: &Path) -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | current_flags(path)?.difference(MsFlags::MS_RDONLY),
+        None::<&str>,
+    )
+}
+
+/// Whether the mount at `path` is read-only (statvfs(3), `ST_RDONLY`).
+pub fn is_read_only(path: &Path) -> Result<bool, Errno> {
+    Ok(current_flags(path)?.contains(MsFlags::MS_RDONLY))
+}
+
+/// The per-mount flags of the mount at `path`, as mount(2) flags.
+fn current_flags(path: &Path) -> Result<MsFlags, Errno> {
     let current = nix::sys::statvfs::statvfs(path)?.flags();
     let mut keep = MsFlags::empty();
     for (vfs, ms) in [
@@ -683,11 +744,5 @@ pub fn remount_flags(path: &Path, flags: MsFlags) -> Result<(), Errno> {
             keep |= ms;
         }
     }
-    mount(
-        None::<&str>,
-        path,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | keep | flags,
-        None::<&str>,
-    )
+    Ok(keep)
 }

@@ -14,6 +14,7 @@ use mnt_demo::mountinfo::{self, MountEntry};
 use mnt_demo::rootfs::{self, DEFAULT_MASKED, DEFAULT_READONLY, PathOutcome, Propagation};
 use mnt_demo::scratch::Scratch;
 use nix::errno::Errno;
+use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nskit::testing::require_namespaces;
 use nskit::{Proc, Spawn};
@@ -168,6 +169,54 @@ fn the_launcher_recipe_builds_a_usable_root() {
     on_clean_host(|scratch| {
         let rootfs = scratch.build_rootfs().unwrap();
         in_child("recipe", scratch, |in_userns| build_and_check(&rootfs, in_userns));
+    });
+}
+
+/// A tree of two mounts, made read-only and nodev both ways: mount_setattr(2) with AT_RECURSIVE, and
+/// the remount of each that kernels before 5.12 need, given the tree by a descriptor's path as the
+/// launcher gives a volume.
+#[test]
+fn flags_reach_every_mount_of_a_tree_both_ways() {
+    if !require_namespaces("flags_reach_every_mount_of_a_tree_both_ways") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let top = scratch.subdir("tree").unwrap();
+        let inner = top.join("inner");
+        in_child("tree", scratch, |_| {
+            for (way, add) in [
+                (
+                    "mount_setattr",
+                    rootfs::add_flags_recursively as fn(&Path, MsFlags) -> Result<(), Errno>,
+                ),
+                ("remounts", rootfs::add_flags_by_remounts),
+            ] {
+                for dir in [&top, &inner] {
+                    // The inner directory is made in the outer tmpfs, just mounted.
+                    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                    nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), None::<&str>)
+                        .map_err(|e| format!("mount a tmpfs at {}: {e}", dir.display()))?;
+                }
+                let held = fs::File::open(&top).map_err(|e| e.to_string())?;
+                add(
+                    &mnt_demo::resolve::fd_path(&held),
+                    MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+                )
+                .map_err(|e| format!("{way}: {e}"))?;
+                let table = table()?;
+                for dir in [&top, &inner] {
+                    let entry = mounted(&table, &dir.to_string_lossy(), "tmpfs")?;
+                    let options: Vec<&str> = entry.mount_options.split(',').collect();
+                    ensure(
+                        options.contains(&"ro") && options.contains(&"nodev"),
+                        &format!("{way}: {} is {}", dir.display(), entry.mount_options),
+                    )?;
+                }
+                drop(held);
+                nix::mount::umount2(&top, nix::mount::MntFlags::MNT_DETACH).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
     });
 }
 
