@@ -16,24 +16,26 @@ use clap::{Args, Subcommand, ValueEnum};
 use combined::oci::commands::{self, CreateOptions, OciError};
 use combined::oci::state::Root;
 
-/// The flags an engine may put before any runtime command.
+/// The flags an engine puts before any runtime command, and only there, as runc and crun take them:
+/// clap would copy a `global` option into each of the commands at every start, 70 KB of heap that a
+/// container's start would pay for in page faults.
 #[derive(Debug, Args)]
 pub struct Global {
     /// Where containers' state is kept (default: /run/combined as root, $XDG_RUNTIME_DIR/combined
     /// otherwise).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Also write errors to this file.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// The --log file's format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Use systemd to manage cgroups (not supported: refused when asked).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub systemd_cgroup: bool,
     /// Accepted for engines that pass it; combined logs the same either way.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
 }
 
