@@ -158,7 +158,7 @@ fn fifty_first_runs_at_once_unpack_the_image_once() {
     // unpack as a start is, so a fifth of the ballast still overlaps a fifth of the runs.
     let ballast = rootfs.path().join("usr/share/ballast");
     fs::create_dir_all(&ballast).expect("mkdir ballast");
-    for n in 0..nskit::testing::scaled(1500) {
+    for n in 0..nskit::testing::scaled(1500) as u64 {
         fs::write(ballast.join(n.to_string()), noise(1024, n)).expect("write ballast");
     }
     let work = TempDir::new("image-race");
