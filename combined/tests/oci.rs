@@ -591,6 +591,71 @@ fn a_second_container_joins_the_first_s_namespaces_by_path() {
     output(&mut sandbox.runtime(&["delete", "--force", "sandbox"])).ok();
 }
 
+/// A leftover, not an escape: a config without a PID namespace of its own, whose process leaves a
+/// grandchild behind (a double fork: the shell that started it exits, so the orphan is no descendant
+/// of the container's first process). Without a cgroup, `delete --force` found the container's
+/// processes by parentage alone and left the orphan running on the host; and a plain `delete` of
+/// the stopped container never looked. Now such a container always gets a cgroup, as runc's does,
+/// and both kill whatever is in it.
+#[test]
+fn a_container_without_a_pid_namespace_of_its_own_leaves_no_process_behind() {
+    if !ready("a_container_without_a_pid_namespace_of_its_own_leaves_no_process_behind") {
+        return;
+    }
+    let _only_me = nskit::testing::exclusive();
+    let script = |then: &str| format!("sh -c 'sleep 300 & echo $! > /orphan'; {then}");
+    let b = Bundle::new(&["sh", "-c", &script("exec sleep 300")]);
+    b.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "pid");
+    });
+    if !common::limits_allowed() {
+        let out = b.create(&["--bundle", b.dir.str(), "nopid"]);
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("without a PID namespace of its own needs a cgroup"),
+            "{out:?}"
+        );
+        assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0, "nothing left");
+        return;
+    }
+    let cgroups_before = common::launcher_cgroups();
+    let orphan_file = b.dir.path().join("rootfs/orphan");
+    let orphan = || -> i32 {
+        eventually("the orphan has started", || {
+            fs::read_to_string(&orphan_file).is_ok_and(|t| t.ends_with('\n'))
+        });
+        let pid = fs::read_to_string(&orphan_file).unwrap().trim().parse().unwrap();
+        fs::remove_file(&orphan_file).unwrap();
+        pid
+    };
+    let alive = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'))
+    };
+    // A running container, deleted with --force.
+    b.create(&["--bundle", b.dir.str(), "running"]).ok();
+    output(&mut b.runtime(&["start", "running"])).ok();
+    let first = orphan();
+    assert!(alive(first));
+    output(&mut b.runtime(&["delete", "--force", "running"])).ok();
+    eventually("delete --force killed the orphan", || !alive(first));
+    // A container whose first process has exited, deleted without --force.
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["sh", "-c", script("exit 0")]));
+    b.create(&["--bundle", b.dir.str(), "stopped"]).ok();
+    output(&mut b.runtime(&["start", "stopped"])).ok();
+    let second = orphan();
+    eventually("the container stops", || {
+        b.state("stopped")["status"] == "stopped"
+    });
+    assert!(alive(second), "the orphan outlives the container's first process");
+    output(&mut b.runtime(&["delete", "stopped"])).ok();
+    eventually("delete killed the orphan", || !alive(second));
+    assert_eq!(common::launcher_cgroups(), cgroups_before, "a cgroup was left");
+}
+
 /// prestart and createRuntime hooks run before the container is set up, with its state on stdin;
 /// poststart after start, poststop after delete; a failing prestart hook stops the creation.
 #[test]

@@ -524,8 +524,13 @@ fn device_rules(linux: &oci_spec::runtime::Linux) -> Vec<cgroup_demo::limits::De
 
 /// The container's cgroup: at `linux.cgroupsPath` when the config gives one (absolute, from the
 /// hierarchies' roots, or relative to the runtime's own cgroup; on cgroup v1 the missing parents are
-/// made, on v2 they must exist), else `combined-<pid>` beside the runtime's cgroup, and only when
-/// there are limits to set.
+/// made, on v2 they must exist), else `combined-<pid>` beside the runtime's cgroup, when there are
+/// limits to set or the container has no PID namespace of its own.
+///
+/// Without a PID namespace of its own, the container's processes are found by its cgroup alone, as
+/// runc finds them: a process that forked twice, or one `exec --detach` started, is no descendant of
+/// the container's first process, and `kill --all` and `delete` would leave it running on the host.
+/// Such a cgroup is made in the pids hierarchy, which every kernel since 4.3 has, and holds no limit.
 fn cgroup_plan(
     linux: &oci_spec::runtime::Linux,
 ) -> Result<Option<crate::container::CgroupPlan>, BundleError> {
@@ -538,17 +543,28 @@ fn cgroup_plan(
         .cgroups_path()
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned());
-    if path.is_none() && limits.controllers().is_empty() {
+    let to_find_processes = !owns_pid_namespace(linux);
+    if path.is_none() && limits.controllers().is_empty() && !to_find_processes {
         return Ok(None);
     }
     let refuse_cgroup = |e: &dyn std::fmt::Display| {
         refuse(
             "linux.cgroupsPath",
-            format!("a cgroup this user may create is needed: {e}"),
+            match to_find_processes {
+                true => format!(
+                    "a container without a PID namespace of its own needs a cgroup this user may \
+                     create, by which kill --all and delete find all its processes (or give it a PID \
+                     namespace): {e}"
+                ),
+                false => format!("a cgroup this user may create is needed: {e}"),
+            },
         )
     };
     let hierarchies = cgroup_demo::Hierarchies::read().map_err(|e| refuse_cgroup(&e))?;
     let mut controllers = limits.controllers();
+    if to_find_processes && controllers.is_empty() && path.is_none() {
+        controllers.push(cgroup_demo::Controller::Pids);
+    }
     if path.is_some() {
         // A named cgroup is made in every hierarchy, as runc makes it, limits or not: an engine reads
         // the container's memory and CPU use there (a Kubernetes pod's sandbox sets CPU shares only).
@@ -559,7 +575,9 @@ fn cgroup_plan(
         }
     }
     let Some(path) = path else {
-        let placement = crate::cgroups::placement(&limits).map_err(|e| refuse_cgroup(&e))?;
+        let placement = cgroup_demo::cgroup::Placement::own(&hierarchies, &controllers)
+            .and_then(|placement| placement.check_access().map(|()| placement))
+            .map_err(|e| refuse_cgroup(&e))?;
         return Ok(Some(crate::container::CgroupPlan {
             limits,
             placement,
@@ -602,6 +620,17 @@ fn cgroup_plan(
         placement,
         name: Some(name),
     }))
+}
+
+/// Whether the config gives the container a PID namespace of its own (not one joined by path, not
+/// the host's).
+pub fn owns_pid_namespace(linux: &oci_spec::runtime::Linux) -> bool {
+    linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && ns.path().is_none())
 }
 
 /// The namespaces to make, and those to join by path (network, IPC, UTS, cgroup, mount, and PID as

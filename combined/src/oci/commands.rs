@@ -450,14 +450,7 @@ fn owns_pid_namespace(container: &Container) -> bool {
     let Ok(spec) = bundle::load(container.dir()) else {
         return false;
     };
-    spec.linux()
-        .as_ref()
-        .and_then(|linux| linux.namespaces().as_ref())
-        .is_some_and(|namespaces| {
-            namespaces
-                .iter()
-                .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && ns.path().is_none())
-        })
+    spec.linux().as_ref().is_some_and(bundle::owns_pid_namespace)
 }
 
 /// `pid` and its descendants, from the parent of every process in /proc (proc(5), `stat` field 4).
@@ -532,6 +525,14 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
             }
             wait_until_gone(record);
         }
+        // Without a PID namespace of its own, processes can outlive the container's first one (a
+        // double fork, an `exec --detach`): whatever its cgroup still holds dies with it, as runc's
+        // delete does.
+        if !owns_pid_namespace(&container) {
+            if let Some(dir) = record.cgroups.first() {
+                kill_all_in(dir);
+            }
+        }
         crate::cgroups::remove_dirs(&record.cgroups)
             .map_err(io_err(format!("cannot remove the cgroups of container {id}")))?;
     }
@@ -546,6 +547,22 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<(), OciError> {
 }
 
 /// Waits (up to 10 s) until the container's process has gone; its reaper is the engine's, not us.
+/// SIGKILL to every process in the cgroup `dir`, again until it holds none (one may fork meanwhile);
+/// a process leaves its cgroup as it exits, before it is reaped. Gives up after ten seconds, and the
+/// cgroup's removal then says what is left.
+fn kill_all_in(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(procs) = cgroup_demo::cgroup::procs_of(dir) {
+        if procs.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in procs {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn wait_until_gone(record: &Record) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while record.alive() && Instant::now() < deadline {
