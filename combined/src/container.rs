@@ -1115,7 +1115,7 @@ fn set_up_network(
         return Ok(());
     }
     let mut netlink = Netlink::open()?;
-    netlink.set_up("lo")?;
+    netlink.set_loopback_up()?;
     if let Some((peer, subnet)) = veth {
         netlink.add_address(peer, subnet.host(2), subnet.prefix())?;
         netlink.set_up(peer)?;

@@ -95,6 +95,10 @@ pub fn check_ifname(name: &str) -> Result<(), NetlinkError> {
     Ok(())
 }
 
+/// The loopback device's index in every network namespace: the kernel creates `lo` first and gives
+/// it index 1 (`LOOPBACK_IFINDEX`, include/net/net_namespace.h, since Linux 3.7).
+pub const LOOPBACK_INDEX: u32 = 1;
+
 /// The network namespace a link is sent to: by the PID of a process in it (`IFLA_NET_NS_PID`), or by
 /// an open `/proc/<pid>/ns/net` file (`IFLA_NET_NS_FD`).
 #[derive(Clone, Copy, Debug)]
@@ -396,6 +400,17 @@ impl Netlink {
         self.ack(
             &format!("attach {name} to bridge {bridge}"),
             RouteNetlinkMessage::SetLink(msg::attach(index, bridge_index)),
+            NLM_F_ACK,
+        )
+    }
+
+    /// Brings the loopback device up. It needs no lookup: the kernel gives `lo` index 1 in every
+    /// network namespace ([`LOOPBACK_INDEX`]), so this is one request and its acknowledgement, where
+    /// [`Netlink::set_up`] dumps the links first to find the index.
+    pub fn set_loopback_up(&mut self) -> Result<(), NetlinkError> {
+        self.ack(
+            "bring lo up",
+            RouteNetlinkMessage::SetLink(msg::set_up(LOOPBACK_INDEX)),
             NLM_F_ACK,
         )
     }
@@ -833,7 +848,7 @@ mod tests {
         let mut netlink = Netlink::open().unwrap();
         let links = netlink.links().unwrap();
         assert!(links.iter().any(|l| l.name == "lo"), "{links:?}");
-        assert_eq!(netlink.link_index("lo").unwrap(), 1);
+        assert_eq!(netlink.link_index("lo").unwrap(), LOOPBACK_INDEX);
         assert!(matches!(
             netlink.link_index("no-such-link"),
             Err(NetlinkError::NoSuchLink(_))
