@@ -20,7 +20,6 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
-use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
 use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root};
@@ -496,11 +495,13 @@ pub enum PathOutcome {
 /// Hides each of `paths` (inside `root`; `/` after [`pivot_into`]): a file is covered by a bind mount
 /// of /dev/null, a directory by an empty read-only tmpfs. Paths that do not exist are skipped.
 pub fn mask_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
-    paths.iter().map(|path| mask_one(root, path)).collect()
+    // Opened and checked once, at the first file to cover.
+    let mut null = None;
+    paths.iter().map(|path| mask_one(root, path, &mut null)).collect()
 }
 // ANCHOR_END: mask_paths
 
-fn mask_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
+fn mask_one(root: &Path, path: &str, null: &mut Option<OwnedFd>) -> Result<PathOutcome, MountError> {
     let target = match resolve_in_root(root, Path::new(path)) {
         Ok(fd) => fd,
         Err(ResolveError::Sys {
@@ -522,9 +523,12 @@ fn mask_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         .map_err(MountError::sys("mask with a read-only tmpfs", path))?;
         Ok(PathOutcome::MaskedDir)
     } else {
-        let null = null_device(path)?;
+        let null = match null {
+            Some(null) => null,
+            None => null.insert(null_device(path)?),
+        };
         mount(
-            Some(&fd_path(&null)),
+            Some(&fd_path(null)),
             &fd_path(&target),
             None::<&str>,
             MsFlags::MS_BIND,
@@ -579,29 +583,11 @@ fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         None::<&str>,
     )
     .map_err(MountError::sys("bind onto itself", path))?;
+    // Looked up again: the descriptor from before the bind names the mount underneath it.
     let bound = resolve_in_root(root, Path::new(path)).map_err(MountError::resolve("make read-only"))?;
-    let kept = locked_flags(&bound).map_err(MountError::sys("statvfs", path))?;
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept;
-    mount(None::<&str>, &fd_path(&bound), None::<&str>, flags, None::<&str>)
+    remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY)
         .map_err(MountError::sys("remount read-only", path))?;
     Ok(PathOutcome::ReadOnly)
-}
-
-/// The per-mount flags a bind remount must repeat, read from statvfs(3)'s `f_flag`.
-fn locked_flags(fd: &OwnedFd) -> Result<MsFlags, Errno> {
-    let have = fstatvfs(fd)?.flags();
-    let pairs = [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ];
-    Ok(pairs
-        .iter()
-        .filter(|(st, _)| have.contains(*st))
-        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms))
 }
 
 /// The paths runc, crun and Docker mask by default.
