@@ -610,6 +610,16 @@ fn a_container_without_a_pid_namespace_of_its_own_leaves_no_process_behind() {
         let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
         namespaces.retain(|ns| ns["type"] != "pid");
     });
+    if !nskit::userns::is_root() && common::limits_allowed() {
+        // Rootless, a container without a PID namespace of its own cannot mount /proc (proc belongs
+        // to the user namespace that owns the PID namespace), and create's gate reopens its fifo
+        // through /proc/self/fd, as runc's does: such a container cannot be created at all.
+        eprintln!(
+            "skipped a_container_without_a_pid_namespace_of_its_own_leaves_no_process_behind: \
+             rootless, such a container has no /proc, which create needs"
+        );
+        return;
+    }
     if !common::limits_allowed() {
         let out = b.create(&["--bundle", b.dir.str(), "nopid"]);
         assert_eq!(out.code(), 1, "{out:?}");
