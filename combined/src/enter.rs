@@ -5,24 +5,28 @@
 //!
 // ANCHOR: story
 //! 1. runtime: opens `/proc/<pid>/ns/<kind>` of every namespace the container's process does not share
-//!    with it, and makes itself non-dumpable: the child inherits that, so no process of the container
-//!    can open the runtime's binary or files through the child's `/proc/<pid>` (CVE-2019-5736);
-//! 2. runtime: joins the container's PID namespace for its children only (setns(2) with a PID
-//!    namespace moves the caller's future children, never the caller). Not root, it joins the
-//!    container's user namespace first, since joining a PID namespace takes CAP_SYS_ADMIN in the
-//!    caller's own user namespace as well, which an ordinary user has only in the container's;
-//! 3. runtime: clones the child, born in the container's PID namespace, moves it into the container's
-//!    cgroups and says `go`;
-//! 4. child: starts a session of its own (the host's terminal is never its controlling terminal), joins
-//!    the other namespaces (the user namespace last, when the runtime is root: root may join any
-//!    namespace from the host, but from inside the container's user namespace only those it owns),
+//!    with it, and makes itself non-dumpable: its children inherit that, so no process of the
+//!    container can open the runtime's binary or files through their `/proc/<pid>` (CVE-2019-5736);
+//! 2. runtime: clones a joiner, a process in the host's PID namespace, which the container cannot see;
+//! 3. joiner: joins every namespace of the container's, in order: the user namespace first when the
+//!    runtime is not root (joining the others takes capabilities there), last when it is root (root
+//!    may join any namespace from the host, but from inside the container's user namespace only those
+//!    it owns). The PID namespace is joined for its children only (setns(2) with a PID namespace moves
+//!    the caller's future children, never the caller);
+//! 4. joiner: clones the process that will run the command as the runtime's own child (CLONE_PARENT),
+//!    born in the container's PID namespace with every other namespace already joined, tells the
+//!    runtime its PID, and exits. So a process of the container never sees one of the runtime's with
+//!    the host's root and mounts: a container granted CAP_SYS_PTRACE could otherwise open the host's
+//!    files through its `/proc/<pid>/root`, as runc's nsexec also prevents;
+//! 5. runtime: moves the process into the container's cgroups and says `go`;
+//! 6. process: starts a session of its own (the host's terminal is never its controlling terminal),
 //!    becomes root inside, joins a new session keyring, makes a pty in the container's devpts when
 //!    asked for one, and reports `ready`;
-//! 5. child: step 8 of the container's story: limits, working directory, signals, no_new_privs,
+//! 7. process: step 8 of the container's story: limits, working directory, signals, no_new_privs,
 //!    capabilities, identity, the container's seccomp filter, execve;
-//! 6. runtime: hands the pty to the engine's console socket or relays it, and waits for the child,
+//! 8. runtime: hands the pty to the engine's console socket or relays it, and waits for the process,
 //!    passing signals on, unless it is to return at once (`--detach`): then whoever reaps orphans for
-//!    it (the engine's shim, conmon) reaps the child.
+//!    it (the engine's shim, conmon) reaps the process.
 // ANCHOR_END: story
 
 use std::fs;
@@ -93,7 +97,7 @@ impl Entered {
 }
 
 // ANCHOR: enter
-/// Steps 1 to 4: starts `plan`'s process in the container whose first process is `target`, in the
+/// Steps 1 to 6: starts `plan`'s process in the container whose first process is `target`, in the
 /// cgroup directories `cgroups`. The process waits at nothing: it runs its command as soon as it has
 /// reported `ready`. `still_target` says whether `target` is still the container's process (its start
 /// time unchanged): checked once its namespaces are open, so that a PID reused in between by another
@@ -114,27 +118,25 @@ pub fn enter(
     signals
         .thread_block()
         .map_err(|e| container::failed(Step::Clone, format!("cannot block signals: {e}")))?;
-    let root = nskit::userns::is_root();
-    let (by_runtime, by_child): (Vec<_>, Vec<_>) = theirs.iter().partition(|(kind, _)| {
-        *kind == CloneFlags::CLONE_NEWPID || (!root && *kind == CloneFlags::CLONE_NEWUSER)
-    });
-    // The user namespace first (kinds()' order), when this process joins it at all (it is not root).
-    for (kind, fd) in &by_runtime {
-        nix::sched::setns(fd, *kind).map_err(|e| cannot_join(*kind, e))?;
+    let mut order: Vec<(CloneFlags, i32)> = theirs.iter().map(|(kind, fd)| (*kind, fd.as_raw_fd())).collect();
+    // kinds() lists the user namespace first; root joins it last (step 3).
+    if nskit::userns::is_root() {
+        order.sort_by_key(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
     }
-    let mut order: Vec<(CloneFlags, i32)> = by_child
-        .iter()
-        .map(|(kind, fd)| (*kind, fd.as_raw_fd()))
-        .collect();
-    // Root joins the user namespace last; see step 4.
-    order.sort_by_key(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
     let in_user_ns = theirs.iter().any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
     let mut child = Spawn::new(CloneFlags::empty())
         .user(UserNs::Never)
-        .run(|channel| entered_main(plan, &order, in_user_ns, channel))
+        .run(|channel| joiner_main(plan, &order, in_user_ns, channel))
         .map_err(|e| container::failed(Step::Clone, e))?;
-    // The child has its own copies of the namespaces' descriptors now.
+    // The joiner has its own copies of the namespaces' descriptors.
     drop(theirs);
+    let process = match child.channel().recv_reply::<i32>() {
+        Ok(pid) => Pid::from_raw(pid),
+        Err(e) => return Err(joiner_failed(e)),
+    };
+    child
+        .continued_by(process)
+        .map_err(|e| container::failed(Step::Clone, format!("cannot wait for the joiner: {e}")))?;
     for dir in cgroups {
         cgroup_demo::cgroup::move_process(dir, child.pid())
             .map_err(|e| container::failed(Step::Cgroup, e))?;
@@ -143,18 +145,8 @@ pub fn enter(
     channel
         .send_msg(&())
         .map_err(|e| container::failed(Step::Clone, format!("the process went away: {e}")))?;
-    match channel.recv_reply::<()>() {
-        Ok(()) => {}
-        Err(nskit::StepError::Child(e)) => {
-            let step = Step::from_name(&e.step).unwrap_or(Step::Init);
-            return Err(container::failed(step, InContainer(e)));
-        }
-        Err(e) => {
-            return Err(container::failed(
-                Step::Init,
-                format!("the process exited during setup: {e}"),
-            ));
-        }
+    if let Err(e) = channel.recv_reply::<()>() {
+        return Err(joiner_failed(e));
     }
     let pty = match plan.tty {
         true => Some(
@@ -194,10 +186,49 @@ fn cannot_join(kind: CloneFlags, errno: Errno) -> StepFailed {
     )
 }
 
-// ---- the child's side -------------------------------------------------------------------------------
+/// A failure the joiner or the process reported, by the step it names, or its silent end.
+fn joiner_failed(error: nskit::StepError) -> StepFailed {
+    match error {
+        nskit::StepError::Child(e) => {
+            let step = Step::from_name(&e.step).unwrap_or(Step::Init);
+            container::failed(step, InContainer(e))
+        }
+        e => container::failed(Step::Init, format!("the process exited during setup: {e}")),
+    }
+}
 
-/// Step 4, then step 5 (which returns only if the command could not be executed).
-fn entered_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channel: &mut Channel) -> i32 {
+// ---- the joiner's and the process's side ------------------------------------------------------------
+
+/// Steps 3 and 4, in the joiner: joins the namespaces in order, then starts the process that runs the
+/// command, and tells the runtime its PID.
+fn joiner_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channel: &mut Channel) -> i32 {
+    if let Err(e) = join_all(join) {
+        let _ = channel.reply::<i32>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
+    match nskit::clone_sibling(|| entered_main(plan, in_user_ns, channel)) {
+        Ok(pid) => i32::from(channel.reply::<i32>(&Ok(pid.as_raw())).is_err()),
+        Err(errno) => {
+            let failure = container::failed(Step::Clone, format!("cannot start the process: {errno}"));
+            let _ = channel.reply::<i32>(&Err(nskit::ChildError::new(failure.step.name(), &failure.source)));
+            i32::from(crate::EXIT_LAUNCHER)
+        }
+    }
+}
+
+/// Joins the namespaces in order (step 3).
+fn join_all(join: &[(CloneFlags, i32)]) -> Result<(), StepFailed> {
+    for (kind, fd) in join {
+        // SAFETY: the runtime opened `fd` before the clone and keeps its own copy until the joiner has
+        // answered; the joiner's copy is closed here, once, and used nowhere else.
+        let owned = unsafe { OwnedFd::from_raw_fd(*fd) };
+        nix::sched::setns(&owned, *kind).map_err(|e| cannot_join(*kind, e))?;
+    }
+    Ok(())
+}
+
+/// Step 6, then step 7 (which returns only if the command could not be executed), in the process.
+fn entered_main(plan: &Plan, in_user_ns: bool, channel: &mut Channel) -> i32 {
     // The runtime blocked the signals it forwards; the command starts with none blocked.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // Not a process group leader (a fresh clone), so setsid cannot fail.
@@ -205,7 +236,7 @@ fn entered_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, chann
     if channel.recv_msg::<()>().is_err() {
         return 1;
     }
-    let pty = match join_and_prepare(plan, join, in_user_ns) {
+    let pty = match prepare(plan, in_user_ns) {
         Ok(pty) => pty,
         Err(e) => {
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
@@ -224,18 +255,8 @@ fn entered_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, chann
     container::exec_command(plan)
 }
 
-/// Joins the namespaces in order, becomes root inside, joins a new session keyring and makes the pty.
-fn join_and_prepare(
-    plan: &Plan,
-    join: &[(CloneFlags, i32)],
-    in_user_ns: bool,
-) -> Result<Option<OwnedFd>, StepFailed> {
-    for (kind, fd) in join {
-        // SAFETY: the runtime opened `fd` before the clone and keeps its own copy until this process
-        // has answered; this process's copy is closed here, once, and used nowhere else.
-        let owned = unsafe { OwnedFd::from_raw_fd(*fd) };
-        nix::sched::setns(&owned, *kind).map_err(|e| cannot_join(*kind, e))?;
-    }
+/// Becomes root inside, joins a new session keyring and makes the pty.
+fn prepare(plan: &Plan, in_user_ns: bool) -> Result<Option<OwnedFd>, StepFailed> {
     if in_user_ns {
         // Joining a user namespace keeps the host's ids, which read as unmapped inside until they
         // change; not `take_ids`, which would make this process dumpable again.

@@ -51,20 +51,30 @@ impl Bundle {
 
     /// `combined --root STATE <args>`.
     fn runtime(&self, args: &[&str]) -> std::process::Command {
+        self.runtime_at(Path::new(common::COMBINED), args)
+    }
+
+    /// [`Bundle::runtime`] with the launcher binary at `program`.
+    fn runtime_at(&self, program: &Path, args: &[&str]) -> std::process::Command {
         let mut full = vec!["--root", self.state.str()];
         full.extend_from_slice(args);
-        combined(&full)
+        common::combined_at(program, &full)
     }
 
     /// `create`, as an engine runs it: the container inherits the runtime's stdout and stderr and
     /// keeps them after `create` exits, so they are files here, not pipes a reader would wait on.
     fn create(&self, args: &[&str]) -> common::Outcome {
-        let out = tempfile::NamedTempFile::new().unwrap();
-        let err = tempfile::NamedTempFile::new().unwrap();
         let mut full = vec!["create"];
         full.extend_from_slice(args);
+        self.to_files(&full)
+    }
+
+    /// The runtime's `args`, its stdout and stderr files that a process it leaves running may keep.
+    fn to_files(&self, args: &[&str]) -> common::Outcome {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
         let status = self
-            .runtime(&full)
+            .runtime(args)
             .stdout(out.reopen().unwrap())
             .stderr(err.reopen().unwrap())
             .status()
@@ -1016,6 +1026,97 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     assert!(text.contains("mkdir refused"), "the filter refuses mkdir: {text}");
     assert!(text.contains("no terminal"), "no controlling terminal: {text}");
     output(&mut b.runtime(&["delete", "--force", "x1"])).ok();
+}
+
+/// The config's capability sets with CAP_SYS_PTRACE added, as a root container granted it (for strace
+/// or gdb) has them.
+fn grant_sys_ptrace(c: &mut Value) {
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_SYS_PTRACE".into());
+    }
+}
+
+/// Attack: a root container without a user namespace, granted CAP_SYS_PTRACE, watches for a process
+/// of `exec` in its PID namespace whose `/proc/<pid>/root` is still the host's, and writes a host file
+/// through it. `exec` joined the PID namespace first and the mount namespace later, so every `exec`
+/// opened that window; now the process is born with every namespace joined (enter.rs, step 4).
+#[test]
+fn an_exec_process_is_never_seen_with_the_host_s_root() {
+    let test = "an_exec_process_is_never_seen_with_the_host_s_root";
+    if !ready(test) || !nskit::testing::require_root(test) {
+        return;
+    }
+    let host = TempDir::new("exec-window");
+    fs::write(host.path().join("marker"), "the host's").unwrap();
+    let dir = host.str();
+    let watch = format!(
+        "while :; do for d in /proc/[0-9]*; do [ -e $d/root{dir}/marker ] && echo reached > $d/root{dir}/pwned; done; done"
+    );
+    let b = Bundle::new(&["sh", "-c", &watch]);
+    b.edit(grant_sys_ptrace);
+    b.create(&["--bundle", b.dir.str(), "w1"]).ok();
+    output(&mut b.runtime(&["start", "w1"])).ok();
+    for _ in 0..nskit::testing::scaled(40) {
+        output(&mut b.runtime(&["exec", "w1", "true"])).ok();
+    }
+    output(&mut b.runtime(&["delete", "--force", "w1"])).ok();
+    assert!(
+        !host.path().join("pwned").exists(),
+        "the container wrote a host file through an exec process's /proc/<pid>/root"
+    );
+}
+
+/// Attack (CVE-2019-5736): `exec --cap CAP_SYS_PTRACE` into a created container, whose waiting process
+/// is a fork of the runtime's binary: the exec'd process opens that binary through /proc/1/exe and
+/// overwrites it once `create` has exited, and the host's next call of the runtime runs the
+/// container's program. Refused until the container has started, or when its config grants
+/// CAP_SYS_PTRACE (it then waits as a sealed copy). The runtime here is a copy, so the test's own
+/// binary is never at stake.
+#[test]
+fn exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process() {
+    let test = "exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process";
+    if !ready(test) || !nskit::testing::require_root(test) {
+        return;
+    }
+    let copies = TempDir::new("runtime-copy");
+    let runtime = copies.path().join("combined");
+    fs::copy(common::COMBINED, &runtime).unwrap();
+    let original = fs::read(&runtime).unwrap();
+    let b = Bundle::new(&["sleep", "100"]);
+    let create = b
+        .runtime_at(&runtime, &["create", "--bundle", b.dir.str(), "g1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(create.success());
+    let overwrite = "exec 3</proc/1/exe; while ! echo replaced > /proc/self/fd/3; do sleep 0.02; done";
+    let refused = b.to_files(&[
+        "exec",
+        "--detach",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        "g1",
+        "sh",
+        "-c",
+        overwrite,
+    ]);
+    // Started, the container's process is its own command, and the same exec is allowed.
+    output(&mut b.runtime(&["start", "g1"])).ok();
+    let allowed = output(&mut b.runtime(&["exec", "--cap", "CAP_SYS_PTRACE", "g1", "true"]));
+    // Time for the overwrite, had the first exec been let in.
+    std::thread::sleep(Duration::from_millis(300));
+    output(&mut b.runtime(&["delete", "--force", "g1"])).ok();
+    assert!(
+        fs::read(&runtime).unwrap() == original,
+        "the container overwrote the runtime's binary"
+    );
+    assert_eq!(refused.code(), 1, "{refused:?}");
+    assert!(refused.stderr.contains("start it first"), "{refused:?}");
+    allowed.ok();
 }
 
 /// `linux.devices` become nodes in the container's /dev, with their mode and owner (made with mknod

@@ -19,4 +19,4 @@ pub mod userns;
 
 pub use channel::{Channel, ChildError, Reply, StepError};
 pub use ns::{Kind, NsId, Proc};
-pub use spawn::{Child, Exit, Spawn, SpawnError, UserNs};
+pub use spawn::{Child, Exit, Spawn, SpawnError, UserNs, clone_sibling};

@@ -335,6 +335,39 @@ impl Child {
         self.reaped = true;
         wait_for(self.pid)
     }
+
+    /// The child has handed its work on to `sibling`, a process it started with [`clone_sibling`] and
+    /// which holds its end of the channel: waits for the child to end, then makes this handle the
+    /// sibling's (this process is its parent). Returns how the child ended.
+    pub fn continued_by(&mut self, sibling: Pid) -> io::Result<Exit> {
+        let ended = wait_for(self.pid);
+        self.pid = sibling;
+        ended
+    }
+}
+
+/// Starts `body` in a new process whose parent is this process's parent (CLONE_PARENT, clone(2)),
+/// on a stack of its own, in a copy of this process's memory; returns its PID in this process's PID
+/// namespace. For a process that must be born in namespaces this one has joined (setns(2) with a PID
+/// namespace moves only the caller's children) and yet be its parent's own child, to be waited for
+/// and signalled by it ([`Child::continued_by`]). The caller must be single-threaded.
+pub fn clone_sibling(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
+    let mut stack = vec![0u8; STACK_SIZE];
+    let mut body = Some(body);
+    let sibling_main =
+        Box::new(move || -> isize { body.take().expect("clone runs its callback once")() as isize });
+    // SAFETY: the new process runs `sibling_main` on `stack`, 1 MiB that outlives the call (it has its
+    // own copy of the address space, stack included), and ends with `exit` when the callback returns,
+    // never returning into the caller's frames. The caller is single-threaded, so no lock is held by
+    // another thread at the copy.
+    unsafe {
+        nix::sched::clone(
+            sibling_main,
+            &mut stack,
+            CloneFlags::CLONE_PARENT,
+            Some(Signal::SIGCHLD as i32),
+        )
+    }
 }
 
 /// Waits for `pid`, retrying on EINTR, and reports how it ended.
@@ -363,6 +396,22 @@ mod tests {
     use super::*;
     use crate::idmap::write_maps;
     use crate::testing::{self, require_userns};
+
+    #[test]
+    fn a_sibling_is_the_parent_s_own_child() {
+        let mut child = Spawn::new(CloneFlags::empty())
+            .user(UserNs::Never)
+            .run(|channel| match clone_sibling(|| 7) {
+                Ok(pid) => i32::from(channel.send_msg(&pid.as_raw()).is_err()),
+                Err(_) => 2,
+            })
+            .unwrap();
+        let sibling: i32 = child.channel().recv_msg().unwrap();
+        assert_eq!(child.continued_by(Pid::from_raw(sibling)).unwrap(), Exit::Code(0));
+        assert_eq!(child.pid(), Pid::from_raw(sibling));
+        // Only this process, its parent now, can wait for it.
+        assert_eq!(child.wait().unwrap(), Exit::Code(7));
+    }
 
     #[test]
     fn an_unmapped_child_runs_at_once_and_its_caller_maps_it() {

@@ -714,11 +714,15 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
             "a detached process with a terminal needs a --console-socket to hand the pty to".into(),
         ));
     }
-    if crate::init_reachable(plan.user_ns, true, &plan.caps) {
-        // Until it executes its command, the process is this binary, in a container that may ptrace it.
+    let target = Pid::from_raw(record.pid);
+    refuse_reaching_an_unsealed_gate(id, &record, &plan, target)?;
+    if !plan.user_ns {
+        // Until it executes its command, the process is this binary, in the container's PID namespace:
+        // any process there granted CAP_SYS_PTRACE (the config's, an earlier `exec --cap`'s) could
+        // open it through /proc/<pid>/exe and, once nothing runs it, overwrite the host's binary
+        // (CVE-2019-5736). Without a user namespace, every `exec` runs from the sealed copy.
         crate::sealed::ensure().map_err(|e| OciError::Refused(e.to_string()))?;
     }
-    let target = Pid::from_raw(record.pid);
     let entered = crate::enter::enter(&plan, target, &|| record.alive(), &record.cgroups)?;
     // `state`, `kill` and further `exec`s must not wait for this one to end.
     drop(container);
@@ -735,6 +739,27 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     Ok(entered.wait(options.console_socket.is_none())?)
 }
 // ANCHOR_END: exec
+
+/// A created container's process waits at its gate as a fork of the runtime: the host's binary,
+/// unless the config gave it CAP_SYS_PTRACE and `create` ran from the sealed copy. A process `exec`
+/// starts with CAP_SYS_PTRACE (and no user namespace) could open that binary through /proc/1/exe and
+/// overwrite it once `create` has exited (CVE-2019-5736): refused until the container has started.
+fn refuse_reaching_an_unsealed_gate(
+    id: &str,
+    record: &Record,
+    plan: &crate::container::Plan,
+    target: Pid,
+) -> Result<(), OciError> {
+    let reaches = crate::init_reachable(plan.user_ns, true, &plan.caps);
+    if reaches && record.status() == ContainerState::Created && !crate::sealed::runs_sealed(target) {
+        return Err(OciError::Refused(format!(
+            "container {id} is created, and its waiting process is the runtime's own binary, which a \
+             process with CAP_SYS_PTRACE could overwrite: start it first, or give its config \
+             CAP_SYS_PTRACE (its process then waits as a sealed copy)"
+        )));
+    }
+    Ok(())
+}
 
 /// The process `exec` runs, as the config's `process` object.
 fn exec_process(

@@ -44,7 +44,12 @@ pub fn cache() -> String {
 /// A command line for the launcher, with a clean environment of its own: no inherited
 /// `COMBINED_FAULT`, a private `TMPDIR` and cache.
 pub fn combined(args: &[&str]) -> Command {
-    let mut cmd = Command::new(COMBINED);
+    combined_at(Path::new(COMBINED), args)
+}
+
+/// [`combined`], but the launcher binary at `program` (a copy a test may let a container attack).
+pub fn combined_at(program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env_remove(combined::FAULT_VAR)
         .env("XDG_CACHE_HOME", cache())
