@@ -1119,6 +1119,58 @@ fn exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process() {
     allowed.ok();
 }
 
+/// Attack (CVE-2019-5736, later): a debugger started with `exec --cap CAP_SYS_PTRACE` waits for the
+/// next `exec` process, still the runtime's binary while it sets up, opens that binary through its
+/// /proc/<pid>/exe and overwrites it once nothing runs it. Every `exec` after one granted
+/// CAP_SYS_PTRACE runs from the sealed copy. The runtime is a copy, as above.
+#[test]
+fn a_ptrace_exec_never_reaches_a_later_exec_s_binary() {
+    let test = "a_ptrace_exec_never_reaches_a_later_exec_s_binary";
+    if !ready(test) || !nskit::testing::require_root(test) {
+        return;
+    }
+    let copies = TempDir::new("runtime-copy");
+    let runtime = copies.path().join("combined");
+    fs::copy(common::COMBINED, &runtime).unwrap();
+    let original = fs::read(&runtime).unwrap();
+    let b = Bundle::new(&["sleep", "100"]);
+    let create = b.to_files(&["create", "--bundle", b.dir.str(), "d1"]);
+    create.ok();
+    output(&mut b.runtime(&["start", "d1"])).ok();
+    // Shell builtins only (no fork per look), to catch a process that lives a few milliseconds: an
+    // exec process is the runtime's binary, named after it, until it executes its command.
+    let watch = "while :; do for d in /proc/[0-9]*; do read c < $d/comm 2>/dev/null; \
+                 if [ \"$c\" = combined ] && exec 3<$d/exe 2>/dev/null; then \
+                 while ! echo replaced > /proc/self/fd/3; do sleep 0.02; done; exit; fi; done; done";
+    b.to_files(&[
+        "exec",
+        "--detach",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        "d1",
+        "sh",
+        "-c",
+        watch,
+    ])
+    .ok();
+    for _ in 0..nskit::testing::scaled(40) {
+        let later = b
+            .runtime_at(&runtime, &["exec", "d1", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(later.success());
+    }
+    // Time for the overwrite, had a later exec not been sealed.
+    std::thread::sleep(Duration::from_millis(300));
+    output(&mut b.runtime(&["delete", "--force", "d1"])).ok();
+    assert!(
+        fs::read(&runtime).unwrap() == original,
+        "the container overwrote the runtime's binary"
+    );
+}
+
 /// `linux.devices` become nodes in the container's /dev, with their mode and owner (made with mknod
 /// as root; bound from the host's same node in a user namespace). An engine's device rules allowing
 /// more grant nothing more: with CAP_MKNOD and `c *:* rwm`, a node the container makes elsewhere does

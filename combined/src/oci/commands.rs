@@ -124,6 +124,7 @@ fn make_container(
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroups: created.cgroups.clone(),
+        ptrace_granted: false,
     };
     let saved = handed.and_then(|()| container.save(&record).map_err(OciError::from));
     if let Err(e) = saved {
@@ -694,11 +695,12 @@ pub struct ExecOptions {
 /// process's exit status, or 0 once it runs when detached.
 pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions) -> Result<i32, OciError> {
     let container = root.open_container(id)?;
-    let record = loaded(&container)?;
+    let mut record = loaded(&container)?;
     if record.status() == ContainerState::Stopped {
         return Err(OciError::Refused(format!("container {id} is not running")));
     }
     let mut spec = bundle::load(container.dir())?;
+    let config_ptrace = grants_ptrace(spec.process().as_ref());
     let process = exec_process(&spec, process)?;
     spec.set_process(Some(process));
     // The container's root as its process sees it; a created container's process is still the
@@ -716,12 +718,17 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     }
     let target = Pid::from_raw(record.pid);
     refuse_reaching_an_unsealed_gate(id, &record, &plan, target)?;
-    if !plan.user_ns {
+    let ptrace_here = plan.caps.contains(&::caps::Capability::CAP_SYS_PTRACE);
+    if !plan.user_ns && (ptrace_here || config_ptrace || record.ptrace_granted) {
         // Until it executes its command, the process is this binary, in the container's PID namespace:
-        // any process there granted CAP_SYS_PTRACE (the config's, an earlier `exec --cap`'s) could
-        // open it through /proc/<pid>/exe and, once nothing runs it, overwrite the host's binary
-        // (CVE-2019-5736). Without a user namespace, every `exec` runs from the sealed copy.
+        // a process there with CAP_SYS_PTRACE (this one, the config's, an earlier `exec --cap`'s)
+        // could open it through /proc/<pid>/exe and, once nothing runs it, overwrite the host's
+        // binary (CVE-2019-5736). It runs from the sealed copy then.
         crate::sealed::ensure().map_err(|e| OciError::Refused(e.to_string()))?;
+        if ptrace_here && !config_ptrace && !record.ptrace_granted {
+            record.ptrace_granted = true;
+            container.save(&record)?;
+        }
     }
     let entered = crate::enter::enter(&plan, target, &|| record.alive(), &record.cgroups)?;
     // `state`, `kill` and further `exec`s must not wait for this one to end.
@@ -739,6 +746,14 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     Ok(entered.wait(options.console_socket.is_none())?)
 }
 // ANCHOR_END: exec
+
+/// Whether a config's process holds CAP_SYS_PTRACE (in its bounding set, where an exec's may come from).
+fn grants_ptrace(process: Option<&oci_spec::runtime::Process>) -> bool {
+    process
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|caps| caps.bounding().as_ref())
+        .is_some_and(|bounding| bounding.contains(&oci_spec::runtime::Capability::SysPtrace))
+}
 
 /// A created container's process waits at its gate as a fork of the runtime: the host's binary,
 /// unless the config gave it CAP_SYS_PTRACE and `create` ran from the sealed copy. A process `exec`

@@ -300,6 +300,10 @@ pub struct Record {
     pub annotations: HashMap<String, String>,
     /// The cgroup directories made for the container, which `delete` removes.
     pub cgroups: Vec<PathBuf>,
+    /// An `exec` gave a process of the container CAP_SYS_PTRACE that its config did not: every later
+    /// `exec` runs from the sealed copy, since that process could open the runtime's binary otherwise.
+    #[serde(default)]
+    pub ptrace_granted: bool,
 }
 
 impl Record {
@@ -369,6 +373,7 @@ mod tests {
             created: "2026-12-01T00:00:00Z".into(),
             annotations: HashMap::new(),
             cgroups: Vec::new(),
+            ptrace_granted: false,
         }
     }
 

@@ -164,6 +164,7 @@ pub fn gate_lab(wait: fn(BorrowedFd<'_>) -> Result<(), Errno>) -> Result<GateVie
         created: "2026-12-01T16:16:32Z".into(),
         annotations: HashMap::new(),
         cgroups: Vec::new(),
+        ptrace_granted: false,
     };
     container.save(&record).map_err(|e| e.to_string())?;
     // `create` exits here, and with it goes its lock on the container.
@@ -615,6 +616,7 @@ pub fn state_lab(oci_state: fn(&Record) -> serde_json::Value) -> Result<Vec<Stat
         created: STATE_CREATED.into(),
         annotations: state_annotations(),
         cgroups: Vec::new(),
+        ptrace_granted: false,
     };
     let mut seen = Vec::new();
     let mut look = |moment: &'static str, expected: ContainerState, record: Record| {
