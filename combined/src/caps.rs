@@ -28,6 +28,31 @@ pub const DEFAULT_CAPS: [Capability; 13] = [
     Capability::CAP_SYS_CHROOT,
 ];
 
+/// The capabilities that, held in the host's user namespace (a root container without `--userns`),
+/// reach the host whatever the namespaces hide, each with what it opens. Within a user namespace of
+/// the container's own they are that namespace's, and harmless to the host.
+pub const HOST_ROOT_CAPS: [(Capability, &str); 5] = [
+    (
+        Capability::CAP_SYS_ADMIN,
+        "mount a cgroup v1 hierarchy and set its release_agent, a program the host's kernel runs as root",
+    ),
+    (
+        Capability::CAP_DAC_READ_SEARCH,
+        "open_by_handle_at(2) opens any file of the filesystem the rootfs is on, outside the rootfs",
+    ),
+    (Capability::CAP_SYS_MODULE, "load a module into the host's kernel"),
+    (
+        Capability::CAP_SYS_RAWIO,
+        "iopl(2) and ioperm(2) reach the machine's I/O ports",
+    ),
+    (Capability::CAP_BPF, "load BPF programs into the host's kernel"),
+];
+
+/// The first of [`HOST_ROOT_CAPS`] among `kept`, with what it opens.
+pub fn host_root_cap(kept: &CapsHashSet) -> Option<(Capability, &'static str)> {
+    HOST_ROOT_CAPS.into_iter().find(|(cap, _)| kept.contains(cap))
+}
+
 /// A `--cap-add`/`--cap-drop` argument: one capability, or `ALL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapArg {

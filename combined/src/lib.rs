@@ -139,6 +139,20 @@ pub fn init_reachable(user_ns: bool, init: bool, caps: &::caps::CapsHashSet) -> 
 }
 // ANCHOR_END: init_reachable
 
+/// `--cap-add` of a capability that reaches the host from a container without a user namespace is
+/// refused, with the way that keeps it inside: `--userns`. An OCI config is an engine's (an
+/// administrator's) decision, and is run as it asks, as runc runs it; these flags are a person's, and
+/// the launcher says what they would give away.
+fn refuse_host_root_caps(caps: &::caps::CapsHashSet, user_ns: bool) -> Result<(), PlanError> {
+    match caps::host_root_cap(caps) {
+        Some((cap, opens)) if !user_ns => Err(invalid(format!(
+            "{cap} without a user namespace is the host's: it can {opens}; add --userns, and it is the \
+             container's own"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn invalid(message: impl Into<String>) -> PlanError {
     PlanError::Invalid(message.into())
 }
@@ -206,6 +220,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     };
     let volumes = plan_volumes(&request.volumes)?;
     let caps = caps::resolve(&request.cap_add, &request.cap_drop);
+    refuse_host_root_caps(&caps, user_ns)?;
     // Compiled here, on the host, so that a bad profile is refused before anything exists.
     let seccomp = seccomp::compile_with_cache(&request.seccomp, &caps, seccomp_cache().as_deref())?;
 

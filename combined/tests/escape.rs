@@ -558,8 +558,26 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
         return;
     }
     let host_binary = identity(env!("CARGO_BIN_EXE_combined"));
-    for caps in ["SYS_PTRACE", "ALL"] {
-        let run = host_unchanged(|| probe(&["--cap-add", caps], &["init", "0"]));
+    // Every capability but those refused without a user namespace (`a_capability_that_is_the_host_s_needs_a_user_namespace`).
+    let all = [
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_ADMIN",
+        "--cap-drop",
+        "DAC_READ_SEARCH",
+        "--cap-drop",
+        "SYS_MODULE",
+        "--cap-drop",
+        "SYS_RAWIO",
+        "--cap-drop",
+        "BPF",
+    ];
+    for (caps, options) in [
+        ("SYS_PTRACE", &["--cap-add", "SYS_PTRACE"][..]),
+        ("ALL", &all[..]),
+    ] {
+        let run = host_unchanged(|| probe(options, &["init", "0"]));
         run.succeeded();
         if is_root() {
             // Reachable, so init is under the seccomp filter too (mode 2): nothing can make it run
@@ -576,6 +594,60 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
     }
 }
 // ANCHOR_END: sealed_test
+
+/// Attack, refused: a root container granted CAP_SYS_ADMIN mounts a cgroup v1 hierarchy and sets its
+/// release_agent, which the host's kernel runs as root when the container's cgroup empties; one granted
+/// CAP_DAC_READ_SEARCH opens any host file with open_by_handle_at(2) ("shocker"). Without a user
+/// namespace these, and the other host-wide capabilities (caps.rs, `HOST_ROOT_CAPS`), are refused
+/// before anything exists; with `--userns` they are the container's own, and the mount fails.
+#[test]
+fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
+    if !require_namespaces("a_capability_that_is_the_host_s_needs_a_user_namespace") {
+        return;
+    }
+    let agent = "/sys/fs/cgroup/pids/release_agent";
+    let before = fs::read_to_string(agent).ok();
+    let attack = "mkdir -p /cg && mount -t cgroup -o pids cgroup /cg && echo /payload > /cg/release_agent \
+                  && echo reached";
+    let launch = |options: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
+        let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
+        command
+            .env("XDG_CACHE_HOME", cache)
+            .arg("run")
+            .args(options)
+            .args(["--", "sh", "-c", attack]);
+        let out = command.output().expect("run the launcher");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for cap in [
+        "SYS_ADMIN",
+        "DAC_READ_SEARCH",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "BPF",
+        "ALL",
+    ] {
+        let (code, stdout, stderr) = launch(&["--cap-add", cap]);
+        if is_root() {
+            assert_eq!(code, Some(125), "{cap}: {stdout}{stderr}");
+            assert!(stderr.contains("add --userns"), "{cap}: {stderr}");
+        }
+        assert!(!stdout.contains("reached"), "{cap}: {stdout}{stderr}");
+    }
+    // In a user namespace of its own, CAP_SYS_ADMIN is the container's: no v1 hierarchy mounts.
+    let (_, stdout, stderr) = launch(&["--userns", "--cap-add", "SYS_ADMIN"]);
+    assert!(!stdout.contains("reached"), "{stdout}{stderr}");
+    assert_eq!(
+        fs::read_to_string(agent).ok(),
+        before,
+        "the host's release_agent changed"
+    );
+}
 
 // ---- 11. leaked descriptors -------------------------------------------------------------------------
 

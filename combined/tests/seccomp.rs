@@ -163,9 +163,9 @@ fn capabilities_open_the_calls_that_need_them() {
         return;
     }
     // With CAP_SYS_ADMIN the filter allows namespaces and clone3: the launcher compiled the profile for
-    // the capabilities the command keeps. As root this is the host's CAP_SYS_ADMIN, as a user the one
-    // of the container's user namespace; either suffices for a mount namespace.
-    let run = syscalls(&["--cap-add", "SYS_ADMIN"]);
+    // the capabilities the command keeps. It is the container's own user namespace's (`--userns`: the
+    // host's is refused to a container), which suffices for a mount namespace.
+    let run = syscalls(&["--userns", "--cap-add", "SYS_ADMIN"]);
     run.expect("seccomp_mode", "2");
     run.expect("unshare_mount", "ok");
     run.expect("clone3", "ok");
