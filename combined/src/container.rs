@@ -1187,7 +1187,16 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
     timings::record("init", "fork", forking);
     drop(init_filtered);
     let filtered = match crate::init_reachable(plan.user_ns, plan.init, &plan.caps) {
-        true => install_filter(plan),
+        // And it keeps no capability the command has not: the command could otherwise take init over
+        // with ptrace and use root's (CAP_MKNOD, say, in a /dev that is not nodev). The filter first,
+        // while init may still load one; capset and PR_CAPBSET_DROP are among what it allows.
+        true => install_filter(plan).and_then(|()| {
+            capabilities::drop_bounding(&plan.caps)
+                .and_then(|()| {
+                    capabilities::set_process_caps(&plan.caps, &CapsHashSet::new(), &CapsHashSet::new())
+                })
+                .map_err(|e| format!("cannot drop init's capabilities: {e}"))
+        }),
         false => Ok(()),
     };
     drop(filtering);
@@ -1256,6 +1265,12 @@ pub(crate) fn exec_command(plan: &Plan) -> i32 {
         eprintln!("combined: {message}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
+    execute(plan)
+}
+
+/// The last step, execve(2) of the command; returns only if it failed, with the shell's status for
+/// that (127 not found, 126 not executable) and a line saying why.
+pub(crate) fn execute(plan: &Plan) -> i32 {
     timings::mark("command", "execve");
     let errno = match nix::unistd::execve(&plan.program, &plan.argv, &plan.env) {
         Ok(never) => match never {},
@@ -1275,11 +1290,21 @@ pub(crate) fn exec_command(plan: &Plan) -> i32 {
 
 fn prepare_exec(plan: &Plan) -> Result<(), String> {
     if plan.tty {
-        // A session of its own (init's is not; without init, this process leads one already), with
-        // the pty as its controlling terminal: job control and Ctrl-C work inside, on its own pty.
-        let _ = nix::unistd::setsid();
-        terminal::make_controlling().map_err(|e| format!("cannot take the pty as the terminal: {e}"))?;
+        take_terminal()?;
     }
+    drop_to_command(plan)
+}
+
+/// A session of its own (init's is not; without init, this process leads one already), with the pty
+/// as its controlling terminal: job control and Ctrl-C work inside, on its own pty.
+pub(crate) fn take_terminal() -> Result<(), String> {
+    let _ = nix::unistd::setsid();
+    terminal::make_controlling().map_err(|e| format!("cannot take the pty as the terminal: {e}"))
+}
+
+/// Everything of step 8 but the terminal and execve: the process holds the command's privileges, and
+/// no more, when this returns.
+pub(crate) fn drop_to_command(plan: &Plan) -> Result<(), String> {
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
     nskit::process::close_on_exec_from(3 + plan.preserve_fds)

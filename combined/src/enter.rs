@@ -7,24 +7,25 @@
 //! 1. runtime: opens `/proc/<pid>/ns/<kind>` of every namespace the container's process does not share
 //!    with it, and makes itself non-dumpable: its children inherit that, so no process of the
 //!    container can open the runtime's binary or files through their `/proc/<pid>` (CVE-2019-5736);
-//! 2. runtime: clones a joiner, a process in the host's PID namespace, which the container cannot see;
+//! 2. runtime: clones a joiner, a process in the host's PID namespace, which the container cannot see,
+//!    moves it into the container's cgroups and says `go`;
 //! 3. joiner: joins every namespace of the container's, in order: the user namespace first when the
 //!    runtime is not root (joining the others takes capabilities there), last when it is root (root
 //!    may join any namespace from the host, but from inside the container's user namespace only those
 //!    it owns). The PID namespace is joined for its children only (setns(2) with a PID namespace moves
 //!    the caller's future children, never the caller);
-//! 4. joiner: clones the process that will run the command as the runtime's own child (CLONE_PARENT),
-//!    born in the container's PID namespace with every other namespace already joined, tells the
-//!    runtime its PID, and exits. So a process of the container never sees one of the runtime's with
-//!    the host's root and mounts: a container granted CAP_SYS_PTRACE could otherwise open the host's
-//!    files through its `/proc/<pid>/root`, as runc's nsexec also prevents;
-//! 5. runtime: moves the process into the container's cgroups and says `go`;
-//! 6. process: starts a session of its own (the host's terminal is never its controlling terminal),
-//!    becomes root inside, joins a new session keyring, makes a pty in the container's devpts when
-//!    asked for one, and reports `ready`;
-//! 7. process: step 8 of the container's story: limits, working directory, signals, no_new_privs,
-//!    capabilities, identity, the container's seccomp filter, execve;
-//! 8. runtime: hands the pty to the engine's console socket or relays it, and waits for the process,
+//! 4. joiner: becomes root inside, joins a new session keyring, makes a pty in the container's devpts
+//!    when asked for one, and reports `ready` (with the pty's master);
+//! 5. joiner: step 8 of the container's story but the terminal and execve: limits, working directory,
+//!    signals, no_new_privs, capabilities, identity, the container's seccomp filter. Then it closes
+//!    every descriptor the process is not to have;
+//! 6. joiner: clones the process as the runtime's own child (CLONE_PARENT), born in the container's
+//!    PID namespace with every namespace joined and nothing but the command's privileges, tells the
+//!    runtime its PID, and exits. The process takes its own session (and the pty as its terminal) and
+//!    executes the command. So the container never sees a process of the runtime's that holds more
+//!    than the container itself: one granted CAP_SYS_PTRACE could otherwise open the host's files
+//!    through its `/proc/<pid>/root`, or take it over with ptrace and use its capabilities;
+//! 7. runtime: hands the pty to the engine's console socket or relays it, and waits for the process,
 //!    passing signals on, unless it is to return at once (`--detach`): then whoever reaps orphans for
 //!    it (the engine's shim, conmon) reaps the process.
 // ANCHOR_END: story
@@ -98,10 +99,9 @@ impl Entered {
 
 // ANCHOR: enter
 /// Steps 1 to 6: starts `plan`'s process in the container whose first process is `target`, in the
-/// cgroup directories `cgroups`. The process waits at nothing: it runs its command as soon as it has
-/// reported `ready`. `still_target` says whether `target` is still the container's process (its start
-/// time unchanged): checked once its namespaces are open, so that a PID reused in between by another
-/// process (the host's) is never joined.
+/// cgroup directories `cgroups`. The process runs its command at once. `still_target` says whether
+/// `target` is still the container's process (its start time unchanged): checked once its namespaces
+/// are open, so that a PID reused in between by another process (the host's) is never joined.
 pub fn enter(
     plan: &Plan,
     target: Pid,
@@ -130,13 +130,6 @@ pub fn enter(
         .map_err(|e| container::failed(Step::Clone, e))?;
     // The joiner has its own copies of the namespaces' descriptors.
     drop(theirs);
-    let process = match child.channel().recv_reply::<i32>() {
-        Ok(pid) => Pid::from_raw(pid),
-        Err(e) => return Err(joiner_failed(e)),
-    };
-    child
-        .continued_by(process)
-        .map_err(|e| container::failed(Step::Clone, format!("cannot wait for the joiner: {e}")))?;
     for dir in cgroups {
         cgroup_demo::cgroup::move_process(dir, child.pid())
             .map_err(|e| container::failed(Step::Cgroup, e))?;
@@ -144,18 +137,20 @@ pub fn enter(
     let channel = child.channel();
     channel
         .send_msg(&())
-        .map_err(|e| container::failed(Step::Clone, format!("the process went away: {e}")))?;
-    if let Err(e) = channel.recv_reply::<()>() {
-        return Err(joiner_failed(e));
-    }
+        .map_err(|e| container::failed(Step::Clone, format!("the joiner went away: {e}")))?;
+    channel.recv_reply::<()>().map_err(failed_inside)?;
     let pty = match plan.tty {
         true => Some(
             channel
                 .take_fd()
-                .ok_or_else(|| container::failed(Step::Terminal, "the process sent no terminal"))?,
+                .ok_or_else(|| container::failed(Step::Terminal, "the joiner sent no terminal"))?,
         ),
         false => None,
     };
+    let process = Pid::from_raw(channel.recv_reply::<i32>().map_err(failed_inside)?);
+    child
+        .continued_by(process)
+        .map_err(|e| container::failed(Step::Clone, format!("cannot wait for the joiner: {e}")))?;
     Ok(Entered { child, pty, signals })
 }
 // ANCHOR_END: enter
@@ -186,34 +181,86 @@ fn cannot_join(kind: CloneFlags, errno: Errno) -> StepFailed {
     )
 }
 
-/// A failure the joiner or the process reported, by the step it names, or its silent end.
-fn joiner_failed(error: nskit::StepError) -> StepFailed {
+/// A failure the joiner reported, by the step it names, or its silent end.
+fn failed_inside(error: nskit::StepError) -> StepFailed {
     match error {
         nskit::StepError::Child(e) => {
             let step = Step::from_name(&e.step).unwrap_or(Step::Init);
             container::failed(step, InContainer(e))
         }
-        e => container::failed(Step::Init, format!("the process exited during setup: {e}")),
+        e => container::failed(Step::Init, format!("the joiner exited during setup: {e}")),
     }
 }
 
 // ---- the joiner's and the process's side ------------------------------------------------------------
 
-/// Steps 3 and 4, in the joiner: joins the namespaces in order, then starts the process that runs the
-/// command, and tells the runtime its PID.
+/// Steps 3 to 6, in the joiner; its exit status is for the runtime's `continued_by` only.
 fn joiner_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channel: &mut Channel) -> i32 {
-    if let Err(e) = join_all(join) {
-        let _ = channel.reply::<i32>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
+    // The runtime blocked the signals it forwards; the command starts with none blocked.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if channel.recv_msg::<()>().is_err() {
+        return 1;
+    }
+    let pty = match join_all(join).and_then(|()| prepare(plan, in_user_ns)) {
+        Ok(pty) => pty,
+        Err(e) => return report::<()>(channel, e),
+    };
+    let ready: nskit::Reply<()> = Ok(());
+    let reported = match &pty {
+        Some(master) => channel.send_msg_with_fd(&ready, master),
+        None => channel.reply(&ready),
+    };
+    drop(pty);
+    if reported.is_err() {
+        return 1;
+    }
+    let dropped = container::drop_to_command(plan)
+        .map_err(|e| container::failed(Step::Init, e))
+        .and_then(|()| keep_only_what_the_command_gets(plan, channel));
+    if let Err(e) = dropped {
+        return report::<i32>(channel, e);
+    }
+    match nskit::clone_sibling(|| process_main(plan)) {
+        Ok(pid) => i32::from(channel.reply::<i32>(&Ok(pid.as_raw())).is_err()),
+        Err(errno) => report::<i32>(
+            channel,
+            container::failed(Step::Clone, format!("cannot start the process: {errno}")),
+        ),
+    }
+}
+
+/// Tells the runtime why the joiner stops, as the reply it waits for.
+fn report<T: serde::Serialize>(channel: &mut Channel, failure: StepFailed) -> i32 {
+    let reply: nskit::Reply<T> = Err(nskit::ChildError::new(failure.step.name(), &failure.source));
+    let _ = channel.send_msg(&reply);
+    i32::from(crate::EXIT_LAUNCHER)
+}
+
+/// Closes every descriptor but stdio, those `--preserve-fds` hands on and the channel: the process is
+/// born with no more than the command will have (the runtime's lock on the container's state, for one,
+/// would otherwise be open in the container until execve).
+fn keep_only_what_the_command_gets(plan: &Plan, channel: &Channel) -> Result<(), StepFailed> {
+    let mut keep: Vec<i32> = (3..3 + plan.preserve_fds).collect();
+    keep.push(channel.raw_fd());
+    // SAFETY: the joiner is single-threaded, and every descriptor it still uses is kept: the channel;
+    // the rest (the namespaces', the pty's master) have been closed through their owners already.
+    unsafe { nskit::process::close_from_3_except(&keep) }
+        .map_err(|e| container::failed(Step::Init, format!("cannot close the runtime's descriptors: {e}")))
+}
+
+/// Step 6's end, in the process: a session of its own (the host's terminal is never its controlling
+/// terminal), the pty as its terminal when it has one, and execve.
+fn process_main(plan: &Plan) -> i32 {
+    let taken = match plan.tty {
+        true => container::take_terminal(),
+        // Not a process group leader (a fresh clone), so setsid cannot fail.
+        false => nix::unistd::setsid().map(drop).map_err(|e| e.to_string()),
+    };
+    if let Err(message) = taken {
+        eprintln!("combined: {message}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
-    match nskit::clone_sibling(|| entered_main(plan, in_user_ns, channel)) {
-        Ok(pid) => i32::from(channel.reply::<i32>(&Ok(pid.as_raw())).is_err()),
-        Err(errno) => {
-            let failure = container::failed(Step::Clone, format!("cannot start the process: {errno}"));
-            let _ = channel.reply::<i32>(&Err(nskit::ChildError::new(failure.step.name(), &failure.source)));
-            i32::from(crate::EXIT_LAUNCHER)
-        }
-    }
+    container::execute(plan)
 }
 
 /// Joins the namespaces in order (step 3).
@@ -227,35 +274,7 @@ fn join_all(join: &[(CloneFlags, i32)]) -> Result<(), StepFailed> {
     Ok(())
 }
 
-/// Step 6, then step 7 (which returns only if the command could not be executed), in the process.
-fn entered_main(plan: &Plan, in_user_ns: bool, channel: &mut Channel) -> i32 {
-    // The runtime blocked the signals it forwards; the command starts with none blocked.
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // Not a process group leader (a fresh clone), so setsid cannot fail.
-    let _ = nix::unistd::setsid();
-    if channel.recv_msg::<()>().is_err() {
-        return 1;
-    }
-    let pty = match prepare(plan, in_user_ns) {
-        Ok(pty) => pty,
-        Err(e) => {
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
-            return i32::from(crate::EXIT_LAUNCHER);
-        }
-    };
-    let ready: nskit::Reply<()> = Ok(());
-    let reported = match &pty {
-        Some(master) => channel.send_msg_with_fd(&ready, master),
-        None => channel.reply(&ready),
-    };
-    drop(pty);
-    if reported.is_err() {
-        return 1;
-    }
-    container::exec_command(plan)
-}
-
-/// Becomes root inside, joins a new session keyring and makes the pty.
+/// Becomes root inside, joins a new session keyring and makes the pty (step 4).
 fn prepare(plan: &Plan, in_user_ns: bool) -> Result<Option<OwnedFd>, StepFailed> {
     if in_user_ns {
         // Joining a user namespace keeps the host's ids, which read as unmapped inside until they

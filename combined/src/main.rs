@@ -140,7 +140,12 @@ struct RunArgs {
 fn main() -> ExitCode {
     // Parsing opens nothing; the descriptors an OCI caller asks to hand on are known only after it.
     let cli = Cli::try_parse();
-    close_inherited_fds(cli.as_ref().map_or(0, preserved_fds));
+    let preserve = cli.as_ref().map_or(0, preserved_fds);
+    close_inherited_fds(preserve);
+    if let Err(e) = combined::oci::commands::preserved(preserve) {
+        eprintln!("combined: {e}");
+        return ExitCode::from(1);
+    }
     combined::timings::open_from_env();
     let cli = match cli {
         Ok(cli) => cli,

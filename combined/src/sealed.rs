@@ -76,12 +76,6 @@ pub fn ensure() -> Result<(), SealError> {
 }
 // ANCHOR_END: ensure
 
-/// Whether process `pid` runs from a sealed copy (its `/proc/<pid>/exe`, which only a process allowed
-/// to ptrace it may open; false when this one may not).
-pub fn runs_sealed(pid: nix::unistd::Pid) -> bool {
-    File::open(format!("/proc/{pid}/exe")).is_ok_and(|exe| is_sealed(&exe))
-}
-
 /// Whether `exe` is a memfd carrying every one of [`seals`] (a file on disk has no seals: EINVAL).
 fn is_sealed(exe: &File) -> bool {
     fcntl(exe, FcntlArg::F_GET_SEALS).is_ok_and(|bits| SealFlag::from_bits_truncate(bits).contains(seals()))

@@ -583,6 +583,10 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
             // Reachable, so init is under the seccomp filter too (mode 2): nothing can make it run
             // what the filter refuses.
             run.expect("init_seccomp", "2");
+            // And holds no capability the command has not: whatever the command could make it do
+            // with ptrace, it could do itself (before, init kept all of root's, CAP_MKNOD among them,
+            // and /dev is writable and not nodev when the command lacks CAP_MKNOD).
+            assert_eq!(run.get("init_caps"), run.get("own_caps"), "{caps}: {run:#?}");
             run.expect("open_exe", "ok");
             run.expect("readlink_exe", "/memfd:combined (deleted)");
             assert_ne!(run.get("exe_identity"), host_binary, "{caps}: {run:#?}");

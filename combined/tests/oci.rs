@@ -1069,8 +1069,42 @@ fn an_exec_process_is_never_seen_with_the_host_s_root() {
     );
 }
 
-/// Attack (CVE-2019-5736): `exec --cap CAP_SYS_PTRACE` into a created container, whose waiting process
-/// is a fork of the runtime's binary: the exec'd process opens that binary through /proc/1/exe and
+/// Attack: a root container granted CAP_SYS_PTRACE watches for an `exec` process that holds more than
+/// it does (before it had dropped the runtime's capabilities and loaded the seccomp filter, such a
+/// process was taken over with ptrace and made to open the host's root with open_by_handle_at through
+/// the runtime's lock file, a host descriptor it held). Now the joiner drops everything before the
+/// process exists. The watcher reads each process's status with shell builtins, to see one that lives
+/// for milliseconds.
+#[test]
+fn an_exec_process_never_holds_more_than_the_container() {
+    let test = "an_exec_process_never_holds_more_than_the_container";
+    if !ready(test) || !nskit::testing::require_root(test) {
+        return;
+    }
+    let watch = "own=$(while read k v; do [ \"$k\" = CapEff: ] && echo $v; done < /proc/self/status); \
+                 while :; do for d in /proc/[0-9]*; do while read k v; do [ \"$k\" = CapEff: ] && \
+                 { [ \"$v\" != \"$own\" ] && echo \"$d $v\" >> /found; break; }; \
+                 done < $d/status 2>/dev/null; done; done";
+    let b = Bundle::new(&["sh", "-c", watch]);
+    b.edit(|c| {
+        grant_sys_ptrace(c);
+        c["root"]["readonly"] = false.into();
+    });
+    b.create(&["--bundle", b.dir.str(), "p1"]).ok();
+    output(&mut b.runtime(&["start", "p1"])).ok();
+    for _ in 0..nskit::testing::scaled(40) {
+        output(&mut b.runtime(&["exec", "p1", "true"])).ok();
+    }
+    output(&mut b.runtime(&["delete", "--force", "p1"])).ok();
+    let found = fs::read_to_string(b.dir.path().join("rootfs/found")).unwrap_or_default();
+    assert!(
+        found.is_empty(),
+        "the container saw an exec process holding more than it: {found}"
+    );
+}
+
+/// Attack (CVE-2019-5736, and ptrace): `exec --cap CAP_SYS_PTRACE` into a created container, whose
+/// waiting process is a fork of the runtime's binary: the exec'd process opens that binary through /proc/1/exe and
 /// overwrites it once `create` has exited, and the host's next call of the runtime runs the
 /// container's program. Refused until the container has started, or when its config grants
 /// CAP_SYS_PTRACE (it then waits as a sealed copy). The runtime here is a copy, so the test's own
@@ -1117,6 +1151,15 @@ fn exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process() {
     assert_eq!(refused.code(), 1, "{refused:?}");
     assert!(refused.stderr.contains("start it first"), "{refused:?}");
     allowed.ok();
+    // Sealed, because its config grants CAP_SYS_PTRACE, the waiting process still holds create's
+    // capabilities and no seccomp filter, which ptrace would hand over: refused as well.
+    let sealed = Bundle::new(&["sleep", "100"]);
+    sealed.edit(grant_sys_ptrace);
+    sealed.create(&["--bundle", sealed.dir.str(), "g2"]).ok();
+    let refused = sealed.to_files(&["exec", "g2", "true"]);
+    output(&mut sealed.runtime(&["delete", "--force", "g2"])).ok();
+    assert_eq!(refused.code(), 1, "{refused:?}");
+    assert!(refused.stderr.contains("start it first"), "{refused:?}");
 }
 
 /// Attack (CVE-2019-5736, later): a debugger started with `exec --cap CAP_SYS_PTRACE` waits for the

@@ -164,7 +164,10 @@ fn keep_config(
 }
 
 /// `--preserve-fds N`, checked: each of descriptors 3 to 3 + N - 1 must be open in this process.
-fn preserved(count: u32) -> Result<i32, OciError> {
+/// `--preserve-fds N`: descriptors 3 to 3 + N - 1, each of which must be open. Checked by `main`
+/// before the runtime opens anything, since a descriptor it opened itself (the container's lock) could
+/// otherwise take a missing number and be handed on.
+pub fn preserved(count: u32) -> Result<i32, OciError> {
     let count =
         i32::try_from(count).map_err(|_| OciError::Refused(format!("--preserve-fds {count}: too many")))?;
     for fd in 3..3 + count {
@@ -717,7 +720,7 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
         ));
     }
     let target = Pid::from_raw(record.pid);
-    refuse_reaching_an_unsealed_gate(id, &record, &plan, target)?;
+    refuse_ptrace_before_start(id, &record, &plan)?;
     let ptrace_here = plan.caps.contains(&::caps::Capability::CAP_SYS_PTRACE);
     if !plan.user_ns && (ptrace_here || config_ptrace || record.ptrace_granted) {
         // Until it executes its command, the process is this binary, in the container's PID namespace:
@@ -755,22 +758,22 @@ fn grants_ptrace(process: Option<&oci_spec::runtime::Process>) -> bool {
         .is_some_and(|bounding| bounding.contains(&oci_spec::runtime::Capability::SysPtrace))
 }
 
-/// A created container's process waits at its gate as a fork of the runtime: the host's binary,
-/// unless the config gave it CAP_SYS_PTRACE and `create` ran from the sealed copy. A process `exec`
-/// starts with CAP_SYS_PTRACE (and no user namespace) could open that binary through /proc/1/exe and
-/// overwrite it once `create` has exited (CVE-2019-5736): refused until the container has started.
-fn refuse_reaching_an_unsealed_gate(
+/// A created container's process waits at its gate with every privilege `create` had: its
+/// capabilities, no seccomp filter, and (unless the config gave it CAP_SYS_PTRACE and `create` ran
+/// from the sealed copy) the runtime's binary on the host. A process `exec` starts with
+/// CAP_SYS_PTRACE and no user namespace may ptrace it: make it open the host's files
+/// (open_by_handle_at), or overwrite that binary through /proc/1/exe once `create` has exited
+/// (CVE-2019-5736). Refused until the container has started and its process has dropped all that.
+fn refuse_ptrace_before_start(
     id: &str,
     record: &Record,
     plan: &crate::container::Plan,
-    target: Pid,
 ) -> Result<(), OciError> {
     let reaches = crate::init_reachable(plan.user_ns, true, &plan.caps);
-    if reaches && record.status() == ContainerState::Created && !crate::sealed::runs_sealed(target) {
+    if reaches && record.status() == ContainerState::Created {
         return Err(OciError::Refused(format!(
-            "container {id} is created, and its waiting process is the runtime's own binary, which a \
-             process with CAP_SYS_PTRACE could overwrite: start it first, or give its config \
-             CAP_SYS_PTRACE (its process then waits as a sealed copy)"
+            "container {id} is created, and its waiting process still holds the runtime's privileges, \
+             which a process with CAP_SYS_PTRACE could take over: start it first"
         )));
     }
     Ok(())

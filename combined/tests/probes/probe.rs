@@ -469,6 +469,19 @@ fn init(fd: i32) {
         .find_map(|l| l.strip_prefix("Seccomp:"))
         .unwrap_or("missing");
     say("init_seccomp", seccomp.trim());
+    let cap_eff = |status: &str| -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap_or("missing")
+            .trim()
+            .to_owned()
+    };
+    say("init_caps", cap_eff(&status));
+    say(
+        "own_caps",
+        cap_eff(&fs::read_to_string("/proc/self/status").unwrap_or_default()),
+    );
     say(
         "write_exe",
         io_outcome(fs::OpenOptions::new().write(true).open("/proc/1/exe")),
