@@ -1292,7 +1292,19 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     if plan.tty {
         take_terminal()?;
     }
+    set_oom_score_adj(plan)?;
     drop_to_command(plan)
+}
+
+/// The config's `oomScoreAdj`, through /proc/self: while this process has a PID in the /proc it sees
+/// (`exec`'s joiner sets it before it joins the container's mount namespace, whose /proc has no
+/// `self` for it), and before the capabilities go: lowering the score takes CAP_SYS_RESOURCE.
+pub(crate) fn set_oom_score_adj(plan: &Plan) -> Result<(), String> {
+    match plan.oom_score_adj {
+        Some(score) => fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| format!("cannot set oom_score_adj to {score}: {e}")),
+        None => Ok(()),
+    }
 }
 
 /// A session of its own (init's is not; without init, this process leads one already), with the pty
@@ -1302,18 +1314,13 @@ pub(crate) fn take_terminal() -> Result<(), String> {
     terminal::make_controlling().map_err(|e| format!("cannot take the pty as the terminal: {e}"))
 }
 
-/// Everything of step 8 but the terminal and execve: the process holds the command's privileges, and
-/// no more, when this returns.
+/// Everything of step 8 but the terminal, the OOM score and execve: the process holds the command's
+/// privileges, and no more, when this returns.
 pub(crate) fn drop_to_command(plan: &Plan) -> Result<(), String> {
     // Every inherited descriptor but 0, 1, 2 closes at execve: a leaked host fd is a way out
     // (CVE-2024-21626). Marking instead of closing keeps this process's own fds usable until then.
     nskit::process::close_on_exec_from(3 + plan.preserve_fds)
         .map_err(|e| format!("cannot mark fds close-on-exec: {e}"))?;
-    if let Some(score) = plan.oom_score_adj {
-        // Before the capabilities go: lowering the score takes CAP_SYS_RESOURCE.
-        fs::write("/proc/self/oom_score_adj", score.to_string())
-            .map_err(|e| format!("cannot set oom_score_adj to {score}: {e}"))?;
-    }
     // Limits while the process may still raise them (a hard limit above the current one takes
     // CAP_SYS_RESOURCE, dropped below).
     for limit in &plan.rlimits {

@@ -992,6 +992,8 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     }
     let b = Bundle::new(&["sleep", "100"]);
     b.edit(|c| {
+        // As docker passes it: set by exec's joiner, which has no PID in the container's /proc.
+        c["process"]["oomScoreAdj"] = 100.into();
         c["process"]["noNewPrivileges"] = true.into();
         c["linux"]["seccomp"] = serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -1007,7 +1009,8 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     b.create(&["--bundle", b.dir.str(), "x1"]).ok();
     output(&mut b.runtime(&["start", "x1"])).ok();
     let script = "ls /proc/self/fd; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
-                  mkdir /tmp/made || echo mkdir refused; cat /dev/tty || echo no terminal";
+                  mkdir /tmp/made || echo mkdir refused; cat /dev/tty || echo no terminal; \
+                  echo oom=$(cat /proc/self/oom_score_adj)";
     // The runtime's own stdin is a terminal-less pipe; an extra descriptor it holds must not pass.
     let out = output(&mut b.runtime(&["exec", "x1", "sh", "-c", script]));
     let text = out.ok();
@@ -1025,6 +1028,7 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     assert!(text.contains("NoNewPrivs:\t1"), "{text}");
     assert!(text.contains("mkdir refused"), "the filter refuses mkdir: {text}");
     assert!(text.contains("no terminal"), "no controlling terminal: {text}");
+    assert!(text.contains("oom=100"), "the config's OOM score: {text}");
     output(&mut b.runtime(&["delete", "--force", "x1"])).ok();
 }
 
