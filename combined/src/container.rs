@@ -1297,8 +1297,8 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
 }
 
 /// The config's `oomScoreAdj`, through /proc/self: while this process has a PID in the /proc it sees
-/// (`exec`'s joiner sets it before it joins the container's mount namespace, whose /proc has no
-/// `self` for it), and before the capabilities go: lowering the score takes CAP_SYS_RESOURCE.
+/// (`exec` sets it in the runtime, whose joiner has none in the container's /proc), and before the
+/// capabilities go: lowering the score takes CAP_SYS_RESOURCE.
 pub(crate) fn set_oom_score_adj(plan: &Plan) -> Result<(), String> {
     match plan.oom_score_adj {
         Some(score) => fs::write("/proc/self/oom_score_adj", score.to_string())

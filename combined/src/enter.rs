@@ -7,9 +7,9 @@
 //! 1. runtime: opens `/proc/<pid>/ns/<kind>` of every namespace the container's process does not share
 //!    with it, and makes itself non-dumpable: its children inherit that, so no process of the
 //!    container can open the runtime's binary or files through their `/proc/<pid>` (CVE-2019-5736);
-//! 2. runtime: clones a joiner, a process in the host's PID namespace, which the container cannot see,
-//!    moves it into the container's cgroups and says `go`; the joiner takes the config's OOM score
-//!    while the host's /proc, where it has a PID, is still its own;
+//! 2. runtime: takes the config's OOM score for the process to inherit, clones a joiner, a process in
+//!    the host's PID namespace, which the container cannot see, moves it into the container's cgroups
+//!    and says `go`;
 //! 3. joiner: joins every namespace of the container's, in order: the user namespace first when the
 //!    runtime is not root (joining the others takes capabilities there), last when it is root (root
 //!    may join any namespace from the host, but from inside the container's user namespace only those
@@ -113,6 +113,11 @@ pub fn enter(
     if !still_target() {
         return Err(container::failed(Step::Clone, "the container's process is gone"));
     }
+    // The config's OOM score, which the joiner and the process inherit: set here, through the host's
+    // /proc, while this process is still dumpable (a non-dumpable process's /proc files are root's,
+    // which a rootless runtime cannot write) and has a PID in the /proc it sees (the container's has
+    // none for the joiner).
+    container::set_oom_score_adj(plan).map_err(|e| container::failed(Step::Init, e))?;
     container::make_non_dumpable()
         .map_err(|e| container::failed(Step::Clone, format!("cannot make the runtime non-dumpable: {e}")))?;
     let signals = container::supervised_set();
@@ -201,10 +206,6 @@ fn joiner_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channe
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if channel.recv_msg::<()>().is_err() {
         return 1;
-    }
-    // Through the host's /proc, before the mount namespace changes it (see `set_oom_score_adj`).
-    if let Err(e) = container::set_oom_score_adj(plan) {
-        return report::<()>(channel, container::failed(Step::Init, e));
     }
     let pty = match join_all(join).and_then(|()| prepare(plan, in_user_ns)) {
         Ok(pty) => pty,
