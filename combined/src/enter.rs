@@ -226,7 +226,8 @@ fn joiner_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channe
     if let Err(e) = dropped {
         return report::<i32>(channel, e);
     }
-    match nskit::clone_sibling(|| process_main(plan)) {
+    let channel_fd = channel.raw_fd();
+    match nskit::clone_sibling(|| process_main(plan, channel_fd)) {
         Ok(pid) => i32::from(channel.reply::<i32>(&Ok(pid.as_raw())).is_err()),
         Err(errno) => report::<i32>(
             channel,
@@ -254,9 +255,13 @@ fn keep_only_what_the_command_gets(plan: &Plan, channel: &Channel) -> Result<(),
         .map_err(|e| container::failed(Step::Init, format!("cannot close the runtime's descriptors: {e}")))
 }
 
-/// Step 6's end, in the process: a session of its own (the host's terminal is never its controlling
-/// terminal), the pty as its terminal when it has one, and execve.
-fn process_main(plan: &Plan) -> i32 {
+/// Step 6's end, in the process: its copy of the channel to the runtime closed, a session of its own
+/// (the host's terminal is never its controlling terminal), the pty as its terminal when it has one,
+/// and execve.
+fn process_main(plan: &Plan, channel_fd: i32) -> i32 {
+    // SAFETY: the joiner's `Channel` owns this descriptor in the joiner's frames, which this process
+    // never returns to; its copy here is closed once and used nowhere else.
+    unsafe { libc::close(channel_fd) };
     let taken = match plan.tty {
         true => container::take_terminal(),
         // Not a process group leader (a fresh clone), so setsid cannot fail.

@@ -1043,10 +1043,28 @@ fn grant_sys_ptrace(c: &mut Value) {
     }
 }
 
+/// A root container granted CAP_SYS_PTRACE, its rootfs writable, running `watch` while the runtime
+/// starts `exec`s into it, as often as a race needs (fewer in an emulated guest), then deleted.
+fn execs_under_watch(watch: &str, id: &str) -> Bundle {
+    let b = Bundle::new(&["sh", "-c", watch]);
+    b.edit(|c| {
+        grant_sys_ptrace(c);
+        c["root"]["readonly"] = false.into();
+    });
+    b.create(&["--bundle", b.dir.str(), id]).ok();
+    output(&mut b.runtime(&["start", id])).ok();
+    for _ in 0..nskit::testing::scaled(40) {
+        output(&mut b.runtime(&["exec", id, "true"])).ok();
+    }
+    output(&mut b.runtime(&["delete", "--force", id])).ok();
+    b
+}
+
 /// Attack: a root container without a user namespace, granted CAP_SYS_PTRACE, watches for a process
 /// of `exec` in its PID namespace whose `/proc/<pid>/root` is still the host's, and writes a host file
 /// through it. `exec` joined the PID namespace first and the mount namespace later, so every `exec`
-/// opened that window; now the process is born with every namespace joined (enter.rs, step 4).
+/// opened that window; now nothing of `exec`'s appears before it is in every namespace (enter.rs,
+/// steps 2 to 6).
 #[test]
 fn an_exec_process_is_never_seen_with_the_host_s_root() {
     let test = "an_exec_process_is_never_seen_with_the_host_s_root";
@@ -1059,14 +1077,7 @@ fn an_exec_process_is_never_seen_with_the_host_s_root() {
     let watch = format!(
         "while :; do for d in /proc/[0-9]*; do [ -e $d/root{dir}/marker ] && echo reached > $d/root{dir}/pwned; done; done"
     );
-    let b = Bundle::new(&["sh", "-c", &watch]);
-    b.edit(grant_sys_ptrace);
-    b.create(&["--bundle", b.dir.str(), "w1"]).ok();
-    output(&mut b.runtime(&["start", "w1"])).ok();
-    for _ in 0..nskit::testing::scaled(40) {
-        output(&mut b.runtime(&["exec", "w1", "true"])).ok();
-    }
-    output(&mut b.runtime(&["delete", "--force", "w1"])).ok();
+    execs_under_watch(&watch, "w1");
     assert!(
         !host.path().join("pwned").exists(),
         "the container wrote a host file through an exec process's /proc/<pid>/root"
@@ -1089,17 +1100,7 @@ fn an_exec_process_never_holds_more_than_the_container() {
                  while :; do for d in /proc/[0-9]*; do while read k v; do [ \"$k\" = CapEff: ] && \
                  { [ \"$v\" != \"$own\" ] && echo \"$d $v\" >> /found; break; }; \
                  done < $d/status 2>/dev/null; done; done";
-    let b = Bundle::new(&["sh", "-c", watch]);
-    b.edit(|c| {
-        grant_sys_ptrace(c);
-        c["root"]["readonly"] = false.into();
-    });
-    b.create(&["--bundle", b.dir.str(), "p1"]).ok();
-    output(&mut b.runtime(&["start", "p1"])).ok();
-    for _ in 0..nskit::testing::scaled(40) {
-        output(&mut b.runtime(&["exec", "p1", "true"])).ok();
-    }
-    output(&mut b.runtime(&["delete", "--force", "p1"])).ok();
+    let b = execs_under_watch(watch, "p1");
     let found = fs::read_to_string(b.dir.path().join("rootfs/found")).unwrap_or_default();
     assert!(
         found.is_empty(),
@@ -1108,11 +1109,11 @@ fn an_exec_process_never_holds_more_than_the_container() {
 }
 
 /// Attack (CVE-2019-5736, and ptrace): `exec --cap CAP_SYS_PTRACE` into a created container, whose
-/// waiting process is a fork of the runtime's binary: the exec'd process opens that binary through /proc/1/exe and
-/// overwrites it once `create` has exited, and the host's next call of the runtime runs the
-/// container's program. Refused until the container has started, or when its config grants
-/// CAP_SYS_PTRACE (it then waits as a sealed copy). The runtime here is a copy, so the test's own
-/// binary is never at stake.
+/// waiting process is a fork of the runtime's binary with `create`'s privileges: the exec'd process
+/// opens that binary through /proc/1/exe and overwrites it once `create` has exited, and the host's
+/// next call of the runtime runs the container's program; or, the copy sealed because the config
+/// grants CAP_SYS_PTRACE, takes the process over with ptrace. Refused until the container has started.
+/// The runtime here is a copy, so the test's own binary is never at stake.
 #[test]
 fn exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process() {
     let test = "exec_with_sys_ptrace_never_reaches_an_unsealed_waiting_process";
