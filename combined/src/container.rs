@@ -23,7 +23,8 @@
 //!    pty pair in its own devpts and hands the master to the launcher (`terminal.rs`);
 //! 5. child: brings up `lo`, and its veth end with its address (network chapter);
 //! 6. child: reports `ready`; from here on a failure is the command's, not the launcher's (an OCI
-//!    `create` leaves it here, waiting at its `exec.fifo` until `start`: `oci/`);
+//!    `create` leaves it here once it has recorded it, waiting at its `exec.fifo` until `start`:
+//!    `oci/`);
 //! 7. child: becomes init (PID chapter): non-dumpable, forks the command, loads the seccomp filter
 //!    where the container could reach it, forwards signals to the command and reaps orphans; or, with
 //!    `--no-init`, is the command itself;
@@ -408,23 +409,52 @@ fn report_oom(plan: &Plan, cgroup: &cgroup_demo::cgroup::Cgroup) {
 }
 // ANCHOR_END: launch
 
-/// A container set up and waiting at its gate: what the OCI runtime's `create` hands on.
+/// A container set up, its process waiting for the word to go to its gate: what the OCI runtime's
+/// `create` hands on. Dropped before [`Created::let_go`], the process is killed and its cgroup removed.
 #[derive(Debug)]
 pub struct Created {
     /// The container's process, as the host sees it.
     pub pid: Pid,
     /// The master end of its pty, for the engine's console socket.
     pub pty: Option<OwnedFd>,
-    /// The directories of its cgroup, left for `delete` to remove.
-    pub cgroups: Vec<PathBuf>,
+    child: nskit::Child,
+    cgroup: Option<cgroup_demo::cgroup::Cgroup>,
+}
+
+impl Created {
+    /// The directories of its cgroup, for `delete` to remove.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        let dirs = self.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
+        dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// Step 6's end, once the caller has recorded the container where `delete` finds it: the process
+    /// stops dying with the launcher and goes to its gate, and whoever reaps orphans for the caller
+    /// (the engine's shim, conmon, or init) reaps it, since the caller exits. Until this word, a
+    /// launcher killed at any instant takes the process with it (PR_SET_PDEATHSIG), so no container
+    /// is left that no record names.
+    pub fn let_go(self) -> Result<(), StepFailed> {
+        let Created {
+            mut child, cgroup, ..
+        } = self;
+        let went_away =
+            |e: &dyn fmt::Display| failed(Step::Init, format!("the container's process went away: {e}"));
+        let channel = child.channel();
+        channel.send_msg(&()).map_err(|e| went_away(&e))?;
+        // Its answer says the parent-death signal is off: exiting before it would kill it.
+        channel.recv_reply::<()>().map_err(|e| went_away(&e))?;
+        child.release();
+        if let Some(cgroup) = cgroup {
+            cgroup.release();
+        }
+        Ok(())
+    }
 }
 
 // ANCHOR: create
-/// Steps 1 to 6 of the story, then lets the container go: it waits at the gate of
-/// `plan.lifecycle` until `combined start` opens it, and whoever reaps orphans for the caller (the
-/// engine's shim, conmon, or init) reaps it, since the caller exits. `before_go` runs once the
-/// container's namespaces exist and before it sets itself up (the config's `prestart` and
-/// `createRuntime` hooks).
+/// Steps 1 to 6 of the story; the container then waits for [`Created::let_go`], and at the gate of
+/// `plan.lifecycle` until `combined start` opens it. `before_go` runs once the container's namespaces
+/// exist and before it sets itself up (the config's `prestart` and `createRuntime` hooks).
 pub fn create(
     plan: &Plan,
     before_go: &mut dyn FnMut(Pid) -> Result<(), Cause>,
@@ -440,11 +470,13 @@ pub fn create(
         ),
         false => None,
     };
-    let pid = child.pid();
     debug_assert!(veth.is_none(), "an OCI container has no veth");
-    child.release();
-    let cgroups = cgroup.map(|c| c.release()).unwrap_or_default();
-    Ok(Created { pid, pty, cgroups })
+    Ok(Created {
+        pid: child.pid(),
+        pty,
+        child,
+        cgroup,
+    })
 }
 // ANCHOR_END: create
 
@@ -792,6 +824,10 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
             return i32::from(crate::EXIT_LAUNCHER);
         }
+        if let Err(why) = hide_launcher_memory(b"waiting") {
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
     }
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
@@ -823,6 +859,10 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
         return i32::from(crate::EXIT_LAUNCHER);
     }
     if let Lifecycle::Created { gate } = plan.lifecycle {
+        if let Err(why) = wait_to_be_let_go(channel) {
+            eprintln!("combined: {why}");
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
         if let Err(errno) = wait_at_gate(gate) {
             eprintln!("combined: the container's start gate failed: {errno}");
             return i32::from(crate::EXIT_LAUNCHER);
@@ -835,9 +875,10 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
 }
 
 /// Asks the kernel to SIGKILL this process (and with it, as PID 1, the whole container) when the
-/// launcher dies, so that a launcher killed with SIGKILL leaves no container running. Set after the
-/// id change, which clears it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is
-/// noticed when the `ready` report cannot be sent.
+/// launcher dies, so that a launcher killed with SIGKILL leaves no container running (an OCI `create`'s
+/// container until `create` has recorded it: `Created::let_go`). Set after the id change, which clears
+/// it (prctl(2), PR_SET_PDEATHSIG); a launcher that died before this point is noticed when the `ready`
+/// report cannot be sent.
 fn die_with_launcher(channel: &Channel) -> Result<(), String> {
     // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes no pointers; it only sets a flag of this process.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
@@ -869,9 +910,7 @@ fn set_up(
         true => user_demo::take_ids(0, 0).map_err(|e| format!("cannot become root inside: {e}")),
         false => Ok(()),
     })?;
-    if plan.lifecycle == Lifecycle::Foreground {
-        steps.run(Step::Ids, || die_with_launcher(channel))?;
-    }
+    steps.run(Step::Ids, || die_with_launcher(channel))?;
     steps.run(Step::Keyring, join_new_session_keyring)?;
     if let Some(offsets) = &plan.time_offsets {
         // The time chapter's recipe: a namespace for what comes next, its offsets written before any
@@ -1131,7 +1170,25 @@ pub(crate) fn make_non_dumpable() -> Result<(), Errno> {
 }
 
 // ANCHOR: gate
-/// Step 6 of a created container: waits until `combined start` opens the container's `exec.fifo`
+/// Step 6 of a created container, first half: waits until `create` has recorded the container (its
+/// `let_go`), then stops dying with it and says so, since `create` exits and the container lives on
+/// (and `create` waits for that word: exiting before it would kill the process). A `create`
+/// that failed or was killed before then closes the channel: the process ends (it may already have
+/// been killed by its parent-death signal).
+fn wait_to_be_let_go(channel: &mut Channel) -> Result<(), String> {
+    channel
+        .recv_msg::<()>()
+        .map_err(|e| format!("create ended before the container was recorded: {e}"))?;
+    // SAFETY: prctl(PR_SET_PDEATHSIG, 0) takes no pointers; it only clears a flag of this process.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) } != 0 {
+        return Err(format!("cannot clear the parent-death signal: {}", Errno::last()));
+    }
+    channel
+        .reply::<()>(&Ok(()))
+        .map_err(|e| format!("create ended before the container was let go: {e}"))
+}
+
+/// Step 6 of a created container, second half: waits until `combined start` opens the container's `exec.fifo`
 /// for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the host before
 /// the clone; reopened through this process's own /proc/self/fd (the container's proc now, but the
 /// same descriptor table), it opens for writing only when a reader comes (fifo(7)): that open is the
@@ -1163,7 +1220,10 @@ fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
         return i32::from(crate::EXIT_LAUNCHER);
     }
     pid_demo::set_name("init");
-    hide_launcher_command_line();
+    if let Err(why) = hide_launcher_memory(b"init") {
+        eprintln!("combined: init: {why}");
+        return i32::from(crate::EXIT_LAUNCHER);
+    }
     // Init is in the container too, so where the container could reach it (`init_reachable`: a root
     // container given CAP_SYS_PTRACE) it gets the filter as well: the command could otherwise make it
     // run the calls the filter refuses. After the fork, so that the command's own last steps run
@@ -1225,37 +1285,40 @@ fn wait_until_closed(pipe: &OwnedFd) {
     while let Err(Errno::EINTR) = nix::unistd::read(pipe, &mut byte) {}
 }
 
-/// Replaces init's command line, which `/proc/1/cmdline` shows to everyone in the container, with
-/// `init`: it is still the launcher's, with host paths in it (proc(5), /proc/pid/cmdline). The kernel
-/// reads that file from the process's own memory, the argument area between `arg_start` and
-/// `arg_end` (fields 48 and 49 of /proc/self/stat); nothing in init reads its arguments again.
-fn hide_launcher_command_line() {
-    let Some((start, end)) = argument_area() else {
-        return;
-    };
-    let len = end.saturating_sub(start);
-    if len < 5 {
-        return;
+/// Replaces this process's command line, which `/proc/<pid>/cmdline` shows to everyone in the
+/// container, with `name`, and blanks its environment, which `/proc/<pid>/environ` shows to a process
+/// allowed to ptrace it: both are still the launcher's, with host paths and the caller's variables in
+/// them (proc(5)). The kernel reads those files from the process's own memory, the areas between
+/// `arg_start` and `arg_end`, and `env_start` and `env_end` (fields 48 to 51 of /proc/self/stat);
+/// nothing in the process reads its arguments or variables again (the command gets the plan's).
+pub(crate) fn hide_launcher_memory(name: &[u8]) -> Result<(), String> {
+    let [arg_start, arg_end, env_start, env_end] = argument_and_environment_areas()
+        .ok_or("cannot find the launcher's command line and environment in /proc/self/stat")?;
+    for (start, end, text) in [(arg_start, arg_end, name), (env_start, env_end, b"".as_slice())] {
+        let len = end.saturating_sub(start);
+        if len <= text.len() {
+            continue;
+        }
+        // SAFETY: [start, end) is this process's argument or environment area, which the kernel
+        // mapped writable on the initial stack when the launcher was executed; it lies within this
+        // process's address space, and no Rust value refers to it (std copied the arguments it
+        // needed before `main`; `environ` points into it, and is not read again).
+        unsafe {
+            let area = std::slice::from_raw_parts_mut(start as *mut u8, len);
+            area.fill(0);
+            area[..text.len()].copy_from_slice(text);
+        }
     }
-    // SAFETY: [start, end) is this process's argument area, which the kernel mapped writable on the
-    // initial stack when the launcher was executed; it lies within this process's address space and
-    // no Rust value refers to it (std copied the arguments it needed before `main`).
-    unsafe {
-        let area = std::slice::from_raw_parts_mut(start as *mut u8, len);
-        area.fill(0);
-        area[..4].copy_from_slice(b"init");
-    }
+    Ok(())
 }
 
-/// `arg_start` and `arg_end` from /proc/self/stat.
-fn argument_area() -> Option<(usize, usize)> {
+/// `arg_start`, `arg_end`, `env_start` and `env_end` from /proc/self/stat.
+fn argument_and_environment_areas() -> Option<[usize; 4]> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     // After the command name, the fields are numbered from 3 (state): field N is at N - 3.
-    Some((
-        fields.get(48 - 3)?.parse().ok()?,
-        fields.get(49 - 3)?.parse().ok()?,
-    ))
+    let field = |n: usize| fields.get(n - 3)?.parse().ok();
+    Some([field(48)?, field(49)?, field(50)?, field(51)?])
 }
 
 // ANCHOR: exec

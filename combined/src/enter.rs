@@ -153,10 +153,15 @@ pub fn enter(
         ),
         false => None,
     };
+    // The process held its copy of the channel for a moment, within reach of the container's
+    // processes allowed to ptrace it: this reply is taken only if it names the runtime's own child.
     let process = Pid::from_raw(channel.recv_reply::<i32>().map_err(failed_inside)?);
-    child
-        .continued_by(process)
-        .map_err(|e| container::failed(Step::Clone, format!("cannot wait for the joiner: {e}")))?;
+    child.continued_by(process).map_err(|e| {
+        container::failed(
+            Step::Clone,
+            format!("the reply naming the process was not the joiner's ({e}): refused"),
+        )
+    })?;
     Ok(Entered { child, pty, signals })
 }
 // ANCHOR_END: enter
@@ -206,6 +211,12 @@ fn joiner_main(plan: &Plan, join: &[(CloneFlags, i32)], in_user_ns: bool, channe
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if channel.recv_msg::<()>().is_err() {
         return 1;
+    }
+    // What the process will show the container until its execve, a copy of this memory: no command
+    // line or environment of the runtime's (host paths, the engine's variables). Here, while the host's
+    // /proc still has this process in it.
+    if let Err(why) = container::hide_launcher_memory(b"exec") {
+        return report::<()>(channel, container::failed(Step::Clone, why));
     }
     let pty = match join_all(join).and_then(|()| prepare(plan, in_user_ns)) {
         Ok(pty) => pty,

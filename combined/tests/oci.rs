@@ -1108,6 +1108,139 @@ fn an_exec_process_never_holds_more_than_the_container() {
     );
 }
 
+/// Attack: the process `exec` starts is in the container a moment before its execve, holding its copy
+/// of the runtime's channel, and its memory is a copy of the runtime's. A root container granted
+/// CAP_SYS_PTRACE catches it (the launcher's test probe, run from the host's /usr: it is linked
+/// dynamically), and
+/// - takes the channel with pidfd_getfd and writes a reply naming a host process, which the runtime
+///   then waited for and, failing that, SIGKILLed (an attacker's pass: a host process killed within
+///   two `exec`s, five times in five). Now a reply is taken only if it names the runtime's own child;
+/// - reads its environment and command line, which were the runtime's: the engine's variables and
+///   host paths. Now the joiner blanks both before the process exists.
+#[test]
+fn an_exec_process_caught_before_its_execve_yields_nothing_of_the_host_s() {
+    let test = "an_exec_process_caught_before_its_execve_yields_nothing_of_the_host_s";
+    if !ready(test) || !nskit::testing::require_root(test) {
+        return;
+    }
+    let mut victim = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        grant_sys_ptrace(c);
+        c["root"]["readonly"] = false.into();
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        let probe = env!("CARGO_BIN_EXE_combined-probe");
+        mounts.push(serde_json::json!({"destination": "/probe", "type": "bind", "source": probe, "options": ["bind", "ro"]}));
+        for dir in ["/usr", "/lib", "/lib64"].into_iter().filter(|d| Path::new(d).exists()) {
+            mounts.push(serde_json::json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro"]}));
+        }
+    });
+    b.create(&["--bundle", b.dir.str(), "f1"]).ok();
+    output(&mut b.runtime(&["start", "f1"])).ok();
+    let (secret, state_dir) = ("the-engine-s-secret", b.state.str());
+    let victim_pid = victim.id().to_string();
+    b.to_files(&[
+        "exec",
+        "--detach",
+        "f1",
+        "/probe",
+        "forge",
+        &victim_pid,
+        secret,
+        state_dir,
+    ])
+    .ok();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut refused = 0;
+    for _ in 0..nskit::testing::scaled(20) {
+        let exec = output(b.runtime(&["exec", "f1", "true"]).env("ENGINE_TOKEN", secret));
+        refused += usize::from(exec.code() != 0);
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "exec signalled the host process a forged reply named: {exec:?}"
+        );
+    }
+    let leaks = fs::read_to_string(b.dir.path().join("rootfs/leaks")).unwrap_or_default();
+    output(&mut b.runtime(&["delete", "--force", "f1"])).ok();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(
+        leaks.is_empty(),
+        "the container read the runtime's memory:\n{leaks}"
+    );
+    eprintln!("{test}: {refused} execs refused a forged reply");
+}
+
+/// A `create` SIGKILLed at any instant leaves no process its record does not name: until the record is
+/// written, the container's process dies with `create` (its parent-death signal), and after it,
+/// `delete --force` finds it. Before, a `create` killed between its process's `ready` and the record
+/// left that process waiting at its gate for ever, with every capability of root's (an attacker's
+/// pass: three in forty), and `delete --force` removed the directory only. Each `create` here is
+/// killed once its container has pivoted into the rootfs, at once or a little later, so that the
+/// kills land across that window.
+#[test]
+fn a_create_killed_at_any_instant_leaves_no_process_behind() {
+    if !ready("a_create_killed_at_any_instant_leaves_no_process_behind") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "1000"]);
+    let rootfs = fs::canonicalize(b.dir.path().join("rootfs")).unwrap();
+    for round in 0..nskit::testing::scaled(20) {
+        let id = format!("k{round}");
+        let mut create = b.runtime(&["create", "--bundle", b.dir.str(), &id]);
+        create
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut create = create.spawn().unwrap();
+        while create.try_wait().unwrap().is_none() {
+            let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", create.id()));
+            let pivoted = children
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|child| is_rooted_at(child, &rootfs));
+            if pivoted {
+                std::thread::sleep(Duration::from_micros(250 * (round % 5) as u64));
+                let _ = create.kill();
+                eprintln!("DEBUG killed {round} after pivot");
+                break;
+            }
+        }
+        create.wait().unwrap();
+    }
+    let ids: Vec<String> = fs::read_dir(b.state.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    eprintln!("DEBUG ids {ids:?} strays {:?}", processes_rooted_at(&rootfs));
+    for id in &ids {
+        let delete = output(&mut b.runtime(&["delete", "--force", id]));
+        assert_eq!(delete.code(), 0, "delete --force {id}: {delete:?}");
+    }
+    eventually("no process of the killed creates is left in their rootfs", || {
+        processes_rooted_at(&rootfs).is_empty()
+    });
+    assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0, "nothing left");
+}
+
+/// The processes whose root directory is `root` (proc(5), /proc/<pid>/root).
+fn processes_rooted_at(root: &Path) -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()) && is_rooted_at(pid, root))
+        .collect()
+}
+
+/// Whether process `pid`'s root directory is `root`: the same directory, whatever path its mount has
+/// from here (a container's root is a mount of its own namespace, which the host's names differently).
+fn is_rooted_at(pid: &str, root: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(theirs), Ok(ours)) = (fs::metadata(format!("/proc/{pid}/root")), fs::metadata(root)) else {
+        return false;
+    };
+    (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino())
+}
+
 /// Attack (CVE-2019-5736, and ptrace): `exec --cap CAP_SYS_PTRACE` into a created container, whose
 /// waiting process is a fork of the runtime's binary with `create`'s privileges: the exec'd process
 /// opens that binary through /proc/1/exe and overwrites it once `create` has exited, and the host's

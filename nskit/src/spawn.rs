@@ -17,7 +17,7 @@ use std::panic::{self, AssertUnwindSafe};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{Pid, getegid, geteuid};
 
 use crate::channel::Channel;
@@ -336,13 +336,29 @@ impl Child {
         wait_for(self.pid)
     }
 
-    /// The child has handed its work on to `sibling`, a process it started with [`clone_sibling`] and
-    /// which holds its end of the channel: waits for the child to end, then makes this handle the
-    /// sibling's (this process is its parent). Returns how the child ended.
+    /// The child has handed its work on to `sibling`, a process it started with [`clone_sibling`]:
+    /// waits for the child to end, then makes this handle the sibling's (this process is its parent).
+    /// Returns how the child ended.
+    ///
+    /// `sibling` is a number that came over the channel, which the sibling itself held for a moment,
+    /// and whoever could reach the sibling then (a process in its namespaces allowed to ptrace it)
+    /// could have written it: so it is taken only if it names a child of this process other than the
+    /// one just reaped, checked with waitid(2) and `WNOWAIT`, which leaves it unreaped. A PID that is
+    /// not this process's child is refused, and this handle then signals nothing.
     pub fn continued_by(&mut self, sibling: Pid) -> io::Result<Exit> {
         let ended = wait_for(self.pid);
+        // Reaped (or gone): its PID may be anyone's from here on.
+        self.reaped = true;
+        let ended = ended?;
+        if sibling == self.pid || !is_own_child(sibling) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("pid {sibling} is not this process's child"),
+            ));
+        }
         self.pid = sibling;
-        ended
+        self.reaped = false;
+        Ok(ended)
     }
 }
 
@@ -367,6 +383,18 @@ pub fn clone_sibling(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
             CloneFlags::CLONE_PARENT,
             Some(Signal::SIGCHLD as i32),
         )
+    }
+}
+
+/// Whether `pid` is a child of this process, running or ended but not yet reaped (waitid(2): `WNOWAIT`
+/// leaves it as it is; ECHILD for any other process).
+fn is_own_child(pid: Pid) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::Pid(pid), flags) {
+            Err(Errno::EINTR) => continue,
+            result => return result.is_ok(),
+        }
     }
 }
 
@@ -411,6 +439,37 @@ mod tests {
         assert_eq!(child.pid(), Pid::from_raw(sibling));
         // Only this process, its parent now, can wait for it.
         assert_eq!(child.wait().unwrap(), Exit::Code(7));
+    }
+
+    /// What the OCI runtime's `exec` relies on: a PID that came over the channel is taken only if it
+    /// is the caller's own child, and one that is not (here the test runner's parent, and the child
+    /// itself) is refused and never signalled.
+    #[test]
+    fn a_sibling_that_is_not_the_parent_s_child_is_refused() {
+        for (name, claimed) in [
+            ("another process", nix::unistd::getppid()),
+            ("the child itself", Pid::from_raw(0)),
+        ] {
+            let mut child = Spawn::new(CloneFlags::empty())
+                .user(UserNs::Never)
+                .run(move |channel| {
+                    let pid = if claimed.as_raw() == 0 {
+                        nix::unistd::getpid()
+                    } else {
+                        claimed
+                    };
+                    i32::from(channel.send_msg(&pid.as_raw()).is_err())
+                })
+                .unwrap();
+            let sibling: i32 = child.channel().recv_msg().unwrap();
+            let refused = child.continued_by(Pid::from_raw(sibling)).unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::InvalidData, "{name}: {refused}");
+            drop(child);
+            if claimed.as_raw() != 0 {
+                let alive = std::path::Path::new(&format!("/proc/{claimed}")).exists();
+                assert!(alive, "{name} was signalled");
+            }
+        }
     }
 
     #[test]

