@@ -858,18 +858,27 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
         eprintln!("combined: {e}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
+    let mut gate_passed = None;
     if let Lifecycle::Created { gate } = plan.lifecycle {
         if let Err(why) = wait_to_be_let_go(channel) {
             eprintln!("combined: {why}");
             return i32::from(crate::EXIT_LAUNCHER);
         }
-        if let Err(errno) = wait_at_gate(gate) {
-            eprintln!("combined: the container's start gate failed: {errno}");
-            return i32::from(crate::EXIT_LAUNCHER);
+        match wait_at_gate(gate) {
+            Ok(fifo) => gate_passed = Some(fifo),
+            Err(errno) => {
+                eprintln!("combined: the container's start gate failed: {errno}");
+                return i32::from(crate::EXIT_LAUNCHER);
+            }
         }
     }
     match reaper {
-        Some(reaper) => become_init(plan, reaper),
+        Some(reaper) => {
+            // Init never execs: `start` would wait for the fifo to close.
+            drop(gate_passed);
+            become_init(plan, reaper)
+        }
+        // The fifo stays open until execve closes it (close-on-exec): that is `start`'s sign.
         None => exec_command(plan),
     }
 }
@@ -1188,12 +1197,13 @@ fn wait_to_be_let_go(channel: &mut Channel) -> Result<(), String> {
         .map_err(|e| format!("create ended before the container was let go: {e}"))
 }
 
-/// Step 6 of a created container, second half: waits until `combined start` opens the container's `exec.fifo`
-/// for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the host before
+/// Step 6 of a created container, second half: waits until `combined start` opens the container's
+/// `exec.fifo` for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the host before
 /// the clone; reopened through this process's own /proc/self/fd (the container's proc now, but the
 /// same descriptor table), it opens for writing only when a reader comes (fifo(7)): that open is the
-/// wait. The byte written tells `start` the container went on.
-fn wait_at_gate(gate: i32) -> Result<(), Errno> {
+/// wait. The byte written tells `start` the container went on; the fifo, returned open and
+/// close-on-exec, closes at the command's execve, which tells `start` the command runs.
+fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
     let path = format!("/proc/self/fd/{gate}");
     let fifo = loop {
         match nix::fcntl::open(
@@ -1206,7 +1216,8 @@ fn wait_at_gate(gate: i32) -> Result<(), Errno> {
         }
     };
     let _ = nix::unistd::close(gate);
-    nix::unistd::write(&fifo, &[0u8]).map(drop)
+    nix::unistd::write(&fifo, &[0u8])?;
+    Ok(fifo)
 }
 // ANCHOR_END: gate
 

@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
@@ -290,9 +291,8 @@ pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
             )));
         }
     }
-    let waiting = fs::read_link(format!("/proc/{}/exe", record.pid)).ok();
-    open_gate(&container, &record)?;
-    wait_for_exec(&record, waiting.as_deref());
+    let fifo = open_gate(&container, &record)?;
+    wait_for_exec(&fifo, &record);
     record.started = true;
     container.save(&record)?;
     let _ = fs::remove_file(container.exec_fifo());
@@ -305,8 +305,8 @@ pub fn start(root: &Root, id: &str) -> Result<(), OciError> {
 
 /// Opens the fifo for reading, which lets the container's blocked open for writing return, and
 /// reads its byte. Non-blocking, and watching the process: a container that died while waiting would
-/// otherwise leave `start` waiting for ever.
-fn open_gate(container: &Container, record: &Record) -> Result<(), OciError> {
+/// otherwise leave `start` waiting for ever. Returns the fifo, still open.
+fn open_gate(container: &Container, record: &Record) -> Result<fs::File, OciError> {
     let path = container.exec_fifo();
     let fifo = nix::fcntl::open(
         &path,
@@ -315,50 +315,89 @@ fn open_gate(container: &Container, record: &Record) -> Result<(), OciError> {
     )
     .map_err(|e| io_err(format!("cannot open {}", path.display()))(e.into()))?;
     let mut fifo = fs::File::from(fifo);
+    let mut byte = [0u8; 1];
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Readable: the byte has come, or the writer has closed the fifo without one (its write failed:
+    // it is exiting, and the next wait sees that).
+    let mut watch_fifo = true;
     loop {
-        let mut byte = [0u8; 1];
+        let fd = watch_fifo.then_some(&fifo);
+        let woken = wait_on(fd.map(|f| f.as_fd()), PollFlags::POLLIN, record, deadline);
         match fifo.read(&mut byte) {
-            Ok(1) => return Ok(()),
+            Ok(1) => return Ok(fifo),
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
                 return Err(io_err(format!("cannot read {}", path.display()))(e));
             }
             _ => {}
         }
-        if !record.alive() {
-            // It may have written its byte and exited between the read above and this check: a
-            // command that ends at once is started, not failed.
-            if let Ok(1) = fifo.read(&mut byte) {
-                return Ok(());
+        match woken {
+            Woken::Ready => watch_fifo = false,
+            Woken::Exited => {
+                return Err(OciError::Refused(format!(
+                    "container {} exited before it could start",
+                    record.id
+                )));
             }
-            return Err(OciError::Refused(format!(
-                "container {} exited before it could start",
-                record.id
-            )));
+            Woken::TimedOut => {
+                return Err(OciError::Refused(format!(
+                    "container {} did not take its start within 10 s",
+                    record.id
+                )));
+            }
         }
-        if Instant::now() > deadline {
-            return Err(OciError::Refused(format!(
-                "container {} did not take its start within 10 s",
-                record.id
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// Waits (up to 10 s) until the container's process has executed its command, so that what
-/// `start` does next (the poststart hooks) comes after it, as the spec orders: its /proc/<pid>/exe
-/// stops naming the runtime's binary that waited at the gate.
-fn wait_for_exec(record: &Record, waiting: Option<&Path>) {
-    let Some(waiting) = waiting else {
-        return;
-    };
+/// `start` does next (the poststart hooks) comes after it, as the spec orders: the process holds the
+/// fifo open for writing, close-on-exec, until its execve (or its end) closes it, and the reader
+/// then sees it hang up (fifo(7), poll(2) POLLHUP).
+fn wait_for_exec(fifo: &fs::File, record: &Record) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while record.alive() && Instant::now() < deadline {
-        match fs::read_link(format!("/proc/{}/exe", record.pid)) {
-            Ok(exe) if exe != waiting => return,
-            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
-            Err(_) => return,
+    wait_on(Some(fifo.as_fd()), PollFlags::POLLHUP, record, deadline);
+}
+
+/// What ended a [`wait_on`].
+enum Woken {
+    Ready,
+    Exited,
+    TimedOut,
+}
+
+/// Waits until `fd` polls with one of `events` (or hangs up), the container's process exits, or the
+/// deadline passes, with poll(2) on `fd` and a pidfd of the process; without a pidfd (Linux before
+/// 5.3), it looks at the process every 10 ms.
+fn wait_on(fd: Option<BorrowedFd<'_>>, events: PollFlags, record: &Record, deadline: Instant) -> Woken {
+    let exit = record.exit_watch();
+    loop {
+        if exit.is_none() && !record.alive() {
+            return Woken::Exited;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Woken::TimedOut;
+        }
+        let slice = if exit.is_some() {
+            left
+        } else {
+            left.min(Duration::from_millis(10))
+        };
+        let mut fds: Vec<PollFd<'_>> = fd.iter().map(|fd| PollFd::new(*fd, events)).collect();
+        fds.extend(exit.as_ref().map(|e| PollFd::new(e.as_fd(), PollFlags::POLLIN)));
+        let timeout = PollTimeout::try_from(slice).unwrap_or(PollTimeout::MAX);
+        if let Err(Errno::EINTR) | Ok(0) = poll(&mut fds, timeout) {
+            continue;
+        }
+        let woke = |i: usize| {
+            fds.get(i)
+                .and_then(|p| p.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        if fd.is_some() && woke(0) {
+            return Woken::Ready;
+        }
+        if exit.is_some() && woke(usize::from(fd.is_some())) {
+            return Woken::Exited;
         }
     }
 }
@@ -566,10 +605,12 @@ fn kill_all_in(dir: &Path) {
 }
 
 fn wait_until_gone(record: &Record) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while record.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_on(
+        None,
+        PollFlags::empty(),
+        record,
+        Instant::now() + Duration::from_secs(10),
+    );
 }
 
 /// `list`: every container's id, pid, status, bundle and creation time.

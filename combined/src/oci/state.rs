@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -319,6 +320,21 @@ impl Record {
     /// Whether the container's process still exists (a zombie not yet reaped counts as gone).
     pub fn alive(&self) -> bool {
         process_start_time(self.pid).is_some_and(|(time, zombie)| time == self.start_time && !zombie)
+    }
+
+    /// A descriptor that poll(2) reports readable once the container's process has exited
+    /// (pidfd_open(2), Linux 5.3), for a command that waits on it without being its parent. None when
+    /// the process is already gone, or the kernel has no pidfds: the caller then looks now and then.
+    /// Checked after the open, so that a PID reused by another process is never the one watched.
+    pub fn exit_watch(&self) -> Option<OwnedFd> {
+        // SAFETY: pidfd_open takes a PID and flags, no pointers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        self.alive().then_some(fd)
     }
 
     /// The spec's state, as `state` prints it: the pid only while the process exists.

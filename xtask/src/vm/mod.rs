@@ -227,7 +227,10 @@ fn run_guests<'a>(
             .map(|t| (t.package_dir.as_path(), t.executable.as_path()))
             .collect(),
         args: &options.test_args,
-        env: vec![(SCALE_VAR, scale.to_string()), ("RUSTC_BOOTSTRAP", "1".to_string())],
+        env: vec![
+            (SCALE_VAR, scale.to_string()),
+            ("RUSTC_BOOTSTRAP", "1".to_string()),
+        ],
         runs: &RUNS,
         shell: None,
     };
