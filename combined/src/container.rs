@@ -173,9 +173,28 @@ pub(crate) fn failed(step: Step, cause: impl Into<Cause>) -> StepFailed {
 
 /// A step that failed on the container's side, as the container reported it over the channel: its
 /// message (the step is the [`StepFailed`]'s) and, when a system call failed, the errno.
+/// The message is the container's own words, so its control characters are shown escaped: a process
+/// in the container able to write to the channel must not move the caller's cursor or colour their
+/// terminal.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .0.message)]
+#[error("{}", .0.message.escape_default_controls())]
 pub struct InContainer(pub nskit::ChildError);
+
+/// Control characters, escaped as Rust writes them (`\u{1b}`); the rest as it is.
+trait EscapeControls {
+    fn escape_default_controls(&self) -> String;
+}
+
+impl EscapeControls for String {
+    fn escape_default_controls(&self) -> String {
+        self.chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_default().to_string(),
+                false => c.to_string(),
+            })
+            .collect()
+    }
+}
 
 /// A volume after validation: its source is an existing host path.
 #[derive(Clone, Debug)]
@@ -376,7 +395,7 @@ pub fn launch(plan: &Plan) -> Result<i32, StepFailed> {
     signals
         .thread_block()
         .map_err(|e| failed(Step::Clone, format!("cannot block signals: {e}")))?;
-    let (mut child, _veth, cgroup) = start_child(plan, &mut |_| Ok(()))?;
+    let (mut child, _veth, cgroup) = start_child(plan, &mut |_, _| Ok(()))?;
     let relay = match plan.tty {
         true => Some(start_relay(child.channel())?),
         false => None,
@@ -424,8 +443,7 @@ pub struct Created {
 impl Created {
     /// The directories of its cgroup, for `delete` to remove.
     pub fn cgroups(&self) -> Vec<PathBuf> {
-        let dirs = self.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
-        dirs.iter().map(|d| d.path.clone()).collect()
+        self.cgroup.as_ref().map(cgroup_dirs).unwrap_or_default()
     }
 
     /// Step 6's end, once the caller has recorded the container where `delete` finds it: the process
@@ -451,13 +469,22 @@ impl Created {
     }
 }
 
+/// What the caller of `create` does once the container's process and cgroup exist, before it sets
+/// itself up: given the process and its cgroup's directories.
+pub type BeforeGo<'a> = dyn FnMut(Pid, &[PathBuf]) -> Result<(), Cause> + 'a;
+
+fn cgroup_dirs(cgroup: &cgroup_demo::cgroup::Cgroup) -> Vec<PathBuf> {
+    cgroup.dirs().iter().map(|d| d.path.clone()).collect()
+}
+
 // ANCHOR: create
 /// Steps 1 to 6 of the story; the container then waits for [`Created::let_go`], and at the gate of
 /// `plan.lifecycle` until `combined start` opens it. `before_go` runs once the container's namespaces
-/// exist and before it sets itself up (the config's `prestart` and `createRuntime` hooks).
+/// and cgroup exist (it is given their directories) and before it sets itself up (the config's
+/// `prestart` and `createRuntime` hooks).
 pub fn create(
     plan: &Plan,
-    before_go: &mut dyn FnMut(Pid) -> Result<(), Cause>,
+    before_go: &mut BeforeGo<'_>,
 ) -> Result<Created, StepFailed> {
     debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
     let (mut child, veth, cgroup) = start_child(plan, before_go)?;
@@ -561,7 +588,7 @@ type Started = (
 /// up, with the host end of its veth and its cgroup.
 fn start_child(
     plan: &Plan,
-    before_go: &mut dyn FnMut(Pid) -> Result<(), Cause>,
+    before_go: &mut BeforeGo<'_>,
 ) -> Result<Started, StepFailed> {
     // The cgroup namespace comes later, from the child itself once it is in its cgroup, so that
     // its cgroup is the namespace's root (cgroup_namespaces(7)).
@@ -603,7 +630,8 @@ fn start_child(
         None => None,
     };
     fault(plan, Step::Hooks)?;
-    before_go(child.pid()).map_err(|e| failed(Step::Hooks, e))?;
+    let cgroup_dirs = cgroup.as_ref().map(cgroup_dirs).unwrap_or_default();
+    before_go(child.pid(), &cgroup_dirs).map_err(|e| failed(Step::Hooks, e))?;
     let go = Go {
         veth: veth.as_ref().map(|v| VethEnd {
             name: v.peer.clone(),
@@ -1536,3 +1564,16 @@ fn reset_signals() -> Result<(), Errno> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 // ANCHOR_END: reset_signals
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forged reply (a process in the container that took the channel, `oci.rs`'s attack test) gets
+    /// its words printed to the caller's terminal: never its escape sequences.
+    #[test]
+    fn a_message_from_the_container_shows_its_control_characters_escaped() {
+        let forged = InContainer(nskit::ChildError::new("cgroup", "\x1b[2J\x1b[31mFORGED\r\n"));
+        assert_eq!(forged.to_string(), "\\u{1b}[2J\\u{1b}[31mFORGED\\r\\n");
+    }
+}

@@ -1185,8 +1185,19 @@ fn a_create_killed_at_any_instant_leaves_no_process_behind() {
     }
     let b = Bundle::new(&["sleep", "1000"]);
     let rootfs = fs::canonicalize(b.dir.path().join("rootfs")).unwrap();
+    // With a cgroup of its own each, where this user may make one: the record names it from the
+    // moment it exists, so `delete` removes it too (a killed `create` left it, and the next `create`
+    // at that path failed).
+    let limits = common::limits_allowed();
+    let cgroup_name = |round: usize| format!("combined-oci-killed-{}-{round}", std::process::id());
     for round in 0..nskit::testing::scaled(20) {
         let id = format!("k{round}");
+        if limits {
+            b.edit(|c| {
+                c["linux"]["cgroupsPath"] = cgroup_name(round).into();
+                c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 10});
+            });
+        }
         let mut create = b.runtime(&["create", "--bundle", b.dir.str(), &id]);
         create
             .stdout(std::process::Stdio::null())
@@ -1220,6 +1231,10 @@ fn a_create_killed_at_any_instant_leaves_no_process_behind() {
         processes_rooted_at(&rootfs).is_empty()
     });
     assert_eq!(fs::read_dir(b.state.path()).unwrap().count(), 0, "nothing left");
+    let cgroups_left: Vec<_> = (0..nskit::testing::scaled(20))
+        .flat_map(|round| common::cgroups_named(&cgroup_name(round)))
+        .collect();
+    assert!(cgroups_left.is_empty(), "cgroups left: {cgroups_left:?}");
 }
 
 /// The processes whose root directory is `root` (proc(5), /proc/<pid>/root).

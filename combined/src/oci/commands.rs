@@ -103,7 +103,22 @@ fn make_container(
         gate: gate.as_raw_fd(),
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let mut run_create_hooks = |pid: Pid| -> Result<(), container::Cause> {
+    let record_of = |pid: Pid, cgroups: &[PathBuf]| Record {
+        id: container.id().to_owned(),
+        bundle: bundle.to_owned(),
+        pid: pid.as_raw(),
+        start_time: process_start_time(pid.as_raw()).map_or(0, |(time, _)| time),
+        started: false,
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroups: cgroups.to_vec(),
+        ptrace_granted: false,
+    };
+    let mut run_create_hooks = |pid: Pid, cgroups: &[PathBuf]| -> Result<(), container::Cause> {
+        // Recorded as soon as the process and its cgroup exist: a `create` killed from here on leaves
+        // a record naming them, which `delete` finds (the process itself dies with `create` until it
+        // is let go).
+        container.save(&record_of(pid, cgroups))?;
         let state = hook_state(container.id(), bundle, pid.as_raw(), "created", spec);
         super::hooks::run("prestart", super::hooks::of(hooks.prestart()), &state)?;
         super::hooks::run("createRuntime", super::hooks::of(hooks.create_runtime()), &state)?;
@@ -115,23 +130,24 @@ fn make_container(
     let created = container::create(plan, &mut run_create_hooks)?;
     drop(gate);
     let pid = created.pid;
-    hand_over(&created, options)?;
-    let record = Record {
-        id: container.id().to_owned(),
-        bundle: bundle.to_owned(),
-        pid: pid.as_raw(),
-        start_time: process_start_time(pid.as_raw()).map_or(0, |(time, _)| time),
-        started: false,
-        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroups: created.cgroups(),
-        ptrace_granted: false,
-    };
-    // Recorded first, then let go: a `create` killed at any instant leaves either no process (it
-    // dies with `create` until let go) or one its record names, which `delete` finds. A failure
-    // here drops `created`, which kills the process and removes its cgroup.
-    container.save(&record)?;
+    // The pty to the engine, then the word to go on, then the pid file: a `create` killed at any
+    // instant leaves no process (it dies with `create` until let go) or one its record names, and a
+    // pid file only for a process that lives on. A failure before `let_go` drops `created`, which
+    // kills the process and removes its cgroup.
+    if let (Some(master), Some(socket)) = (&created.pty, &options.console_socket) {
+        send_console(socket, master)?;
+    }
+    let cgroups = created.cgroups();
     created.let_go()?;
+    if let Some(pid_file) = &options.pid_file {
+        if let Err(e) = write_pid_file(pid_file, pid) {
+            // Still this process's child, unreaped: its PID cannot be anyone else's yet.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            let _ = crate::cgroups::remove_dirs(&cgroups);
+            return Err(e);
+        }
+    }
     Ok(pid)
 }
 
@@ -232,17 +248,7 @@ fn make_gate(container: &Container, plan: &crate::Plan) -> Result<OwnedFd, OciEr
         .map_err(|e| io_err(format!("cannot open {}", path.display()))(e.into()))
 }
 
-/// The pty's master to the engine's console socket (SCM_RIGHTS, unix(7)), and the pid file.
-fn hand_over(created: &container::Created, options: &CreateOptions) -> Result<(), OciError> {
-    if let (Some(master), Some(socket)) = (&created.pty, &options.console_socket) {
-        send_console(socket, master)?;
-    }
-    if let Some(pid_file) = &options.pid_file {
-        write_pid_file(pid_file, created.pid)?;
-    }
-    Ok(())
-}
-
+/// The pty's master to the engine's console socket (SCM_RIGHTS, unix(7)).
 fn send_console(socket: &Path, master: &OwnedFd) -> Result<(), OciError> {
     let what = || format!("cannot send the pty to the console socket {}", socket.display());
     let stream = UnixStream::connect(socket).map_err(io_err(what()))?;
