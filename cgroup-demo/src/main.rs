@@ -682,7 +682,7 @@ fn cpu(out: &Out, host: &HostView, cli: &Cli, cgroup: &Cgroup) -> anyhow::Result
         "child",
         host.ns,
         format!(
-            "spun for {:.1} s of wall time; measured: {:.2} s of CPU, {:.0}% of one CPU",
+            "spun; measured: {:.1} s of wall time, {:.2} s of CPU, {:.0}% of one CPU",
             story.wall.as_secs_f64(),
             story.cpu.as_secs_f64(),
             story.share() * 100.0

@@ -482,10 +482,7 @@ fn cgroup_dirs(cgroup: &cgroup_demo::cgroup::Cgroup) -> Vec<PathBuf> {
 /// `plan.lifecycle` until `combined start` opens it. `before_go` runs once the container's namespaces
 /// and cgroup exist (it is given their directories) and before it sets itself up (the config's
 /// `prestart` and `createRuntime` hooks).
-pub fn create(
-    plan: &Plan,
-    before_go: &mut BeforeGo<'_>,
-) -> Result<Created, StepFailed> {
+pub fn create(plan: &Plan, before_go: &mut BeforeGo<'_>) -> Result<Created, StepFailed> {
     debug_assert!(matches!(plan.lifecycle, Lifecycle::Created { .. }));
     let (mut child, veth, cgroup) = start_child(plan, before_go)?;
     let pty = match plan.tty {
@@ -586,10 +583,7 @@ type Started = (
 
 /// Steps 1 and 2, and the container's answer to `go`: the child cloned into its namespaces and set
 /// up, with the host end of its veth and its cgroup.
-fn start_child(
-    plan: &Plan,
-    before_go: &mut BeforeGo<'_>,
-) -> Result<Started, StepFailed> {
+fn start_child(plan: &Plan, before_go: &mut BeforeGo<'_>) -> Result<Started, StepFailed> {
     // The cgroup namespace comes later, from the child itself once it is in its cgroup, so that
     // its cgroup is the namespace's root (cgroup_namespaces(7)).
     let spawn = Spawn::new(plan.namespaces.difference(CloneFlags::CLONE_NEWCGROUP))
