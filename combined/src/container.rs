@@ -177,23 +177,17 @@ pub(crate) fn failed(step: Step, cause: impl Into<Cause>) -> StepFailed {
 /// in the container able to write to the channel must not move the caller's cursor or colour their
 /// terminal.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .0.message.escape_default_controls())]
+#[error("{}", controls_escaped(&.0.message))]
 pub struct InContainer(pub nskit::ChildError);
 
-/// Control characters, escaped as Rust writes them (`\u{1b}`); the rest as it is.
-trait EscapeControls {
-    fn escape_default_controls(&self) -> String;
-}
-
-impl EscapeControls for String {
-    fn escape_default_controls(&self) -> String {
-        self.chars()
-            .map(|c| match c.is_control() {
-                true => c.escape_default().to_string(),
-                false => c.to_string(),
-            })
-            .collect()
-    }
+/// `text` with its control characters escaped as Rust writes them (`\u{1b}`), the rest as it is.
+fn controls_escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// A volume after validation: its source is an existing host path.
@@ -1220,10 +1214,10 @@ fn wait_to_be_let_go(channel: &mut Channel) -> Result<(), String> {
 }
 
 /// Step 6 of a created container, second half: waits until `combined start` opens the container's
-/// `exec.fifo` for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the host before
-/// the clone; reopened through this process's own /proc/self/fd (the container's proc now, but the
-/// same descriptor table), it opens for writing only when a reader comes (fifo(7)): that open is the
-/// wait. The byte written tells `start` the container went on; the fifo, returned open and
+/// `exec.fifo` for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the
+/// host before the clone; reopened through this process's own /proc/self/fd (the container's proc
+/// now, but the same descriptor table), it opens for writing only when a reader comes (fifo(7)): that
+/// open is the wait. The byte written tells `start` the container went on; the fifo, returned open and
 /// close-on-exec, closes at the command's execve, which tells `start` the command runs.
 fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
     let path = format!("/proc/self/fd/{gate}");
