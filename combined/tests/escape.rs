@@ -63,6 +63,8 @@ fn probe(options: &[&str], args: &[&str]) -> Run {
     // one per user as the other tests keep them (common/mod.rs, `cache`).
     let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
     command.env("XDG_CACHE_HOME", cache);
+    // A variable of the launcher's own, which nothing in the container should show.
+    command.env("COMBINED_TEST_MARK", "the-caller-s");
     command
         .arg("run")
         .args(options)
@@ -587,6 +589,10 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
             // with ptrace, it could do itself (before, init kept all of root's, CAP_MKNOD among them,
             // and /dev is writable and not nodev when the command lacks CAP_MKNOD).
             assert_eq!(run.get("init_caps"), run.get("own_caps"), "{caps}: {run:#?}");
+            // Nor the launcher's command line (host paths) or environment (the caller's variables,
+            // the test's mark among them): init blanks both.
+            run.expect("cmdline_1", "init");
+            run.expect("environ_1_has_mark", "false");
             run.expect("open_exe", "ok");
             run.expect("readlink_exe", "/memfd:combined (deleted)");
             assert_ne!(run.get("exe_identity"), host_binary, "{caps}: {run:#?}");

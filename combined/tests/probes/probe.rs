@@ -464,6 +464,21 @@ fn init(fd: i32) {
     say("read_fd_dir", io_outcome(fs::read_dir("/proc/1/fd")));
     say("open_fd", io_outcome(fs::File::open(format!("/proc/1/fd/{fd}"))));
     say("exe_identity", identity("/proc/1/exe"));
+    // What init, a copy of the launcher, shows of the launcher's command line and environment.
+    let shown =
+        |file: &str| fs::read(format!("/proc/1/{file}")).map(|b| String::from_utf8_lossy(&b).into_owned());
+    say(
+        "cmdline_1",
+        shown("cmdline")
+            .map(|c| c.replace('\0', " ").trim().to_owned())
+            .unwrap_or_else(|e| io_outcome::<()>(Err(e))),
+    );
+    say(
+        "environ_1_has_mark",
+        shown("environ")
+            .map(|e| e.contains("COMBINED_TEST_MARK").to_string())
+            .unwrap_or_else(|e| io_outcome::<()>(Err(e))),
+    );
     let status = fs::read_to_string("/proc/1/status").unwrap_or_default();
     let seccomp = status
         .lines()
