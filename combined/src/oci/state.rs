@@ -327,8 +327,9 @@ impl Record {
     /// the process is already gone, or the kernel has no pidfds: the caller then looks now and then.
     /// Checked after the open, so that a PID reused by another process is never the one watched.
     pub fn exit_watch(&self) -> Option<OwnedFd> {
-        // SAFETY: pidfd_open takes a PID and flags, no pointers.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, libc::O_CLOEXEC) };
+        // SAFETY: pidfd_open takes a PID and flags, no pointers. No flags: a pidfd is always
+        // close-on-exec, and O_CLOEXEC is not among the flags it takes (EINVAL).
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
         if fd < 0 {
             return None;
         }
@@ -406,6 +407,28 @@ mod tests {
         let reused = record(me, start + 1);
         assert_eq!(reused.status(), ContainerState::Stopped);
         assert!(reused.oci_state().get("pid").is_none(), "no pid once stopped");
+    }
+
+    /// What `start` and `delete` wait on: a descriptor that polls readable when the container's
+    /// process exits, for a process the runtime did not start; none for a PID whose process is not
+    /// the recorded one.
+    #[test]
+    fn the_exit_watch_wakes_when_the_process_exits_and_never_for_a_reused_pid() {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut sleeper = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = sleeper.id() as i32;
+        let (start, _) = process_start_time(pid).unwrap();
+        assert!(record(pid, start + 1).exit_watch().is_none(), "a reused PID");
+        let watch = record(pid, start).exit_watch().expect("a pidfd (Linux 5.3)");
+        let readable = |timeout: u16| {
+            let mut fds = [PollFd::new(watch.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(timeout)).unwrap() == 1
+        };
+        assert!(!readable(0), "readable while the process runs");
+        sleeper.kill().unwrap();
+        assert!(readable(5000), "not readable once the process has exited");
+        sleeper.wait().unwrap();
     }
 
     #[test]
