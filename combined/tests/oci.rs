@@ -1043,16 +1043,38 @@ fn grant_sys_ptrace(c: &mut Value) {
     }
 }
 
-/// A root container granted CAP_SYS_PTRACE, its rootfs writable, running `watch` while the runtime
-/// starts `exec`s into it, as often as a race needs (fewer in an emulated guest), then deleted.
-fn execs_under_watch(watch: &str, id: &str) -> Bundle {
-    let b = Bundle::new(&["sh", "-c", watch]);
+/// A root container granted CAP_SYS_PTRACE, its rootfs writable, running `args`, created and started
+/// as `id`; `edit` changes the rest of its config first.
+fn started_with_sys_ptrace(args: &[&str], id: &str, edit: impl FnOnce(&mut Value)) -> Bundle {
+    let b = Bundle::new(args);
     b.edit(|c| {
         grant_sys_ptrace(c);
         c["root"]["readonly"] = false.into();
+        edit(c);
     });
     b.create(&["--bundle", b.dir.str(), id]).ok();
     output(&mut b.runtime(&["start", id])).ok();
+    b
+}
+
+/// The launcher's test probe at `/probe`, with the host's libraries it is linked to (it is a dynamic
+/// executable).
+fn with_the_probe(c: &mut Value) {
+    let mounts = c["mounts"].as_array_mut().unwrap();
+    let probe = env!("CARGO_BIN_EXE_combined-probe");
+    mounts.push(serde_json::json!({"destination": "/probe", "type": "bind", "source": probe, "options": ["bind", "ro"]}));
+    for dir in ["/usr", "/lib", "/lib64"]
+        .into_iter()
+        .filter(|d| Path::new(d).exists())
+    {
+        mounts.push(serde_json::json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro"]}));
+    }
+}
+
+/// A container from [`started_with_sys_ptrace`] running `watch` while the runtime starts `exec`s into
+/// it, as often as a race needs (fewer in an emulated guest), then deleted.
+fn execs_under_watch(watch: &str, id: &str) -> Bundle {
+    let b = started_with_sys_ptrace(&["sh", "-c", watch], id, |_| {});
     for _ in 0..nskit::testing::scaled(40) {
         output(&mut b.runtime(&["exec", id, "true"])).ok();
     }
@@ -1110,8 +1132,7 @@ fn an_exec_process_never_holds_more_than_the_container() {
 
 /// Attack: the process `exec` starts is in the container a moment before its execve, holding its copy
 /// of the runtime's channel, and its memory is a copy of the runtime's. A root container granted
-/// CAP_SYS_PTRACE catches it (the launcher's test probe, run from the host's /usr: it is linked
-/// dynamically), and
+/// CAP_SYS_PTRACE catches it (the launcher's test probe), and
 /// - takes the channel with pidfd_getfd and writes a reply naming a host process, which the runtime
 ///   then waited for and, failing that, SIGKILLed (an attacker's pass: a host process killed within
 ///   two `exec`s, five times in five). Now a reply is taken only if it names the runtime's own child;
@@ -1124,19 +1145,7 @@ fn an_exec_process_caught_before_its_execve_yields_nothing_of_the_host_s() {
         return;
     }
     let mut victim = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
-    let b = Bundle::new(&["sleep", "1000"]);
-    b.edit(|c| {
-        grant_sys_ptrace(c);
-        c["root"]["readonly"] = false.into();
-        let mounts = c["mounts"].as_array_mut().unwrap();
-        let probe = env!("CARGO_BIN_EXE_combined-probe");
-        mounts.push(serde_json::json!({"destination": "/probe", "type": "bind", "source": probe, "options": ["bind", "ro"]}));
-        for dir in ["/usr", "/lib", "/lib64"].into_iter().filter(|d| Path::new(d).exists()) {
-            mounts.push(serde_json::json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind", "ro"]}));
-        }
-    });
-    b.create(&["--bundle", b.dir.str(), "f1"]).ok();
-    output(&mut b.runtime(&["start", "f1"])).ok();
+    let b = started_with_sys_ptrace(&["sleep", "1000"], "f1", with_the_probe);
     let (secret, state_dir) = ("the-engine-s-secret", b.state.str());
     let victim_pid = victim.id().to_string();
     b.to_files(&[
