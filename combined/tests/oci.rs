@@ -1221,7 +1221,6 @@ fn a_create_killed_at_any_instant_leaves_no_process_behind() {
             if pivoted {
                 std::thread::sleep(Duration::from_micros(250 * (round % 5) as u64));
                 let _ = create.kill();
-                eprintln!("DEBUG killed {round} after pivot");
                 break;
             }
         }
@@ -1231,7 +1230,6 @@ fn a_create_killed_at_any_instant_leaves_no_process_behind() {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    eprintln!("DEBUG ids {ids:?} strays {:?}", processes_rooted_at(&rootfs));
     for id in &ids {
         let delete = output(&mut b.runtime(&["delete", "--force", id]));
         assert_eq!(delete.code(), 0, "delete --force {id}: {delete:?}");

@@ -7,11 +7,14 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nskit::testing;
 
 /// The launcher under test, built by cargo for this test run.
@@ -136,20 +139,44 @@ pub fn finish_within(mut child: Child, limit: Duration) -> Outcome {
     }
 }
 
-/// Waits for `child`; after `limit`, kills it and fails the test.
+/// Waits for `child`; after `limit`, kills it and fails the test. It sleeps in poll(2) on a pidfd of
+/// the child (pidfd_open(2)), which wakes the moment the child exits, rather than looking at it every
+/// few milliseconds.
 pub fn wait_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for combined") {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("combined (pid {}) did not finish within {limit:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // Waited for already (std keeps the status): its PID may name another process by now.
+    if let Some(status) = child.try_wait().expect("wait for combined") {
+        return status;
     }
+    let exited = pidfd(child);
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(exited.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("combined (pid {}) did not finish within {limit:?}", child.id());
+            }
+            Ok(_) => return child.wait().expect("wait for combined"),
+            Err(Errno::EINTR) => continue,
+            Err(e) => panic!("poll on the pidfd of combined (pid {}): {e}", child.id()),
+        }
+    }
+}
+
+/// A pidfd of `child`, which this process has not yet waited for, so its PID names no other process.
+fn pidfd(child: &Child) -> OwnedFd {
+    // SAFETY: pidfd_open takes a PID and flags, no pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open (Linux 5.3) of combined (pid {}): {}",
+        child.id(),
+        Errno::last()
+    );
+    // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
 /// A fresh directory under the system's temporary directory (the `tempfile` crate's, removed with what
