@@ -5,6 +5,12 @@
 //! same clock. Per step: the median over the runs of when it began (from the fork) and of how long it
 //! took, with the stretches no step covers (the launcher's execve, the command's run, the exits)
 //! derived from their neighbours.
+//!
+//! Then the same steps with many containers started at once (`measure_at_once`): which of them
+//! stretch when containers contend for the kernel's machine-wide locks (the mount namespace's, the
+//! network's) and for the CPUs. The lines of concurrent containers cannot be told apart (a
+//! container's first process is PID 1 in its own namespace), so there each step's figure is the
+//! median of its records times the records a container writes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -76,6 +82,82 @@ pub fn measure(argv: &[String], work: &Path, warmup: usize, runs: usize) -> anyh
         steps: summarize(&parsed),
         wall_ms: Summary::of(&walls).context("no runs")?,
     })
+}
+
+/// One step's time per container, alone and with many at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AtOnceRow {
+    pub label: String,
+    /// Median per run, one container at a time ([`Breakdown`]'s figure).
+    pub alone_ms: f64,
+    /// With `AtOnce::containers` started together: the median record times records per container.
+    pub at_once_ms: f64,
+}
+
+/// The steps of containers started together, against the same steps alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AtOnce {
+    pub containers: usize,
+    pub rows: Vec<AtOnceRow>,
+}
+
+/// Starts `count` copies of `argv` (combined) at once, `rounds` times, with timings on, and sets
+/// each step's figure beside the one-at-a-time figure of `alone`.
+pub fn measure_at_once(
+    argv: &[String],
+    work: &Path,
+    count: usize,
+    rounds: usize,
+    alone: &Breakdown,
+) -> anyhow::Result<AtOnce> {
+    let file = work.join("timings-at-once.txt");
+    let mut text = String::new();
+    for _ in 0..rounds {
+        let _ = std::fs::remove_file(&file);
+        // SAFETY: as in `measure`: the benchmark is single-threaded.
+        unsafe { std::env::set_var("COMBINED_TIMINGS", &file) };
+        let measured = runner::measure_concurrent(argv, count);
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("COMBINED_TIMINGS") };
+        measured?;
+        text += &std::fs::read_to_string(&file)
+            .with_context(|| format!("combined wrote no {}", file.display()))?;
+    }
+    let _ = std::fs::remove_file(&file);
+    Ok(AtOnce {
+        containers: count,
+        rows: per_container(&text, count * rounds, alone),
+    })
+}
+
+/// Each step of `alone` that the concurrent lines in `text` (of `containers` containers) also have:
+/// the median of its records, times its records per container.
+fn per_container(text: &str, containers: usize, alone: &Breakdown) -> Vec<AtOnceRow> {
+    let mut records: HashMap<&str, Vec<f64>> = HashMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [_, label, start, end] = fields.as_slice() {
+            if let (Ok(start), Ok(end)) = (start.parse::<u64>(), end.parse::<u64>()) {
+                records
+                    .entry(label)
+                    .or_default()
+                    .push(end.saturating_sub(start) as f64 / 1e6);
+            }
+        }
+    }
+    alone
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let times = records.get(step.label.as_str())?;
+            let per_container = (times.len() as f64 / containers.max(1) as f64).round().max(1.0);
+            Some(AtOnceRow {
+                label: step.label.clone(),
+                alone_ms: step.ms,
+                at_once_ms: Summary::of(times)?.median * per_container,
+            })
+        })
+        .collect()
 }
 
 /// Parses one run's lines (`<pid> <label> <start ns> <end ns>`), with the benchmark's fork and
@@ -167,6 +249,34 @@ pub fn table(breakdown: &Breakdown) -> String {
     out
 }
 
+/// The table of steps alone and at once, with how many times longer each took.
+pub fn at_once_table(at_once: &AtOnce) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let heading = format!("{} at once", at_once.containers);
+    let _ = writeln!(out, "{:<22} {:>8} {:>12} {:>6}", "step", "alone ms", heading, "x");
+    for row in &at_once.rows {
+        let ratio = if row.alone_ms > 0.0 {
+            row.at_once_ms / row.alone_ms
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8.3} {:>12.3} {:>6.1}",
+            row.label, row.alone_ms, row.at_once_ms, ratio
+        );
+    }
+    out
+}
+
+pub fn at_once_json(at_once: &AtOnce) -> Value {
+    json!({
+        "containers": at_once.containers,
+        "steps": at_once.rows.iter().map(|r| json!({ "step": r.label, "alone_ms": r.alone_ms, "at_once_ms": r.at_once_ms })).collect::<Vec<_>>(),
+    })
+}
+
 pub fn json(breakdown: &Breakdown) -> Value {
     json!({
         "wall_ms": breakdown.wall_ms.to_json(),
@@ -200,6 +310,29 @@ mod tests {
         assert_eq!(run.steps["command:run"], (1700, 200));
         assert_eq!(run.steps["init:exit"], (1900, 100));
         assert_eq!(run.steps["launcher:exit"], (2000, 100));
+    }
+
+    #[test]
+    fn at_once_each_step_is_its_median_record_times_records_per_container() {
+        let alone = Breakdown {
+            steps: summarize(&[parse(RUN, 900, 2100)]),
+            wall_ms: Summary::of(&[1.2e-3]).unwrap(),
+        };
+        // Two containers: masks twice each (100 to 400 ns), plan once each (200 and 600 ns).
+        let text = "1 child:masks 0 100\n1 child:masks 0 200\n1 child:masks 0 300\n1 child:masks 0 400\n\
+                    9 parent:plan 0 200\n8 parent:plan 0 600\n";
+        let rows = per_container(text, 2, &alone);
+        let masks = rows.iter().find(|r| r.label == "child:masks").unwrap();
+        assert!((masks.at_once_ms - 2.0 * 250e-6).abs() < 1e-12, "{masks:?}");
+        assert_eq!(masks.alone_ms, 150e-6);
+        let plan = rows.iter().find(|r| r.label == "parent:plan").unwrap();
+        assert!((plan.at_once_ms - 400e-6).abs() < 1e-12, "{plan:?}");
+        assert!(
+            rows.iter().all(|r| r.label != "launcher:execve"),
+            "a derived gap has no records"
+        );
+        let table = at_once_table(&AtOnce { containers: 2, rows });
+        assert!(table.contains("2 at once"), "{table}");
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub struct Options {
     #[arg(long)]
     sequential_only: bool,
     /// Also time each of combined's set-up steps (`COMBINED_TIMINGS`): when it began and how long
-    /// it took, median over the runs.
+    /// it took, median over the runs; and, unless --sequential-only, the same steps with 100
+    /// containers started at once.
     #[arg(long)]
     breakdown: bool,
     /// Run as root, measure rootless: every launcher runs as uid and gid 65534 (nobody), in a user
@@ -181,6 +182,10 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         true => Some(print_breakdown(&launchers[0], &inputs, options)?),
         false => None,
     };
+    let at_once = match (&breakdown, options.sequential_only) {
+        (Some(alone), false) => Some(print_at_once(&launchers[0], &inputs, options, alone)?),
+        _ => None,
+    };
 
     let (concurrent, namespaces) = if options.sequential_only {
         (Vec::new(), Vec::new())
@@ -208,6 +213,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         "concurrent": concurrent.iter().map(report::concurrent_json).collect::<Vec<_>>(),
         "per_namespace": namespaces.iter().map(report::namespace_json).collect::<Vec<_>>(),
         "breakdown": breakdown.as_ref().map(breakdown::json),
+        "breakdown_at_once": at_once.as_ref().map(breakdown::at_once_json),
     });
     let path = options
         .json
@@ -240,6 +246,24 @@ fn print_breakdown(
         options.runs()
     );
     print!("{}", breakdown::table(&result));
+    Ok(result)
+}
+
+/// The same steps with the most containers the concurrency table starts at once, printed.
+fn print_at_once(
+    combined: &Launcher,
+    inputs: &Inputs,
+    options: &Options,
+    alone: &breakdown::Breakdown,
+) -> anyhow::Result<breakdown::AtOnce> {
+    let count = options.concurrency().iter().copied().max().unwrap_or(1);
+    let result = breakdown::measure_at_once(&combined.argv, &inputs.state, count, options.rounds(), alone)?;
+    println!(
+        "\nThe same steps with {count} containers started at once ({} rounds; per container: the \
+         median record times the records each writes):\n",
+        options.rounds()
+    );
+    print!("{}", breakdown::at_once_table(&result));
     Ok(result)
 }
 
