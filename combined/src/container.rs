@@ -44,7 +44,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
-use mnt_demo::resolve::{ensure_dir_in_root, ensure_file_in_root, fd_path, resolve_in_root};
+use mnt_demo::resolve::{ensure_dir_in_root, ensure_file_in_root, fd_path, resolve_mounted};
 use mnt_demo::rootfs::{self as mounts, Propagation, remount_flags};
 use net_demo::netlink::{Netlink, Target};
 use net_demo::subnet::Subnet;
@@ -1108,8 +1108,9 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
             extra |= MsFlags::MS_RDONLY;
         }
         // The fd from before the mount names the directory underneath it, which is no mount point
-        // (EINVAL): resolve the target again to reach the bind mount itself.
-        let mounted = resolve_in_root(root, &volume.target).map_err(|e| err(&e))?;
+        // (EINVAL): the target is looked up again to reach the bind itself, and refused unless it is
+        // (another container sharing a directory on the way could swap a link in meanwhile).
+        let mounted = resolve_mounted(root, &volume.target, source).map_err(|e| err(&e))?;
         remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
         if volume.recursive {
             // The source's own mounts came along: they get the same read-only and nodev.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
 
-use mnt_demo::rootfs::remount_flags;
+use mnt_demo::rootfs::add_flags_recursively;
 
 /// The host directories the container sees read-only (a missing one is skipped; a symlink, as on a
 /// merged-/usr system where /bin -> usr/bin, is recreated as the same symlink).
@@ -100,7 +100,9 @@ fn share_read_only(host: &Path, target: &Path) -> Result<(), HostViewError> {
     }
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
     mount(Some(host), target, None::<&str>, bind, None::<&str>).map_err(mount_err("bind", target))?;
-    remount_flags(
+    // Every mount the bind brought along (a separate /usr/local, an NFS /usr/share), not only its top
+    // one: a remount changes one mount, and those below stayed writable.
+    add_flags_recursively(
         target,
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )

@@ -57,6 +57,11 @@ impl Run {
 
 /// Runs `combined run <options> -v <the probe>:/probe/probe:ro -- /probe/probe <args>`.
 fn probe(options: &[&str], args: &[&str]) -> Run {
+    run(probe_command(options, args))
+}
+
+/// The command [`probe`] runs, for a test that starts it otherwise.
+fn probe_command(options: &[&str], args: &[&str]) -> Command {
     let volume = format!("{PROBE}:/probe/probe:ro");
     let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
     // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's,
@@ -70,7 +75,7 @@ fn probe(options: &[&str], args: &[&str]) -> Run {
         .args(options)
         .args(["--volume", &volume, "--", "/probe/probe"])
         .args(args);
-    run(command)
+    command
 }
 
 fn run(mut command: Command) -> Run {
@@ -778,3 +783,102 @@ fn host_keyrings_are_out_of_reach() {
     }
 }
 // ANCHOR_END: keyring_test
+
+// ---- 14. volumes and the host's directories -------------------------------------------------------
+
+/// Attack (runc's CVE-2021-30465): two containers share a writable volume, and the second also asks
+/// for a read-only volume nested in it. The first exchanges the nested volume's directory with a link
+/// to `../dev` as fast as it can (renameat2(2) `RENAME_EXCHANGE`), so that the second's set-up finds
+/// the directory when it binds the volume and the link when it looks the bind up again to make it
+/// read-only and nodev: the remount went to its /dev, and the volume stayed writable (an attacker's
+/// pass wrote the host directory given read-only within 2 to 19 starts, as root and as uid 65534; with
+/// CAP_MKNOD, a device node made on the volume opened). Now the second lookup must find the bind
+/// itself, or the start is refused.
+#[test]
+fn a_nested_volume_swapped_during_set_up_stays_read_only() {
+    let test = "a_nested_volume_swapped_during_set_up_stays_read_only";
+    if !require_namespaces(test) {
+        return;
+    }
+    let scratch = Scratch::new("swap");
+    let (shared, secret) = (scratch.path().join("shared"), scratch.path().join("secret"));
+    fs::create_dir_all(shared.join("sub")).unwrap();
+    fs::create_dir(&secret).unwrap();
+    std::os::unix::fs::symlink("../dev", shared.join("link")).unwrap();
+    fs::write(secret.join("file"), "read-only data\n").unwrap();
+    let shared_volume = format!("{}:/data", shared.display());
+    let nested_volume = format!("{}:/data/sub:ro", secret.display());
+    let refused = host_unchanged(|| {
+        let mut swapper = probe_command(&["--volume", &shared_volume], &["swap", "/data", "sub", "link"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the swapping container");
+        let begun = std::time::Instant::now();
+        while !shared.join("swapping").exists() {
+            assert!(
+                swapper.try_wait().unwrap().is_none(),
+                "the swapping container ended"
+            );
+            assert!(
+                begun.elapsed().as_secs() < 30,
+                "the container never began swapping"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut refused = 0;
+        for _ in 0..testing::scaled(100) {
+            let attempt = probe(
+                &["--volume", &shared_volume, "--volume", &nested_volume],
+                &["append", "/data/sub/file", "/data/link/file"],
+            );
+            refused += usize::from(attempt.code != Some(0));
+        }
+        fs::write(shared.join("stop"), "").unwrap();
+        assert!(swapper.wait().unwrap().success(), "the swapping container failed");
+        refused
+    });
+    assert_eq!(
+        fs::read_to_string(secret.join("file")).unwrap(),
+        "read-only data\n",
+        "a container wrote the volume it was given read-only"
+    );
+    eprintln!("{test}: {refused} starts refused a swapped volume");
+}
+
+/// The host's /usr and /lib* that the default root shows read-only include every mount below them: a
+/// recursive bind brings a directory's submounts along (a separate /usr/local, an NFS /usr/share), and
+/// the read-only remount changed only the top one (an attacker's pass wrote a host file through a mount
+/// on /usr/local/src). Real root only: the test puts a mount on /usr/share in a mount namespace of its
+/// own (unshare(1)), where the launcher then runs.
+#[test]
+fn mounts_below_the_host_s_usr_are_read_only_too() {
+    let test = "mounts_below_the_host_s_usr_are_read_only_too";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("submount");
+    let written = "/usr/share/combined-escape-written";
+    let inner = probe_command(&[], &["append", written]);
+    let mut outer = Command::new("unshare");
+    outer
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{}' /usr/share && exec \"$@\"",
+            scratch.path().display()
+        ))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            outer.env(key, value);
+        }
+    }
+    let attempt = host_unchanged(|| run(outer));
+    attempt.succeeded();
+    attempt.expect(&format!("append:{written}"), "err:EROFS");
+    assert!(
+        fs::read_dir(scratch.path()).unwrap().next().is_none(),
+        "a container wrote below the host's /usr"
+    );
+}

@@ -29,6 +29,10 @@ pub enum ResolveError {
     Escapes { root: PathBuf, path: PathBuf },
     #[error("{path} in {root} passes through a symlink, which the component walk refuses")]
     Symlink { root: PathBuf, path: PathBuf },
+    #[error(
+        "{path} in {root} changed while it was being mounted (a process sharing a directory on the way renamed or replaced it): refused"
+    )]
+    Swapped { root: PathBuf, path: PathBuf },
     #[error("cannot resolve {path} in {root}: {errno}")]
     Sys {
         root: PathBuf,
@@ -43,6 +47,7 @@ impl ResolveError {
         match self {
             ResolveError::Escapes { .. } => Errno::EXDEV,
             ResolveError::Symlink { .. } => Errno::ELOOP,
+            ResolveError::Swapped { .. } => Errno::ESTALE,
             ResolveError::Sys { errno, .. } => *errno,
         }
     }
@@ -95,6 +100,35 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
     }
 }
 // ANCHOR_END: resolve_in_root
+
+// ANCHOR: resolve_mounted
+/// The mount just made at `path` in `root` (a bind of `source`), looked up again: the descriptor the
+/// mount was made onto names the directory underneath it, and a remount needs the mount itself. A
+/// second lookup by name can land elsewhere: a process that shares a directory on the way (a volume
+/// two containers have, a rootfs they share) can rename a link into `path`'s place in between, and the
+/// read-only or nodev remount meant for the bind would go to that link's target while the bind stayed
+/// writable (runc's CVE-2021-30465). A bind's root is its source, the same file: anything else found
+/// there is refused.
+pub fn resolve_mounted(root: &Path, path: &Path, source: &impl AsFd) -> Result<OwnedFd, ResolveError> {
+    let mounted = resolve_in_root(root, path)?;
+    let same = |a: &dyn AsFd, b: &dyn AsFd| -> Result<bool, Errno> {
+        let (a, b) = (fstat(a.as_fd())?, fstat(b.as_fd())?);
+        Ok((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+    };
+    match same(&mounted, source) {
+        Ok(true) => Ok(mounted),
+        Ok(false) => Err(ResolveError::Swapped {
+            root: root.to_owned(),
+            path: path.to_owned(),
+        }),
+        Err(errno) => Err(ResolveError::Sys {
+            root: root.to_owned(),
+            path: path.to_owned(),
+            errno,
+        }),
+    }
+}
+// ANCHOR_END: resolve_mounted
 
 /// Opens `path` as a process whose root is `root` would (openat2(2) `RESOLVE_IN_ROOT`): an absolute
 /// symlink, or `..` at the top, stays at `root` instead of leaving it. For looking things up the way

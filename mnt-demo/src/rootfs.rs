@@ -22,7 +22,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
-use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root};
+use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root, resolve_mounted};
 
 /// Which step failed, on which path, and why.
 #[derive(Debug, thiserror::Error)]
@@ -583,8 +583,10 @@ fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         None::<&str>,
     )
     .map_err(MountError::sys("bind onto itself", path))?;
-    // Looked up again: the descriptor from before the bind names the mount underneath it.
-    let bound = resolve_in_root(root, Path::new(path)).map_err(MountError::resolve("make read-only"))?;
+    // Looked up again (the descriptor from before the bind names the directory underneath it), and
+    // refused unless it is the bind: a bind onto itself shows the same file.
+    let bound =
+        resolve_mounted(root, Path::new(path), &target).map_err(MountError::resolve("make read-only"))?;
     remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY)
         .map_err(MountError::sys("remount read-only", path))?;
     Ok(PathOutcome::ReadOnly)

@@ -2,7 +2,8 @@
 //! and prints what happened as `key=value` lines (`err:EPERM` for a refused system call, `ok` or a
 //! value otherwise), for the test to assert on. It only ever tries: every attempt is a plain system
 //! call whose refusal is the point. chroot(2), proc(5), mknod(2), init_module(2), capabilities(7),
-//! pidfd_getfd(2), open_by_handle_at(2), TIOCSTI in ioctl_tty(2), keyctl(2), pidfd_send_signal(2).
+//! pidfd_getfd(2), open_by_handle_at(2), TIOCSTI in ioctl_tty(2), keyctl(2), pidfd_send_signal(2),
+//! renameat2(2) `RENAME_EXCHANGE`.
 //!
 //! `probe <what> [args]`; `what` is one of the functions in `main`.
 
@@ -37,6 +38,8 @@ fn main() {
         "tiocsti" => tiocsti(&arg(1)),
         "keys" => keys(&args[1..]),
         "forge" => forge(arg(1).parse().unwrap_or(0), &args[2..]),
+        "swap" => swap(Path::new(&arg(1)), &arg(2), &arg(3)),
+        "append" => append(&args[1..]),
         other => {
             eprintln!("probe: unknown probe {other:?}");
             std::process::exit(2);
@@ -718,5 +721,40 @@ fn note_leaks(pid: i32, secrets: &[String]) {
                 .open("/leaks")
                 .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
         }
+    }
+}
+
+/// In `dir`, exchanges the names `a` and `b` (a directory and a link, say) as fast as it can, for a
+/// container sharing `dir` that is being set up meanwhile: the race of runc's CVE-2021-30465, where a
+/// mount target looked up twice is a directory the first time and the link the second. Writes
+/// `dir/swapping` once it has begun, and stops when `dir/stop` appears (or after two minutes).
+fn swap(dir: &Path, a: &str, b: &str) {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let (a, b, stop) = (dir.join(a), dir.join(b), dir.join("stop"));
+    let begun = std::time::Instant::now();
+    let mut swaps = 0u64;
+    while !stop.exists() && begun.elapsed() < std::time::Duration::from_secs(120) {
+        for _ in 0..100 {
+            if renameat2(AT_FDCWD, &a, AT_FDCWD, &b, RenameFlags::RENAME_EXCHANGE).is_ok() {
+                swaps += 1;
+            }
+        }
+        if swaps > 0 && !dir.join("swapping").exists() {
+            let _ = fs::write(dir.join("swapping"), "");
+        }
+    }
+    say("swaps", swaps);
+}
+
+/// Appends a line to each of `files` (creating it if need be): `append:<file>=ok` or the errno.
+fn append(files: &[String]) {
+    use std::io::Write;
+    for file in files {
+        let written = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(b"written from a container\n"));
+        say(&format!("append:{file}"), io_outcome(written));
     }
 }
