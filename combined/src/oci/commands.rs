@@ -649,15 +649,21 @@ pub fn default_spec(rootless: bool) -> Result<oci_spec::runtime::Spec, OciError>
 /// Writes `config.json` in `bundle`, refusing to overwrite one.
 pub fn write_spec(bundle: &Path, rootless: bool) -> Result<PathBuf, OciError> {
     let path = bundle.join(bundle::CONFIG);
-    if path.exists() {
-        return Err(OciError::Refused(format!(
-            "{} exists already: remove it first",
-            path.display()
-        )));
-    }
     let spec = default_spec(rootless)?;
     let json = serde_json::to_string_pretty(&spec).expect("a spec always serializes");
-    fs::write(&path, json + "\n").map_err(io_err(format!("cannot write {}", path.display())))?;
+    // Created new, never through a link (O_CREAT | O_EXCL): a dangling config.json link another user
+    // planted in the bundle would otherwise make the caller create its target wherever it points.
+    let mut file = match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(OciError::Refused(format!(
+                "{} exists already (or is a link): remove it first",
+                path.display()
+            )));
+        }
+        opened => opened.map_err(io_err(format!("cannot create {}", path.display())))?,
+    };
+    std::io::Write::write_all(&mut file, (json + "\n").as_bytes())
+        .map_err(io_err(format!("cannot write {}", path.display())))?;
     Ok(path)
 }
 
@@ -1012,5 +1018,24 @@ mod tests {
             assert_eq!(plan.user_ns, rootless);
             assert_eq!(plan.argv, [c"sh".to_owned()]);
         }
+    }
+
+    /// Attack: another user plants `config.json` in a bundle as a dangling link; `spec` run by root
+    /// created the link's target (an attacker's pass: a root-owned file in a directory only root may
+    /// write). Now `spec` creates the file itself or nothing.
+    #[test]
+    fn spec_never_writes_through_a_link() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (bundle, elsewhere) = (scratch.path().join("bundle"), scratch.path().join("elsewhere"));
+        fs::create_dir(&bundle).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        let target = elsewhere.join("created");
+        std::os::unix::fs::symlink(&target, bundle.join(bundle::CONFIG)).unwrap();
+        let refused = write_spec(&bundle, true).unwrap_err();
+        assert!(refused.to_string().contains("exists already"), "{refused}");
+        assert!(!target.exists(), "spec wrote through the link");
+        fs::remove_file(bundle.join(bundle::CONFIG)).unwrap();
+        let written = write_spec(&bundle, true).unwrap();
+        assert!(fs::symlink_metadata(&written).unwrap().is_file());
     }
 }
