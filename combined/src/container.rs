@@ -1091,26 +1091,17 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         } else {
             ensure_file_in_root(root, &volume.target).map_err(|e| err(&e))?
         };
-        let mut flags = MsFlags::MS_BIND;
-        if volume.recursive {
-            flags |= MsFlags::MS_REC;
-        }
-        mount(
-            Some(&fd_path(source)),
-            &fd_path(&target),
-            None::<&str>,
-            flags,
-            None::<&str>,
-        )
-        .map_err(|e| err(&e))?;
+        // The bind, and a descriptor of it, for its flags: a look-up by name would reach whatever
+        // another container sharing a directory on the way had renamed into the target's place.
+        let mounted = match mounts::bind_exactly(source, &target, volume.recursive) {
+            Ok(mounted) => mounted,
+            Err(Errno::ENOSYS) => bind_by_path(root, volume, source, &target).map_err(|e| err(&e))?,
+            Err(errno) => return Err(err(&errno)),
+        };
         let mut extra = MsFlags::MS_NODEV | volume.flags;
         if volume.read_only {
             extra |= MsFlags::MS_RDONLY;
         }
-        // The fd from before the mount names the directory underneath it, which is no mount point
-        // (EINVAL): the target is looked up again to reach the bind itself, and refused unless it is
-        // (another container sharing a directory on the way could swap a link in meanwhile).
-        let mounted = resolve_mounted(root, &volume.target, source).map_err(|e| err(&e))?;
         remount_flags(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
         if volume.recursive {
             // The source's own mounts came along: they get the same read-only and nodev.
@@ -1121,6 +1112,30 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// [`mount_volumes`]' bind before Linux 5.2 (no open_tree(2)): by path onto the checked target, then
+/// the target looked up again to reach the bind (the descriptor from before names the directory
+/// underneath it), and refused unless it shows the volume's source (`resolve_mounted`).
+fn bind_by_path(
+    root: &Path,
+    volume: &PlannedVolume,
+    source: &OwnedFd,
+    target: &OwnedFd,
+) -> Result<OwnedFd, String> {
+    let mut flags = MsFlags::MS_BIND;
+    if volume.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(
+        Some(&fd_path(source)),
+        &fd_path(target),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| e.to_string())?;
+    resolve_mounted(root, &volume.target, source).map_err(|e| e.to_string())
 }
 
 fn remount_readonly(path: &Path) -> Result<(), Errno> {

@@ -13,7 +13,7 @@
 //! `/proc/self/fd/<n>`, so a symlink in the rootfs can never redirect a mount onto the host.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -574,19 +574,24 @@ fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
         }) => return Ok(PathOutcome::Absent),
         Err(e) => return Err(MountError::resolve("make read-only")(e)),
     };
-    let target_path = fd_path(&target);
-    mount(
-        Some(&target_path),
-        &target_path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(MountError::sys("bind onto itself", path))?;
-    // Looked up again (the descriptor from before the bind names the directory underneath it), and
-    // refused unless it is the bind: a bind onto itself shows the same file.
-    let bound =
-        resolve_mounted(root, Path::new(path), &target).map_err(MountError::resolve("make read-only"))?;
+    let bound = match bind_exactly(&target, &target, true) {
+        Ok(bound) => bound,
+        // Before Linux 5.2: a bind by path, looked up again (the descriptor from before the bind names
+        // the directory underneath it), and refused unless it is the bind, which shows the same file.
+        Err(Errno::ENOSYS) => {
+            let target_path = fd_path(&target);
+            mount(
+                Some(&target_path),
+                &target_path,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(MountError::sys("bind onto itself", path))?;
+            resolve_mounted(root, Path::new(path), &target).map_err(MountError::resolve("make read-only"))?
+        }
+        Err(errno) => return Err(MountError::sys("bind onto itself", path)(errno)),
+    };
     remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY)
         .map_err(MountError::sys("remount read-only", path))?;
     Ok(PathOutcome::ReadOnly)
@@ -684,6 +689,48 @@ fn set_attr_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
     };
     Errno::result(done).map(drop)
 }
+
+// ANCHOR: bind_exactly
+/// Binds `source` onto `target` (both descriptors, `O_PATH` will do; with `recursive`, the mounts
+/// below `source` too) and returns a descriptor of the new mount itself: open_tree(2)
+/// `OPEN_TREE_CLONE` makes the bind as a tree of its own, detached, and move_mount(2) attaches it at
+/// exactly `target`. Its flags are then set through the returned descriptor (`/proc/self/fd/N`), with
+/// no path looked up again: a second lookup by name is what a process renaming things in a shared
+/// directory can send elsewhere ([`crate::resolve::resolve_mounted`]). ENOSYS before Linux 5.2.
+pub fn bind_exactly(source: &impl AsFd, target: &impl AsFd, recursive: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree(2) takes a descriptor, a NUL-terminated path (the empty C string, static) and
+    // flags; it returns a new descriptor or -1. nix 0.32 has no wrapper for it.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            source.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    let tree = Errno::result(tree)?;
+    // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    // SAFETY: move_mount(2) takes two descriptors, two NUL-terminated paths (the empty C string,
+    // static: both ends are the descriptors themselves) and flags; it writes nothing of ours.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(moved)?;
+    Ok(tree)
+}
+// ANCHOR_END: bind_exactly
 
 /// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
 /// namespace the kernel refuses a remount that would clear a locked one).
