@@ -202,7 +202,8 @@ pub struct PlannedVolume {
     /// `bind` rather than `rbind` (an OCI bind mount's choice; `combined run` binds recursively).
     pub recursive: bool,
     /// A propagation for the bind mount itself (an OCI bind mount's `shared`, `rslave`...): within
-    /// the container's mount namespace, whose root is a slave, so none of it reaches the host.
+    /// the container's mount namespace, whose root is a slave, so none of it reaches the host. None:
+    /// private, recursively, as Docker makes a volume.
     pub propagation: Option<(Propagation, bool)>,
 }
 
@@ -1107,9 +1108,11 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
             // The source's own mounts came along: they get the same read-only and nodev.
             mounts::add_flags_recursively(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
         }
-        if let Some((propagation, recursive)) = volume.propagation {
-            mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
-        }
+        // Private unless asked otherwise, as Docker makes its volumes: a bind is a slave of the host's
+        // mount of its source, and a mount the host made there later (autofs, NFS) would appear in the
+        // container without the volume's read-only and nodev.
+        let (propagation, recursive) = volume.propagation.unwrap_or((Propagation::Private, true));
+        mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
     }
     Ok(())
 }

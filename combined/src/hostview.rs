@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
 
-use mnt_demo::rootfs::add_flags_recursively;
+use mnt_demo::rootfs::{Propagation, add_flags_recursively, set_propagation};
 
 /// The host directories the container sees read-only (a missing one is skipped; a symlink, as on a
 /// merged-/usr system where /bin -> usr/bin, is recreated as the same symlink).
@@ -106,7 +106,14 @@ fn share_read_only(host: &Path, target: &Path) -> Result<(), HostViewError> {
         target,
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
-    .map_err(mount_err("read-only bind", target))
+    .map_err(mount_err("read-only bind", target))?;
+    // And private: as a slave of the host's mounts it would show a mount the host makes there later
+    // (autofs, NFS) without these flags.
+    set_propagation(target, Propagation::Private, true).map_err(|e| HostViewError::Mount {
+        what: "make private",
+        path: target.to_owned(),
+        errno: e.errno(),
+    })
 }
 
 /// The container's own /etc files: root and nobody, the hostname, localhost.

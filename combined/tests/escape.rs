@@ -902,3 +902,71 @@ fn mounts_below_the_host_s_usr_are_read_only_too() {
         "a container wrote below the host's /usr"
     );
 }
+
+/// A mount the host makes below a volume's source or the host's /usr once the container runs (an
+/// automounter's, an NFS mount) stays out of the container: the volume and the default root's view of
+/// /usr are private, as Docker makes a volume, not slaves of the host's mounts, through which it
+/// appeared writable and with devices, whatever their flags (an attacker's pass wrote the host through
+/// such a mount under a `:ro` volume, and under /usr). Real root only: the host's mount is made in a
+/// mount namespace of the test's own (unshare(1)), `/` shared in it as systemd makes it.
+#[test]
+fn a_mount_the_host_makes_later_stays_out() {
+    let test = "a_mount_the_host_makes_later_stays_out";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("late");
+    let (source, sync) = (scratch.path().join("source"), scratch.path().join("sync"));
+    fs::create_dir_all(source.join("sub")).unwrap();
+    fs::create_dir(&sync).unwrap();
+    let ro_volume = format!("{}:/ro:ro", source.display());
+    let sync_volume = format!("{}:/sync", sync.display());
+    mount_later(
+        &["--volume", &ro_volume, "--volume", &sync_volume],
+        "/ro/sub",
+        &source.join("sub"),
+        &scratch.path().join("under-volume"),
+    );
+    mount_later(
+        &["--volume", &sync_volume],
+        "/usr/share",
+        Path::new("/usr/share"),
+        &scratch.path().join("under-usr"),
+    );
+}
+
+/// One case of [`a_mount_the_host_makes_later_stays_out`]: a container (its `options`, with /sync a
+/// volume) that says it started and then looks for a file `ready` in `inside`, while the host binds a
+/// fresh directory `later` onto `host_path` with `ready` in it.
+fn mount_later(options: &[&str], inside: &str, host_path: &Path, later: &Path) {
+    fs::create_dir(later).unwrap();
+    let sync = options
+        .iter()
+        .find_map(|o| o.strip_suffix(":/sync"))
+        .expect("a /sync volume");
+    let inner = probe_command(options, &["late", "/sync", &format!("{inside}/file")]);
+    let script = format!(
+        "mount --make-rshared / && \"$@\" & n=0; while [ ! -e '{sync}/started' ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done; \
+         mount --bind '{later}' '{host}' && touch '{later}/ready'; wait $!",
+        later = later.display(),
+        host = host_path.display()
+    );
+    let _ = fs::remove_file(Path::new(sync).join("started"));
+    let mut outer = Command::new("unshare");
+    outer
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            outer.env(key, value);
+        }
+    }
+    let attempt = host_unchanged(|| run(outer));
+    attempt.succeeded().expect("late", "absent");
+    assert!(
+        !later.join("file").exists(),
+        "a container wrote through a mount the host made later on {}",
+        host_path.display()
+    );
+}

@@ -40,6 +40,7 @@ fn main() {
         "forge" => forge(arg(1).parse().unwrap_or(0), &args[2..]),
         "swap" => swap(Path::new(&arg(1)), &arg(2), &arg(3)),
         "append" => append(&args[1..]),
+        "late" => late(Path::new(&arg(1)), Path::new(&arg(2))),
         other => {
             eprintln!("probe: unknown probe {other:?}");
             std::process::exit(2);
@@ -757,4 +758,27 @@ fn append(files: &[String]) {
             .and_then(|mut f| f.write_all(b"written from a container\n"));
         say(&format!("append:{file}"), io_outcome(written));
     }
+}
+
+/// Says `started` in `sync`, then waits up to a second for a file `ready` beside `file` (a mount the
+/// host makes there meanwhile would bring it), and appends to `file` if it came: `late=absent`, or
+/// `late=<ok or errno>`.
+fn late(sync: &Path, file: &Path) {
+    let _ = fs::write(sync.join("started"), "");
+    let ready = file.with_file_name("ready");
+    let begun = std::time::Instant::now();
+    while !ready.exists() {
+        if begun.elapsed() > std::time::Duration::from_secs(1) {
+            say("late", "absent");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    use std::io::Write;
+    let written = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(b"written from a container\n"));
+    say("late", io_outcome(written));
 }
