@@ -44,7 +44,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
-use mnt_demo::resolve::{ensure_dir_in_root, ensure_file_in_root, fd_path, resolve_mounted};
+use mnt_demo::resolve::{ensure_dir_in_root, ensure_file_in_root, fd_path, resolve_in_root, resolve_mounted};
 use mnt_demo::rootfs::{self as mounts, Propagation, remount_flags};
 use net_demo::netlink::{Netlink, Target};
 use net_demo::subnet::Subnet;
@@ -978,14 +978,20 @@ fn set_up(
     // the fresh /dev would hide it (/proc and /sys are refused as targets).
     steps.run(Step::Volumes, || mount_volumes(plan, &root, &sources))?;
     drop(sources);
-    steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
-    // Before the masks: /proc/sys is among the read-only paths.
-    steps.run(Step::Masks, || write_sysctls(&plan.sysctl))?;
+    // The kernel's paths before the pivot: see `KernelDirs`.
     steps.run(Step::Masks, || {
-        let slash = Path::new("/");
-        mounts::mask_paths(slash, &strs(&plan.masked))?;
-        mounts::readonly_paths(slash, &strs(&plan.readonly_paths))
+        let kernel = KernelDirs::open(&root, kernel)?;
+        // Before the masks: /proc/sys is among the read-only paths.
+        write_sysctls(&plan.sysctl, &kernel)?;
+        for (base, paths) in kernel.split(&plan.masked) {
+            mounts::mask_paths(&base, &strs(&paths)).map_err(|e| e.to_string())?;
+        }
+        for (base, paths) in kernel.split(&plan.readonly_paths) {
+            mounts::readonly_paths(&base, &strs(&paths)).map_err(|e| e.to_string())?;
+        }
+        Ok::<(), String>(())
     })?;
+    steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
     steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
     let pty = steps.run(Step::Terminal, || match plan.tty {
         true => terminal::open_in_container()
@@ -1178,12 +1184,83 @@ fn strs(items: &[String]) -> Vec<&str> {
     items.iter().map(String::as_str).collect()
 }
 
-/// Writes each kernel parameter through the container's own /proc/sys (sysctl(8): `net.ipv4.ip_forward`
-/// is `/proc/sys/net/ipv4/ip_forward`). The bundle's checks allowed only the namespaced ones, and the
-/// container's /proc/sys is read-only to its command afterwards.
-fn write_sysctls(sysctls: &[(String, String)]) -> Result<(), String> {
+/// The container's /proc and /sys, for the sysctls, masks and read-only paths, which are made before
+/// the pivot. Each is opened once, beneath the root, and checked to be the filesystem mounted there
+/// (statfs(2) `f_type`); the paths under it are then looked up beneath that descriptor, and every mount
+/// goes through `/proc/self/fd` of the launcher's own /proc, still the host's. After the pivot, `/proc`
+/// would be a name in the rootfs, and a container that can write the rootfs (one shared with it) could
+/// rename a decoy into its place meanwhile: the masks and the read-only /proc/sys went to the decoy, and
+/// the real /proc/sys, the host's kernel settings, stayed writable (an attacker's pass).
+struct KernelDirs {
+    root: PathBuf,
+    proc: Option<OwnedFd>,
+    sys: Option<OwnedFd>,
+}
+
+impl KernelDirs {
+    fn open(root: &Path, mounted: KernelMounts) -> Result<KernelDirs, String> {
+        let open = |dir: &str, magic: nix::sys::statfs::FsType, name: &str| -> Result<OwnedFd, String> {
+            let fd = resolve_in_root(root, Path::new(dir)).map_err(|e| e.to_string())?;
+            match nix::sys::statfs::fstatfs(&fd) {
+                Ok(fs) if fs.filesystem_type() == magic => Ok(fd),
+                Ok(_) => Err(format!(
+                    "{dir} in the rootfs is not the {name} mounted there a moment ago (something renamed \
+                     it meanwhile: a rootfs shared with another container?): refused"
+                )),
+                Err(errno) => Err(format!("cannot statfs {dir}: {errno}")),
+            }
+        };
+        Ok(KernelDirs {
+            root: root.to_owned(),
+            proc: mounted
+                .proc
+                .then(|| open("/proc", nix::sys::statfs::PROC_SUPER_MAGIC, "proc"))
+                .transpose()?,
+            sys: mounted
+                .sys
+                .then(|| open("/sys", nix::sys::statfs::SYSFS_MAGIC, "sysfs"))
+                .transpose()?,
+        })
+    }
+
+    /// `paths` grouped by where they are looked up: beneath the checked /proc or /sys (as paths of
+    /// their own), or beneath the root.
+    fn split(&self, paths: &[String]) -> Vec<(PathBuf, Vec<String>)> {
+        let mut groups: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        for path in paths {
+            let (base, rest) = self.base(path);
+            match groups.iter_mut().find(|(b, _)| *b == base) {
+                Some((_, list)) => list.push(rest),
+                None => groups.push((base, vec![rest])),
+            }
+        }
+        groups
+    }
+
+    fn base(&self, path: &str) -> (PathBuf, String) {
+        for (dir, fd) in [("/proc", &self.proc), ("/sys", &self.sys)] {
+            if let (Some(fd), Some(rest)) = (fd, path.strip_prefix(dir)) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    return (fd_path(fd), format!("/{}", rest.trim_start_matches('/')));
+                }
+            }
+        }
+        (self.root.clone(), path.to_owned())
+    }
+}
+
+/// Writes each kernel parameter through /proc/sys (sysctl(8): `net.ipv4.ip_forward` is
+/// `/proc/sys/net/ipv4/ip_forward`): the container's, checked, or before the pivot the launcher's,
+/// which writes the same namespaces' values (a namespaced parameter is the writer's namespace's). The
+/// bundle's checks allowed only the namespaced ones, and the container's /proc/sys is read-only to its
+/// command afterwards.
+fn write_sysctls(sysctls: &[(String, String)], kernel: &KernelDirs) -> Result<(), String> {
+    let proc = kernel
+        .proc
+        .as_ref()
+        .map_or_else(|| PathBuf::from("/proc"), fd_path);
     for (name, value) in sysctls {
-        let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+        let path = proc.join("sys").join(name.replace('.', "/"));
         fs::write(&path, value).map_err(|e| format!("cannot set sysctl {name}={value}: {e}"))?;
     }
     Ok(())

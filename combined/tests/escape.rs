@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use caps::Capability;
+
+mod common;
 use nskit::testing::{self, require_namespaces, require_root};
 use nskit::userns::is_root;
 
@@ -968,5 +970,77 @@ fn mount_later(options: &[&str], inside: &str, host_path: &Path, later: &Path) {
         !later.join("file").exists(),
         "a container wrote through a mount the host made later on {}",
         host_path.display()
+    );
+}
+
+/// Attack: a container that can write another's root filesystem (it lies in the first one's volume)
+/// exchanges the second's `proc` with a decoy directory while the second is set up, so that the
+/// second's masks and read-only /proc/sys land on the decoy, and its real /proc/sys, for a root
+/// container the host's kernel settings, stays writable (an attacker's pass wrote
+/// kernel.printk_ratelimit within six starts). Now the kernel's paths are protected before the pivot,
+/// beneath a /proc checked to be procfs, or the container is refused. Real root only: the attack needs
+/// a container without a user namespace. The container writes back the value the setting has.
+#[test]
+fn a_proc_swapped_during_set_up_stays_protected() {
+    let test = "a_proc_swapped_during_set_up_stays_protected";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("procswap");
+    let (shared, rootfs) = (
+        scratch.path().join("shared"),
+        scratch.path().join("shared/rootfs"),
+    );
+    common::populate(&rootfs);
+    // The decoy, and /proc's own directory underneath its mount, alike: an empty sys/, and a link
+    // `self` that keeps /proc/self/fd/N resolving while the names are exchanged.
+    for dir in ["proc", "fakeproc"] {
+        fs::create_dir_all(rootfs.join(dir).join("sys")).unwrap();
+        std::os::unix::fs::symlink("../fakeproc/self", rootfs.join(dir).join("self")).unwrap();
+    }
+    let shared_volume = format!("{}:/data", shared.display());
+    // Written back with the value it has (busybox's `test -w` says yes to root whatever the mount).
+    let look = "for d in /proc /fakeproc; do f=$d/sys/kernel/printk_ratelimit; \
+                [ -f $f ] && v=$(cat $f) && echo $v 2>/dev/null > $f && echo \"writable: $f\"; done; true";
+    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
+    let writable = host_unchanged(|| {
+        let mut swapper = probe_command(
+            &["--volume", &shared_volume],
+            &["swap", "/data/rootfs", "proc", "fakeproc"],
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the swapping container");
+        let begun = std::time::Instant::now();
+        while !rootfs.join("swapping").exists() {
+            assert!(
+                swapper.try_wait().unwrap().is_none(),
+                "the swapping container ended"
+            );
+            assert!(
+                begun.elapsed().as_secs() < 30,
+                "the container never began swapping"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut writable = Vec::new();
+        for _ in 0..testing::scaled(50) {
+            let attempt = run({
+                let mut b = Command::new(env!("CARGO_BIN_EXE_combined"));
+                b.env("XDG_CACHE_HOME", &cache)
+                    .args(["run", "--rootfs"])
+                    .arg(&rootfs)
+                    .args(["--", "sh", "-c", look]);
+                b
+            });
+            writable.extend(attempt.stdout.lines().map(str::to_owned));
+        }
+        fs::write(rootfs.join("stop"), "").unwrap();
+        assert!(swapper.wait().unwrap().success(), "the swapping container failed");
+        writable
+    });
+    assert!(
+        writable.is_empty(),
+        "a root container found the kernel's settings writable: {writable:?}"
     );
 }
