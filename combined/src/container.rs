@@ -1185,8 +1185,8 @@ fn strs(items: &[String]) -> Vec<&str> {
 }
 
 /// The container's /proc and /sys, for the sysctls, masks and read-only paths, which are made before
-/// the pivot. Each is opened once, beneath the root, and checked to be the filesystem mounted there
-/// (statfs(2) `f_type`); the paths under it are then looked up beneath that descriptor, and every mount
+/// the pivot. Each is opened once, beneath the root, and checked to be the root of the filesystem
+/// mounted there (statfs(2) `f_type`, and `..` on another device); the paths under it are then looked up beneath that descriptor, and every mount
 /// goes through `/proc/self/fd` of the launcher's own /proc, still the host's. After the pivot, `/proc`
 /// would be a name in the rootfs, and a container that can write the rootfs (one shared with it) could
 /// rename a decoy into its place meanwhile: the masks and the read-only /proc/sys went to the decoy, and
@@ -1199,15 +1199,25 @@ struct KernelDirs {
 
 impl KernelDirs {
     fn open(root: &Path, mounted: KernelMounts) -> Result<KernelDirs, String> {
+        // The filesystem, and the root of its mount: a link to a directory inside it (`proc` -> the
+        // real one's `sys`, renamed) is the right filesystem too, and would leave the rest unguarded.
+        let is_mount_root = |fd: &OwnedFd| -> Result<bool, Errno> {
+            let here = nix::sys::stat::fstat(fd)?;
+            let above = nix::sys::stat::fstatat(fd, "..", nix::fcntl::AtFlags::empty())?;
+            Ok(here.st_dev != above.st_dev)
+        };
         let open = |dir: &str, magic: nix::sys::statfs::FsType, name: &str| -> Result<OwnedFd, String> {
             let fd = resolve_in_root(root, Path::new(dir)).map_err(|e| e.to_string())?;
-            match nix::sys::statfs::fstatfs(&fd) {
-                Ok(fs) if fs.filesystem_type() == magic => Ok(fd),
-                Ok(_) => Err(format!(
+            let checked = nix::sys::statfs::fstatfs(&fd)
+                .map(|fs| fs.filesystem_type() == magic)
+                .and_then(|right| Ok(right && is_mount_root(&fd)?));
+            match checked {
+                Ok(true) => Ok(fd),
+                Ok(false) => Err(format!(
                     "{dir} in the rootfs is not the {name} mounted there a moment ago (something renamed \
                      it meanwhile: a rootfs shared with another container?): refused"
                 )),
-                Err(errno) => Err(format!("cannot statfs {dir}: {errno}")),
+                Err(errno) => Err(format!("cannot check {dir}: {errno}")),
             }
         };
         Ok(KernelDirs {

@@ -974,11 +974,12 @@ fn mount_later(options: &[&str], inside: &str, host_path: &Path, later: &Path) {
 }
 
 /// Attack: a container that can write another's root filesystem (it lies in the first one's volume)
-/// exchanges the second's `proc` with a decoy directory while the second is set up, so that the
-/// second's masks and read-only /proc/sys land on the decoy, and its real /proc/sys, for a root
-/// container the host's kernel settings, stays writable (an attacker's pass wrote
-/// kernel.printk_ratelimit within six starts). Now the kernel's paths are protected before the pivot,
-/// beneath a /proc checked to be procfs, or the container is refused. Real root only: the attack needs
+/// exchanges the second's `proc` with a decoy while the second is set up, so that the second's masks
+/// and read-only /proc/sys land on the decoy, and its real /proc/sys, for a root container the host's
+/// kernel settings, stays writable (an attacker's pass wrote kernel.printk_ratelimit within six starts,
+/// with a decoy directory). Now the kernel's paths are protected before the pivot, beneath a /proc
+/// checked to be the root of a procfs, or the container is refused; the second decoy, a link into the
+/// real procfs (its `sys`), is the right filesystem but not its root. Real root only: the attack needs
 /// a container without a user namespace. The container writes back the value the setting has.
 #[test]
 fn a_proc_swapped_during_set_up_stays_protected() {
@@ -986,21 +987,31 @@ fn a_proc_swapped_during_set_up_stays_protected() {
     if !require_root(test) {
         return;
     }
+    // A directory like /proc's own underneath its mount: an empty sys/, and a link `self` that keeps
+    // /proc/self/fd/N resolving while the names are exchanged.
+    swap_proc_during_set_up(|decoy| {
+        fs::create_dir_all(decoy.join("sys")).unwrap();
+        std::os::unix::fs::symlink("../fakeproc/self", decoy.join("self")).unwrap();
+    });
+    // A link to the real procfs's `sys`, which resolves once the names are exchanged.
+    swap_proc_during_set_up(|decoy| std::os::unix::fs::symlink("fakeproc/sys", decoy).unwrap());
+}
+
+/// One decoy of [`a_proc_swapped_during_set_up_stays_protected`]: `make_decoy` makes `fakeproc` in a
+/// rootfs that another container exchanges with `proc` as fast as it can while containers start on it.
+fn swap_proc_during_set_up(make_decoy: impl Fn(&Path)) {
     let scratch = Scratch::new("procswap");
     let (shared, rootfs) = (
         scratch.path().join("shared"),
         scratch.path().join("shared/rootfs"),
     );
     common::populate(&rootfs);
-    // The decoy, and /proc's own directory underneath its mount, alike: an empty sys/, and a link
-    // `self` that keeps /proc/self/fd/N resolving while the names are exchanged.
-    for dir in ["proc", "fakeproc"] {
-        fs::create_dir_all(rootfs.join(dir).join("sys")).unwrap();
-        std::os::unix::fs::symlink("../fakeproc/self", rootfs.join(dir).join("self")).unwrap();
-    }
+    fs::create_dir_all(rootfs.join("proc/sys")).unwrap();
+    std::os::unix::fs::symlink("../fakeproc/self", rootfs.join("proc/self")).unwrap();
+    make_decoy(&rootfs.join("fakeproc"));
     let shared_volume = format!("{}:/data", shared.display());
     // Written back with the value it has (busybox's `test -w` says yes to root whatever the mount).
-    let look = "for d in /proc /fakeproc; do f=$d/sys/kernel/printk_ratelimit; \
+    let look = "for d in /proc /fakeproc /fakeproc/..; do f=$d/sys/kernel/printk_ratelimit; \
                 [ -f $f ] && v=$(cat $f) && echo $v 2>/dev/null > $f && echo \"writable: $f\"; done; true";
     let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
     let writable = host_unchanged(|| {
