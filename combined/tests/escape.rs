@@ -786,6 +786,63 @@ fn host_keyrings_are_out_of_reach() {
 }
 // ANCHOR_END: keyring_test
 
+/// A container exchanging two names in a directory it shares (`volume`, which is `host` on the host and
+/// `inside` in the container) as fast as it can, with the probe's `swap`, until [`Swapper::stop`].
+struct Swapper {
+    child: std::process::Child,
+    host: PathBuf,
+}
+
+impl Swapper {
+    /// Starts the container and returns once it has begun swapping.
+    fn start(volume: &str, host: &Path, inside: &str, names: [&str; 2]) -> Swapper {
+        let mut child = probe_command(&["--volume", volume], &["swap", inside, names[0], names[1]])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the swapping container");
+        let begun = std::time::Instant::now();
+        while !host.join("swapping").exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the swapping container ended"
+            );
+            assert!(
+                begun.elapsed().as_secs() < 30,
+                "the container never began swapping"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Swapper {
+            child,
+            host: host.to_owned(),
+        }
+    }
+
+    fn stop(mut self) {
+        fs::write(self.host.join("stop"), "").unwrap();
+        assert!(
+            self.child.wait().unwrap().success(),
+            "the swapping container failed"
+        );
+    }
+}
+
+/// `inner` (a launcher's command) run by `sh -c script` in a mount namespace of its own, private from
+/// the host's (unshare(1)): the script sets the scene and runs the launcher as `"$@"`.
+fn in_own_mount_namespace(script: &str, inner: &Command) -> Command {
+    let mut outer = Command::new("unshare");
+    outer
+        .args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            outer.env(key, value);
+        }
+    }
+    outer
+}
+
 // ---- 14. volumes and the host's directories -------------------------------------------------------
 
 /// Attack (runc's CVE-2021-30465): two containers share a writable volume, and the second also asks
@@ -834,29 +891,13 @@ fn swap_during_set_up(link_to: &str, twins: &[&str]) -> usize {
     }
     let volumes: Vec<&str> = volumes.iter().map(String::as_str).collect();
     let refused = host_unchanged(|| {
-        let mut swapper = probe_command(&["--volume", &shared_volume], &["swap", "/data", "sub", "link"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn the swapping container");
-        let begun = std::time::Instant::now();
-        while !shared.join("swapping").exists() {
-            assert!(
-                swapper.try_wait().unwrap().is_none(),
-                "the swapping container ended"
-            );
-            assert!(
-                begun.elapsed().as_secs() < 30,
-                "the container never began swapping"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let swapper = Swapper::start(&shared_volume, &shared, "/data", ["sub", "link"]);
         let mut refused = 0;
         for _ in 0..testing::scaled(50) {
             let attempt = probe(&volumes, &["append", "/data/sub/file", "/data/link/file"]);
             refused += usize::from(attempt.code != Some(0));
         }
-        fs::write(shared.join("stop"), "").unwrap();
-        assert!(swapper.wait().unwrap().success(), "the swapping container failed");
+        swapper.stop();
         refused
     });
     assert_eq!(
@@ -881,21 +922,11 @@ fn mounts_below_the_host_s_usr_are_read_only_too() {
     let scratch = Scratch::new("submount");
     let written = "/usr/share/combined-escape-written";
     let inner = probe_command(&[], &["append", written]);
-    let mut outer = Command::new("unshare");
-    outer
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount --bind '{}' /usr/share && exec \"$@\"",
-            scratch.path().display()
-        ))
-        .arg("sh")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            outer.env(key, value);
-        }
-    }
+    let script = format!(
+        "mount --bind '{}' /usr/share && exec \"$@\"",
+        scratch.path().display()
+    );
+    let outer = in_own_mount_namespace(&script, &inner);
     let attempt = host_unchanged(|| run(outer));
     attempt.succeeded();
     attempt.expect(&format!("append:{written}"), "err:EROFS");
@@ -954,16 +985,7 @@ fn mount_later(options: &[&str], inside: &str, host_path: &Path, later: &Path) {
         host = host_path.display()
     );
     let _ = fs::remove_file(Path::new(sync).join("started"));
-    let mut outer = Command::new("unshare");
-    outer
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script, "sh"])
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            outer.env(key, value);
-        }
-    }
+    let outer = in_own_mount_namespace(&script, &inner);
     let attempt = host_unchanged(|| run(outer));
     attempt.succeeded().expect("late", "absent");
     assert!(
@@ -1015,25 +1037,7 @@ fn swap_proc_during_set_up(make_decoy: impl Fn(&Path)) {
                 [ -f $f ] && v=$(cat $f) && echo $v 2>/dev/null > $f && echo \"writable: $f\"; done; true";
     let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
     let writable = host_unchanged(|| {
-        let mut swapper = probe_command(
-            &["--volume", &shared_volume],
-            &["swap", "/data/rootfs", "proc", "fakeproc"],
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn the swapping container");
-        let begun = std::time::Instant::now();
-        while !rootfs.join("swapping").exists() {
-            assert!(
-                swapper.try_wait().unwrap().is_none(),
-                "the swapping container ended"
-            );
-            assert!(
-                begun.elapsed().as_secs() < 30,
-                "the container never began swapping"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["proc", "fakeproc"]);
         let mut writable = Vec::new();
         for _ in 0..testing::scaled(50) {
             let attempt = run({
@@ -1046,8 +1050,7 @@ fn swap_proc_during_set_up(make_decoy: impl Fn(&Path)) {
             });
             writable.extend(attempt.stdout.lines().map(str::to_owned));
         }
-        fs::write(rootfs.join("stop"), "").unwrap();
-        assert!(swapper.wait().unwrap().success(), "the swapping container failed");
+        swapper.stop();
         writable
     });
     assert!(
