@@ -958,11 +958,12 @@ fn set_up(
     if kernel.proc {
         steps.run(Step::Proc, || mounts::mount_proc(&root))?;
     }
-    if kernel.dev {
-        steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?;
-        for node in &plan.devices {
-            steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
-        }
+    let dev = match kernel.dev {
+        true => Some(steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?),
+        false => None,
+    };
+    for node in plan.devices.iter().filter(|_| kernel.dev) {
+        steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
     }
     if kernel.mqueue {
         steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
@@ -991,6 +992,8 @@ fn set_up(
         }
         Ok::<(), String>(())
     })?;
+    steps.run(Step::ReadOnly, || protect_dev(plan, dev.as_ref()))?;
+    drop(dev);
     steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
     steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
     let pty = steps.run(Step::Terminal, || match plan.tty {
@@ -1151,13 +1154,25 @@ fn remount_readonly(path: &Path) -> Result<(), Errno> {
     remount_flags(path, MsFlags::MS_RDONLY)
 }
 
-/// `--read-only`'s root, and /dev when the command keeps CAP_MKNOD: without a device cgroup, a node
-/// made with it would open, so no writable place may hold one (every other writable mount is nodev).
+/// /dev read-only when the command keeps CAP_MKNOD: without a device cgroup, a node made with it would
+/// open, so no writable place may hold one (every other writable mount is nodev). Before the pivot,
+/// through the descriptor `mount_dev` returned (no name a process sharing the rootfs could swap); a
+/// container without a /dev of the launcher's gets the rootfs's `/dev` remounted after the pivot (see
+/// [`protect_writable_places`]).
+fn protect_dev(plan: &Plan, dev: Option<&OwnedFd>) -> Result<(), Errno> {
+    match dev {
+        Some(dev) if capabilities_keep_mknod(plan) => remount_readonly(&fd_path(dev)),
+        _ => Ok(()),
+    }
+}
+
+/// `--read-only`'s root; and, when the command keeps CAP_MKNOD and the launcher made no /dev (an OCI
+/// config without one), the rootfs's `/dev`, which must then be a mount of its own.
 fn protect_writable_places(plan: &Plan) -> Result<(), Errno> {
     if plan.read_only {
         remount_readonly(Path::new("/"))?;
     }
-    if capabilities_keep_mknod(plan) {
+    if capabilities_keep_mknod(plan) && !plan.kernel_mounts.dev {
         remount_readonly(Path::new("/dev"))?;
     }
     Ok(())

@@ -1058,3 +1058,53 @@ fn swap_proc_during_set_up(make_decoy: impl Fn(&Path)) {
         "a root container found the kernel's settings writable: {writable:?}"
     );
 }
+
+/// Attack: a container that can write another's root filesystem exchanges the second's `dev` with a
+/// link to one of the second's volumes while the second, which keeps CAP_MKNOD, is set up. /dev was
+/// looked up by name to be made read-only after the pivot: the remount went to the volume, and the
+/// real /dev, a tmpfs where device nodes open, stayed writable, so the container could make a node of
+/// the host's disk there. Now /dev is made with fsmount(2) and made read-only through its descriptor
+/// before the pivot. Real root only (a container without a user namespace keeping CAP_MKNOD). The
+/// container makes the zero device (1:5) and reads a byte of it.
+#[test]
+fn a_dev_swapped_during_set_up_stays_read_only() {
+    let test = "a_dev_swapped_during_set_up_stays_read_only";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("devswap");
+    let (shared, rootfs) = (
+        scratch.path().join("shared"),
+        scratch.path().join("shared/rootfs"),
+    );
+    common::populate(&rootfs);
+    fs::create_dir_all(scratch.path().join("vol")).unwrap();
+    fs::create_dir_all(rootfs.join("vol")).unwrap();
+    std::os::unix::fs::symlink("vol", rootfs.join("fakedev")).unwrap();
+    let shared_volume = format!("{}:/data", shared.display());
+    let vol = format!("{}:/vol", scratch.path().join("vol").display());
+    let make = "for d in /dev /fakedev /vol; do mknod $d/zero-made c 1 5 2>/dev/null && \
+                head -c 1 $d/zero-made >/dev/null 2>&1 && echo \"opened: $d\"; done; true";
+    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
+    let opened = host_unchanged(|| {
+        let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["dev", "fakedev"]);
+        let mut opened = Vec::new();
+        for _ in 0..testing::scaled(50) {
+            let attempt = run({
+                let mut b = Command::new(env!("CARGO_BIN_EXE_combined"));
+                b.env("XDG_CACHE_HOME", &cache)
+                    .args(["run", "--cap-add", "MKNOD", "--volume", &vol, "--rootfs"])
+                    .arg(&rootfs)
+                    .args(["--", "sh", "-c", make]);
+                b
+            });
+            opened.extend(attempt.stdout.lines().map(str::to_owned));
+        }
+        swapper.stop();
+        opened
+    });
+    assert!(
+        opened.is_empty(),
+        "a container keeping CAP_MKNOD made a device node that opens: {opened:?}"
+    );
+}

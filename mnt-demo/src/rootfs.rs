@@ -237,19 +237,33 @@ pub const DEV_SYMLINKS: [(&str, &str); 5] = [
 /// In a user namespace `mknod` of a device is forbidden, and any device node on a filesystem mounted
 /// there would not open anyway (it is implicitly `nodev`): the nodes are bind-mounted from the host's
 /// /dev instead. As root they are made with `mknod`. devpts gets `newinstance,ptmxmode=0666`, so the
-/// container's ptys are its own and /dev/ptmx (a symlink to pts/ptmx) is usable.
-pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<(), MountError> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-    mount_in_root(
-        "mount tmpfs at",
-        rootfs,
-        "/dev",
-        "tmpfs",
-        flags,
-        Some("mode=755,size=65536k"),
-    )?;
-    // Resolve again: the fd from before the mount names the directory underneath it.
-    let dev = resolve_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve("open the new /dev"))?;
+/// container's ptys are its own and /dev/ptmx (a symlink to pts/ptmx) is usable. Returns a descriptor
+/// of the new /dev, for what the caller still does to it (making it read-only).
+pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> {
+    let step = "mount tmpfs at";
+    let target = ensure_dir_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve(step))?;
+    let options = [("source", "tmpfs"), ("mode", "755"), ("size", "65536k")];
+    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME;
+    // The tmpfs and a descriptor of it, through which everything below is made: /dev looked up again
+    // by name could be whatever a process sharing the rootfs had renamed into its place meanwhile.
+    let dev = match tmpfs_exactly(&target, &options, attrs) {
+        Ok(dev) => dev,
+        // Before Linux 5.2 (no fsopen): mounted by path, then looked up again, since the descriptor
+        // from before the mount names the directory underneath it.
+        Err(Errno::ENOSYS) => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+            mount(
+                Some("tmpfs"),
+                &fd_path(&target),
+                Some("tmpfs"),
+                flags,
+                Some("mode=755,size=65536k"),
+            )
+            .map_err(MountError::sys(step, rootfs.join("dev")))?;
+            resolve_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve("open the new /dev"))?
+        }
+        Err(errno) => return Err(MountError::sys(step, rootfs.join("dev"))(errno)),
+    };
     for (name, major, minor) in DEVICES {
         if in_userns {
             bind_host_device(&dev, rootfs, name)?;
@@ -257,11 +271,13 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<(), MountError> {
             make_device(&dev, rootfs, name, major, minor)?;
         }
     }
+    // Beneath the new /dev's descriptor (`/proc/self/fd/N`): before the pivot, the caller's /proc.
+    let within = fd_path(&dev);
     let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     mount_in_root(
         "mount devpts at",
-        rootfs,
-        "/dev/pts",
+        &within,
+        "/pts",
         "devpts",
         pts_flags,
         Some("newinstance,ptmxmode=0666,mode=0620"),
@@ -273,13 +289,14 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<(), MountError> {
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_named_in_root(
         "mount tmpfs at",
-        rootfs,
-        "/dev/shm",
+        &within,
+        "/shm",
         "shm",
         "tmpfs",
         shm_flags,
         Some("mode=1777,size=65536k"),
-    )
+    )?;
+    Ok(dev)
 }
 // ANCHOR_END: mount_dev
 
@@ -715,22 +732,80 @@ pub fn bind_exactly(source: &impl AsFd, target: &impl AsFd, recursive: bool) -> 
     let tree = Errno::result(tree)?;
     // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    attach(&tree, target)?;
+    Ok(tree)
+}
+// ANCHOR_END: bind_exactly
+
+/// Attaches the detached mount `tree` at exactly `target` (move_mount(2), both ends descriptors).
+fn attach(tree: &impl AsFd, target: &impl AsFd) -> Result<(), Errno> {
     // SAFETY: move_mount(2) takes two descriptors, two NUL-terminated paths (the empty C string,
     // static: both ends are the descriptors themselves) and flags; it writes nothing of ours.
     let moved = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
-            tree.as_raw_fd(),
+            tree.as_fd().as_raw_fd(),
             c"".as_ptr(),
             target.as_fd().as_raw_fd(),
             c"".as_ptr(),
             libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
-    Errno::result(moved)?;
-    Ok(tree)
+    Errno::result(moved).map(drop)
 }
-// ANCHOR_END: bind_exactly
+
+/// A new tmpfs with `options` (`key`, `value` pairs, as mount(8)'s `-o`) and `attrs`
+/// (`MOUNT_ATTR_*`), attached at exactly `target`, and a descriptor of it: fsopen(2), fsconfig(2),
+/// fsmount(2) and move_mount(2) make the mount from descriptors, so nothing needs looking up by name to
+/// reach it afterwards. ENOSYS before Linux 5.2.
+pub fn tmpfs_exactly(target: &impl AsFd, options: &[(&str, &str)], attrs: u64) -> Result<OwnedFd, Errno> {
+    // SAFETY: fsopen(2) takes a NUL-terminated filesystem name (static) and flags, and returns a new
+    // descriptor or -1. nix 0.32 has no wrapper for it, nor for the calls below.
+    let context =
+        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC) })?;
+    // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
+    let context = unsafe { OwnedFd::from_raw_fd(context as RawFd) };
+    for (key, value) in options {
+        let key = std::ffi::CString::new(*key).map_err(|_| Errno::EINVAL)?;
+        let value = std::ffi::CString::new(*value).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: fsconfig(2) `FSCONFIG_SET_STRING` reads two NUL-terminated strings, alive for the call.
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    // SAFETY: fsconfig(2) `FSCONFIG_CMD_CREATE` takes no key or value (null pointers) and reads nothing.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount(2) takes the context's descriptor, flags and mount attributes, and returns a new
+    // descriptor or -1.
+    let mounted = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    })?;
+    // SAFETY: as above, a new descriptor nothing else owns.
+    let mounted = unsafe { OwnedFd::from_raw_fd(mounted as RawFd) };
+    attach(&mounted, target)?;
+    Ok(mounted)
+}
 
 /// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
 /// namespace the kernel refuses a remount that would clear a locked one).

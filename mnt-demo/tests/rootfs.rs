@@ -247,7 +247,7 @@ fn mount_targets_that_leave_the_rootfs_are_refused() {
                 other => Err(format!("{what}: {other:?}, expected a refusal")),
             };
             refused("mount_proc", rootfs::mount_proc(&rootfs))?;
-            refused("mount_dev", rootfs::mount_dev(&rootfs, in_userns))?;
+            refused("mount_dev", rootfs::mount_dev(&rootfs, in_userns).map(drop))?;
             refused("mount_sysfs_readonly", rootfs::mount_sysfs_readonly(&rootfs))?;
             refused(
                 "mask_paths",
