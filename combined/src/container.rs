@@ -846,6 +846,10 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             return i32::from(crate::EXIT_LAUNCHER);
         }
     }
+    // Where init's command line and environment lie, read now from the launcher's (the host's) /proc:
+    // after the pivot /proc is a name in the rootfs, and a container that can write the rootfs could
+    // put a `self/stat` of its own there, whose addresses init would then fill with zeros.
+    let launcher_memory = argument_and_environment_areas();
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
     let prepared = set_up(plan, veth.as_ref(), channel).and_then(|pty| {
@@ -893,7 +897,7 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
         Some(reaper) => {
             // Init never execs: `start` would wait for the fifo to close.
             drop(gate_passed);
-            become_init(plan, reaper)
+            become_init(plan, reaper, launcher_memory)
         }
         // The fifo stays open until execve closes it (close-on-exec): that is `start`'s sign.
         None => exec_command(plan),
@@ -1352,6 +1356,17 @@ fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
             other => break other?,
         }
     };
+    // The same fifo, or nothing is written: after the pivot /proc is a name in the rootfs, and a
+    // container that can write the rootfs could have put a `self/fd` of its own there, leading to a
+    // file it chose, which would open at once: the container would start without `start`.
+    let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
+        (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    };
+    // SAFETY: `gate` is the O_PATH descriptor the launcher gave this process, open until closed below.
+    let expected = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(gate) })?;
+    if !same(&nix::sys::stat::fstat(&fifo)?, &expected) {
+        return Err(Errno::ESTALE);
+    }
     let _ = nix::unistd::close(gate);
     nix::unistd::write(&fifo, &[0u8])?;
     Ok(fifo)
@@ -1362,13 +1377,13 @@ fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
 /// Step 7: PID 1 of the container. Non-dumpable first, so that no process in the container can open
 /// /proc/1/exe, which is the launcher's binary on the host (CVE-2019-5736). Then the PID chapter's
 /// reaper: it forks the command, forwards signals to it, reaps orphans, and returns its status.
-fn become_init(plan: &Plan, reaper: Reaper) -> i32 {
+fn become_init(plan: &Plan, reaper: Reaper, launcher_memory: Option<[usize; 4]>) -> i32 {
     if let Err(errno) = make_non_dumpable() {
         eprintln!("combined: init: cannot make init non-dumpable: {errno}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
     pid_demo::set_name("init");
-    if let Err(why) = hide_launcher_memory(b"init") {
+    if let Err(why) = blank_launcher_memory(launcher_memory, b"init") {
         eprintln!("combined: init: {why}");
         return i32::from(crate::EXIT_LAUNCHER);
     }
@@ -1440,8 +1455,14 @@ fn wait_until_closed(pipe: &OwnedFd) {
 /// `arg_start` and `arg_end`, and `env_start` and `env_end` (fields 48 to 51 of /proc/self/stat);
 /// nothing in the process reads its arguments or variables again (the command gets the plan's).
 pub(crate) fn hide_launcher_memory(name: &[u8]) -> Result<(), String> {
-    let [arg_start, arg_end, env_start, env_end] = argument_and_environment_areas()
-        .ok_or("cannot find the launcher's command line and environment in /proc/self/stat")?;
+    blank_launcher_memory(argument_and_environment_areas(), name)
+}
+
+/// [`hide_launcher_memory`] with the areas read from /proc/self/stat before (by
+/// [`argument_and_environment_areas`], while /proc was still the launcher's).
+fn blank_launcher_memory(areas: Option<[usize; 4]>, name: &[u8]) -> Result<(), String> {
+    let [arg_start, arg_end, env_start, env_end] =
+        areas.ok_or("cannot find the launcher's command line and environment in /proc/self/stat")?;
     for (start, end, text) in [(arg_start, arg_end, name), (env_start, env_end, b"".as_slice())] {
         let len = end.saturating_sub(start);
         if len <= text.len() {
@@ -1511,11 +1532,26 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
 /// (`exec` sets it in the runtime, whose joiner has none in the container's /proc), and before the
 /// capabilities go: lowering the score takes CAP_SYS_RESOURCE.
 pub(crate) fn set_oom_score_adj(plan: &Plan) -> Result<(), String> {
-    match plan.oom_score_adj {
-        Some(score) => fs::write("/proc/self/oom_score_adj", score.to_string())
-            .map_err(|e| format!("cannot set oom_score_adj to {score}: {e}")),
-        None => Ok(()),
+    let Some(score) = plan.oom_score_adj else {
+        return Ok(());
+    };
+    let fail = |e: &dyn fmt::Display| format!("cannot set oom_score_adj to {score}: {e}");
+    // Opened without creating or truncating, and written only if it is a file of procfs: after the
+    // pivot /proc is a name in the rootfs, which a container able to write the rootfs could fill.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/oom_score_adj")
+        .map_err(|e| fail(&e))?;
+    let on_proc = nix::sys::statfs::fstatfs(&file)
+        .map_err(|e| fail(&e))?
+        .filesystem_type()
+        == nix::sys::statfs::PROC_SUPER_MAGIC;
+    if !on_proc {
+        return Err(fail(
+            &"/proc/self/oom_score_adj is not procfs's (a rootfs shared with another container?)",
+        ));
     }
+    std::io::Write::write_all(&mut file, score.to_string().as_bytes()).map_err(|e| fail(&e))
 }
 
 /// A session of its own (init's is not; without init, this process leads one already), with the pty
