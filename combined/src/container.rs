@@ -962,12 +962,12 @@ fn set_up(
     if kernel.proc {
         steps.run(Step::Proc, || mounts::mount_proc(&root))?;
     }
-    let dev = match kernel.dev {
-        true => Some(steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?),
-        false => None,
-    };
-    for node in plan.devices.iter().filter(|_| kernel.dev) {
-        steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
+    let mut dev = None;
+    if kernel.dev {
+        dev = Some(steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?);
+        for node in &plan.devices {
+            steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
+        }
     }
     if kernel.mqueue {
         steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
@@ -1112,6 +1112,11 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
             Err(Errno::ENOSYS) => bind_by_path(root, volume, source, &target).map_err(|e| err(&e))?,
             Err(errno) => return Err(err(&errno)),
         };
+        // Private unless asked otherwise, as Docker makes its volumes, and before the flags: a bind is
+        // a slave of the host's mount of its source, and a mount the host made there later (autofs,
+        // NFS) would appear in the container without the volume's read-only and nodev.
+        let (propagation, recursive) = volume.propagation.unwrap_or((Propagation::Private, true));
+        mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
         let mut extra = MsFlags::MS_NODEV | volume.flags;
         if volume.read_only {
             extra |= MsFlags::MS_RDONLY;
@@ -1121,11 +1126,6 @@ fn mount_volumes(plan: &Plan, root: &Path, sources: &[OwnedFd]) -> Result<(), St
             // The source's own mounts came along: they get the same read-only and nodev.
             mounts::add_flags_recursively(&fd_path(&mounted), extra).map_err(|e| err(&e))?;
         }
-        // Private unless asked otherwise, as Docker makes its volumes: a bind is a slave of the host's
-        // mount of its source, and a mount the host made there later (autofs, NFS) would appear in the
-        // container without the volume's read-only and nodev.
-        let (propagation, recursive) = volume.propagation.unwrap_or((Propagation::Private, true));
-        mounts::set_propagation(&fd_path(&mounted), propagation, recursive).map_err(|e| err(&e))?;
     }
     Ok(())
 }
@@ -1205,11 +1205,12 @@ fn strs(items: &[String]) -> Vec<&str> {
 
 /// The container's /proc and /sys, for the sysctls, masks and read-only paths, which are made before
 /// the pivot. Each is opened once, beneath the root, and checked to be the root of the filesystem
-/// mounted there (statfs(2) `f_type`, and `..` on another device); the paths under it are then looked up beneath that descriptor, and every mount
-/// goes through `/proc/self/fd` of the launcher's own /proc, still the host's. After the pivot, `/proc`
-/// would be a name in the rootfs, and a container that can write the rootfs (one shared with it) could
-/// rename a decoy into its place meanwhile: the masks and the read-only /proc/sys went to the decoy, and
-/// the real /proc/sys, the host's kernel settings, stayed writable (an attacker's pass).
+/// mounted there (statfs(2) `f_type`, and `..` on another device); the paths under it are then looked
+/// up beneath that descriptor, and every mount goes through `/proc/self/fd` of the launcher's own
+/// /proc, still the host's. After the pivot, `/proc` would be a name in the rootfs, and a container
+/// that can write the rootfs (one shared with it) could rename a decoy into its place meanwhile: the
+/// masks and the read-only /proc/sys went to the decoy, and the real /proc/sys, the host's kernel
+/// settings, stayed writable (an attacker's pass).
 struct KernelDirs {
     root: PathBuf,
     proc: Option<OwnedFd>,
@@ -1266,12 +1267,12 @@ impl KernelDirs {
         groups
     }
 
+    /// Compared component by component, so that `//proc/sys` or `/proc/./sys` in a config is under
+    /// /proc as well.
     fn base(&self, path: &str) -> (PathBuf, String) {
         for (dir, fd) in [("/proc", &self.proc), ("/sys", &self.sys)] {
-            if let (Some(fd), Some(rest)) = (fd, path.strip_prefix(dir)) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return (fd_path(fd), format!("/{}", rest.trim_start_matches('/')));
-                }
+            if let (Some(fd), Ok(rest)) = (fd, Path::new(path).strip_prefix(dir)) {
+                return (fd_path(fd), format!("/{}", rest.display()));
             }
         }
         (self.root.clone(), path.to_owned())

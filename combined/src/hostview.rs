@@ -100,20 +100,20 @@ fn share_read_only(host: &Path, target: &Path) -> Result<(), HostViewError> {
     }
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
     mount(Some(host), target, None::<&str>, bind, None::<&str>).map_err(mount_err("bind", target))?;
+    // Private first: as a slave of the host's mounts it would show a mount the host makes there later
+    // (autofs, NFS) without the flags below.
+    set_propagation(target, Propagation::Private, true).map_err(|e| HostViewError::Mount {
+        what: "make private",
+        path: target.to_owned(),
+        errno: e.errno(),
+    })?;
     // Every mount the bind brought along (a separate /usr/local, an NFS /usr/share), not only its top
     // one: a remount changes one mount, and those below stayed writable.
     add_flags_recursively(
         target,
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
-    .map_err(mount_err("read-only bind", target))?;
-    // And private: as a slave of the host's mounts it would show a mount the host makes there later
-    // (autofs, NFS) without these flags.
-    set_propagation(target, Propagation::Private, true).map_err(|e| HostViewError::Mount {
-        what: "make private",
-        path: target.to_owned(),
-        errno: e.errno(),
-    })
+    .map_err(mount_err("read-only bind", target))
 }
 
 /// The container's own /etc files: root and nobody, the hostname, localhost.

@@ -65,18 +65,24 @@ fn probe(options: &[&str], args: &[&str]) -> Run {
 /// The command [`probe`] runs, for a test that starts it otherwise.
 fn probe_command(options: &[&str], args: &[&str]) -> Command {
     let volume = format!("{PROBE}:/probe/probe:ro");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
-    // The launcher's caches (compiled seccomp filters) in cargo's scratch directory, not the home's,
-    // one per user as the other tests keep them (common/mod.rs, `cache`).
-    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
-    command.env("XDG_CACHE_HOME", cache);
-    // A variable of the launcher's own, which nothing in the container should show.
-    command.env("COMBINED_TEST_MARK", "the-caller-s");
+    let mut command = launcher();
     command
         .arg("run")
         .args(options)
         .args(["--volume", &volume, "--", "/probe/probe"])
         .args(args);
+    command
+}
+
+/// The launcher, with its caches (compiled seccomp filters) in cargo's scratch directory, not the
+/// home's, one per user as the other tests keep them (common/mod.rs, `cache`), and a variable of its
+/// own, which nothing in the container should show.
+fn launcher() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
+    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
+    command
+        .env("XDG_CACHE_HOME", cache)
+        .env("COMBINED_TEST_MARK", "the-caller-s");
     command
 }
 
@@ -627,13 +633,8 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
     let attack = "mkdir -p /cg && mount -t cgroup -o pids cgroup /cg && echo /payload > /cg/release_agent \
                   && echo reached";
     let launch = |options: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_combined"));
-        let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
-        command
-            .env("XDG_CACHE_HOME", cache)
-            .arg("run")
-            .args(options)
-            .args(["--", "sh", "-c", attack]);
+        let mut command = launcher();
+        command.arg("run").args(options).args(["--", "sh", "-c", attack]);
         let out = command.output().expect("run the launcher");
         (
             out.status.code(),
@@ -820,10 +821,20 @@ impl Swapper {
 
     fn stop(mut self) {
         fs::write(self.host.join("stop"), "").unwrap();
-        assert!(
-            self.child.wait().unwrap().success(),
-            "the swapping container failed"
-        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the swapping container failed: {status}");
+    }
+}
+
+/// A test that fails before [`Swapper::stop`] still ends the container (its launcher's SIGKILL takes
+/// its init with it), rather than leaving it swapping for its two minutes.
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = fs::write(self.host.join("stop"), "");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -1035,19 +1046,16 @@ fn swap_proc_during_set_up(make_decoy: impl Fn(&Path)) {
     // Written back with the value it has (busybox's `test -w` says yes to root whatever the mount).
     let look = "for d in /proc /fakeproc /fakeproc/..; do f=$d/sys/kernel/printk_ratelimit; \
                 [ -f $f ] && v=$(cat $f) && echo $v 2>/dev/null > $f && echo \"writable: $f\"; done; true";
-    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
     let writable = host_unchanged(|| {
         let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["proc", "fakeproc"]);
         let mut writable = Vec::new();
         for _ in 0..testing::scaled(50) {
-            let attempt = run({
-                let mut b = Command::new(env!("CARGO_BIN_EXE_combined"));
-                b.env("XDG_CACHE_HOME", &cache)
-                    .args(["run", "--rootfs"])
-                    .arg(&rootfs)
-                    .args(["--", "sh", "-c", look]);
-                b
-            });
+            let mut attempt = launcher();
+            attempt
+                .args(["run", "--rootfs"])
+                .arg(&rootfs)
+                .args(["--", "sh", "-c", look]);
+            let attempt = run(attempt);
             writable.extend(attempt.stdout.lines().map(str::to_owned));
         }
         swapper.stop();
@@ -1085,19 +1093,16 @@ fn a_dev_swapped_during_set_up_stays_read_only() {
     let vol = format!("{}:/vol", scratch.path().join("vol").display());
     let make = "for d in /dev /fakedev /vol; do mknod $d/zero-made c 1 5 2>/dev/null && \
                 head -c 1 $d/zero-made >/dev/null 2>&1 && echo \"opened: $d\"; done; true";
-    let cache = format!("{}/cache-{}", env!("CARGO_TARGET_TMPDIR"), nix::unistd::geteuid());
     let opened = host_unchanged(|| {
         let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["dev", "fakedev"]);
         let mut opened = Vec::new();
         for _ in 0..testing::scaled(50) {
-            let attempt = run({
-                let mut b = Command::new(env!("CARGO_BIN_EXE_combined"));
-                b.env("XDG_CACHE_HOME", &cache)
-                    .args(["run", "--cap-add", "MKNOD", "--volume", &vol, "--rootfs"])
-                    .arg(&rootfs)
-                    .args(["--", "sh", "-c", make]);
-                b
-            });
+            let mut attempt = launcher();
+            attempt
+                .args(["run", "--cap-add", "MKNOD", "--volume", &vol, "--rootfs"])
+                .arg(&rootfs)
+                .args(["--", "sh", "-c", make]);
+            let attempt = run(attempt);
             opened.extend(attempt.stdout.lines().map(str::to_owned));
         }
         swapper.stop();
