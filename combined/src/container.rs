@@ -49,6 +49,7 @@ use mnt_demo::rootfs::{self as mounts, Propagation, remount_flags};
 use net_demo::netlink::{Netlink, Target};
 use net_demo::subnet::Subnet;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
@@ -507,7 +508,7 @@ fn open_namespaces(plan: &Plan) -> Result<Vec<(CloneFlags, OwnedFd)>, StepFailed
         .map(|(kind, path)| {
             nix::fcntl::open(
                 path,
-                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
             .map(|fd| (*kind, fd))
@@ -958,25 +959,35 @@ fn set_up(
     // source may live.
     let sources = steps.run(Step::Volumes, || open_volume_sources(plan))?;
     let root = steps.run(Step::Rootfs, || prepare_root(plan))?;
+    // Each kernel filesystem's mount comes back as a descriptor, and what goes in it or over it is
+    // made through that: see `mounts::mount_new`.
     let kernel = plan.kernel_mounts;
-    if kernel.proc {
-        steps.run(Step::Proc, || mounts::mount_proc(&root))?;
-    }
-    let mut dev = None;
-    if kernel.dev {
-        dev = Some(steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?);
+    let proc = match kernel.proc {
+        true => Some(steps.run(Step::Proc, || mounts::mount_proc(&root))?),
+        false => None,
+    };
+    let dev = match kernel.dev {
+        true => Some(steps.run(Step::Dev, || mounts::mount_dev(&root, plan.user_ns))?),
+        false => None,
+    };
+    if !plan.devices.is_empty() || kernel.mqueue {
+        let dev_dir = steps.run(Step::Dev, || kernel_dir(&root, dev.as_ref(), "/dev"))?;
         for node in &plan.devices {
-            steps.run(Step::Dev, || mounts::add_device(&root, node, plan.user_ns))?;
+            steps.run(Step::Dev, || {
+                mounts::add_device(&fd_path(&dev_dir), node, plan.user_ns)
+            })?;
+        }
+        if kernel.mqueue {
+            steps.run(Step::Mqueue, || mounts::mount_mqueue(&fd_path(&dev_dir)))?;
         }
     }
-    if kernel.mqueue {
-        steps.run(Step::Mqueue, || mounts::mount_mqueue(&root))?;
-    }
-    if kernel.sys {
-        steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?;
-    }
+    let sys = match kernel.sys {
+        true => Some(steps.run(Step::Sys, || mounts::mount_sysfs_readonly(&root))?),
+        false => None,
+    };
     if kernel.cgroup {
-        steps.run(Step::Sys, || mounts::mount_cgroup2_readonly(&root))?;
+        let sys_dir = steps.run(Step::Sys, || kernel_dir(&root, sys.as_ref(), "/sys"))?;
+        steps.run(Step::Sys, || mounts::mount_cgroup2_readonly(&fd_path(&sys_dir)))?;
     }
     steps.run(Step::Volumes, || mount_tmpfs(plan, &root))?;
     // Volumes last, so that one under /dev lands on the container's /dev rather than under it, where
@@ -984,8 +995,12 @@ fn set_up(
     steps.run(Step::Volumes, || mount_volumes(plan, &root, &sources))?;
     drop(sources);
     // The kernel's paths before the pivot: see `KernelDirs`.
+    let kernel = KernelDirs {
+        root: root.clone(),
+        proc,
+        sys,
+    };
     steps.run(Step::Masks, || {
-        let kernel = KernelDirs::open(&root, kernel)?;
         // Before the masks: /proc/sys is among the read-only paths.
         write_sysctls(&plan.sysctl, &kernel)?;
         for (base, paths) in kernel.split(&plan.masked) {
@@ -996,16 +1011,27 @@ fn set_up(
         }
         Ok::<(), String>(())
     })?;
+    drop(kernel);
+    // The container's devpts, for its terminal after the pivot: see `terminal::open_in_devpts`.
+    let devpts = match (plan.tty, &dev) {
+        (true, Some(dev)) => Some(steps.run(Step::Terminal, || open_devpts(dev))?),
+        _ => None,
+    };
     steps.run(Step::ReadOnly, || protect_dev(plan, dev.as_ref()))?;
     drop(dev);
     steps.run(Step::Pivot, || mounts::pivot_into(&root))?;
     steps.run(Step::ReadOnly, || protect_writable_places(plan))?;
-    let pty = steps.run(Step::Terminal, || match plan.tty {
-        true => terminal::open_in_container()
-            .map(Some)
-            .map_err(|e| format!("cannot make a pty in the container: {e}")),
-        false => Ok(None),
+    let pty = steps.run(Step::Terminal, || {
+        let made = match (plan.tty, &devpts) {
+            (false, _) => return Ok(None),
+            (true, Some(devpts)) => terminal::open_in_devpts(devpts.as_fd()),
+            // A config that mounts no /dev of the launcher's: the rootfs's own, by name.
+            (true, None) => terminal::open_in_container(),
+        };
+        made.map(Some)
+            .map_err(|e| format!("cannot make a pty in the container: {e}"))
     })?;
+    drop(devpts);
     steps.run(Step::Network, || set_up_network(plan, veth))?;
     Ok(pty)
 }
@@ -1043,7 +1069,7 @@ fn open_volume_sources(plan: &Plan) -> Result<Vec<OwnedFd>, String> {
         .map(|v| {
             nix::fcntl::open(
                 &v.source,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(|e| format!("cannot open {}: {e}", v.source.display()))
@@ -1203,10 +1229,28 @@ fn strs(items: &[String]) -> Vec<&str> {
     items.iter().map(String::as_str).collect()
 }
 
+/// The devpts the launcher mounted in its /dev (`dev`, that tmpfs's descriptor). Only this process
+/// has that tmpfs in its mount namespace, so nothing can have renamed anything in it.
+fn open_devpts(dev: &OwnedFd) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(dev.as_fd(), "pts", flags, nix::sys::stat::Mode::empty())
+}
+
+/// Where what goes in the container's /dev or /sys is made: beneath the mount the launcher made there
+/// (`made`, its descriptor), or, in a config that mounts none there, beneath the rootfs's own
+/// directory, looked up once.
+fn kernel_dir(root: &Path, made: Option<&OwnedFd>, path: &str) -> Result<OwnedFd, String> {
+    match made {
+        Some(fd) => fd
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate the descriptor of {path}: {e}")),
+        None => resolve_in_root(root, Path::new(path)).map_err(|e| e.to_string()),
+    }
+}
+
 /// The container's /proc and /sys, for the sysctls, masks and read-only paths, which are made before
-/// the pivot. Each is opened once, beneath the root, and checked to be the root of the filesystem
-/// mounted there (statfs(2) `f_type`, and `..` on another device); the paths under it are then looked
-/// up beneath that descriptor, and every mount goes through `/proc/self/fd` of the launcher's own
+/// the pivot: the descriptors of the mounts the launcher made there (`mounts::mount_new`), beneath
+/// which the paths are looked up, every mount going through `/proc/self/fd` of the launcher's own
 /// /proc, still the host's. After the pivot, `/proc` would be a name in the rootfs, and a container
 /// that can write the rootfs (one shared with it) could rename a decoy into its place meanwhile: the
 /// masks and the read-only /proc/sys went to the decoy, and the real /proc/sys, the host's kernel
@@ -1218,41 +1262,6 @@ struct KernelDirs {
 }
 
 impl KernelDirs {
-    fn open(root: &Path, mounted: KernelMounts) -> Result<KernelDirs, String> {
-        // The filesystem, and the root of its mount: a link to a directory inside it (`proc` -> the
-        // real one's `sys`, renamed) is the right filesystem too, and would leave the rest unguarded.
-        let is_mount_root = |fd: &OwnedFd| -> Result<bool, Errno> {
-            let here = nix::sys::stat::fstat(fd)?;
-            let above = nix::sys::stat::fstatat(fd, "..", nix::fcntl::AtFlags::empty())?;
-            Ok(here.st_dev != above.st_dev)
-        };
-        let open = |dir: &str, magic: nix::sys::statfs::FsType, name: &str| -> Result<OwnedFd, String> {
-            let fd = resolve_in_root(root, Path::new(dir)).map_err(|e| e.to_string())?;
-            let checked = nix::sys::statfs::fstatfs(&fd)
-                .map(|fs| fs.filesystem_type() == magic)
-                .and_then(|right| Ok(right && is_mount_root(&fd)?));
-            match checked {
-                Ok(true) => Ok(fd),
-                Ok(false) => Err(format!(
-                    "{dir} in the rootfs is not the {name} mounted there a moment ago (something renamed \
-                     it meanwhile: a rootfs shared with another container?): refused"
-                )),
-                Err(errno) => Err(format!("cannot check {dir}: {errno}")),
-            }
-        };
-        Ok(KernelDirs {
-            root: root.to_owned(),
-            proc: mounted
-                .proc
-                .then(|| open("/proc", nix::sys::statfs::PROC_SUPER_MAGIC, "proc"))
-                .transpose()?,
-            sys: mounted
-                .sys
-                .then(|| open("/sys", nix::sys::statfs::SYSFS_MAGIC, "sysfs"))
-                .transpose()?,
-        })
-    }
-
     /// `paths` grouped by where they are looked up: beneath the checked /proc or /sys (as paths of
     /// their own), or beneath the root.
     fn split(&self, paths: &[String]) -> Vec<(PathBuf, Vec<String>)> {
@@ -1350,7 +1359,7 @@ fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
     let fifo = loop {
         match nix::fcntl::open(
             path.as_str(),
-            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         ) {
             Err(Errno::EINTR) => continue,
@@ -1393,7 +1402,7 @@ fn become_init(plan: &Plan, reaper: Reaper, launcher_memory: Option<[usize; 4]>)
     // run the calls the filter refuses. After the fork, so that the command's own last steps run
     // unfiltered, as a profile's author expects (runc's order); and the command waits for init's pipe
     // to close, so no code of its runs before init is filtered.
-    let Ok((init_filtered, filtering)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+    let Ok((init_filtered, filtering)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
         eprintln!("combined: init: cannot create a pipe: {}", Errno::last());
         return i32::from(crate::EXIT_LAUNCHER);
     };

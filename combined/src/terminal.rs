@@ -12,7 +12,7 @@
 //! - no terminal at all: it runs in a session of its own (`setsid`), so the host's terminal is not its
 //!   controlling terminal and the kernel refuses `TIOCSTI` on it (and `/dev/tty` does not open).
 //!
-//! The child's half (`open_in_container`, `make_controlling`) runs inside the container; the rest is
+//! The child's half (`open_in_devpts`, `make_controlling`) runs inside the container; the rest is
 //! the launcher's.
 
 use std::fs::File;
@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags};
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::pty::{PtyMaster, grantpt, posix_openpt, unlockpt};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 /// Whether `fd` is a terminal.
@@ -44,18 +44,36 @@ pub fn in_foreground() -> bool {
 // ANCHOR: open_pty
 /// Makes a pty pair in the container's devpts (mounted with `newinstance`, so the first pair is
 /// `/dev/pts/0` and the host's ptys are not in it), and makes the slave this process's stdin, stdout
-/// and stderr. `O_NOCTTY`: the pty becomes the controlling terminal of the command's session, not of
-/// init's. Returns the master, for the launcher.
+/// and stderr. `devpts` is that devpts's directory, a descriptor of the mount the launcher made before
+/// the pivot: after it, `/dev/ptmx` and `/dev/pts/N` would be names in the rootfs, which a container
+/// sharing the rootfs could rename meanwhile, so that the pty is made, or its slave end found, wherever
+/// a link it put there leads. `O_NOCTTY`: the pty becomes the controlling terminal of the command's session, not
+/// of init's. Returns the master, for the launcher.
+pub fn open_in_devpts(devpts: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let master = nix::fcntl::openat(devpts, "ptmx", flags, nix::sys::stat::Mode::empty())?;
+    // SAFETY: `ptmx` of a devpts instance opened read-write is a pty master (pts(4)).
+    take_pty(unsafe { PtyMaster::from_owned_fd(master) })
+}
+// ANCHOR_END: open_pty
+
+/// [`open_in_devpts`] for a further process in a running container (`exec`), through `/dev/ptmx`: the
+/// container's own name, in its own mount namespace, for a pty of its own.
 pub fn open_in_container() -> Result<OwnedFd, Errno> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    take_pty(posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?)
+}
+
+/// Unlocks `master`'s pty and makes its slave, opened through the master (ioctl_tty(2) `TIOCGPTPEER`,
+/// Linux 4.13: no name to look up), this process's stdin, stdout and stderr.
+fn take_pty(master: PtyMaster) -> Result<OwnedFd, Errno> {
     grantpt(&master)?;
     unlockpt(&master)?;
-    let name = ptsname_r(&master)?;
-    let slave = nix::fcntl::open(
-        name.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open(2) flags as an integer argument, no pointer, and returns a new
+    // descriptor of the slave, which nothing else owns.
+    let slave = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    // SAFETY: as above.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     // dup2 clears close-on-exec on the copies: the command inherits its terminal.
     nix::unistd::dup2_stdin(&slave)?;
     nix::unistd::dup2_stdout(&slave)?;

@@ -1113,3 +1113,81 @@ fn a_dev_swapped_during_set_up_stays_read_only() {
         "a container keeping CAP_MKNOD made a device node that opens: {opened:?}"
     );
 }
+
+/// The same shared rootfs, and a config granting a device (`linux.devices`): the launcher makes it in
+/// the container's /dev, and a container exchanging `dev` with a directory of its own while another is
+/// set up must not get the node in that directory. Before, the node went to `/dev` looked up again by
+/// name after the tmpfs was mounted: into the other container's directory, in one run of a few, where
+/// it could open a device its config never granted.
+#[test]
+fn a_device_granted_to_one_container_never_lands_where_another_can_reach() {
+    let test = "a_device_granted_to_one_container_never_lands_where_another_can_reach";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("devnode");
+    let (shared, rootfs, bundle, state) = (
+        scratch.path().join("shared"),
+        scratch.path().join("shared/rootfs"),
+        scratch.path().join("bundle"),
+        scratch.path().join("state"),
+    );
+    common::populate(&rootfs);
+    fs::create_dir_all(rootfs.join("decoy")).unwrap();
+    fs::create_dir_all(&bundle).unwrap();
+    let spec = run({
+        let mut spec = launcher();
+        spec.args(["spec", "--bundle"]).arg(&bundle);
+        spec
+    });
+    assert_eq!(spec.code, Some(0), "combined spec: {spec:#?}");
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();
+    config["root"] = serde_json::json!({"path": rootfs, "readonly": false});
+    config["process"]["args"] = serde_json::json!(["true"]);
+    config["process"]["terminal"] = false.into();
+    config["linux"]["devices"] = serde_json::json!([
+        {"path": "/dev/granted", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
+    ]);
+    fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let shared_volume = format!("{}:/data", shared.display());
+    let stray = host_unchanged(|| {
+        let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["dev", "decoy"]);
+        for round in 0..testing::scaled(50) {
+            let mut attempt = launcher();
+            attempt
+                .arg("--root")
+                .arg(&state)
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(format!("granted{round}"));
+            let attempt = run(attempt);
+            assert_eq!(
+                attempt.code,
+                Some(0),
+                "the granted container failed: {attempt:#?}"
+            );
+        }
+        swapper.stop();
+        device_nodes_under(&rootfs)
+    });
+    assert!(
+        stray.is_empty(),
+        "a device node granted to one container landed in the shared rootfs: {stray:?}"
+    );
+}
+
+/// Every character or block device node below `dir`, not following links.
+fn device_nodes_under(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let kind = entry.file_type().unwrap();
+        if kind.is_char_device() || kind.is_block_device() {
+            found.push(entry.path());
+        } else if kind.is_dir() {
+            found.extend(device_nodes_under(&entry.path()));
+        }
+    }
+    found
+}

@@ -201,13 +201,114 @@ fn mount_named_in_root(
         .map_err(MountError::sys(step, root.join(path.trim_start_matches('/'))))
 }
 
+/// A filesystem to mount fresh, as [`mount_new`] takes it.
+struct NewMount<'a> {
+    /// Its type, as in /proc/filesystems.
+    fs_type: &'a std::ffi::CStr,
+    /// `key`, `value` pairs, as mount(8)'s `-o` (and `source`, the first field of /proc/self/mounts).
+    options: &'a [(&'a str, &'a str)],
+    /// `MOUNT_ATTR_*` flags (mount_setattr(2)).
+    attrs: u64,
+    /// What statfs(2) says of it (`f_type`), for the check of the fallback.
+    magic: nix::sys::statfs::FsType,
+}
+
+// ANCHOR: mount_new
+/// Mounts `fs` at `path` inside `rootfs` (resolved without leaving it, made if missing) and returns a
+/// descriptor of the new mount itself, made with [`mount_exactly`], so that what is done to it
+/// afterwards (mounts beneath it, its flags, the masks over /proc) reaches it and nothing else: the
+/// name `path` could meanwhile be whatever a process sharing the rootfs renamed into its place.
+/// Before Linux 5.2 (no fsopen) the mount is made by path and looked up again, and what is found must
+/// be the root of a filesystem of that type: a link to a directory elsewhere is refused.
+fn mount_new(
+    step: &'static str,
+    rootfs: &Path,
+    path: &str,
+    fs: &NewMount<'_>,
+) -> Result<OwnedFd, MountError> {
+    let shown = rootfs.join(path.trim_start_matches('/'));
+    let target = ensure_dir_in_root(rootfs, Path::new(path)).map_err(MountError::resolve(step))?;
+    match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
+        Err(Errno::ENOSYS) => {}
+        other => return other.map_err(MountError::sys(step, &shown)),
+    }
+    let (source, data) = legacy_options(fs);
+    let fs_type = fs
+        .fs_type
+        .to_str()
+        .map_err(|_| MountError::sys(step, &shown)(Errno::EINVAL))?;
+    mount(
+        Some(source.as_str()),
+        &fd_path(&target),
+        Some(fs_type),
+        legacy_flags(fs.attrs),
+        data.as_deref(),
+    )
+    .map_err(MountError::sys(step, &shown))?;
+    let found = resolve_in_root(rootfs, Path::new(path)).map_err(MountError::resolve(step))?;
+    match is_root_of(&found, fs.magic) {
+        Ok(true) => Ok(found),
+        Ok(false) => Err(MountError::sys("find the new mount at", &shown)(Errno::EXDEV)),
+        Err(errno) => Err(MountError::sys("find the new mount at", &shown)(errno)),
+    }
+}
+// ANCHOR_END: mount_new
+
+/// Whether `fd` is the root of a mounted filesystem of type `magic`: statfs(2) names the filesystem,
+/// and its `..` lies on another device. (A directory inside the right filesystem, `proc/sys` say,
+/// passes the first check alone.)
+fn is_root_of(fd: &OwnedFd, magic: nix::sys::statfs::FsType) -> Result<bool, Errno> {
+    if nix::sys::statfs::fstatfs(fd)?.filesystem_type() != magic {
+        return Ok(false);
+    }
+    let above = nix::sys::stat::fstatat(fd, "..", nix::fcntl::AtFlags::empty())?;
+    Ok(fstat(fd)?.st_dev != above.st_dev)
+}
+
+/// [`NewMount`]'s options as mount(2)'s source and data string.
+fn legacy_options(fs: &NewMount<'_>) -> (String, Option<String>) {
+    let source = fs.options.iter().find(|(key, _)| *key == "source");
+    let source = source.map_or_else(
+        || fs.fs_type.to_string_lossy().into_owned(),
+        |(_, v)| (*v).to_owned(),
+    );
+    let data: Vec<String> = fs
+        .options
+        .iter()
+        .filter(|(key, _)| *key != "source")
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    (source, (!data.is_empty()).then(|| data.join(",")))
+}
+
+/// `MOUNT_ATTR_*` flags as mount(2)'s.
+fn legacy_flags(attrs: u64) -> MsFlags {
+    [
+        (libc::MOUNT_ATTR_RDONLY, MsFlags::MS_RDONLY),
+        (libc::MOUNT_ATTR_NOSUID, MsFlags::MS_NOSUID),
+        (libc::MOUNT_ATTR_NODEV, MsFlags::MS_NODEV),
+        (libc::MOUNT_ATTR_NOEXEC, MsFlags::MS_NOEXEC),
+        (libc::MOUNT_ATTR_STRICTATIME, MsFlags::MS_STRICTATIME),
+    ]
+    .into_iter()
+    .filter(|(attr, _)| attrs & attr != 0)
+    .fold(MsFlags::empty(), |flags, (_, ms)| flags | ms)
+}
+
 // ANCHOR: mount_proc
-/// Mounts a fresh proc at `rootfs/proc`, showing the processes of the caller's PID namespace.
-/// Inside a user namespace the kernel allows it only to the owner of a new PID namespace, and only
-/// while a fully visible proc is mounted in this mount namespace: do it before [`pivot_into`].
-pub fn mount_proc(rootfs: &Path) -> Result<(), MountError> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_in_root("mount proc at", rootfs, "/proc", "proc", flags, None)
+/// Mounts a fresh proc at `rootfs/proc`, showing the processes of the caller's PID namespace, and
+/// returns a descriptor of it ([`mount_new`]). Inside a user namespace the kernel allows it only to the
+/// owner of a new PID namespace, and only while a fully visible proc is mounted in this mount
+/// namespace: do it before [`pivot_into`].
+pub fn mount_proc(rootfs: &Path) -> Result<OwnedFd, MountError> {
+    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    let proc = NewMount {
+        fs_type: c"proc",
+        options: &[],
+        attrs,
+        magic: nix::sys::statfs::PROC_SUPER_MAGIC,
+    };
+    mount_new("mount proc at", rootfs, "/proc", &proc)
 }
 // ANCHOR_END: mount_proc
 
@@ -240,30 +341,15 @@ pub const DEV_SYMLINKS: [(&str, &str); 5] = [
 /// container's ptys are its own and /dev/ptmx (a symlink to pts/ptmx) is usable. Returns a descriptor
 /// of the new /dev, for what the caller still does to it (making it read-only).
 pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> {
-    let step = "mount tmpfs at";
-    let target = ensure_dir_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve(step))?;
-    let options = [("source", "tmpfs"), ("mode", "755"), ("size", "65536k")];
-    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME;
+    let tmpfs = NewMount {
+        fs_type: c"tmpfs",
+        options: &[("source", "tmpfs"), ("mode", "755"), ("size", "65536k")],
+        attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME,
+        magic: nix::sys::statfs::TMPFS_MAGIC,
+    };
     // The tmpfs and a descriptor of it, through which everything below is made: /dev looked up again
     // by name could be whatever a process sharing the rootfs had renamed into its place meanwhile.
-    let dev = match tmpfs_exactly(&target, &options, attrs) {
-        Ok(dev) => dev,
-        // Before Linux 5.2 (no fsopen): mounted by path, then looked up again, since the descriptor
-        // from before the mount names the directory underneath it.
-        Err(Errno::ENOSYS) => {
-            let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-            mount(
-                Some("tmpfs"),
-                &fd_path(&target),
-                Some("tmpfs"),
-                flags,
-                Some("mode=755,size=65536k"),
-            )
-            .map_err(MountError::sys(step, rootfs.join("dev")))?;
-            resolve_in_root(rootfs, Path::new("/dev")).map_err(MountError::resolve("open the new /dev"))?
-        }
-        Err(errno) => return Err(MountError::sys(step, rootfs.join("dev"))(errno)),
-    };
+    let dev = mount_new("mount tmpfs at", rootfs, "/dev", &tmpfs)?;
     for (name, major, minor) in DEVICES {
         if in_userns {
             bind_host_device(&dev, rootfs, name)?;
@@ -364,17 +450,19 @@ pub enum NodeKind {
 }
 
 // ANCHOR: add_device
-/// Makes `node` in the container's /dev (mounted by [`mount_dev`]), owned and with the mode asked
-/// for. A character or block device is made with mknod(2) as root; in a user namespace, where mknod
-/// of a device is forbidden, the host's node at the same path is bound onto an empty file instead,
-/// and must exist and be that very device. A fifo is made either way.
-pub fn add_device(rootfs: &Path, node: &DeviceNode, in_userns: bool) -> Result<(), MountError> {
-    let shown = rootfs.join(node.path.strip_prefix("/").unwrap_or(&node.path));
+/// Makes `node` (a path under /dev) in `dev`, the container's /dev: best the `/proc/self/fd` path of
+/// the descriptor [`mount_dev`] returned. It is owned and has the mode asked for. A character or block
+/// device is made with mknod(2) as root; in a user namespace, where mknod of a device is forbidden,
+/// the host's node at the same path is bound onto an empty file instead, and must exist and be that
+/// very device. A fifo is made either way.
+pub fn add_device(dev: &Path, node: &DeviceNode, in_userns: bool) -> Result<(), MountError> {
+    let shown = node.path.clone();
     let (parent, name) = match (node.path.parent(), node.path.file_name()) {
-        (Some(parent), Some(name)) => (parent, name),
+        (Some(parent), Some(name)) if parent.starts_with("/dev") => (parent, name),
         _ => return Err(MountError::sys("make the device", &shown)(Errno::EINVAL)),
     };
-    let dir = ensure_dir_in_root(rootfs, parent).map_err(MountError::resolve("make the directory of"))?;
+    let within = parent.strip_prefix("/dev").unwrap_or(parent);
+    let dir = ensure_dir_in_root(dev, within).map_err(MountError::resolve("make the directory of"))?;
     let mode = Mode::from_bits_truncate(node.mode & 0o7777);
     match (node.kind, in_userns) {
         (NodeKind::Fifo, _) => mknodat(dir.as_fd(), name, SFlag::S_IFIFO, mode, 0)
@@ -444,27 +532,22 @@ fn bind_same_host_device(
 }
 
 // ANCHOR: mount_mqueue
-/// Mounts the POSIX message queue filesystem at `rootfs/dev/mqueue` (mq_overview(7)). It shows the
-/// queues of the caller's IPC namespace; in a user namespace the IPC namespace must be one it owns.
-pub fn mount_mqueue(rootfs: &Path) -> Result<(), MountError> {
+/// Mounts the POSIX message queue filesystem at `mqueue` in `dev`, the container's /dev: best the
+/// `/proc/self/fd` path of the descriptor [`mount_dev`] returned (mq_overview(7)). It shows the queues
+/// of the caller's IPC namespace; in a user namespace the IPC namespace must be one it owns.
+pub fn mount_mqueue(dev: &Path) -> Result<(), MountError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_in_root("mount mqueue at", rootfs, "/dev/mqueue", "mqueue", flags, None)
+    mount_in_root("mount mqueue at", dev, "/mqueue", "mqueue", flags, None)
 }
 // ANCHOR_END: mount_mqueue
 
-/// Mounts the cgroup v2 hierarchy read-only at `rootfs/sys/fs/cgroup` (cgroups(7)). In a cgroup
-/// namespace of its own the container sees its own cgroup as the root there (cgroup_namespaces(7));
-/// in a user namespace the kernel allows the mount only with such a cgroup namespace.
-pub fn mount_cgroup2_readonly(rootfs: &Path) -> Result<(), MountError> {
+/// Mounts the cgroup v2 hierarchy read-only at `fs/cgroup` in `sys`, the container's /sys (best the
+/// `/proc/self/fd` path of the descriptor [`mount_sysfs_readonly`] returned) (cgroups(7)). In a cgroup
+/// namespace of its own the container sees its own cgroup as the root there (cgroup_namespaces(7)); in
+/// a user namespace the kernel allows the mount only with such a cgroup namespace.
+pub fn mount_cgroup2_readonly(sys: &Path) -> Result<(), MountError> {
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_in_root(
-        "mount cgroup2 at",
-        rootfs,
-        "/sys/fs/cgroup",
-        "cgroup2",
-        flags,
-        None,
-    )
+    mount_in_root("mount cgroup2 at", sys, "/fs/cgroup", "cgroup2", flags, None)
 }
 
 /// Mounts an empty tmpfs at `path` inside `rootfs`, always `nosuid,nodev`, with `options`' flags,
@@ -486,12 +569,20 @@ pub fn mount_tmpfs(
 }
 
 // ANCHOR: mount_sysfs
-/// Mounts sysfs read-only at `rootfs/sys` (sysfs(5)). It shows the network devices of the caller's
-/// network namespace, so in a user namespace the kernel allows it only with a network namespace that
-/// user namespace owns (else EPERM): give the container a new one.
-pub fn mount_sysfs_readonly(rootfs: &Path) -> Result<(), MountError> {
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_in_root("mount sysfs at", rootfs, "/sys", "sysfs", flags, None)
+/// Mounts sysfs read-only at `rootfs/sys` (sysfs(5)) and returns a descriptor of it ([`mount_new`]).
+/// It shows the network devices of the caller's network namespace, so in a user namespace the kernel
+/// allows it only with a network namespace that user namespace owns (else EPERM): give the container
+/// a new one.
+pub fn mount_sysfs_readonly(rootfs: &Path) -> Result<OwnedFd, MountError> {
+    let attrs =
+        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    let sysfs = NewMount {
+        fs_type: c"sysfs",
+        options: &[],
+        attrs,
+        magic: nix::sys::statfs::SYSFS_MAGIC,
+    };
+    mount_new("mount sysfs at", rootfs, "/sys", &sysfs)
 }
 // ANCHOR_END: mount_sysfs
 
@@ -754,15 +845,21 @@ fn attach(tree: &impl AsFd, target: &impl AsFd) -> Result<(), Errno> {
     Errno::result(moved).map(drop)
 }
 
-/// A new tmpfs with `options` (`key`, `value` pairs, as mount(8)'s `-o`) and `attrs`
-/// (`MOUNT_ATTR_*`), attached at exactly `target`, and a descriptor of it: fsopen(2), fsconfig(2),
-/// fsmount(2) and move_mount(2) make the mount from descriptors, so nothing needs looking up by name to
-/// reach it afterwards. ENOSYS before Linux 5.2.
-pub fn tmpfs_exactly(target: &impl AsFd, options: &[(&str, &str)], attrs: u64) -> Result<OwnedFd, Errno> {
-    // SAFETY: fsopen(2) takes a NUL-terminated filesystem name (static) and flags, and returns a new
-    // descriptor or -1. nix 0.32 has no wrapper for it, nor for the calls below.
+// ANCHOR: mount_exactly
+/// A new filesystem of type `fs_type` with `options` (`key`, `value` pairs, as mount(8)'s `-o`) and
+/// `attrs` (`MOUNT_ATTR_*`), attached at exactly `target`, and a descriptor of it: fsopen(2),
+/// fsconfig(2), fsmount(2) and move_mount(2) make the mount from descriptors, so nothing needs looking
+/// up by name to reach it afterwards. ENOSYS before Linux 5.2.
+pub fn mount_exactly(
+    fs_type: &std::ffi::CStr,
+    target: &impl AsFd,
+    options: &[(&str, &str)],
+    attrs: u64,
+) -> Result<OwnedFd, Errno> {
+    // SAFETY: fsopen(2) takes a NUL-terminated filesystem name (alive for the call) and flags, and
+    // returns a new descriptor or -1. nix 0.32 has no wrapper for it, nor for the calls below.
     let context =
-        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC) })?;
+        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, fs_type.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
     // SAFETY: a descriptor the kernel has just returned to this process, which nothing else owns.
     let context = unsafe { OwnedFd::from_raw_fd(context as RawFd) };
     for (key, value) in options {
@@ -776,6 +873,21 @@ pub fn tmpfs_exactly(target: &impl AsFd, options: &[(&str, &str)], attrs: u64) -
                 libc::FSCONFIG_SET_STRING,
                 key.as_ptr(),
                 value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    if attrs & libc::MOUNT_ATTR_RDONLY != 0 {
+        // A read-only filesystem, not only a read-only mount of it, as mount(2) makes a new one with
+        // `MS_RDONLY`: a write is refused as such (EROFS) before any permission is weighed.
+        // SAFETY: fsconfig(2) `FSCONFIG_SET_FLAG` reads a NUL-terminated key (static) and no value.
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                libc::FSCONFIG_SET_FLAG,
+                c"ro".as_ptr(),
+                std::ptr::null::<libc::c_void>(),
                 0,
             )
         })?;
@@ -806,6 +918,7 @@ pub fn tmpfs_exactly(target: &impl AsFd, options: &[(&str, &str)], attrs: u64) -
     attach(&mounted, target)?;
     Ok(mounted)
 }
+// ANCHOR_END: mount_exactly
 
 /// Adds `flags` to the mount at `path` with a bind remount, keeping the flags it has (in a user
 /// namespace the kernel refuses a remount that would clear a locked one).

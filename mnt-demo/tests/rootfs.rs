@@ -65,8 +65,8 @@ fn build_and_check(rootfs: &Path, in_userns: bool) -> Result<(), String> {
     rootfs::isolate_root(Propagation::Slave).map_err(e)?;
     rootfs::bind_rootfs(rootfs).map_err(e)?;
     rootfs::mount_proc(rootfs).map_err(e)?;
-    rootfs::mount_dev(rootfs, in_userns).map_err(e)?;
-    rootfs::mount_mqueue(rootfs).map_err(e)?;
+    let dev = rootfs::mount_dev(rootfs, in_userns).map_err(e)?;
+    rootfs::mount_mqueue(&mnt_demo::resolve::fd_path(&dev)).map_err(e)?;
     rootfs::mount_sysfs_readonly(rootfs).map_err(e)?;
     rootfs::pivot_into(rootfs).map_err(e)?;
     let masked = rootfs::mask_paths(Path::new("/"), &DEFAULT_MASKED).map_err(e)?;
@@ -246,9 +246,12 @@ fn mount_targets_that_leave_the_rootfs_are_refused() {
                 ),
                 other => Err(format!("{what}: {other:?}, expected a refusal")),
             };
-            refused("mount_proc", rootfs::mount_proc(&rootfs))?;
+            refused("mount_proc", rootfs::mount_proc(&rootfs).map(drop))?;
             refused("mount_dev", rootfs::mount_dev(&rootfs, in_userns).map(drop))?;
-            refused("mount_sysfs_readonly", rootfs::mount_sysfs_readonly(&rootfs))?;
+            refused(
+                "mount_sysfs_readonly",
+                rootfs::mount_sysfs_readonly(&rootfs).map(drop),
+            )?;
             refused(
                 "mask_paths",
                 rootfs::mask_paths(&rootfs, &["/etc/keys"]).map(drop),
