@@ -853,14 +853,14 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
     let launcher_memory = argument_and_environment_areas();
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
-    let prepared = set_up(plan, veth.as_ref(), channel).and_then(|pty| {
+    let prepared = set_up(plan, veth.as_ref(), channel).and_then(|made| {
         let reaper = plan
             .init
             .then(|| Reaper::new().map_err(|e| failed(Step::Init, e)))
             .transpose()?;
-        Ok((pty, reaper))
+        Ok((made, reaper))
     });
-    let (pty, reaper) = match prepared {
+    let (SetUp { pty, proc }, reaper) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(e.step.name(), &e.source)));
@@ -886,7 +886,7 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             eprintln!("combined: {why}");
             return i32::from(crate::EXIT_LAUNCHER);
         }
-        match wait_at_gate(gate) {
+        match wait_at_gate(gate, proc.as_ref()) {
             Ok(fifo) => gate_passed = Some(fifo),
             Err(errno) => {
                 eprintln!("combined: the container's start gate failed: {errno}");
@@ -894,6 +894,7 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             }
         }
     }
+    drop(proc);
     match reaper {
         Some(reaper) => {
             // Init never execs: `start` would wait for the fifo to close.
@@ -922,14 +923,18 @@ fn die_with_launcher(channel: &Channel) -> Result<(), String> {
     Ok(())
 }
 
+/// What the set-up hands on to the container's last steps.
+struct SetUp {
+    /// The master end of the container's pty, when it has one.
+    pty: Option<OwnedFd>,
+    /// The container's proc, the mount's own descriptor, when the launcher made one: for the start
+    /// gate, which would otherwise find /proc by name after the pivot (see `wait_at_gate`).
+    proc: Option<OwnedFd>,
+}
+
 // ANCHOR: set_up
-/// Steps 3 to 5, in the container's namespaces. Returns the master end of the container's pty, when it
-/// has one.
-fn set_up(
-    plan: &Plan,
-    veth: Option<&(String, Subnet)>,
-    channel: &Channel,
-) -> Result<Option<OwnedFd>, StepFailed> {
+/// Steps 3 to 5, in the container's namespaces.
+fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Result<SetUp, StepFailed> {
     let steps = Steps { plan };
     if plan.namespaces.contains(CloneFlags::CLONE_NEWCGROUP) {
         // In its cgroup now (the launcher moved it before `go`): that cgroup becomes `/` inside.
@@ -1011,7 +1016,7 @@ fn set_up(
         }
         Ok::<(), String>(())
     })?;
-    drop(kernel);
+    let KernelDirs { proc, .. } = kernel;
     // The container's devpts, for its terminal after the pivot: see `terminal::open_in_devpts`.
     let devpts = match (plan.tty, &dev) {
         (true, Some(dev)) => Some(steps.run(Step::Terminal, || open_devpts(dev))?),
@@ -1033,7 +1038,7 @@ fn set_up(
     })?;
     drop(devpts);
     steps.run(Step::Network, || set_up_network(plan, veth))?;
-    Ok(pty)
+    Ok(SetUp { pty, proc })
 }
 // ANCHOR_END: set_up
 
@@ -1350,25 +1355,33 @@ fn wait_to_be_let_go(channel: &mut Channel) -> Result<(), String> {
 
 /// Step 6 of a created container, second half: waits until `combined start` opens the container's
 /// `exec.fifo` for reading. `gate` is an O_PATH descriptor of the fifo, opened by the launcher on the
-/// host before the clone; reopened through this process's own /proc/self/fd (the container's proc
-/// now, but the same descriptor table), it opens for writing only when a reader comes (fifo(7)): that
-/// open is the wait. The byte written tells `start` the container went on; the fifo, returned open and
+/// host before the clone; reopened through this process's own `self/fd` in the container's proc (the
+/// same descriptor table), it opens for writing only when a reader comes (fifo(7)): that open is the
+/// wait. The byte written tells `start` the container went on; the fifo, returned open and
 /// close-on-exec, closes at the command's execve, which tells `start` the command runs.
-fn wait_at_gate(gate: i32) -> Result<OwnedFd, Errno> {
-    let path = format!("/proc/self/fd/{gate}");
+///
+/// `proc` is the descriptor of the container's proc mount: after the pivot `/proc` is a name in the
+/// rootfs, and a container that can write the rootfs could have renamed a directory of its own into
+/// its place, whose `self/fd/N` leads to a file it chose, which opens at once: the container would
+/// start without `start`. A config that mounts no proc of the launcher's leaves the name.
+fn wait_at_gate(gate: i32, proc: Option<&OwnedFd>) -> Result<OwnedFd, Errno> {
+    let fd_link = format!("self/fd/{gate}");
     let fifo = loop {
-        match nix::fcntl::open(
-            path.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        ) {
+        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let opened = match proc {
+            Some(proc) => nix::fcntl::openat(proc, fd_link.as_str(), flags, nix::sys::stat::Mode::empty()),
+            None => nix::fcntl::open(
+                Path::new("/proc").join(&fd_link).as_path(),
+                flags,
+                nix::sys::stat::Mode::empty(),
+            ),
+        };
+        match opened {
             Err(Errno::EINTR) => continue,
             other => break other?,
         }
     };
-    // The same fifo, or nothing is written: after the pivot /proc is a name in the rootfs, and a
-    // container that can write the rootfs could have put a `self/fd` of its own there, leading to a
-    // file it chose, which would open at once: the container would start without `start`.
+    // The same fifo, or nothing is written: by name (above), `/proc` could be anything.
     let same = |a: &nix::sys::stat::FileStat, b: &nix::sys::stat::FileStat| {
         (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
     };

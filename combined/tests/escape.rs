@@ -1134,22 +1134,12 @@ fn a_device_granted_to_one_container_never_lands_where_another_can_reach() {
     );
     common::populate(&rootfs);
     fs::create_dir_all(rootfs.join("decoy")).unwrap();
-    fs::create_dir_all(&bundle).unwrap();
-    let spec = run({
-        let mut spec = launcher();
-        spec.args(["spec", "--bundle"]).arg(&bundle);
-        spec
+    oci_bundle(&bundle, &rootfs, |config| {
+        config["process"]["args"] = serde_json::json!(["true"]);
+        config["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/granted", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
+        ]);
     });
-    assert_eq!(spec.code, Some(0), "combined spec: {spec:#?}");
-    let config_path = bundle.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&config_path).unwrap()).unwrap();
-    config["root"] = serde_json::json!({"path": rootfs, "readonly": false});
-    config["process"]["args"] = serde_json::json!(["true"]);
-    config["process"]["terminal"] = false.into();
-    config["linux"]["devices"] = serde_json::json!([
-        {"path": "/dev/granted", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
-    ]);
-    fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
     let shared_volume = format!("{}:/data", shared.display());
     let stray = host_unchanged(|| {
         let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["dev", "decoy"]);
@@ -1174,6 +1164,89 @@ fn a_device_granted_to_one_container_never_lands_where_another_can_reach() {
     assert!(
         stray.is_empty(),
         "a device node granted to one container landed in the shared rootfs: {stray:?}"
+    );
+}
+
+/// An OCI bundle at `dir` whose root is `rootfs`, writable, with no terminal: `combined spec`'s
+/// config, changed by `edit`.
+fn oci_bundle(dir: &Path, rootfs: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    fs::create_dir_all(dir).unwrap();
+    let mut spec = launcher();
+    spec.args(["spec", "--bundle"]).arg(dir);
+    let spec = run(spec);
+    assert_eq!(spec.code, Some(0), "combined spec: {spec:#?}");
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    config["root"] = serde_json::json!({"path": rootfs, "readonly": false});
+    config["process"]["terminal"] = false.into();
+    edit(&mut config);
+    fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+}
+
+/// Attack: the same shared rootfs, exchanged `proc` for a decoy while containers are created on it.
+/// A created container waits at its start gate by reopening the gate's fifo through /proc/self/fd,
+/// after the pivot: a name in the rootfs. The decoy's `self/fd/N` are links to a file of the rootfs,
+/// which opens at once where the fifo would wait for `start`: the container went on, and its command
+/// ran, without `start`. Now the reopened file must be the gate's own (its device and inode), or the
+/// container stops there.
+#[test]
+fn a_proc_swapped_before_the_start_gate_never_starts_the_container() {
+    let test = "a_proc_swapped_before_the_start_gate_never_starts_the_container";
+    if !require_root(test) {
+        return;
+    }
+    let scratch = Scratch::new("gateswap");
+    let (shared, rootfs, bundle, state) = (
+        scratch.path().join("shared"),
+        scratch.path().join("shared/rootfs"),
+        scratch.path().join("bundle"),
+        scratch.path().join("state"),
+    );
+    common::populate(&rootfs);
+    fs::write(rootfs.join("opens-at-once"), "").unwrap();
+    let fds = rootfs.join("decoy/self/fd");
+    fs::create_dir_all(&fds).unwrap();
+    for fd in 0..64 {
+        std::os::unix::fs::symlink("/opens-at-once", fds.join(fd.to_string())).unwrap();
+    }
+    oci_bundle(&bundle, &rootfs, |config| {
+        config["process"]["args"] = serde_json::json!(["sh", "-c", "echo $$ >> /ran"]);
+    });
+    let shared_volume = format!("{}:/data", shared.display());
+    let rounds = testing::scaled(30);
+    host_unchanged(|| {
+        let swapper = Swapper::start(&shared_volume, &rootfs, "/data/rootfs", ["proc", "decoy"]);
+        for round in 0..rounds {
+            let mut create = launcher();
+            create
+                .arg("--root")
+                .arg(&state)
+                .args(["create", "--bundle"])
+                .arg(&bundle)
+                .arg(format!("gate{round}"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            // A create that failed (the swap broke its set-up) started nothing either.
+            let _ = create.status().expect("spawn combined create");
+        }
+        // Time for a container that went past its gate to run its command.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        swapper.stop();
+        for round in 0..rounds {
+            let mut delete = launcher();
+            delete
+                .arg("--root")
+                .arg(&state)
+                .args(["delete", "--force", &format!("gate{round}")]);
+            let deleted = run(delete);
+            assert_eq!(deleted.code, Some(0), "delete --force: {deleted:#?}");
+        }
+    });
+    let ran = fs::read_to_string(rootfs.join("ran")).unwrap_or_default();
+    assert!(
+        ran.is_empty(),
+        "a created container ran its command without start: pids {ran:?}"
     );
 }
 
