@@ -229,9 +229,23 @@ fn mount_new(
     let shown = rootfs.join(path.trim_start_matches('/'));
     let target = ensure_dir_in_root(rootfs, Path::new(path)).map_err(MountError::resolve(step))?;
     match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
-        Err(Errno::ENOSYS) => {}
-        other => return other.map_err(MountError::sys(step, &shown)),
+        Err(Errno::ENOSYS) => mount_by_path(step, rootfs, path, &target, fs),
+        other => other.map_err(MountError::sys(step, &shown)),
     }
+}
+// ANCHOR_END: mount_new
+
+/// [`mount_new`] before Linux 5.2: `fs` mounted onto `target` (the directory `path` in `rootfs`) with
+/// mount(2), then `path` looked up again, since `target` names the directory underneath the new
+/// mount; what is found must be the root of a filesystem of `fs`'s type.
+fn mount_by_path(
+    step: &'static str,
+    rootfs: &Path,
+    path: &str,
+    target: &OwnedFd,
+    fs: &NewMount<'_>,
+) -> Result<OwnedFd, MountError> {
+    let shown = rootfs.join(path.trim_start_matches('/'));
     let (source, data) = legacy_options(fs);
     let fs_type = fs
         .fs_type
@@ -239,7 +253,7 @@ fn mount_new(
         .map_err(|_| MountError::sys(step, &shown)(Errno::EINVAL))?;
     mount(
         Some(source.as_str()),
-        &fd_path(&target),
+        &fd_path(target),
         Some(fs_type),
         legacy_flags(fs.attrs),
         data.as_deref(),
@@ -252,7 +266,6 @@ fn mount_new(
         Err(errno) => Err(MountError::sys("find the new mount at", &shown)(errno)),
     }
 }
-// ANCHOR_END: mount_new
 
 /// Whether `fd` is the root of a mounted filesystem of type `magic`: statfs(2) names the filesystem,
 /// and its `..` lies on another device. (A directory inside the right filesystem, `proc/sys` say,
@@ -968,4 +981,84 @@ fn current_flags(path: &Path) -> Result<MsFlags, Errno> {
         }
     }
     Ok(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mount_s_root_is_told_from_a_directory_inside_it() {
+        let open =
+            |path: &str| nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        let proc_magic = nix::sys::statfs::PROC_SUPER_MAGIC;
+        assert_eq!(is_root_of(&open("/proc"), proc_magic), Ok(true));
+        assert_eq!(
+            is_root_of(&open("/proc/sys"), proc_magic),
+            Ok(false),
+            "procfs, not its root"
+        );
+        assert_eq!(
+            is_root_of(&open("/proc"), nix::sys::statfs::SYSFS_MAGIC),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn the_old_way_s_source_data_and_flags() {
+        let dev = NewMount {
+            fs_type: c"tmpfs",
+            options: &[("source", "shm"), ("mode", "755"), ("size", "64k")],
+            attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_RDONLY,
+            magic: nix::sys::statfs::TMPFS_MAGIC,
+        };
+        assert_eq!(
+            legacy_options(&dev),
+            ("shm".into(), Some("mode=755,size=64k".into()))
+        );
+        assert_eq!(legacy_flags(dev.attrs), MsFlags::MS_NOSUID | MsFlags::MS_RDONLY);
+        let proc = NewMount {
+            fs_type: c"proc",
+            options: &[],
+            ..dev
+        };
+        assert_eq!(legacy_options(&proc), ("proc".into(), None));
+    }
+
+    /// The way before Linux 5.2, on this kernel: the mount is made by path and found again.
+    #[test]
+    fn the_old_way_finds_the_mount_it_made() {
+        if !nskit::testing::require_namespaces("the_old_way_finds_the_mount_it_made") {
+            return;
+        }
+        let rootfs = tempfile::Builder::new()
+            .prefix("mnt-demo-old-way")
+            .tempdir()
+            .unwrap();
+        let root = rootfs.path().to_owned();
+        std::fs::create_dir(root.join("dev")).unwrap();
+        let mut child = nskit::Spawn::new(nix::sched::CloneFlags::CLONE_NEWNS)
+            .run(move |channel| {
+                let found = isolate_root(Propagation::Private)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        let tmpfs = NewMount {
+                            fs_type: c"tmpfs",
+                            options: &[("mode", "700")],
+                            attrs: libc::MOUNT_ATTR_NOSUID,
+                            magic: nix::sys::statfs::TMPFS_MAGIC,
+                        };
+                        let target = resolve_in_root(&root, Path::new("/dev")).map_err(|e| e.to_string())?;
+                        let dev = mount_by_path("mount tmpfs at", &root, "/dev", &target, &tmpfs)
+                            .map_err(|e| e.to_string())?;
+                        let mode = fstat(&dev).map_err(|e| e.to_string())?.st_mode & 0o777;
+                        Ok(format!("{:?} {mode:o}", is_root_of(&dev, tmpfs.magic)))
+                    });
+                i32::from(channel.send(&found.unwrap_or_else(|e| e)).is_err())
+            })
+            .unwrap();
+        let found: String = child.channel().recv().unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(found, "Ok(true) 700");
+    }
 }
