@@ -1140,9 +1140,9 @@ fn a_device_granted_to_one_container_never_lands_where_another_can_reach() {
             let mut attempt = launcher();
             attempt
                 .arg("--root")
-                .arg(&state)
+                .arg(state)
                 .args(["run", "--bundle"])
-                .arg(&bundle)
+                .arg(bundle)
                 .arg(format!("granted{round}"));
             let attempt = run(attempt);
             assert_eq!(
@@ -1236,9 +1236,9 @@ fn a_proc_swapped_before_the_start_gate_never_starts_the_container() {
             let mut create = launcher();
             create
                 .arg("--root")
-                .arg(&state)
+                .arg(state)
                 .args(["create", "--bundle"])
-                .arg(&bundle)
+                .arg(bundle)
                 .arg(format!("gate{round}"))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
@@ -1253,7 +1253,7 @@ fn a_proc_swapped_before_the_start_gate_never_starts_the_container() {
             let mut delete = launcher();
             delete
                 .arg("--root")
-                .arg(&state)
+                .arg(state)
                 .args(["delete", "--force", &format!("gate{round}")]);
             let deleted = run(delete);
             assert_eq!(deleted.code, Some(0), "delete --force: {deleted:#?}");
