@@ -31,7 +31,7 @@ pub const DEFAULT_CAPS: [Capability; 13] = [
 /// The capabilities that, held in the host's user namespace (a root container without `--userns`),
 /// reach the host whatever the namespaces hide, each with what it opens. Within a user namespace of
 /// the container's own they are that namespace's, and harmless to the host.
-pub const HOST_ROOT_CAPS: [(Capability, &str); 5] = [
+pub const HOST_ROOT_CAPS: [(Capability, &str); 14] = [
     (
         Capability::CAP_SYS_ADMIN,
         "mount a cgroup v1 hierarchy and set its release_agent, a program the host's kernel runs as root",
@@ -46,6 +46,40 @@ pub const HOST_ROOT_CAPS: [(Capability, &str); 5] = [
         "iopl(2) and ioperm(2) reach the machine's I/O ports",
     ),
     (Capability::CAP_BPF, "load BPF programs into the host's kernel"),
+    (
+        Capability::CAP_SYSLOG,
+        "read the host's kernel log and the kernel's real addresses in /proc/kallsyms, which undoes its \
+         address randomization",
+    ),
+    (
+        Capability::CAP_SYS_TIME,
+        "set the host's clock (no namespace holds the real-time clock)",
+    ),
+    (
+        Capability::CAP_AUDIT_CONTROL,
+        "change the host's audit rules, or turn auditing off",
+    ),
+    (Capability::CAP_AUDIT_READ, "read the host's audit log as it is written"),
+    (
+        Capability::CAP_PERFMON,
+        "profile and trace the host's kernel and every process with perf_event_open(2)",
+    ),
+    (
+        Capability::CAP_SYS_PACCT,
+        "turn on the host's process accounting into a file of its choosing",
+    ),
+    (
+        Capability::CAP_MAC_ADMIN,
+        "change the host's mandatory access control (an LSM's policy)",
+    ),
+    (
+        Capability::CAP_MAC_OVERRIDE,
+        "pass the host's mandatory access control",
+    ),
+    (
+        Capability::CAP_WAKE_ALARM,
+        "set alarms that wake the host from suspend",
+    ),
 ];
 
 /// The first of [`HOST_ROOT_CAPS`] among `kept`, with what it opens.

@@ -620,7 +620,8 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
 
 /// Attack, refused: a root container granted CAP_SYS_ADMIN mounts a cgroup v1 hierarchy and sets its
 /// release_agent, which the host's kernel runs as root when the container's cgroup empties; one granted
-/// CAP_DAC_READ_SEARCH opens any host file with open_by_handle_at(2) ("shocker"). Without a user
+/// CAP_DAC_READ_SEARCH opens any host file with open_by_handle_at(2) ("shocker"); one granted
+/// CAP_SYSLOG reads the kernel's real addresses (an attacker's pass found it accepted). Without a user
 /// namespace these, and the other host-wide capabilities (caps.rs, `HOST_ROOT_CAPS`), are refused
 /// before anything exists; with `--userns` they are the container's own, and the mount fails.
 #[test]
@@ -630,7 +631,9 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
     }
     let agent = "/sys/fs/cgroup/pids/release_agent";
     let before = fs::read_to_string(agent).ok();
+    // The release_agent, and (CAP_SYSLOG) the kernel's real addresses: zeros to anyone without it.
     let attack = "mkdir -p /cg && mount -t cgroup -o pids cgroup /cg && echo /payload > /cg/release_agent \
+                  && echo reached; awk 'NR == 1 { exit $1 == \"0000000000000000\" }' /proc/kallsyms \
                   && echo reached";
     let launch = |options: &[&str]| {
         let mut command = launcher();
@@ -642,14 +645,8 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    for cap in [
-        "SYS_ADMIN",
-        "DAC_READ_SEARCH",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "BPF",
-        "ALL",
-    ] {
+    let host_wide = combined::caps::HOST_ROOT_CAPS.map(|(cap, _)| cap.to_string());
+    for cap in host_wide.iter().map(String::as_str).chain(["ALL"]) {
         let (code, stdout, stderr) = launch(&["--cap-add", cap]);
         if is_root() {
             assert_eq!(code, Some(125), "{cap}: {stdout}{stderr}");
@@ -657,8 +654,9 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
         }
         assert!(!stdout.contains("reached"), "{cap}: {stdout}{stderr}");
     }
-    // In a user namespace of its own, CAP_SYS_ADMIN is the container's: no v1 hierarchy mounts.
-    let (_, stdout, stderr) = launch(&["--userns", "--cap-add", "SYS_ADMIN"]);
+    // In a user namespace of its own, CAP_SYS_ADMIN is the container's: no v1 hierarchy mounts; and
+    // CAP_SYSLOG is the container's: the addresses stay zeros.
+    let (_, stdout, stderr) = launch(&["--userns", "--cap-add", "SYS_ADMIN", "--cap-add", "SYSLOG"]);
     assert!(!stdout.contains("reached"), "{stdout}{stderr}");
     assert_eq!(
         fs::read_to_string(agent).ok(),
