@@ -59,7 +59,10 @@ pub const HOST_ROOT_CAPS: [(Capability, &str); 14] = [
         Capability::CAP_AUDIT_CONTROL,
         "change the host's audit rules, or turn auditing off",
     ),
-    (Capability::CAP_AUDIT_READ, "read the host's audit log as it is written"),
+    (
+        Capability::CAP_AUDIT_READ,
+        "read the host's audit log as it is written",
+    ),
     (
         Capability::CAP_PERFMON,
         "profile and trace the host's kernel and every process with perf_event_open(2)",

@@ -153,6 +153,26 @@ fn refuse_host_root_caps(caps: &::caps::CapsHashSet, user_ns: bool) -> Result<()
     }
 }
 
+/// A capability the launcher cannot pass on, because its own bounding set lacks it (a host or a
+/// calling process may withhold some from everything it starts, as this project's CI withholds
+/// CAP_SYS_RESOURCE; a user namespace inherits the bounding set too). Asked of the kernel, it fails the
+/// whole capset(2) at the last step: refused here, by name, before anything exists.
+fn refuse_caps_not_held(kept: &::caps::CapsHashSet) -> Result<(), PlanError> {
+    let Ok(bounding) = ::caps::read(None, ::caps::CapSet::Bounding) else {
+        return Ok(());
+    };
+    let mut missing: Vec<String> = kept.difference(&bounding).map(ToString::to_string).collect();
+    missing.sort();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(invalid(format!(
+            "cannot keep {}: this launcher's own bounding set lacks it (the host or the calling process \
+             withheld it), so no container it starts can have it; leave it out",
+            missing.join(", ")
+        ))),
+    }
+}
+
 fn invalid(message: impl Into<String>) -> PlanError {
     PlanError::Invalid(message.into())
 }
@@ -221,6 +241,7 @@ pub fn plan(request: &RunRequest) -> Result<Plan, PlanError> {
     let volumes = plan_volumes(&request.volumes)?;
     let caps = caps::resolve(&request.cap_add, &request.cap_drop);
     refuse_host_root_caps(&caps, user_ns)?;
+    refuse_caps_not_held(&caps)?;
     // Compiled here, on the host, so that a bad profile is refused before anything exists.
     let seccomp = seccomp::compile_with_cache(&request.seccomp, &caps, seccomp_cache().as_deref())?;
 

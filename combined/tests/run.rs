@@ -797,6 +797,44 @@ fn exit_codes_follow_the_shells() {
 
 // ---- bad input --------------------------------------------------------------------------------------
 
+/// A capability the launcher's own bounding set lacks cannot be passed on: asked of the kernel, the
+/// command's capset(2) failed at the last step with "capset failure: EPERM" (an attacker's pass, with
+/// CAP_SYS_RESOURCE, which this project's CI withholds from everything). Refused by name instead,
+/// before anything exists. Root only: dropping from the bounding set takes CAP_SETPCAP.
+#[test]
+fn a_capability_the_launcher_lacks_is_refused_by_name() {
+    let test = "a_capability_the_launcher_lacks_is_refused_by_name";
+    let Some(rootfs) = ready(test) else {
+        return;
+    };
+    if !testing::require_root(test) {
+        return;
+    }
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .arg("--bounding-set=-net_raw")
+        .arg(common::COMBINED)
+        .args([
+            "run",
+            "--rootfs",
+            rootfs.str(),
+            "--cap-add",
+            "NET_RAW",
+            "--",
+            "true",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = common::output(&mut command);
+    assert_eq!(out.code(), 125, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot keep CAP_NET_RAW: this launcher's own bounding set lacks it"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
+
 #[test]
 fn bad_input_is_one_line_and_125_before_anything_exists() {
     let Some(rootfs) = ready("bad_input_is_one_line_and_125_before_anything_exists") else {
