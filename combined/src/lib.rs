@@ -14,6 +14,7 @@ pub mod enter;
 pub mod hostview;
 pub mod image;
 pub mod layer;
+pub mod locked;
 pub mod oci;
 pub mod private_dir;
 pub mod sealed;

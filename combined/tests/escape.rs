@@ -574,20 +574,11 @@ fn init_binary_is_a_sealed_copy_even_with_sys_ptrace() {
     }
     let host_binary = identity(env!("CARGO_BIN_EXE_combined"));
     // Every capability but those refused without a user namespace (`a_capability_that_is_the_host_s_needs_a_user_namespace`).
-    let all = [
-        "--cap-add",
-        "ALL",
-        "--cap-drop",
-        "SYS_ADMIN",
-        "--cap-drop",
-        "DAC_READ_SEARCH",
-        "--cap-drop",
-        "SYS_MODULE",
-        "--cap-drop",
-        "SYS_RAWIO",
-        "--cap-drop",
-        "BPF",
-    ];
+    let host_wide = combined::caps::HOST_ROOT_CAPS.map(|(cap, _)| cap.to_string());
+    let mut all = vec!["--cap-add", "ALL"];
+    for cap in &host_wide {
+        all.extend(["--cap-drop", cap.as_str()]);
+    }
     for (caps, options) in [
         ("SYS_PTRACE", &["--cap-add", "SYS_PTRACE"][..]),
         ("ALL", &all[..]),
@@ -662,6 +653,49 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
         fs::read_to_string(agent).ok(),
         before,
         "the host's release_agent changed"
+    );
+}
+
+/// Attack: a command keeping CAP_SYS_ADMIN in a user namespace (rootless, or root's `--userns`) loosens
+/// the launcher's mounts: remounts a read-only volume read-write and writes the host's directory
+/// through it, unmounts a mask over /proc, remounts `--read-only`'s root read-write. The mounts were
+/// made in the container's own user namespace, where the kernel locks nothing (an attacker's pass did
+/// all three). Now such a command runs in a user namespace nested in the container's, with a locked
+/// copy of the mount namespace; it can still mount a tmpfs of its own.
+#[test]
+fn sys_admin_in_a_user_namespace_cannot_loosen_the_launcher_s_mounts() {
+    let test = "sys_admin_in_a_user_namespace_cannot_loosen_the_launcher_s_mounts";
+    if !require_namespaces(test) || !common::have_busybox(test) {
+        return;
+    }
+    let scratch = Scratch::new("locked");
+    let (rootfs, volume) = (scratch.path().join("rootfs"), scratch.path().join("volume"));
+    common::populate(&rootfs);
+    fs::create_dir_all(rootfs.join("vol")).unwrap();
+    fs::create_dir_all(&volume).unwrap();
+    // Writable by whatever id the container's root is on the host: only the mount says read-only.
+    fs::set_permissions(&volume, fs::Permissions::from_mode(0o777)).unwrap();
+    let attack = "mount -o remount,rw,bind /vol 2>/dev/null; echo x 2>/dev/null > /vol/written && echo wrote-volume; \
+                  umount /proc/interrupts 2>/dev/null; [ -n \"$(head -c 1 /proc/interrupts)\" ] && echo unmasked; \
+                  mount -o remount,rw,bind / 2>/dev/null; touch /written 2>/dev/null && echo wrote-root; \
+                  mount -t tmpfs none /mnt && touch /mnt/own && echo own-tmpfs";
+    let mut command = launcher();
+    command.args(["run", "--read-only", "--cap-add", "SYS_ADMIN"]);
+    if is_root() {
+        command.arg("--userns");
+    }
+    command
+        .arg("--volume")
+        .arg(format!("{}:/vol:ro", volume.display()))
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["--", "sh", "-c", attack]);
+    let attempt = host_unchanged(|| run(command));
+    assert_eq!(attempt.code, Some(0), "{attempt:#?}");
+    assert_eq!(attempt.stdout, "own-tmpfs\n", "{attempt:#?}");
+    assert!(
+        !volume.join("written").exists(),
+        "the read-only volume was written"
     );
 }
 
