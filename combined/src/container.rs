@@ -832,6 +832,20 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
             return i32::from(crate::EXIT_LAUNCHER);
         }
+        // Until `start`, this process, the launcher's own binary, waits inside the container, where
+        // `combined exec` may bring processes: non-dumpable, so that none of them can open its
+        // /proc/<pid>/exe or memory (CVE-2019-5736). After the maps: a non-dumpable process's /proc
+        // files belong to the host's root, and a rootless launcher writes the maps there. execve
+        // makes the command dumpable again.
+        if let Err(errno) = make_non_dumpable() {
+            let why = format!("cannot make the waiting process non-dumpable: {errno}");
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
+        if let Err(why) = hide_launcher_memory(b"waiting") {
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
     }
     // Where init's command line and environment lie, read now from the launcher's (the host's) /proc:
     // after the pivot /proc is a name in the rootfs, and a container that can write the rootfs could
@@ -853,23 +867,6 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             return i32::from(crate::EXIT_LAUNCHER);
         }
     };
-    if let Lifecycle::Created { .. } = plan.lifecycle {
-        // Until `start`, this process, the launcher's own binary, waits inside the container, where
-        // `combined exec` may bring processes once `create` has reported it: non-dumpable, so that
-        // none of them can open its /proc/<pid>/exe or memory (CVE-2019-5736). After the set-up: a
-        // non-dumpable process's /proc files belong to the host's root, and the maps are written there
-        // (a rootless launcher's, and a nested user namespace's, see `locked`). execve makes the
-        // command dumpable again.
-        if let Err(errno) = make_non_dumpable() {
-            let why = format!("cannot make the waiting process non-dumpable: {errno}");
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
-            return i32::from(crate::EXIT_LAUNCHER);
-        }
-        if let Err(why) = blank_launcher_memory(launcher_memory, b"waiting") {
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
-            return i32::from(crate::EXIT_LAUNCHER);
-        }
-    }
     let ready: nskit::Reply<()> = Ok(());
     let reported = timings::time("child", "ready", || match &pty {
         Some(master) => channel.send_msg_with_fd(&ready, master),

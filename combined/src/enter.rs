@@ -126,8 +126,16 @@ pub fn enter(
         .map_err(|e| container::failed(Step::Clone, format!("cannot block signals: {e}")))?;
     let mut order: Vec<(CloneFlags, i32)> = theirs.iter().map(|(kind, fd)| (*kind, fd.as_raw_fd())).collect();
     // kinds() lists the user namespace first; root joins it last (step 3).
+    let above = match nskit::userns::is_root() {
+        true => None,
+        false => owner_of_the_others(&theirs)?,
+    };
     if nskit::userns::is_root() {
         order.sort_by_key(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
+    } else if let Some(above) = &above {
+        // The process's own user namespace last, the one that owns the others first.
+        order.sort_by_key(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
+        order.insert(0, (CloneFlags::CLONE_NEWUSER, above.as_raw_fd()));
     }
     let in_user_ns = theirs.iter().any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
     let mut child = Spawn::new(CloneFlags::empty())
@@ -136,6 +144,7 @@ pub fn enter(
         .map_err(|e| container::failed(Step::Clone, e))?;
     // The joiner has its own copies of the namespaces' descriptors.
     drop(theirs);
+    drop(above);
     for dir in cgroups {
         cgroup_demo::cgroup::move_process(dir, child.pid())
             .map_err(|e| container::failed(Step::Cgroup, e))?;
@@ -183,6 +192,33 @@ fn namespaces_of(target: Pid) -> Result<Vec<(CloneFlags, OwnedFd)>, StepFailed> 
         }
     }
     Ok(theirs)
+}
+
+/// The user namespace that owns the container's other namespaces, when it is not the one its process
+/// is in: a process that kept CAP_SYS_ADMIN moved into a user namespace nested in the container's
+/// (`locked`). A runtime that is not root gains its capabilities over the other namespaces by joining
+/// the one that owns them; in the nested one, joined first, it would hold none there.
+fn owner_of_the_others(theirs: &[(CloneFlags, OwnedFd)]) -> Result<Option<OwnedFd>, StepFailed> {
+    let find = |wanted: CloneFlags| theirs.iter().find(|(kind, _)| *kind == wanted).map(|(_, fd)| fd);
+    let (Some(user), Some(pid)) = (find(CloneFlags::CLONE_NEWUSER), find(CloneFlags::CLONE_NEWPID)) else {
+        return Ok(None);
+    };
+    let fail = |e: std::io::Error| {
+        container::failed(
+            Step::Clone,
+            format!("cannot find the owner of the container's namespaces: {e}"),
+        )
+    };
+    let pid = fs::File::from(pid.try_clone().map_err(fail)?);
+    let owner = user_demo::introspect::owner(&pid).map_err(fail)?;
+    let (owner_id, user_id) = (
+        owner.metadata().map_err(fail)?,
+        fs::metadata(format!("/proc/self/fd/{}", user.as_raw_fd())).map_err(fail)?,
+    );
+    match (owner_id.dev(), owner_id.ino()) == (user_id.dev(), user_id.ino()) {
+        true => Ok(None),
+        false => Ok(Some(OwnedFd::from(owner))),
+    }
 }
 
 fn cannot_join(kind: CloneFlags, errno: Errno) -> StepFailed {

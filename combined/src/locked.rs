@@ -20,7 +20,9 @@
 //! The maps of the nested namespace must be written by a process in the container's user namespace
 //! holding CAP_SETUID and CAP_SETGID there; a process in the nested one may map only its own id. So the
 //! process forks a helper first, which stays behind, writes the maps once the process has moved, and
-//! exits.
+//! exits. The helper can open the maps only while the process is dumpable (a non-dumpable process's
+//! /proc files belong to the host's root): a created container's process, non-dumpable already, is
+//! made dumpable for that moment, before anything else is in the container.
 
 use std::fs;
 
@@ -45,6 +47,7 @@ pub(crate) fn needed(plan: &Plan) -> bool {
 pub(crate) fn lock_mounts() -> Result<(), String> {
     let uid_map = identity_of("uid_map")?;
     let gid_map = identity_of("gid_map")?;
+    let dumpable = Dumpable::for_the_helper()?;
     let (wait_moved, moved) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))?;
     let me = nix::unistd::getpid();
@@ -73,6 +76,7 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
     let told = unshared.and_then(|()| nix::unistd::write(&moved, &[1]).map(drop));
     drop(moved);
     let mapped = wait_for(helper);
+    dumpable.restore()?;
     unshared.map_err(|e| format!("cannot enter a nested user namespace to lock the mounts: {e}"))?;
     told.map_err(|e| format!("cannot wake the helper that maps the nested namespace: {e}"))?;
     if !mapped {
@@ -117,6 +121,41 @@ fn wait_for(helper: Pid) -> bool {
             Ok(WaitStatus::Exited(_, 0)) => return true,
             Err(nix::errno::Errno::EINTR) => continue,
             _ => return false,
+        }
+    }
+}
+
+/// This process made dumpable, and what it was before.
+struct Dumpable(libc::c_int);
+
+impl Dumpable {
+    fn for_the_helper() -> Result<Dumpable, String> {
+        let fail = || {
+            format!(
+                "cannot make this process dumpable for its maps: {}",
+                nix::errno::Errno::last()
+            )
+        };
+        // SAFETY: prctl(PR_GET_DUMPABLE) takes no pointers; it reads a flag of this process.
+        let was = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        if was < 0 {
+            return Err(fail());
+        }
+        // SAFETY: prctl(PR_SET_DUMPABLE, 1) takes no pointers; it sets a flag of this process.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
+            return Err(fail());
+        }
+        Ok(Dumpable(was))
+    }
+
+    fn restore(self) -> Result<(), String> {
+        // SAFETY: prctl(PR_SET_DUMPABLE, 0 or 1) takes no pointers; it sets a flag of this process.
+        match unsafe { libc::prctl(libc::PR_SET_DUMPABLE, self.0, 0, 0, 0) } {
+            0 => Ok(()),
+            _ => Err(format!(
+                "cannot make this process non-dumpable again: {}",
+                nix::errno::Errno::last()
+            )),
         }
     }
 }

@@ -982,6 +982,60 @@ fn exec_runs_a_process_in_the_container_s_namespaces() {
     assert_eq!(HostState::now(), before, "exec left something");
 }
 
+/// `exec --cap CAP_SYS_ADMIN` in a user namespace whose container's own process lacks it: the
+/// container's mounts were made in its user namespace and are not locked (`locked.rs`), so the process
+/// could remount a read-only volume read-write. Refused by name; a plain `exec` still runs. As root the
+/// container gets a user namespace of its own for this.
+#[test]
+fn exec_with_sys_admin_is_refused_where_the_mounts_are_not_locked() {
+    if !ready("exec_with_sys_admin_is_refused_where_the_mounts_are_not_locked") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    if nskit::userns::is_root() {
+        b.edit(|c| {
+            let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            c["linux"]["uidMappings"] = ids.clone();
+            c["linux"]["gidMappings"] = ids;
+        });
+    }
+    b.create(&["--bundle", b.dir.str(), "sa1"]).ok();
+    output(&mut b.runtime(&["start", "sa1"])).ok();
+    let refused = output(&mut b.runtime(&["exec", "--cap", "CAP_SYS_ADMIN", "sa1", "true"]));
+    assert_eq!(refused.code(), 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("its mounts are not locked"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.stderr.lines().count(), 1, "{refused:?}");
+    output(&mut b.runtime(&["exec", "sa1", "true"])).ok();
+    output(&mut b.runtime(&["delete", "--force", "sa1"])).ok();
+
+    // Given CAP_SYS_ADMIN by the config, the container's process is nested with its mounts locked,
+    // created and waiting at its gate first: what `exec` brings in with it joins that, and the
+    // read-only root stays so.
+    b.edit(|c| {
+        c["root"]["readonly"] = true.into();
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push("CAP_SYS_ADMIN".into());
+        }
+    });
+    b.create(&["--bundle", b.dir.str(), "sa2"]).ok();
+    output(&mut b.runtime(&["start", "sa2"])).ok();
+    let attack =
+        "mount -o remount,rw,bind / 2>/dev/null; touch /written 2>/dev/null && echo wrote; echo done";
+    let out = output(&mut b.runtime(&["exec", "sa2", "sh", "-c", attack]));
+    assert_eq!(out.ok(), "done\n", "{out:?}");
+    output(&mut b.runtime(&["delete", "--force", "sa2"])).ok();
+}
+
 /// The attacker's view: a process brought in by `exec` is as confined as the container's own. It holds
 /// no descriptor of the runtime's, has no controlling terminal (so no TIOCSTI into the host's), is
 /// under the config's seccomp filter with no_new_privs, and has the config's capabilities only.

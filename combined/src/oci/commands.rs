@@ -754,7 +754,8 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
         return Err(OciError::Refused(format!("container {id} is not running")));
     }
     let mut spec = bundle::load(container.dir())?;
-    let config_ptrace = grants_ptrace(spec.process().as_ref());
+    let config_ptrace = grants(spec.process().as_ref(), oci_spec::runtime::Capability::SysPtrace);
+    let config_locked = grants(spec.process().as_ref(), oci_spec::runtime::Capability::SysAdmin);
     let process = exec_process(&spec, process)?;
     spec.set_process(Some(process));
     // The container's root as its process sees it; a created container's process is still the
@@ -772,6 +773,7 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
     }
     let target = Pid::from_raw(record.pid);
     refuse_ptrace_before_start(id, &record, &plan)?;
+    refuse_unlocked_sys_admin(&plan, config_locked)?;
     let ptrace_here = plan.caps.contains(&::caps::Capability::CAP_SYS_PTRACE);
     if !plan.user_ns && (ptrace_here || config_ptrace || record.ptrace_granted) {
         // Until it executes its command, the process is this binary, in the container's PID namespace:
@@ -801,12 +803,29 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
 }
 // ANCHOR_END: exec
 
-/// Whether a config's process holds CAP_SYS_PTRACE (in its bounding set, where an exec's may come from).
-fn grants_ptrace(process: Option<&oci_spec::runtime::Process>) -> bool {
+/// Whether a config's process holds `cap` (in its bounding set, where an exec's may come from).
+fn grants(process: Option<&oci_spec::runtime::Process>, cap: oci_spec::runtime::Capability) -> bool {
     process
         .and_then(|p| p.capabilities().as_ref())
         .and_then(|caps| caps.bounding().as_ref())
-        .is_some_and(|bounding| bounding.contains(&oci_spec::runtime::Capability::SysPtrace))
+        .is_some_and(|bounding| bounding.contains(&cap))
+}
+
+/// A process `exec` gives CAP_SYS_ADMIN in a user namespace could loosen or remove the launcher's
+/// mounts, unless they are locked: they are when the container's own process kept it (`locked`, which
+/// nests that process, and so what joins it, in a locked copy of its mount namespace; `locked` says
+/// whether the config gave it CAP_SYS_ADMIN). The joiner has no
+/// PID in the container's /proc through which to nest itself: refused otherwise.
+fn refuse_unlocked_sys_admin(plan: &crate::container::Plan, locked: bool) -> Result<(), OciError> {
+    match crate::locked::needed(plan) && !locked {
+        true => Err(OciError::Refused(
+            "exec with CAP_SYS_ADMIN in the container's user namespace: the container's own process \
+             lacks it, so its mounts are not locked, and the new process could make its read-only \
+             volumes writable; give the config's process CAP_SYS_ADMIN, or exec without it"
+                .into(),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// A created container's process waits at its gate with every privilege `create` had: its
