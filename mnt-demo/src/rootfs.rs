@@ -205,7 +205,9 @@ fn mount_named_in_root(
 struct NewMount<'a> {
     /// Its type, as in /proc/filesystems.
     fs_type: &'a std::ffi::CStr,
-    /// `key`, `value` pairs, as mount(8)'s `-o` (and `source`, the first field of /proc/self/mounts).
+    /// `key`, `value` pairs, as mount(8)'s `-o`, and `source`: the first field of /proc/self/mounts,
+    /// by custom the type's name (without it, fsmount(2) leaves `none`, and tools that look for
+    /// `proc` there, the OCI validation suite among them, do not find the mount).
     options: &'a [(&'a str, &'a str)],
     /// `MOUNT_ATTR_*` flags (mount_setattr(2)).
     attrs: u64,
@@ -317,7 +319,7 @@ pub fn mount_proc(rootfs: &Path) -> Result<OwnedFd, MountError> {
     let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
     let proc = NewMount {
         fs_type: c"proc",
-        options: &[],
+        options: &[("source", "proc")],
         attrs,
         magic: nix::sys::statfs::PROC_SUPER_MAGIC,
     };
@@ -591,7 +593,7 @@ pub fn mount_sysfs_readonly(rootfs: &Path) -> Result<OwnedFd, MountError> {
         libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
     let sysfs = NewMount {
         fs_type: c"sysfs",
-        options: &[],
+        options: &[("source", "sysfs")],
         attrs,
         magic: nix::sys::statfs::SYSFS_MAGIC,
     };
