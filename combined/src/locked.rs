@@ -51,8 +51,8 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
     let (wait_moved, moved) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))?;
     let me = nix::unistd::getpid();
-    // SAFETY: this process is single-threaded here (a fork of the container's init, or `exec`'s
-    // process), so the child may run any code; it only reads the pipe, writes two files and exits.
+    // SAFETY: this process is single-threaded here (the container's first process, at the end of its
+    // set-up), so the child may run any code; it only reads the pipe, writes two files and exits.
     let helper = match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
             drop(moved);
@@ -93,7 +93,9 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
 }
 
 /// The container's user namespace's own ids, mapped to themselves: each line of this process's
-/// `uid_map` or `gid_map` (inside, outside, count) becomes `inside inside count`.
+/// `uid_map` or `gid_map` (inside, outside, count) becomes `inside inside count`. Read through /proc
+/// by name after the pivot: a decoy there could only give fewer ids (the kernel refuses a map of ids
+/// the namespace above lacks), leaving the command unable to take its own.
 fn identity_of(file: &str) -> Result<IdMap, String> {
     let path = format!("/proc/self/{file}");
     let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
