@@ -832,20 +832,6 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
             return i32::from(crate::EXIT_LAUNCHER);
         }
-        // Until `start`, this process, the launcher's own binary, waits inside the container, where
-        // `combined exec` may bring processes: non-dumpable, so that none of them can open its
-        // /proc/<pid>/exe or memory (CVE-2019-5736). After the maps: a non-dumpable process's /proc
-        // files belong to the host's root, and a rootless launcher writes the maps there. execve
-        // makes the command dumpable again.
-        if let Err(errno) = make_non_dumpable() {
-            let why = format!("cannot make the waiting process non-dumpable: {errno}");
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
-            return i32::from(crate::EXIT_LAUNCHER);
-        }
-        if let Err(why) = hide_launcher_memory(b"waiting") {
-            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
-            return i32::from(crate::EXIT_LAUNCHER);
-        }
     }
     // Where init's command line and environment lie, read now from the launcher's (the host's) /proc:
     // after the pivot /proc is a name in the rootfs, and a container that can write the rootfs could
@@ -867,6 +853,24 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             return i32::from(crate::EXIT_LAUNCHER);
         }
     };
+    if let Lifecycle::Created { .. } = plan.lifecycle {
+        // Until `start`, this process, the launcher's own binary, waits inside the container, where
+        // `combined exec` may bring processes once `create` has reported it: non-dumpable, so that
+        // none of them can open its /proc/<pid>/exe, descriptors or memory, or ptrace it
+        // (CVE-2019-5736). After the whole set-up: taking its ids there (`take_ids`) made it
+        // dumpable again, and an attacker's pass overwrote a rootless user's own binary through
+        // /proc/1/exe, and let a container through its gate, when this was done before. execve
+        // makes the command dumpable again.
+        if let Err(errno) = make_non_dumpable() {
+            let why = format!("cannot make the waiting process non-dumpable: {errno}");
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
+        if let Err(why) = blank_launcher_memory(launcher_memory, b"waiting") {
+            let _ = channel.reply::<()>(&Err(nskit::ChildError::new(Step::Ids.name(), why)));
+            return i32::from(crate::EXIT_LAUNCHER);
+        }
+    }
     let ready: nskit::Reply<()> = Ok(());
     let reported = timings::time("child", "ready", || match &pty {
         Some(master) => channel.send_msg_with_fd(&ready, master),
@@ -1038,6 +1042,10 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     })?;
     drop(devpts);
     steps.run(Step::Network, || set_up_network(plan, veth))?;
+    // Here, while this process is dumpable (a non-dumpable one's /proc files are the host root's,
+    // which a rootless launcher's process cannot write) and has a PID in the container's /proc: init
+    // and the command inherit it, and execve keeps it.
+    set_oom_score_adj(plan).map_err(|e| failed(Step::Init, e))?;
     // Last, when everything that needs the container's user namespace's capabilities is done: a
     // command keeping CAP_SYS_ADMIN there could loosen or remove the launcher's mounts otherwise. See
     // `locked`.
@@ -1554,13 +1562,13 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
     if plan.tty {
         take_terminal()?;
     }
-    set_oom_score_adj(plan)?;
     drop_to_command(plan)
 }
 
 /// The config's `oomScoreAdj`, through /proc/self: while this process has a PID in the /proc it sees
-/// (`exec` sets it in the runtime, whose joiner has none in the container's /proc), and before the
-/// capabilities go: lowering the score takes CAP_SYS_RESOURCE.
+/// (`exec` sets it in the runtime, whose joiner has none in the container's /proc; the container's
+/// first process at the end of its set-up), is dumpable, and before the capabilities go: lowering the
+/// score takes CAP_SYS_RESOURCE.
 pub(crate) fn set_oom_score_adj(plan: &Plan) -> Result<(), String> {
     let Some(score) = plan.oom_score_adj else {
         return Ok(());

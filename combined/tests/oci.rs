@@ -982,6 +982,56 @@ fn exec_runs_a_process_in_the_container_s_namespaces() {
     assert_eq!(HostState::now(), before, "exec left something");
 }
 
+/// Attack: before `start`, a created container's process is the runtime's own binary, waiting at its
+/// gate with every capability in the container's user namespace. It was meant to be non-dumpable, but
+/// taking its ids inside made it dumpable again: a process `exec` brought in read `/proc/1/exe` (the
+/// host's binary, which a rootless user's own install let it overwrite) and opened `/proc/1/fd/N`, the
+/// gate's fifo, which started the container without `start` (an attacker's pass). Now it is made
+/// non-dumpable after its whole set-up: as root the exec'd process finds neither; a runtime that is
+/// not root cannot open the waiting process's namespaces, and says so.
+#[test]
+fn a_created_container_s_waiting_process_is_out_of_exec_s_reach() {
+    if !ready("a_created_container_s_waiting_process_is_out_of_exec_s_reach") {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "echo ran > /tmp/ran; sleep 100"]);
+    let root = nskit::userns::is_root();
+    b.edit(|c| {
+        c["root"]["readonly"] = false.into();
+        if root {
+            let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            c["linux"]["uidMappings"] = ids.clone();
+            c["linux"]["gidMappings"] = ids;
+        }
+    });
+    let tmp = b.dir.path().join("rootfs/tmp");
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    b.create(&["--bundle", b.dir.str(), "w0"]).ok();
+    let attack = "head -c 4 /proc/1/exe >/dev/null 2>&1 && echo read-exe; \
+                  for fd in /proc/1/fd/*; do [ -p $fd ] && cat $fd >/dev/null 2>&1 && echo opened-gate; done; \
+                  ls /proc/1/fd >/dev/null 2>&1 && echo listed-fds; echo done";
+    let out = output(&mut b.runtime(&["exec", "w0", "sh", "-c", attack]));
+    if root {
+        assert_eq!(out.ok(), "done\n", "{out:?}");
+    } else {
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("is created, and its waiting process's namespaces"),
+            "{out:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!tmp.join("ran").exists(), "the container ran without start");
+    output(&mut b.runtime(&["start", "w0"])).ok();
+    eventually("the command ran after start", || tmp.join("ran").exists());
+    output(&mut b.runtime(&["delete", "--force", "w0"])).ok();
+}
+
 /// `exec --cap CAP_SYS_ADMIN` in a user namespace whose container's own process lacks it: the
 /// container's mounts were made in its user namespace and are not locked (`locked.rs`), so the process
 /// could remount a read-only volume read-write. Refused by name; a plain `exec` still runs. As root the

@@ -772,7 +772,7 @@ pub fn exec(root: &Root, id: &str, process: &ExecProcess, options: &ExecOptions)
         ));
     }
     let target = Pid::from_raw(record.pid);
-    refuse_ptrace_before_start(id, &record, &plan)?;
+    refuse_exec_before_start(id, &record, &plan)?;
     refuse_unlocked_sys_admin(&plan, config_locked)?;
     let ptrace_here = plan.caps.contains(&::caps::Capability::CAP_SYS_PTRACE);
     if !plan.user_ns && (ptrace_here || config_ptrace || record.ptrace_granted) {
@@ -833,17 +833,28 @@ fn refuse_unlocked_sys_admin(plan: &crate::container::Plan, locked: bool) -> Res
 /// from the sealed copy) the runtime's binary on the host. A process `exec` starts with
 /// CAP_SYS_PTRACE and no user namespace may ptrace it: make it open the host's files
 /// (open_by_handle_at), or overwrite that binary through /proc/1/exe once `create` has exited
-/// (CVE-2019-5736). Refused until the container has started and its process has dropped all that.
-fn refuse_ptrace_before_start(
+/// (CVE-2019-5736). With a user namespace, only the waiting process's non-dumpability keeps such a
+/// process out (an attacker's pass found it dumpable, and took it over): refused either way until the
+/// container has started and its process has dropped all that. And a runtime that is not root cannot
+/// open a non-dumpable process's namespaces at all (its /proc files are the host root's): it is told so.
+fn refuse_exec_before_start(
     id: &str,
     record: &Record,
     plan: &crate::container::Plan,
 ) -> Result<(), OciError> {
-    let reaches = crate::init_reachable(plan.user_ns, true, &plan.caps);
-    if reaches && record.status() == ContainerState::Created {
+    if record.status() != ContainerState::Created {
+        return Ok(());
+    }
+    if plan.caps.contains(&::caps::Capability::CAP_SYS_PTRACE) {
         return Err(OciError::Refused(format!(
             "container {id} is created, and its waiting process still holds the runtime's privileges, \
              which a process with CAP_SYS_PTRACE could take over: start it first"
+        )));
+    }
+    if !nskit::userns::is_root() {
+        return Err(OciError::Refused(format!(
+            "container {id} is created, and its waiting process's namespaces are the host root's to open \
+             (it is non-dumpable): start it first, or exec as root"
         )));
     }
     Ok(())
