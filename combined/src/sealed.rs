@@ -58,7 +58,7 @@ pub fn ensure() -> Result<(), SealError> {
     let copy = File::from(create_memfd()?);
     io::copy(&mut exe, &mut &copy).map_err(SealError::Copy)?;
     drop(exe);
-    fcntl(&copy, FcntlArg::F_ADD_SEALS(seals())).map_err(SealError::Seal)?;
+    seal(&copy)?;
     let args = c_strings(std::env::args_os());
     let env = c_strings(std::env::vars_os().map(|(key, value)| {
         let mut pair = key;
@@ -75,6 +75,23 @@ pub fn ensure() -> Result<(), SealError> {
     Err(SealError::Exec(errno))
 }
 // ANCHOR_END: ensure
+
+/// Adds [`seals`]. `F_SEAL_WRITE` waits for the kernel's other references to the copy's pages to go
+/// (memfd_wait_for_pins in mm/memfd.c, about 75 ms) and fails with EBUSY if one outlasts that:
+/// on a busy machine (page migration, compaction), one `exec` in some hundreds did, in CI. Tried
+/// again for up to a second before giving up.
+fn seal(copy: &File) -> Result<(), SealError> {
+    let mut tries = 0;
+    loop {
+        match fcntl(copy, FcntlArg::F_ADD_SEALS(seals())) {
+            Err(Errno::EBUSY) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other.map(drop).map_err(SealError::Seal),
+        }
+    }
+}
 
 /// Whether `exe` is a memfd carrying every one of [`seals`] (a file on disk has no seals: EINVAL).
 fn is_sealed(exe: &File) -> bool {
