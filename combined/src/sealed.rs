@@ -79,7 +79,7 @@ pub fn ensure() -> Result<(), SealError> {
 /// Adds [`seals`]. `F_SEAL_WRITE` waits for the kernel's other references to the copy's pages to go
 /// (memfd_wait_for_pins in mm/memfd.c, about 75 ms) and fails with EBUSY if one outlasts that:
 /// on a busy machine (page migration, compaction), one `exec` in some hundreds did, in CI. Tried
-/// again for up to a second before giving up.
+/// again for up to a quarter of a second before giving up.
 fn seal(copy: &File) -> Result<(), SealError> {
     let mut tries = 0;
     loop {
