@@ -22,6 +22,22 @@ struct Bundle {
     state: TempDir,
 }
 
+/// A test that fails before its `delete` still ends its containers: a created one would wait at its
+/// gate, and a started one run its command, for ever after the test.
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir(self.state.path()) else {
+            return;
+        };
+        let containers = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+        for id in containers.filter_map(|e| e.file_name().into_string().ok()) {
+            let _ = self.runtime(&["delete", "--force", &id]).output();
+        }
+    }
+}
+
 impl Bundle {
     fn new(args: &[&str]) -> Bundle {
         let dir = TempDir::new("bundle");
