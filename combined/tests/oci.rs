@@ -58,6 +58,23 @@ impl Bundle {
         bundle
     }
 
+    /// As root, a user namespace of the container's own (root inside is 100000 outside), as a rootless
+    /// bundle has one already: for what happens only in a user namespace.
+    fn with_a_user_namespace_as_root(&self) {
+        if !nskit::userns::is_root() {
+            return;
+        }
+        self.edit(|c| {
+            let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            c["linux"]["uidMappings"] = ids.clone();
+            c["linux"]["gidMappings"] = ids;
+        });
+    }
+
     fn edit(&self, change: impl FnOnce(&mut Value)) {
         let path = self.dir.path().join("config.json");
         let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -1012,18 +1029,8 @@ fn a_created_container_s_waiting_process_is_out_of_exec_s_reach() {
     }
     let b = Bundle::new(&["sh", "-c", "echo ran > /tmp/ran; sleep 100"]);
     let root = nskit::userns::is_root();
-    b.edit(|c| {
-        c["root"]["readonly"] = false.into();
-        if root {
-            let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(serde_json::json!({"type": "user"}));
-            c["linux"]["uidMappings"] = ids.clone();
-            c["linux"]["gidMappings"] = ids;
-        }
-    });
+    b.edit(|c| c["root"]["readonly"] = false.into());
+    b.with_a_user_namespace_as_root();
     let tmp = b.dir.path().join("rootfs/tmp");
     fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
     b.create(&["--bundle", b.dir.str(), "w0"]).ok();
@@ -1058,17 +1065,7 @@ fn exec_with_sys_admin_is_refused_where_the_mounts_are_not_locked() {
         return;
     }
     let b = Bundle::new(&["sleep", "100"]);
-    if nskit::userns::is_root() {
-        b.edit(|c| {
-            let ids = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(serde_json::json!({"type": "user"}));
-            c["linux"]["uidMappings"] = ids.clone();
-            c["linux"]["gidMappings"] = ids;
-        });
-    }
+    b.with_a_user_namespace_as_root();
     b.create(&["--bundle", b.dir.str(), "sa1"]).ok();
     output(&mut b.runtime(&["start", "sa1"])).ok();
     let refused = output(&mut b.runtime(&["exec", "--cap", "CAP_SYS_ADMIN", "sa1", "true"]));
