@@ -1050,7 +1050,7 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     // command keeping CAP_SYS_ADMIN there could loosen or remove the launcher's mounts otherwise. See
     // `locked`.
     if crate::locked::needed(plan) {
-        steps.run(Step::ReadOnly, crate::locked::lock_mounts)?;
+        steps.run(Step::ReadOnly, || crate::locked::lock_mounts(proc.as_ref()))?;
         steps.run(Step::ReadOnly, || die_with_launcher(channel))?;
     }
     Ok(SetUp { pty, proc })

@@ -9,10 +9,11 @@
 //! `mount -o remount,rw,bind` a read-only volume and write the host's files through it, or unmount a
 //! mask (an attacker's pass did both).
 //!
-//! Bubblewrap's answer, and this one: before anything else of step 8, such a command moves into a user
-//! namespace nested in the container's, with the same ids (an identity map of the container's), and a
-//! mount namespace of its own: a copy made for a less privileged user namespace, so every mount in it
-//! is locked as it is. CAP_SYS_ADMIN then holds over the new mount namespace only: the command can
+//! Bubblewrap's answer, and this one: at the end of its set-up, such a container's first process (its
+//! init to be, and so everything in the container after it) moves into a user namespace nested in the
+//! container's, with the same ids (an identity map of the container's), and a mount namespace of its
+//! own: a copy made for a less privileged user namespace, so every mount in it is locked as it is.
+//! CAP_SYS_ADMIN then holds over the new mount namespace only: the command can
 //! still mount filesystems of its own (a tmpfs, a FUSE filesystem), but not loosen or remove the
 //! launcher's. The other namespaces stay the container's user namespace's: the hostname, the network
 //! and the IPC objects are no longer the command's to administer.
@@ -20,18 +21,22 @@
 //! The maps of the nested namespace must be written by a process in the container's user namespace
 //! holding CAP_SETUID and CAP_SETGID there; a process in the nested one may map only its own id. So the
 //! process forks a helper first, which stays behind, writes the maps once the process has moved, and
-//! exits. The helper can open the maps only while the process is dumpable (a non-dumpable process's
-//! /proc files belong to the host's root): a created container's process, non-dumpable already, is
-//! made dumpable for that moment, before anything else is in the container.
+//! exits. It can open them because the process is still dumpable then (a non-dumpable process's /proc
+//! files belong to the host's root): a created container's is made non-dumpable only after its set-up.
+//! Both read and write the maps beneath the descriptor of the container's proc mount, not through
+//! `/proc` by name, which after the pivot is a name in the rootfs.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 
 use caps::Capability;
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use nskit::idmap::{IdMap, IdRange};
-use nskit::ns::Proc;
 
 use crate::container::Plan;
 
@@ -44,10 +49,10 @@ pub(crate) fn needed(plan: &Plan) -> bool {
 
 /// Moves this process into a nested user namespace and a locked copy of its mount namespace (see the
 /// module comment). Its ids stay what they were; its capabilities are then the nested namespace's.
-pub(crate) fn lock_mounts() -> Result<(), String> {
-    let uid_map = identity_of("uid_map")?;
-    let gid_map = identity_of("gid_map")?;
-    let dumpable = Dumpable::for_the_helper()?;
+/// `proc` is the descriptor of the container's proc mount (a config that mounts none leaves `/proc`).
+pub(crate) fn lock_mounts(proc: Option<&OwnedFd>) -> Result<(), String> {
+    let uid_map = identity_of(proc, "uid_map")?;
+    let gid_map = identity_of(proc, "gid_map")?;
     let (wait_moved, moved) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))?;
     let me = nix::unistd::getpid();
@@ -58,7 +63,9 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
             drop(moved);
             let mut byte = [0u8; 1];
             let written = match nix::unistd::read(&wait_moved, &mut byte) {
-                Ok(1) => nskit::idmap::write_maps(Proc::Pid(me), &uid_map, &gid_map, true).is_ok(),
+                Ok(1) => write_map(proc, me, "gid_map", &gid_map)
+                    .and_then(|()| write_map(proc, me, "uid_map", &uid_map))
+                    .is_ok(),
                 _ => false,
             };
             // SAFETY: _exit(2) ends this forked helper at once, running nothing of the parent's.
@@ -76,13 +83,11 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
     let told = unshared.and_then(|()| nix::unistd::write(&moved, &[1]).map(drop));
     drop(moved);
     let mapped = wait_for(helper);
-    dumpable.restore()?;
     unshared.map_err(|e| format!("cannot enter a nested user namespace to lock the mounts: {e}"))?;
     told.map_err(|e| format!("cannot wake the helper that maps the nested namespace: {e}"))?;
     if !mapped {
         return Err("the helper could not write the nested user namespace's maps".into());
     }
-    // Written through /proc by name: what a decoy there would leave is this process unmapped.
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     match uid.is_root() && gid.as_raw() == 0 {
         true => Ok(()),
@@ -92,13 +97,39 @@ pub(crate) fn lock_mounts() -> Result<(), String> {
     }
 }
 
+/// `path` beneath the container's proc mount, or beneath `/proc` when the launcher made none.
+fn open_in_proc(proc: Option<&OwnedFd>, path: &str, flags: OFlag) -> nix::Result<fs::File> {
+    let flags = flags | OFlag::O_CLOEXEC;
+    let opened = match proc {
+        Some(proc) => nix::fcntl::openat(proc, path, flags, Mode::empty()),
+        None => nix::fcntl::open(
+            std::path::Path::new("/proc").join(path).as_path(),
+            flags,
+            Mode::empty(),
+        ),
+    };
+    opened.map(fs::File::from)
+}
+
+/// Writes `map` to `file` (`uid_map`, `gid_map`) of the process `pid`, in one write(2), as the kernel
+/// takes it.
+fn write_map(proc: Option<&OwnedFd>, pid: Pid, file: &str, map: &IdMap) -> Result<(), String> {
+    let path = format!("{pid}/{file}");
+    open_in_proc(proc, &path, OFlag::O_WRONLY)
+        .map_err(std::io::Error::from)
+        .and_then(|mut f| f.write_all(map.to_proc_format().as_bytes()))
+        .map_err(|e| format!("cannot write {path}: {e}"))
+}
+
 /// The container's user namespace's own ids, mapped to themselves: each line of this process's
-/// `uid_map` or `gid_map` (inside, outside, count) becomes `inside inside count`. Read through /proc
-/// by name after the pivot: a decoy there could only give fewer ids (the kernel refuses a map of ids
-/// the namespace above lacks), leaving the command unable to take its own.
-fn identity_of(file: &str) -> Result<IdMap, String> {
-    let path = format!("/proc/self/{file}");
-    let text = fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+/// `uid_map` or `gid_map` (inside, outside, count) becomes `inside inside count`.
+fn identity_of(proc: Option<&OwnedFd>, file: &str) -> Result<IdMap, String> {
+    let path = format!("self/{file}");
+    let mut text = String::new();
+    open_in_proc(proc, &path, OFlag::O_RDONLY)
+        .map_err(std::io::Error::from)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
     let ranges = text
         .lines()
         .map(|line| {
@@ -123,41 +154,6 @@ fn wait_for(helper: Pid) -> bool {
             Ok(WaitStatus::Exited(_, 0)) => return true,
             Err(nix::errno::Errno::EINTR) => continue,
             _ => return false,
-        }
-    }
-}
-
-/// This process made dumpable, and what it was before.
-struct Dumpable(libc::c_int);
-
-impl Dumpable {
-    fn for_the_helper() -> Result<Dumpable, String> {
-        let fail = || {
-            format!(
-                "cannot make this process dumpable for its maps: {}",
-                nix::errno::Errno::last()
-            )
-        };
-        // SAFETY: prctl(PR_GET_DUMPABLE) takes no pointers; it reads a flag of this process.
-        let was = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
-        if was < 0 {
-            return Err(fail());
-        }
-        // SAFETY: prctl(PR_SET_DUMPABLE, 1) takes no pointers; it sets a flag of this process.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
-            return Err(fail());
-        }
-        Ok(Dumpable(was))
-    }
-
-    fn restore(self) -> Result<(), String> {
-        // SAFETY: prctl(PR_SET_DUMPABLE, 0 or 1) takes no pointers; it sets a flag of this process.
-        match unsafe { libc::prctl(libc::PR_SET_DUMPABLE, self.0, 0, 0, 0) } {
-            0 => Ok(()),
-            _ => Err(format!(
-                "cannot make this process non-dumpable again: {}",
-                nix::errno::Errno::last()
-            )),
         }
     }
 }

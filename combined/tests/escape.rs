@@ -661,7 +661,8 @@ fn a_capability_that_is_the_host_s_needs_a_user_namespace() {
 /// through it, unmounts a mask over /proc, remounts `--read-only`'s root read-write. The mounts were
 /// made in the container's own user namespace, where the kernel locks nothing (an attacker's pass did
 /// all three). Now such a command runs in a user namespace nested in the container's, with a locked
-/// copy of the mount namespace; it can still mount a tmpfs of its own.
+/// copy of the mount namespace; it can still mount a tmpfs of its own, and, as the book says, no
+/// longer administer the hostname, which the container's user namespace owns.
 #[test]
 fn sys_admin_in_a_user_namespace_cannot_loosen_the_launcher_s_mounts() {
     let test = "sys_admin_in_a_user_namespace_cannot_loosen_the_launcher_s_mounts";
@@ -678,7 +679,8 @@ fn sys_admin_in_a_user_namespace_cannot_loosen_the_launcher_s_mounts() {
     let attack = "mount -o remount,rw,bind /vol 2>/dev/null; echo x 2>/dev/null > /vol/written && echo wrote-volume; \
                   umount /proc/interrupts 2>/dev/null; [ -n \"$(head -c 1 /proc/interrupts)\" ] && echo unmasked; \
                   mount -o remount,rw,bind / 2>/dev/null; touch /written 2>/dev/null && echo wrote-root; \
-                  mount -t tmpfs none /mnt && touch /mnt/own && echo own-tmpfs";
+                  mount -t tmpfs none /mnt && touch /mnt/own && echo own-tmpfs; \
+                  hostname renamed 2>/dev/null && echo renamed-host; true";
     let mut command = launcher();
     command.args(["run", "--read-only", "--cap-add", "SYS_ADMIN"]);
     if is_root() {
