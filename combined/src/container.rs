@@ -1045,7 +1045,7 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
     // Here, while this process is dumpable (a non-dumpable one's /proc files are the host root's,
     // which a rootless launcher's process cannot write) and has a PID in the container's /proc: init
     // and the command inherit it, and execve keeps it.
-    set_oom_score_adj(plan).map_err(|e| failed(Step::Init, e))?;
+    set_oom_score_adj(plan, proc.as_ref()).map_err(|e| failed(Step::Init, e))?;
     // Last, when everything that needs the container's user namespace's capabilities is done: a
     // command keeping CAP_SYS_ADMIN there could loosen or remove the launcher's mounts otherwise. See
     // `locked`.
@@ -1569,17 +1569,21 @@ fn prepare_exec(plan: &Plan) -> Result<(), String> {
 /// (`exec` sets it in the runtime, whose joiner has none in the container's /proc; the container's
 /// first process at the end of its set-up), is dumpable, and before the capabilities go: lowering the
 /// score takes CAP_SYS_RESOURCE.
-pub(crate) fn set_oom_score_adj(plan: &Plan) -> Result<(), String> {
+/// `proc` is the container's proc mount's own descriptor, when the launcher made one; else `/proc`.
+pub(crate) fn set_oom_score_adj(plan: &Plan, proc: Option<&OwnedFd>) -> Result<(), String> {
     let Some(score) = plan.oom_score_adj else {
         return Ok(());
     };
     let fail = |e: &dyn fmt::Display| format!("cannot set oom_score_adj to {score}: {e}");
-    // Opened without creating or truncating, and written only if it is a file of procfs: after the
-    // pivot /proc is a name in the rootfs, which a container able to write the rootfs could fill.
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/self/oom_score_adj")
-        .map_err(|e| fail(&e))?;
+    // Opened without creating or truncating, and written only if it is a file of procfs: by name,
+    // after the pivot, /proc is a name in the rootfs, which a container able to write the rootfs
+    // could fill.
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let opened = match proc {
+        Some(proc) => nix::fcntl::openat(proc, "self/oom_score_adj", flags, nix::sys::stat::Mode::empty()),
+        None => nix::fcntl::open("/proc/self/oom_score_adj", flags, nix::sys::stat::Mode::empty()),
+    };
+    let mut file = fs::File::from(opened.map_err(|e| fail(&e))?);
     let on_proc = nix::sys::statfs::fstatfs(&file)
         .map_err(|e| fail(&e))?
         .filesystem_type()

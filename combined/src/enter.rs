@@ -117,7 +117,7 @@ pub fn enter(
     // /proc, while this process is still dumpable (a non-dumpable process's /proc files are root's,
     // which a rootless runtime cannot write) and has a PID in the /proc it sees (the container's has
     // none for the joiner).
-    container::set_oom_score_adj(plan).map_err(|e| container::failed(Step::Init, e))?;
+    container::set_oom_score_adj(plan, None).map_err(|e| container::failed(Step::Init, e))?;
     container::make_non_dumpable()
         .map_err(|e| container::failed(Step::Clone, format!("cannot make the runtime non-dumpable: {e}")))?;
     let signals = container::supervised_set();

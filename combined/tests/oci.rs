@@ -1125,6 +1125,10 @@ fn an_exec_process_is_confined_like_the_container_s_own() {
     });
     b.create(&["--bundle", b.dir.str(), "x1"]).ok();
     output(&mut b.runtime(&["start", "x1"])).ok();
+    // The container's own process has the config's OOM score too (written at the end of its set-up).
+    let pid = b.state("x1")["pid"].as_i64().unwrap();
+    let own = fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    assert_eq!(own.trim(), "100", "the container's process's OOM score");
     let script = "ls /proc/self/fd; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
                   mkdir /tmp/made || echo mkdir refused; cat /dev/tty || echo no terminal; \
                   echo oom=$(cat /proc/self/oom_score_adj)";

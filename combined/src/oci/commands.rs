@@ -812,10 +812,10 @@ fn grants(process: Option<&oci_spec::runtime::Process>, cap: oci_spec::runtime::
 }
 
 /// A process `exec` gives CAP_SYS_ADMIN in a user namespace could loosen or remove the launcher's
-/// mounts, unless they are locked: they are when the container's own process kept it (`locked`, which
-/// nests that process, and so what joins it, in a locked copy of its mount namespace; `locked` says
-/// whether the config gave it CAP_SYS_ADMIN). The joiner has no
-/// PID in the container's /proc through which to nest itself: refused otherwise.
+/// mounts, unless they are locked: they are when the container's own process kept it (`locked`
+/// says whether the config gave it), since `crate::locked` nests that process, and so what joins it,
+/// in a locked copy of its mount namespace. The joiner has no PID in the container's /proc through
+/// which to nest itself: refused otherwise.
 fn refuse_unlocked_sys_admin(plan: &crate::container::Plan, locked: bool) -> Result<(), OciError> {
     match crate::locked::needed(plan) && !locked {
         true => Err(OciError::Refused(
