@@ -304,6 +304,60 @@ fn combined(inputs: &Inputs) -> Launcher {
     }
 }
 
+/// `combined run` with defaults turned off, one at a time and all together (`--breakdown`): what each
+/// costs is its row's difference from combined's, pair by pair in the same run. Only these three can
+/// be turned off; the rest of the set-up (/dev, the masks, capabilities, the keyring) is always done.
+pub fn without_defaults(inputs: &Inputs) -> Vec<Launcher> {
+    const UNCONFINED: &[&str] = &["--security-opt", "seccomp=unconfined"];
+    const NO_INIT: &[&str] = &["--no-init"];
+    const BOTH: &[&str] = &["--security-opt", "seccomp=unconfined", "--no-init"];
+    // name, --net, further flags, note
+    const VARIANTS: [(&str, &str, &[&str], &str); 4] = [
+        (
+            "combined, no filter",
+            "loopback",
+            UNCONFINED,
+            "combined without its seccomp filter: what loading it (and filtering the command's calls) costs",
+        ),
+        (
+            "combined, no init",
+            "loopback",
+            NO_INIT,
+            "combined with the command as PID 1: what the init (a fork, a process more to exit) costs",
+        ),
+        (
+            "combined, lo down",
+            "none",
+            &[],
+            "combined with the network namespace's lo left down: what bringing it up costs",
+        ),
+        (
+            "combined, none of 3",
+            "none",
+            BOTH,
+            "combined without the three: what is left is the set-up every container of it gets",
+        ),
+    ];
+    VARIANTS
+        .iter()
+        .map(|(name, net, flags, note)| {
+            let mut argv = vec![text(&inputs.combined)];
+            argv.extend(args(&["run", "--rootfs"]));
+            argv.push(text(&inputs.rootfs));
+            argv.extend(args(&["--net", net]));
+            argv.extend(args(flags));
+            argv.extend(args(&["--", TRUE]));
+            Launcher {
+                name,
+                argv,
+                then: Vec::new(),
+                note,
+                concurrent: false,
+            }
+        })
+        .collect()
+}
+
 /// `combined run --image`: the same rootfs as a tarball, unpacked once into the cache (during the
 /// warm-up runs), each run on a throwaway overlay layer.
 fn combined_image(inputs: &Inputs) -> Launcher {

@@ -11,7 +11,8 @@
 //! 2. 1, 10 and 100 containers started at once;
 //! 3. what each namespace kind adds to a bare clone + exec + wait (the floor program, one flag at a time).
 //!
-//! `--breakdown` adds where combined's time goes, step by step (`breakdown.rs`); `--rootless`, run as
+//! `--breakdown` adds where combined's time goes, step by step (`breakdown.rs`), and rows of combined
+//! with its seccomp filter, its init and `lo` turned off (what each costs); `--rootless`, run as
 //! root, measures every launcher as uid 65534 in a user namespace of its own.
 //!
 //! The tables go to the terminal, every figure to `target/bench/bench.json`. See BENCHMARKS.md.
@@ -68,7 +69,8 @@ pub struct Options {
     sequential_only: bool,
     /// Also time each of combined's set-up steps (`COMBINED_TIMINGS`): when it began and how long
     /// it took, median over the runs; and, unless --sequential-only, the same steps with 100
-    /// containers started at once.
+    /// containers started at once. Adds rows of combined without its seccomp filter, its init and
+    /// `lo`, one at a time and together.
     #[arg(long)]
     breakdown: bool,
     /// Run as root, measure rootless: every launcher runs as uid and gid 65534 (nobody), in a user
@@ -129,6 +131,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
             .collect(),
         None => candidates,
     };
+    let candidates = match options.breakdown {
+        // Right after combined's own rows, what it costs with each default it has turned off.
+        true => with_defaults_off(candidates, &inputs),
+        false => candidates,
+    };
     let launchers = check_each(candidates, &mut skipped)?;
     for skip in &skipped {
         println!("xtask: bench: skipping {}: {}", skip.name, skip.reason);
@@ -164,11 +171,12 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let load_after = runner::load_average();
     println!("\n`/bin/true` in a container, sequential runs (medians; ratio pair by pair):\n");
     print!("{}", report::sequential_table(&rows, runs));
+    let w = report::name_width(&rows);
     for row in &rows {
-        println!("  {:<16} {}", row.name, row.note);
+        println!("  {:<w$} {}", row.name, row.note);
         if row.orphans > 0 {
             println!(
-                "  {:<16} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
+                "  {:<w$} (exits before its container: {} process(es) per run reaped by the benchmark, counted)",
                 "", row.orphans
             );
         }
@@ -231,6 +239,16 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// `candidates` with [`launchers::without_defaults`] after the last of combined's own rows.
+fn with_defaults_off(mut candidates: Vec<Launcher>, inputs: &Inputs) -> Vec<Launcher> {
+    let ours = |l: &Launcher| {
+        l.name == launchers::COMBINED || l.name == launchers::IMAGE || launchers::BASELINES.contains(&l.name)
+    };
+    let at = candidates.iter().rposition(ours).map_or(0, |i| i + 1);
+    candidates.splice(at..at, launchers::without_defaults(inputs));
+    candidates
 }
 
 /// The per-step breakdown of combined's runs, printed.

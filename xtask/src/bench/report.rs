@@ -74,16 +74,17 @@ pub struct NamespaceRow {
 pub fn sequential_table(rows: &[Row], runs: usize) -> String {
     let mut out = String::new();
     let total = format!("{runs} runs");
+    let w = name_width(rows);
     let _ = writeln!(
         out,
-        "{:<16} {:>8} {:>7} {:>7} {:>8} {:>8} {:>12} {:>9}",
+        "{:<w$} {:>8} {:>7} {:>7} {:>8} {:>8} {:>12} {:>9}",
         "launcher", "wall ms", "min", "max", "cpu ms", "RSS MiB", "vs combined", total
     );
     for row in rows {
         let ratio = row.vs_combined.map_or("-".to_owned(), |r| format!("{r:.2}x"));
         let _ = writeln!(
             out,
-            "{:<16} {:>8.2} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>12} {:>7.2} s",
+            "{:<w$} {:>8.2} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>12} {:>7.2} s",
             row.name,
             row.wall_ms.median,
             row.wall_ms.min,
@@ -95,6 +96,11 @@ pub fn sequential_table(rows: &[Row], runs: usize) -> String {
         );
     }
     out
+}
+
+/// The width of the sequential table's first column: its longest name, at least 16.
+pub fn name_width(rows: &[Row]) -> usize {
+    rows.iter().map(|row| row.name.len()).max().unwrap_or(0).max(16)
 }
 
 /// How the cost grows with the number of containers started at once.
