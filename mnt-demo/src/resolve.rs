@@ -70,36 +70,54 @@ fn relative(path: &Path) -> PathBuf {
 /// Opens `path` (absolute or relative, both meaning inside `root`) as an `O_PATH` fd, refusing any
 /// symlink or `..` that would lead out of `root`.
 pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    resolve_beneath(&open_root(root)?, root, path)
+}
+
+/// [`resolve_in_root`] from a descriptor of the root (`root_path` names it in errors), for a caller
+/// that looks many paths up in one root and opens it once.
+pub fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     let fail = |errno| ResolveError::Sys {
-        root: root.to_owned(),
+        root: root_path.to_owned(),
         path: path.to_owned(),
         errno,
     };
-    let root_fd = open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail)?;
     let rel = relative(path);
     if rel.as_os_str().is_empty() {
-        return Ok(root_fd);
+        return root.try_clone().map_err(|e| fail(io_errno(&e)));
     }
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2_retrying(&root_fd, &rel, how) {
+    match openat2_retrying(root, &rel, how) {
         Ok(fd) => Ok(fd),
         Err(Errno::EXDEV) => Err(ResolveError::Escapes {
-            root: root.to_owned(),
+            root: root_path.to_owned(),
             path: path.to_owned(),
         }),
         // ENOSYS: a kernel older than 5.6; EPERM/EACCES can come from a seccomp filter that hides it.
-        Err(Errno::ENOSYS) => resolve_by_walk(root, path),
+        Err(Errno::ENOSYS) => walk_beneath(root, root_path, path),
         Err(errno) => Err(fail(errno)),
     }
 }
 // ANCHOR_END: resolve_in_root
+
+/// `root` opened as the start of lookups beneath it (`O_PATH`, a directory).
+pub fn open_root(root: &Path) -> Result<OwnedFd, ResolveError> {
+    open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| ResolveError::Sys {
+        root: root.to_owned(),
+        path: PathBuf::new(),
+        errno,
+    })
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
 
 // ANCHOR: resolve_mounted
 /// The mount just made at `path` in `root` (a bind of `source`), looked up again: the descriptor the
@@ -177,19 +195,29 @@ fn openat2_retrying(dir: &OwnedFd, path: &Path, how: OpenHow) -> Result<OwnedFd,
 /// The fallback: one component at a time, each opened with `O_NOFOLLOW` relative to the last, so no
 /// symlink is ever followed; a symlink or `..` anywhere on the way is refused.
 pub fn resolve_by_walk(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
-    let fail = |errno| ResolveError::Sys {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let start = open(root, flags, Mode::empty()).map_err(|errno| ResolveError::Sys {
         root: root.to_owned(),
+        path: path.to_owned(),
+        errno,
+    })?;
+    walk_beneath(&start, root, path)
+}
+
+fn walk_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    let fail = |errno| ResolveError::Sys {
+        root: root_path.to_owned(),
         path: path.to_owned(),
         errno,
     };
     let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut current = open(root, flags | OFlag::O_DIRECTORY, Mode::empty()).map_err(fail)?;
+    let mut current = root.try_clone().map_err(|e| fail(io_errno(&e)))?;
     for component in path.components() {
         let name: &OsStr = match component {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
             Component::ParentDir => {
                 return Err(ResolveError::Escapes {
-                    root: root.to_owned(),
+                    root: root_path.to_owned(),
                     path: path.to_owned(),
                 });
             }
@@ -200,7 +228,7 @@ pub fn resolve_by_walk(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
         let kind = SFlag::from_bits_truncate(fstat(&next).map_err(fail)?.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFLNK {
             return Err(ResolveError::Symlink {
-                root: root.to_owned(),
+                root: root_path.to_owned(),
                 path: path.to_owned(),
             });
         }
@@ -213,37 +241,47 @@ pub fn resolve_by_walk(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
 /// Like [`resolve_in_root`], but creates the missing directories on the way (mode 0755), each with
 /// `mkdirat` relative to its already-checked parent: a rootfs need not have `/proc` or `/dev/pts`.
 pub fn ensure_dir_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+    ensure_dir_beneath(&open_root(root)?, root, path)
+}
+
+/// [`ensure_dir_in_root`] from a descriptor of the root, as [`resolve_beneath`].
+pub fn ensure_dir_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     // Mostly the directory is there already (a rootfs has /proc and /dev): one lookup, not one per
     // component.
-    if let Ok(fd) = resolve_in_root(root, path) {
+    if let Ok(fd) = resolve_beneath(root, root_path, path) {
         return Ok(fd);
     }
     let mut done = PathBuf::new();
-    let mut parent = resolve_in_root(root, &done)?;
+    let mut parent = None;
     for component in relative(path).components() {
         done.push(component);
-        parent = match resolve_in_root(root, &done) {
+        let found = match resolve_beneath(root, root_path, &done) {
             Ok(fd) => fd,
             Err(ResolveError::Sys {
                 errno: Errno::ENOENT, ..
             }) => {
                 let name = component.as_os_str();
-                match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                let at = parent.as_ref().unwrap_or(root);
+                match mkdirat(at.as_fd(), name, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(errno) => {
                         return Err(ResolveError::Sys {
-                            root: root.to_owned(),
+                            root: root_path.to_owned(),
                             path: done,
                             errno,
                         });
                     }
                 }
-                resolve_in_root(root, &done)?
+                resolve_beneath(root, root_path, &done)?
             }
             Err(e) => return Err(e),
         };
+        parent = Some(found);
     }
-    Ok(parent)
+    match parent {
+        Some(dir) => Ok(dir),
+        None => resolve_beneath(root, root_path, path),
+    }
 }
 
 /// Like [`ensure_dir_in_root`] for a file (a bind mount of a file needs a file to cover): creates an
