@@ -1429,25 +1429,38 @@ fn become_init(plan: &Plan, reaper: Reaper, launcher_memory: Option<[usize; 4]>)
     // container given CAP_SYS_PTRACE) it gets the filter as well: the command could otherwise make it
     // run the calls the filter refuses. After the fork, so that the command's own last steps run
     // unfiltered, as a profile's author expects (runc's order); and the command waits for init's pipe
-    // to close, so no code of its runs before init is filtered.
-    let Ok((init_filtered, filtering)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
-        eprintln!("combined: init: cannot create a pipe: {}", Errno::last());
-        return i32::from(crate::EXIT_LAUNCHER);
+    // to close, so no code of its runs before init is filtered. Where init is out of reach there is
+    // nothing to wait for, and no pipe: the command goes on at once.
+    let reachable = crate::init_reachable(plan.user_ns, plan.init, &plan.caps);
+    let pipe = match reachable {
+        true => match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+            Ok(pipe) => Some(pipe),
+            Err(errno) => {
+                eprintln!("combined: init: cannot create a pipe: {errno}");
+                return i32::from(crate::EXIT_LAUNCHER);
+            }
+        },
+        false => None,
     };
     let forking = timings::start();
     let command = pid_demo::init::fork_run(|| {
-        // The command's copy of init's write end; the value itself stays in init's frame, which this
-        // process never returns to, so it is closed once.
-        let _ = nix::unistd::close(filtering.as_raw_fd());
-        wait_until_closed(&init_filtered);
+        if let Some((init_filtered, filtering)) = &pipe {
+            // The command's copy of init's write end; the value itself stays in init's frame, which
+            // this process never returns to, so it is closed once.
+            let _ = nix::unistd::close(filtering.as_raw_fd());
+            wait_until_closed(init_filtered);
+        }
         match reaper.restore_child_mask() {
             Ok(()) => exec_command(plan),
             Err(_) => i32::from(crate::EXIT_LAUNCHER),
         }
     });
     timings::record("init", "fork", forking);
-    drop(init_filtered);
-    let filtered = match crate::init_reachable(plan.user_ns, plan.init, &plan.caps) {
+    let filtering = pipe.map(|(init_filtered, filtering)| {
+        drop(init_filtered);
+        filtering
+    });
+    let filtered = match reachable {
         // And it keeps no capability the command has not: the command could otherwise take init over
         // with ptrace and use root's (CAP_MKNOD, say, in a /dev that is not nodev). The filter first,
         // while init may still load one; capset and PR_CAPBSET_DROP are among what it allows.
