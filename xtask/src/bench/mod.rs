@@ -3,8 +3,9 @@
 //! launcher can do. Every launcher runs `/bin/true` in new PID, mount, UTS, IPC and network namespaces
 //! (and a user namespace when rootless) on the same busybox rootfs.
 //!
-//! Three measurements, each alternating the launchers run by run (A B C, B C A, C A B ...) after a
-//! warm-up, so that noise from the rest of the machine falls on all of them alike:
+//! Three measurements, each alternating the launchers run by run, in an order shuffled afresh each
+//! round ([`round_order`]), after a warm-up, so that noise from the rest of the machine, and the work
+//! one launcher leaves behind for the next, fall on all of them alike:
 //! 1. sequential runs: wall time, CPU time and peak RSS per run, the ratio to `combined` pair by pair,
 //!    and the total of the runs; also combined, crun and runc as OCI runtimes (`run` on one bundle, and
 //!    the create, start, delete life cycle);
@@ -486,17 +487,24 @@ fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::
     Ok(working)
 }
 
-/// The sequential comparison: warm-up rounds, then measured rounds, each running every launcher once
-/// in the same order.
+/// The order in which round `round` runs `n` launchers: shuffled, seeded by the round's number, so
+/// that every run of the benchmark uses the same orders. A launcher leaves kernel work behind it (a
+/// network namespace's teardown, a cgroup's removal, an engine's clean-up) that slows whichever runs
+/// next: in a fixed order, or one only rotated round by round (A B C, B C A, ...), each launcher
+/// would follow the same one in almost every round, and pay for it every time.
+fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    fastrand::Rng::with_seed(round as u64).shuffle(&mut order);
+    order
+}
+
+/// The sequential comparison: warm-up rounds, then measured rounds, each running every launcher once,
+/// in an order of its own ([`round_order`]).
 fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Skipped>)> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); launchers.len()];
     let mut failed: Vec<Skipped> = Vec::new();
     for round in 0..options.warmup() + options.runs() {
-        // Each round starts one launcher further on (A B C, B C A, C A B ...): a launcher's deferred
-        // kernel work (a network namespace's teardown, a cgroup's removal) slows whichever runs next,
-        // and with a fixed order that would always be the same one.
-        for i in 0..launchers.len() {
-            let at = (round + i) % launchers.len();
+        for at in round_order(launchers.len(), round) {
             let launcher = &launchers[at];
             if failed.iter().any(|f| f.name == launcher.name) {
                 continue;
@@ -546,7 +554,7 @@ fn spawn_floor(options: &Options) -> anyhow::Result<Row> {
     Row::new("host true", &argv, "no container", &samples, &[]).context("no runs")
 }
 
-/// N containers at once, for each N, alternating the launchers round by round.
+/// N containers at once, for each N, the launchers in an order of their own each round.
 fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<ConcurrentRow>> {
     // A life cycle of several commands, or an engine, is measured one container at a time only.
     let launchers: Vec<&Launcher> = launchers.iter().filter(|l| l.concurrent).collect();
@@ -554,8 +562,9 @@ fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<C
     for &count in options.concurrency() {
         let mut batches: Vec<Vec<(f64, Vec<Sample>)>> = vec![Vec::new(); launchers.len()];
         let mut failed = vec![false; launchers.len()];
-        for _ in 0..options.rounds() {
-            for ((launcher, series), failed) in launchers.iter().zip(&mut batches).zip(&mut failed) {
+        for round in 0..options.rounds() {
+            for at in round_order(launchers.len(), round) {
+                let (launcher, series) = (launchers[at], &mut batches[at]);
                 match runner::measure_concurrent(&launcher.argv, count) {
                     Ok(batch) => series.push(batch),
                     // As in the sequential runs: a compared tool that fails loses its row, with why.
@@ -564,7 +573,7 @@ fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<C
                             "xtask: bench: no row for {} at {count} at once: {e:#}",
                             launcher.name
                         );
-                        *failed = true;
+                        failed[at] = true;
                     }
                     Err(e) => return Err(e),
                 }
@@ -588,17 +597,17 @@ fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<C
     Ok(rows)
 }
 
-/// The floor with each namespace kind alone, alternating kind by kind; each kind's added cost is
+/// The floor with each namespace kind alone, the kinds in an order of their own each round; each kind's added cost is
 /// taken pair by pair against the baseline (no namespace as root, the user namespace alone rootless).
 fn per_namespace(inputs: &Inputs, options: &Options) -> anyhow::Result<Vec<NamespaceRow>> {
     let kinds = launchers::namespace_kinds(inputs.rootless);
     let argvs: Vec<Vec<String>> = kinds.iter().map(|k| launchers::floor_with(inputs, k)).collect();
     let mut walls: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for round in 0..options.warmup() + options.runs() {
-        for (argv, series) in argvs.iter().zip(&mut walls) {
-            let sample = runner::measure(argv)?;
+        for at in round_order(argvs.len(), round) {
+            let sample = runner::measure(&argvs[at])?;
             if round >= options.warmup() {
-                series.push(sample.wall_ms);
+                walls[at].push(sample.wall_ms);
             }
         }
     }
@@ -649,4 +658,40 @@ fn machine(inputs: &Inputs, load_before: Option<f64>, load_after: Option<f64>) -
             "runc": version("runc"),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_order;
+
+    #[test]
+    fn every_round_runs_each_launcher_once() {
+        for round in 0..50 {
+            let mut order = round_order(7, round);
+            order.sort_unstable();
+            assert_eq!(order, (0..7).collect::<Vec<_>>(), "round {round}");
+        }
+    }
+
+    /// What the shuffle is for: over the rounds, each launcher follows many others, not one.
+    #[test]
+    fn no_launcher_always_follows_the_same_one() {
+        let n = 6;
+        let mut predecessors = vec![std::collections::BTreeSet::new(); n];
+        for round in 0..100 {
+            let order = round_order(n, round);
+            for pair in order.windows(2) {
+                predecessors[pair[1]].insert(pair[0]);
+            }
+        }
+        for (launcher, before) in predecessors.iter().enumerate() {
+            assert_eq!(before.len(), n - 1, "launcher {launcher} only after {before:?}");
+        }
+    }
+
+    #[test]
+    fn the_orders_are_the_same_in_every_run() {
+        assert_eq!(round_order(9, 3), round_order(9, 3));
+        assert_ne!(round_order(9, 3), round_order(9, 4));
+    }
 }
