@@ -629,6 +629,26 @@ mod tests {
         }
     }
 
+    /// Each variant differs from combined's command line by the defaults it turns off, and nothing
+    /// else: its difference from combined's row is what those defaults cost.
+    #[test]
+    fn the_variants_differ_from_combined_only_by_the_defaults_they_turn_off() {
+        let got: Vec<String> = without_defaults(&inputs(false))
+            .iter()
+            .map(|l| l.argv.join(" "))
+            .collect();
+        let base = "/t/combined run --rootfs /r --net";
+        assert_eq!(
+            got,
+            [
+                format!("{base} loopback --security-opt seccomp=unconfined -- /bin/true"),
+                format!("{base} loopback --no-init -- /bin/true"),
+                format!("{base} none -- /bin/true"),
+                format!("{base} none --security-opt seccomp=unconfined --no-init -- /bin/true"),
+            ]
+        );
+    }
+
     #[test]
     fn every_launcher_gets_the_same_namespaces_and_rootfs() {
         assert_eq!(
