@@ -22,9 +22,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
-use crate::resolve::{
-    ResolveError, ensure_dir_in_root, fd_path, open_root, resolve_beneath, resolve_in_root, resolve_mounted,
-};
+use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root, resolve_mounted};
 
 /// Which step failed, on which path, and why.
 #[derive(Debug, thiserror::Error)]
@@ -620,22 +618,16 @@ pub enum PathOutcome {
 /// Hides each of `paths` (inside `root`; `/` after [`pivot_into`]): a file is covered by a bind mount
 /// of /dev/null, a directory by an empty read-only tmpfs. Paths that do not exist are skipped.
 pub fn mask_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
-    let root_fd = open_root(root).map_err(MountError::resolve("mask"))?;
-    // Opened and checked once, at the first file to cover.
+    // Opened and checked once, at the first file to cover. The root is opened again for each path
+    // (`resolve_in_root`): a path may lead to the root itself, and what the next one is looked up in
+    // must be what is mounted there now, not the directory underneath.
     let mut null = None;
-    paths
-        .iter()
-        .map(|path| mask_one((&root_fd, root), path, &mut null))
-        .collect()
+    paths.iter().map(|path| mask_one(root, path, &mut null)).collect()
 }
 // ANCHOR_END: mask_paths
 
-fn mask_one(
-    (root_fd, root): (&OwnedFd, &Path),
-    path: &str,
-    null: &mut Option<OwnedFd>,
-) -> Result<PathOutcome, MountError> {
-    let target = match resolve_beneath(root_fd, root, Path::new(path)) {
+fn mask_one(root: &Path, path: &str, null: &mut Option<OwnedFd>) -> Result<PathOutcome, MountError> {
+    let target = match resolve_in_root(root, Path::new(path)) {
         Ok(fd) => fd,
         Err(ResolveError::Sys {
             errno: Errno::ENOENT, ..
@@ -695,16 +687,15 @@ fn null_device(masking: &str) -> Result<OwnedFd, MountError> {
 /// user namespace the kernel has locked them and refuses (EPERM) a remount that would clear one.
 /// Paths that do not exist are skipped.
 pub fn readonly_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
-    let root_fd = open_root(root).map_err(MountError::resolve("make read-only"))?;
-    paths
-        .iter()
-        .map(|path| readonly_one((&root_fd, root), path))
-        .collect()
+    // The root is opened again for each path, as in [`mask_paths`]: a path that leads to the root
+    // itself (`/`, or a link to `..`) is bound read-only over it, and the paths after it must be
+    // made read-only in that bind, which is what the container sees, not underneath it.
+    paths.iter().map(|path| readonly_one(root, path)).collect()
 }
 // ANCHOR_END: readonly_paths
 
-fn readonly_one((root_fd, root): (&OwnedFd, &Path), path: &str) -> Result<PathOutcome, MountError> {
-    let target = match resolve_beneath(root_fd, root, Path::new(path)) {
+fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
+    let target = match resolve_in_root(root, Path::new(path)) {
         Ok(fd) => fd,
         Err(ResolveError::Sys {
             errno: Errno::ENOENT, ..

@@ -280,6 +280,46 @@ fn mount_targets_that_leave_the_rootfs_are_refused() {
     });
 }
 
+/// A read-only path may lead to the root itself (a rootfs's link `etc/app -> ..`, or `/` in a
+/// config's list): it is bound read-only over the root, and the paths after it must be made read-only
+/// in that bind, which is what the container sees after the pivot. Looked up beneath the root as it
+/// was before that bind, the next path's read-only mount went underneath, out of sight, and a volume
+/// at /data stayed writable (found by review, 2026-12-02).
+#[test]
+fn a_read_only_path_that_leads_to_the_root_leaves_the_next_ones_read_only() {
+    if !require_namespaces("a_read_only_path_that_leads_to_the_root_leaves_the_next_ones_read_only") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        let volume = scratch.subdir("volume").unwrap();
+        fs::write(volume.join("config"), "v").unwrap();
+        fs::create_dir_all(rootfs.join("data")).unwrap();
+        symlink("..", rootfs.join("etc/app")).unwrap();
+        in_child("read-only-root", scratch, move |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let data = rootfs.join("data");
+            nix::mount::mount(Some(&volume), &data, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| format!("bind the volume: {e}"))?;
+            let got = rootfs::readonly_paths(&rootfs, &["/etc/app", "/data/config"]).map_err(e)?;
+            ensure(
+                got == [PathOutcome::ReadOnly, PathOutcome::ReadOnly],
+                &format!("{got:?}"),
+            )?;
+            // What the container will see: the root opened by its path, as pivot_into opens it.
+            let write = fs::OpenOptions::new().append(true).open(data.join("config"));
+            match write {
+                Err(err) if err.raw_os_error() == Some(libc::EROFS) => Ok(()),
+                other => Err(format!(
+                    "/data/config after readonly_paths: {other:?}, expected EROFS"
+                )),
+            }
+        });
+    });
+}
+
 #[test]
 fn missing_paths_are_skipped_and_errors_name_the_step() {
     if !require_namespaces("missing_paths_are_skipped_and_errors_name_the_step") {
