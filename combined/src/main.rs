@@ -11,6 +11,7 @@
 
 mod runtime_cli;
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,6 +44,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Check what this machine allows, and say what to do about each failure.
     Doctor,
+    /// Write the seccomp filter `run` loads with the same options, compiled: classic BPF, as
+    /// seccomp(2) takes it and `bwrap --seccomp FD` reads it (to a file or a pipe, not a terminal).
+    Seccomp(SeccompArgs),
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
 }
@@ -56,6 +60,21 @@ const RUN_EXAMPLES: &str = "Examples:
   combined spec && combined run mybox           an OCI bundle (config.json and its rootfs) here
 
 Exit status: the command's, or 128+signal; 125 launcher error (bad input, a command not in the\nroot filesystem, a failed setup step); 126 not executable; 127 not found at execve.";
+
+/// `combined seccomp`: the options of `run` that decide its filter.
+#[derive(Debug, Args)]
+struct SeccompArgs {
+    /// Add a capability to the default set (repeatable; ALL for every one): profiles allow some
+    /// calls only to containers that keep a capability.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<CapArg>,
+    /// Drop a capability from the default set (repeatable; ALL for every one).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<CapArg>,
+    /// seccomp=PROFILE.json (a Docker-format profile) instead of the default filter.
+    #[arg(long = "security-opt", value_name = "seccomp=VALUE", value_parser = security_opt)]
+    security_opt: Vec<combined::seccomp::Setting>,
+}
 
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -160,6 +179,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Doctor => doctor(),
+        Command::Seccomp(args) => write_filter(&args),
         Command::Run(args) => match oci_run(&args) {
             Some((id, bundle)) => runtime_cli::run_bundle(&cli.global, &id, &bundle),
             None => run(args),
@@ -239,6 +259,27 @@ fn security_opt(value: &str) -> Result<combined::seccomp::Setting, String> {
         _ => Err(format!(
             "unsupported security option {value:?}: combined takes seccomp=unconfined or seccomp=PROFILE.json"
         )),
+    }
+}
+
+/// `combined seccomp`: the filter compiled as `run` compiles it, its instructions to stdout.
+fn write_filter(args: &SeccompArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("combined: {message}");
+        ExitCode::from(EXIT_LAUNCHER)
+    };
+    if std::io::stdout().is_terminal() {
+        return fail("the filter is binary: redirect it to a file (combined seccomp > filter.bpf)".into());
+    }
+    let caps = combined::caps::resolve(&args.cap_add, &args.cap_drop);
+    let setting = (args.security_opt.last().cloned()).unwrap_or(combined::seccomp::Setting::Default);
+    match combined::seccomp::compile(&setting, &caps) {
+        Ok(Some(filter)) => match std::io::stdout().write_all(&filter.to_bpf()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("cannot write the filter: {e}")),
+        },
+        Ok(None) => fail("seccomp=unconfined has no filter to write".into()),
+        Err(e) => fail(e.to_string()),
     }
 }
 

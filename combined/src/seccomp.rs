@@ -216,6 +216,19 @@ impl Filter {
         Errno::result(rc).map(drop)
     }
 
+    /// The program as the kernel takes it: each instruction's code (2 bytes), jt, jf and k (4 bytes)
+    /// in this machine's byte order, 8 bytes each (`struct sock_filter`, bpf(4)). What `combined
+    /// seccomp` writes, and what `bwrap --seccomp FD` reads.
+    pub fn to_bpf(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.program.len() * 8);
+        for insn in &self.program {
+            out.extend_from_slice(&insn.code.to_ne_bytes());
+            out.extend_from_slice(&[insn.jt, insn.jf]);
+            out.extend_from_slice(&insn.k.to_ne_bytes());
+        }
+        out
+    }
+
     /// The number of BPF instructions.
     pub fn len(&self) -> usize {
         self.program.len()

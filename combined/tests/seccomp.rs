@@ -295,3 +295,93 @@ fn compiled_filters_are_kept_privately_and_reused() {
     assert_eq!(mode(&entries[0]), 0o600);
 }
 // ANCHOR_END: cache_test
+
+/// Loads `program` (classic BPF, as `combined seccomp` writes it) into a forked child, as `bwrap
+/// --seccomp FD` would, and returns what `keyctl(2)` and `getpid(2)` gave there: the errno of each, 0
+/// for success.
+fn under_filter(program: &[u8]) -> (i32, i32) {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len() / 8).expect("a filter of at most 65535 instructions"),
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    let mut report = [0i32; 2];
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: the child makes system calls only (prctl, seccomp, keyctl, getpid, write, _exit), on
+    // memory prepared before the fork or on its stack, and never returns.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let raw = |rc: libc::c_long| {
+                if rc == -1 {
+                    nix::errno::Errno::last_raw()
+                } else {
+                    0
+                }
+            };
+            let _ = nix::sys::prctl::set_no_new_privs();
+            // SAFETY: the kernel only reads `prog` and the instructions it points at, alive until _exit.
+            let loaded = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) };
+            if loaded != 0 {
+                // SAFETY: ends the child without running the test harness's exit handlers.
+                unsafe { libc::_exit(2) };
+            }
+            // KEYCTL_GET_KEYRING_ID of the session keyring (-3).
+            // SAFETY: integers only.
+            report[0] = raw(unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) });
+            // SAFETY: no arguments.
+            report[1] = raw(unsafe { libc::syscall(libc::SYS_getpid) });
+            let mut bytes = [0u8; 8];
+            bytes[..4].copy_from_slice(&report[0].to_ne_bytes());
+            bytes[4..].copy_from_slice(&report[1].to_ne_bytes());
+            let _ = nix::unistd::write(&write, &bytes);
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write);
+            let status = nix::sys::wait::waitpid(child, None).expect("wait for the child");
+            assert_eq!(
+                status,
+                nix::sys::wait::WaitStatus::Exited(child, 0),
+                "the filter did not load"
+            );
+            let mut bytes = [0u8; 8];
+            nix::unistd::read(&read, &mut bytes).expect("the child's report");
+            let word = |i: usize| i32::from_ne_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+            (word(0), word(4))
+        }
+    }
+}
+
+/// `combined seccomp` writes the filter `run` compiles for the same options, 8 bytes an instruction as
+/// the kernel takes it, and a process that loads it itself is refused what the default profile refuses.
+#[test]
+fn combined_seccomp_writes_the_filter_run_loads() {
+    let written = combined(&["seccomp"]).output().expect("run combined seccomp");
+    assert!(written.status.success(), "{written:?}");
+    let caps = combined::caps::resolve(&[], &[]);
+    let setting = combined::seccomp::Setting::Default;
+    let compiled = combined::seccomp::compile(&setting, &caps)
+        .expect("the default profile compiles")
+        .expect("a filter");
+    assert_eq!(written.stdout, compiled.to_bpf());
+    assert_eq!(written.stdout.len(), compiled.len() * 8);
+    assert_eq!(
+        under_filter(&written.stdout),
+        (libc::EPERM, 0),
+        "keyctl refused, getpid allowed"
+    );
+
+    // The profile opens calls to capabilities: another set, another program.
+    let admin = combined(&["seccomp", "--cap-add", "SYS_ADMIN"])
+        .output()
+        .expect("run combined seccomp --cap-add SYS_ADMIN");
+    assert!(admin.status.success(), "{admin:?}");
+    assert_ne!(admin.stdout, written.stdout);
+
+    let unconfined = output(&mut combined(&[
+        "seccomp",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]));
+    assert!(unconfined.launcher_error().contains("no filter to write"));
+}

@@ -116,7 +116,7 @@ pub fn measure_at_once(
         let _ = std::fs::remove_file(&file);
         // SAFETY: as in `measure`: the benchmark is single-threaded.
         unsafe { std::env::set_var("COMBINED_TIMINGS", &file) };
-        let measured = runner::measure_concurrent(argv, count);
+        let measured = runner::measure_concurrent(argv, None, count);
         // SAFETY: as above.
         unsafe { std::env::remove_var("COMBINED_TIMINGS") };
         measured?;

@@ -21,6 +21,9 @@ pub struct Launcher {
     /// Measured in the table of containers started at once too (not an engine, nor a life cycle of
     /// several commands).
     pub concurrent: bool,
+    /// A file each run gets as its standard input (else /dev/null): the seccomp filter that
+    /// `bwrap --seccomp 0` reads.
+    pub stdin: Option<PathBuf>,
 }
 
 impl Launcher {
@@ -61,6 +64,7 @@ pub struct Inputs {
 pub const COMBINED: &str = "combined";
 pub const IMAGE: &str = "image";
 pub const FLOOR: &str = "floor";
+pub const BWRAP_FILTERED: &str = "bwrap + filter";
 pub const COMBINED_OCI: &str = "combined oci run";
 /// The rows of the builds given with `--baseline`, in order.
 pub const BASELINES: [&str; 4] = ["baseline", "baseline 2", "baseline 3", "baseline 4"];
@@ -86,6 +90,13 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
     };
     add("unshare", which("unshare").map(|p| unshare(&p, inputs)));
     add("bwrap", which("bwrap").map(|p| bwrap(&p, inputs)));
+    let filter = inputs.work.join("filter.bpf");
+    let filtered = which("bwrap").and_then(|p| {
+        write_filter(&inputs.combined, &filter)
+            .map(|()| bwrap_filtered(&p, inputs, &filter))
+            .map_err(|e| format!("{e:#}"))
+    });
+    add(BWRAP_FILTERED, filtered);
     for runtime in ["crun", "runc"] {
         let launcher =
             which(runtime).and_then(|path| oci(runtime, &path, inputs).map_err(|e| format!("{e:#}")));
@@ -278,6 +289,7 @@ fn podman_run(name: &'static str, podman: &Path, runtime: &Path) -> Launcher {
         then: Vec::new(),
         note: "podman (conmon, its storage's overlay, a cgroup) driving the runtime: what an engine's user sees end to end",
         concurrent: false,
+        stdin: None,
     }
 }
 
@@ -301,6 +313,7 @@ fn combined(inputs: &Inputs) -> Launcher {
         note: "also /dev (tmpfs, devices, devpts, shm), mqueue, read-only /sys, masked and read-only \
                /proc paths, lo up, an init that forks the command, capabilities dropped",
         concurrent: true,
+        stdin: None,
     }
 }
 
@@ -353,6 +366,7 @@ pub fn without_defaults(inputs: &Inputs) -> Vec<Launcher> {
                 then: Vec::new(),
                 note,
                 concurrent: false,
+                stdin: None,
             }
         })
         .collect()
@@ -372,6 +386,7 @@ fn combined_image(inputs: &Inputs) -> Launcher {
         note: "combined with --image: the rootfs as a tarball, unpacked once into the cache, and an overlay with a tmpfs upper \
                layer over it for each run",
         concurrent: true,
+        stdin: None,
     }
 }
 
@@ -399,6 +414,7 @@ fn unshare(path: &Path, inputs: &Inputs) -> Launcher {
         note: "--root chroots instead of pivoting (the host's mounts stay in the namespace); proc is \
                mounted inside the chroot; no /dev, lo down",
         concurrent: true,
+        stdin: None,
     }
 }
 
@@ -423,7 +439,33 @@ fn bwrap(path: &Path, inputs: &Inputs) -> Launcher {
         note: "pivots into a tmpfs and binds the rootfs there; also /dev (tmpfs, device binds, devpts, \
                shm), lo up, an init that forks the command",
         concurrent: true,
+        stdin: None,
     }
+}
+
+/// bubblewrap loading combined's default seccomp filter, the same program (`combined seccomp`, written
+/// to `filter`), from its standard input: bubblewrap with the one protection combined has by default
+/// and it has not.
+fn bwrap_filtered(path: &Path, inputs: &Inputs, filter: &Path) -> Launcher {
+    let mut launcher = bwrap(path, inputs);
+    let at = launcher.argv.len() - 1;
+    launcher.argv.splice(at..at, args(&["--seccomp", "0"]));
+    launcher.name = BWRAP_FILTERED;
+    launcher.note = "bwrap with combined's default seccomp filter (`combined seccomp`), loaded from stdin";
+    launcher.stdin = Some(filter.to_owned());
+    launcher
+}
+
+/// Writes combined's default filter (`combined seccomp`, for the default capabilities) to `filter`.
+pub fn write_filter(combined: &Path, filter: &Path) -> anyhow::Result<()> {
+    let out = std::fs::File::create(filter).with_context(|| format!("cannot create {}", filter.display()))?;
+    let status = std::process::Command::new(combined)
+        .arg("seccomp")
+        .stdout(out)
+        .status()
+        .context("cannot run combined seccomp")?;
+    anyhow::ensure!(status.success(), "combined seccomp failed ({status})");
+    Ok(())
 }
 
 /// crun or runc, with an OCI bundle generated for the rootfs; `{n}` in the container id is numbered
@@ -453,6 +495,7 @@ fn oci_run(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result<L
         then: Vec::new(),
         note: "combined as an OCI runtime, `run` on the same bundle as crun and runc (no init, as they)",
         concurrent: true,
+        stdin: None,
     })
 }
 
@@ -478,6 +521,7 @@ fn lifecycle(name: &'static str, path: &Path, inputs: &Inputs) -> anyhow::Result
         then: vec![start, delete],
         note: "create, start, the container's exit, delete: the OCI life cycle an engine drives",
         concurrent: false,
+        stdin: None,
     })
 }
 
@@ -580,6 +624,7 @@ fn floor(inputs: &Inputs) -> Launcher {
         then: Vec::new(),
         note: "the kernel floor: one clone, private mounts, bind, proc, pivot_root, detach, exec, wait",
         concurrent: true,
+        stdin: None,
     }
 }
 

@@ -461,7 +461,7 @@ fn pack(rootfs: &Path, image: &Path) -> anyhow::Result<()> {
 fn check_each(candidates: Vec<Launcher>, skipped: &mut Vec<Skipped>) -> anyhow::Result<Vec<Launcher>> {
     let mut working = Vec::new();
     for launcher in candidates {
-        let outcome = runner::check(&launcher.commands())?;
+        let outcome = runner::check(&launcher.commands(), launcher.stdin.as_deref())?;
         if outcome.success {
             working.push(launcher);
             continue;
@@ -509,7 +509,7 @@ fn sequential(launchers: &[Launcher], options: &Options) -> anyhow::Result<(Vec<
             if failed.iter().any(|f| f.name == launcher.name) {
                 continue;
             }
-            match runner::measure_all(&launcher.commands()) {
+            match runner::measure_all(&launcher.commands(), launcher.stdin.as_deref()) {
                 Ok(sample) if round >= options.warmup() => samples[at].push(sample),
                 Ok(_) => {}
                 // One of the tools compared failing now and then (runc 1.1's "could not ensure we
@@ -565,7 +565,7 @@ fn concurrent(launchers: &[Launcher], options: &Options) -> anyhow::Result<Vec<C
         for round in 0..options.rounds() {
             for at in round_order(launchers.len(), round) {
                 let (launcher, series) = (launchers[at], &mut batches[at]);
-                match runner::measure_concurrent(&launcher.argv, count) {
+                match runner::measure_concurrent(&launcher.argv, launcher.stdin.as_deref(), count) {
                     Ok(batch) => series.push(batch),
                     // As in the sequential runs: a compared tool that fails loses its row, with why.
                     Err(e) if ![launchers::COMBINED, launchers::FLOOR].contains(&launcher.name) => {

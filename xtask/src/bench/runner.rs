@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -43,14 +43,15 @@ pub struct Outcome {
 
 /// Runs `argv` once with stdio on /dev/null and measures it.
 pub fn measure(argv: &[String]) -> anyhow::Result<Sample> {
-    measure_all(std::slice::from_ref(&argv.to_vec()))
+    measure_all(std::slice::from_ref(&argv.to_vec()), None)
 }
 
 /// Runs `commands` one after another, as one run (an OCI runtime's create, start, delete), and
 /// measures them together. The container a `create` leaves behind outlives its command and comes
 /// back to the benchmark, a subreaper: it is waited for before the last command (the `delete`).
-pub fn measure_all(commands: &[Vec<String>]) -> anyhow::Result<Sample> {
-    let outcome = run(commands, false)?;
+/// `stdin`: a file each command reads as its standard input, else /dev/null.
+pub fn measure_all(commands: &[Vec<String>], stdin: Option<&Path>) -> anyhow::Result<Sample> {
+    let outcome = run(commands, stdin, false)?;
     if !outcome.success {
         bail!("`{}` failed during the benchmark", describe(commands));
     }
@@ -58,13 +59,13 @@ pub fn measure_all(commands: &[Vec<String>]) -> anyhow::Result<Sample> {
 }
 
 /// Runs `commands` once, keeping their stderr, so that a launcher that does not work here says why.
-pub fn check(commands: &[Vec<String>]) -> anyhow::Result<Outcome> {
-    run(commands, true)
+pub fn check(commands: &[Vec<String>], stdin: Option<&Path>) -> anyhow::Result<Outcome> {
+    run(commands, stdin, true)
 }
 
 /// Runs `argv` once, as [`measure`] does, and also returns its span on CLOCK_MONOTONIC.
 pub fn measure_span(argv: &[String]) -> anyhow::Result<(Sample, (u64, u64))> {
-    let outcome = run(std::slice::from_ref(&argv.to_vec()), false)?;
+    let outcome = run(std::slice::from_ref(&argv.to_vec()), None, false)?;
     if !outcome.success {
         bail!("`{}` failed during the benchmark", argv.join(" "));
     }
@@ -80,7 +81,7 @@ pub fn describe(commands: &[Vec<String>]) -> String {
         .join("; ")
 }
 
-fn run(commands: &[Vec<String>], keep_stderr: bool) -> anyhow::Result<Outcome> {
+fn run(commands: &[Vec<String>], stdin: Option<&Path>, keep_stderr: bool) -> anyhow::Result<Outcome> {
     let commands: Vec<Vec<String>> = commands.iter().map(|argv| numbered(argv, 0)).collect();
     let started_ns = monotonic_ns();
     let start = Instant::now();
@@ -95,7 +96,7 @@ fn run(commands: &[Vec<String>], keep_stderr: bool) -> anyhow::Result<Outcome> {
         if !success && !last {
             continue; // Straight to the last command, the clean-up.
         }
-        let (pid, stderr_pipe) = spawn(argv, keep_stderr)?;
+        let (pid, stderr_pipe) = spawn(argv, stdin, keep_stderr)?;
         let (status, usage) = wait4(pid)?;
         if let Some(pipe) = stderr_pipe {
             stderr.push_str(&read_available(pipe));
@@ -130,11 +131,15 @@ pub fn run_as(uid: libc::uid_t, gid: libc::gid_t) {
 
 /// Starts `count` copies of `argv` at once and waits for them all. Returns the wall time from the
 /// first fork to the last exit, and each copy's sample (its own wall time is from the first fork).
-pub fn measure_concurrent(argv: &[String], count: usize) -> anyhow::Result<(f64, Vec<Sample>)> {
+pub fn measure_concurrent(
+    argv: &[String],
+    stdin: Option<&Path>,
+    count: usize,
+) -> anyhow::Result<(f64, Vec<Sample>)> {
     let start = Instant::now();
     let mut pids = Vec::with_capacity(count);
     for i in 0..count {
-        pids.push(spawn(&numbered(argv, i), false)?.0);
+        pids.push(spawn(&numbered(argv, i), stdin, false)?.0);
     }
     let mut samples = Vec::with_capacity(count);
     let mut failed = 0;
@@ -161,14 +166,19 @@ fn numbered(argv: &[String], i: usize) -> Vec<String> {
     argv.iter().map(|a| a.replace("{n}", &i.to_string())).collect()
 }
 
-/// fork(2) and execv(3), with stdin and stdout on /dev/null and stderr there too or on a pipe.
+/// fork(2) and execv(3), with stdin on /dev/null or the file `stdin`, stdout on /dev/null and stderr
+/// there too or on a pipe.
 ///
 /// Why not `std::process::Command`: it spawns with posix_spawn, whose child shares this process's
 /// memory until it execs, and the kernel carries the peak RSS of the memory a process had before
 /// execve into its own (exec_mmap): every launcher would be charged xtask's RSS. A forked child
 /// starts with only the pages it has copied, a few hundred KiB, which the report shows as the floor
 /// of the RSS column (the `/bin/true` line in the JSON's machine section).
-fn spawn(argv: &[String], keep_stderr: bool) -> anyhow::Result<(libc::pid_t, Option<File>)> {
+fn spawn(
+    argv: &[String],
+    stdin: Option<&Path>,
+    keep_stderr: bool,
+) -> anyhow::Result<(libc::pid_t, Option<File>)> {
     let program = resolve(&argv[0])?;
     let args: Vec<CString> = argv
         .iter()
@@ -178,6 +188,11 @@ fn spawn(argv: &[String], keep_stderr: bool) -> anyhow::Result<(libc::pid_t, Opt
     let mut pointers: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
     let null = File::options().read(true).write(true).open("/dev/null")?;
+    // Opened for each run: a file read to its end by one run would be at its end for the next.
+    let input = match stdin {
+        Some(path) => File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        None => null.try_clone()?,
+    };
     let (reader, writer) = if keep_stderr {
         let (r, w) = pipe()?;
         (Some(File::from(r)), Some(w))
@@ -192,15 +207,15 @@ fn spawn(argv: &[String], keep_stderr: bool) -> anyhow::Result<(libc::pid_t, Opt
         return Err(std::io::Error::last_os_error()).context("fork");
     }
     if pid == 0 {
-        child(null.as_raw_fd(), err_fd, &program, &pointers);
+        child([input.as_raw_fd(), null.as_raw_fd(), err_fd], &program, &pointers);
     }
     Ok((pid, reader))
 }
 
 /// The forked child: stdio, default SIGPIPE (Rust ignores it, and an ignored signal survives execve),
 /// then the program.
-fn child(null: RawFd, err: RawFd, program: &CString, argv: &[*const libc::c_char]) -> ! {
-    for (from, to) in [(null, 0), (null, 1), (err, 2)] {
+fn child(stdio: [RawFd; 3], program: &CString, argv: &[*const libc::c_char]) -> ! {
+    for (to, from) in (0..).zip(stdio) {
         // SAFETY: dup2 on descriptors this process holds open.
         if unsafe { libc::dup2(from, to) } < 0 {
             // SAFETY: _exit ends the child without running the parent's exit handlers.
@@ -353,9 +368,34 @@ mod tests {
         assert!(sample.wall_ms > 0.0);
         assert!(sample.rss_kib > 0, "wait4 reports the peak RSS");
         assert!(measure(&["false".to_owned()]).is_err());
-        let outcome = check(&[vec!["sh".into(), "-c".into(), "echo why >&2; exit 3".into()]]).unwrap();
+        let outcome = check(
+            &[vec!["sh".into(), "-c".into(), "echo why >&2; exit 3".into()]],
+            None,
+        )
+        .unwrap();
         assert!(!outcome.success);
         assert_eq!(outcome.stderr.trim(), "why");
+    }
+
+    /// Each run reads the file from its start (what `bwrap --seccomp 0` needs), however many runs.
+    #[test]
+    fn each_run_gets_the_whole_stdin_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("input");
+        std::fs::write(&input, "hello\n").unwrap();
+        let reads: Vec<String> = ["sh", "-c", r#"read line && test "$line" = hello"#]
+            .map(String::from)
+            .to_vec();
+        for _ in 0..2 {
+            let outcome = check(std::slice::from_ref(&reads), Some(&input)).unwrap();
+            assert!(outcome.success, "{}", outcome.stderr);
+        }
+        let (_, samples) = measure_concurrent(&reads, Some(&input), 3).unwrap();
+        assert_eq!(samples.len(), 3);
+        assert!(
+            !check(std::slice::from_ref(&reads), None).unwrap().success,
+            "/dev/null otherwise"
+        );
     }
 
     #[test]
@@ -376,18 +416,21 @@ mod tests {
         become_subreaper().unwrap();
         let create = ["sh", "-c", "sleep 0.2 & exit 0"].map(String::from).to_vec();
         // The orphan is waited for before the last command, and counted.
-        let sample = measure_all(&[create, vec!["true".into()], vec!["true".into()]]).unwrap();
+        let sample = measure_all(&[create, vec!["true".into()], vec!["true".into()]], None).unwrap();
         assert_eq!(sample.orphans, 1);
         assert!(sample.wall_ms >= 200.0);
         let failing = [vec!["false".to_owned()], vec!["true".to_owned()]];
-        assert!(!check(&failing).unwrap().success, "a failed step fails the run");
+        assert!(
+            !check(&failing, None).unwrap().success,
+            "a failed step fails the run"
+        );
     }
 
     #[test]
     fn numbers_concurrent_copies() {
         let argv: Vec<String> = ["crun", "run", "bench-{n}"].map(String::from).to_vec();
         assert_eq!(numbered(&argv, 7)[2], "bench-7");
-        let (wall, samples) = measure_concurrent(&["true".to_owned()], 3).unwrap();
+        let (wall, samples) = measure_concurrent(&["true".to_owned()], None, 3).unwrap();
         assert_eq!(samples.len(), 3);
         assert!(samples.iter().all(|s| s.wall_ms <= wall));
     }
