@@ -106,15 +106,16 @@ pub fn name_width(rows: &[Row]) -> usize {
 /// How the cost grows with the number of containers started at once.
 pub fn concurrent_table(rows: &[ConcurrentRow]) -> String {
     let mut out = String::new();
+    let w = rows.iter().map(|row| row.name.len()).max().unwrap_or(0).max(10);
     let _ = writeln!(
         out,
-        "{:<10} {:>10} {:>10} {:>7} {:>7} {:>14} {:>14} {:>8}",
+        "{:<w$} {:>10} {:>10} {:>7} {:>7} {:>14} {:>14} {:>8}",
         "launcher", "containers", "batch ms", "min", "max", "ms/container", "cpu ms/cont.", "RSS MiB"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{:<10} {:>10} {:>10.1} {:>7.1} {:>7.1} {:>14.2} {:>14.2} {:>8.2}",
+            "{:<w$} {:>10} {:>10.1} {:>7.1} {:>7.1} {:>14.2} {:>14.2} {:>8.2}",
             row.name,
             row.containers,
             row.batch_ms.median,
