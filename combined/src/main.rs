@@ -37,7 +37,11 @@ struct Cli {
     command: Command,
 }
 
+/// Each command's options are built only when that command is the one run (clap's `defer`): a start
+/// of `combined run` would otherwise build every command's, the OCI runtime's among them, and touch
+/// their memory.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Run a command in a new container (default: an interactive shell).
     #[command(after_help = RUN_EXAMPLES)]

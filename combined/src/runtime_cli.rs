@@ -45,8 +45,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The runtime's commands.
+/// The runtime's commands, each built only when it is the one run (see `main.rs`'s `Command`).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RuntimeCommand {
     /// Set up a container from a bundle and leave it waiting for `start` (OCI runtime).
     Create(CreateArgs),
