@@ -200,7 +200,28 @@ fn one_line(e: &clap::Error) -> String {
         e.kind(),
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        return "a subcommand is needed: run or doctor (combined --help says more)".into();
+        return "a subcommand is needed: run, doctor, seccomp or an OCI runtime command (combined --help lists them)"
+            .into();
+    }
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        // clap lists the missing arguments on lines of their own, which the first line alone lost.
+        let missing = e
+            .get(clap::error::ContextKind::InvalidArg)
+            .map(ToString::to_string);
+        let usage = e.get(clap::error::ContextKind::Usage).map(|u| {
+            u.to_string()
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .trim_start_matches("Usage: ")
+                .to_owned()
+        });
+        return match (missing, usage) {
+            (Some(missing), Some(usage)) => format!("{missing} is missing (usage: {usage})"),
+            (Some(missing), None) => format!("{missing} is missing"),
+            _ => "a required argument is missing".into(),
+        };
     }
     if e.kind() == ErrorKind::ValueValidation {
         // clap's own line quotes the raw value, which may hold a newline; our parsers' messages show it

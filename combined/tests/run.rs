@@ -944,7 +944,11 @@ fn a_newcomers_mistakes_get_hints_and_the_command_needs_no_dashes() {
     };
     for (args, mentions) in [
         (vec!["doctr"], "a similar subcommand exists: 'doctor'"),
-        (vec![], "a subcommand is needed: run or doctor"),
+        (
+            vec![],
+            "a subcommand is needed: run, doctor, seccomp or an OCI runtime command",
+        ),
+        (vec!["create"], "<ID> is missing (usage: combined create <ID>)"),
         (
             vec!["run", "--net", "vet"],
             "possible values: none, loopback, veth",
