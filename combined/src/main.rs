@@ -65,7 +65,8 @@ const RUN_EXAMPLES: &str = "Examples:
 
 Exit status: the command's, or 128+signal; 125 launcher error (bad input, a command not in the\nroot filesystem, a failed setup step); 126 not executable; 127 not found at execve.";
 
-/// `combined seccomp`: the options of `run` that decide its filter.
+// `combined seccomp`: the options of `run` that decide its filter. (A plain comment: a doc comment here would be the command's help, since clap builds
+// the options after the command's own text.)
 #[derive(Debug, Args)]
 struct SeccompArgs {
     /// Add a capability to the default set (repeatable; ALL for every one): profiles allow some
@@ -217,9 +218,10 @@ fn one_line(e: &clap::Error) -> String {
                 .trim_start_matches("Usage: ")
                 .to_owned()
         });
+        let verb = |missing: &str| if missing.contains(", ") { "are" } else { "is" };
         return match (missing, usage) {
-            (Some(missing), Some(usage)) => format!("{missing} is missing (usage: {usage})"),
-            (Some(missing), None) => format!("{missing} is missing"),
+            (Some(missing), Some(usage)) => format!("{missing} {} missing (usage: {usage})", verb(&missing)),
+            (Some(missing), None) => format!("{missing} {} missing", verb(&missing)),
             _ => "a required argument is missing".into(),
         };
     }
@@ -299,10 +301,19 @@ fn write_filter(args: &SeccompArgs) -> ExitCode {
     let caps = combined::caps::resolve(&args.cap_add, &args.cap_drop);
     let setting = (args.security_opt.last().cloned()).unwrap_or(combined::seccomp::Setting::Default);
     match combined::seccomp::compile(&setting, &caps) {
-        Ok(Some(filter)) => match std::io::stdout().write_all(&filter.to_bpf()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(format!("cannot write the filter: {e}")),
-        },
+        // Flags are seccomp(2)'s arguments, not part of the program: written without them, the filter
+        // would be loaded otherwise than `run` loads it.
+        Ok(Some(filter)) if filter.flags() != 0 => fail(format!(
+            "the profile asks for seccomp flags ({:#x}), which the written program cannot carry: remove its \"flags\"",
+            filter.flags()
+        )),
+        Ok(Some(filter)) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&filter.to_bpf()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("cannot write the filter: {e}")),
+            }
+        }
         Ok(None) => fail("seccomp=unconfined has no filter to write".into()),
         Err(e) => fail(e.to_string()),
     }

@@ -80,7 +80,8 @@ pub struct CreateArgs {
     pub id: String,
 }
 
-/// The options `create` and the OCI form of `run` share.
+// The options `create` and the OCI form of `run` share. (A plain comment: a doc comment here would be the command's help, since clap builds
+// the options after the command's own text.)
 #[derive(Clone, Debug, Args)]
 pub struct BundleArgs {
     /// The bundle directory (default: the current one).
@@ -138,7 +139,8 @@ pub struct UpdateArgs {
     pub id: String,
 }
 
-/// `exec [OPTIONS] ID [COMMAND [ARG...]]`, runc's spelling.
+// `exec [OPTIONS] ID [COMMAND [ARG...]]`, runc's spelling. (A plain comment: a doc comment here would be the command's help, since clap builds
+// the options after the command's own text.)
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The process as a JSON file (the config's `process` object) instead of a command.

@@ -229,6 +229,11 @@ impl Filter {
         out
     }
 
+    /// The `SECCOMP_FILTER_FLAG_*` the profile asks seccomp(2) to load it with (0 for none).
+    pub fn flags(&self) -> libc::c_ulong {
+        self.flags
+    }
+
     /// The number of BPF instructions.
     pub fn len(&self) -> usize {
         self.program.len()

@@ -961,6 +961,16 @@ fn a_newcomers_mistakes_get_hints_and_the_command_needs_no_dashes() {
             "{args:?}: {line:?} should mention {mentions:?}"
         );
     }
+    // Each command's help begins with what the command does (clap builds the options after it).
+    for (command, begins) in [
+        ("run", "Run a command in a new container"),
+        ("create", "Set up a container from a bundle"),
+        ("exec", "Run a further process in a created or running container"),
+        ("seccomp", "Write the seccomp filter"),
+    ] {
+        let help = common::output(&mut combined(&[command, "--help"]));
+        assert!(help.stdout.starts_with(begins), "{command} --help: {help:?}");
+    }
     let out = common::output(&mut combined(&[
         "run",
         "--rootfs",

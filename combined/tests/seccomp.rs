@@ -305,7 +305,8 @@ fn under_filter(program: &[u8]) -> (i32, i32) {
         filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
     };
     let mut report = [0i32; 2];
-    let (read, write) = nix::unistd::pipe().expect("pipe");
+    // Close-on-exec: processes other tests start meanwhile must not hold the write end open.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     // SAFETY: the child makes system calls only (prctl, seccomp, keyctl, getpid, write, _exit), on
     // memory prepared before the fork or on its stack, and never returns.
     match unsafe { nix::unistd::fork() }.expect("fork") {
@@ -384,4 +385,14 @@ fn combined_seccomp_writes_the_filter_run_loads() {
         "seccomp=unconfined",
     ]));
     assert!(unconfined.launcher_error().contains("no filter to write"));
+
+    // A profile's flags are seccomp(2)'s arguments, which the written program cannot carry: refused.
+    let dir = TempDir::new("seccomp-flags");
+    let flagged = profile_file(
+        &dir,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": []}"#,
+    );
+    let option = format!("seccomp={flagged}");
+    let refused = output(&mut combined(&["seccomp", "--security-opt", &option]));
+    assert!(refused.launcher_error().contains("seccomp flags"));
 }
