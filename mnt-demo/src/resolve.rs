@@ -75,7 +75,7 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveError
 
 /// [`resolve_in_root`] from a descriptor of the root (`root_path` names it in errors), for a caller
 /// that looks many paths up in one root and opens it once.
-pub fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     let fail = |errno| ResolveError::Sys {
         root: root_path.to_owned(),
         path: path.to_owned(),
@@ -102,7 +102,7 @@ pub fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<
 // ANCHOR_END: resolve_in_root
 
 /// `root` opened as the start of lookups beneath it (`O_PATH`, a directory).
-pub fn open_root(root: &Path) -> Result<OwnedFd, ResolveError> {
+fn open_root(root: &Path) -> Result<OwnedFd, ResolveError> {
     open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -245,7 +245,7 @@ pub fn ensure_dir_in_root(root: &Path, path: &Path) -> Result<OwnedFd, ResolveEr
 }
 
 /// [`ensure_dir_in_root`] from a descriptor of the root, as [`resolve_beneath`].
-pub fn ensure_dir_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
+fn ensure_dir_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<OwnedFd, ResolveError> {
     // Mostly the directory is there already (a rootfs has /proc and /dev): one lookup, not one per
     // component.
     if let Ok(fd) = resolve_beneath(root, root_path, path) {
