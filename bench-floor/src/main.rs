@@ -2,7 +2,7 @@
 //! each launcher is from it. namespaces(7), clone(2), pivot_root(2), proc(5), wait(2).
 //!
 //! ```text
-//! bench-floor [--ns user,pid,mnt,uts,ipc,net | --ns none] [--rootfs DIR] -- CMD [ARG...]
+//! bench-floor [--ns user,pid,mnt,uts,ipc,net | --ns none] [--rootfs DIR] [PROTECTIONS] -- CMD [ARG...]
 //! ```
 //!
 //! The parent makes one `clone` call with the `CLONE_NEW*` flags (fork semantics: no stack of its own)
@@ -13,6 +13,10 @@
 //! execs the command. There is no sync channel, no option parser, no allocation after the clone, no
 //! /dev, no loopback: whatever a launcher spends beyond this is its own.
 //!
+//! The protections (`--protect`) add, in the same straight line and with no more than their system
+//! calls, the kernel work of what `combined run` does by default, so that the benchmark can say how
+//! much of a launcher's time is that work and how much the launcher's own (`protect.rs`).
+//!
 //! Exit status: the command's (or 128 + signal); 125 when a step fails, with the step on stderr.
 
 use std::ffi::{CStr, CString};
@@ -20,16 +24,22 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod protect;
+
+use protect::Protect;
+
 /// What to do, parsed from the command line before the clone.
 struct Floor {
     flags: libc::c_int,
     rootfs: Option<CString>,
     proc_dir: Option<CString>,
     maps: Option<[(CString, CString); 3]>,
+    protect: Protect,
     argv: Vec<CString>,
 }
 
-const USAGE: &str = "usage: bench-floor [--ns user,pid,mnt,uts,ipc,net|none] [--rootfs DIR] -- CMD [ARG...]";
+const USAGE: &str = "usage: bench-floor [--ns user,pid,mnt,uts,ipc,net|none] [--rootfs DIR] \
+                     [--protect --seccomp FILE --mask PATH... --read-only PATH...] -- CMD [ARG...]";
 
 fn main() -> ExitCode {
     let floor = match parse(std::env::args_os().skip(1).collect()) {
@@ -52,10 +62,19 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Floor, String> {
     let mut rootfs = None;
     let mut rest = args.into_iter();
     let mut argv = Vec::new();
+    let mut protect = protect::Options::default();
     while let Some(arg) = rest.next() {
         match arg.as_bytes() {
             b"--ns" => flags = namespaces(&rest.next().ok_or("--ns needs a list")?.to_string_lossy())?,
             b"--rootfs" => rootfs = Some(PathBuf::from(rest.next().ok_or("--rootfs needs a directory")?)),
+            b"--protect" => protect.on = true,
+            b"--seccomp" => {
+                protect.seccomp = Some(PathBuf::from(rest.next().ok_or("--seccomp needs a file")?))
+            }
+            b"--mask" => protect.masks.push(rest.next().ok_or("--mask needs a path")?),
+            b"--read-only" => protect
+                .read_only
+                .push(rest.next().ok_or("--read-only needs a path")?),
             b"--" => {
                 argv = rest
                     .by_ref()
@@ -77,6 +96,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Floor, String> {
         return Err("--rootfs needs the mount namespace".into());
     }
     let maps = (flags & libc::CLONE_NEWUSER != 0).then(own_maps).transpose()?;
+    let protect = protect.prepare(rootfs.as_deref(), flags)?;
     let proc_dir = rootfs
         .as_ref()
         .map(|r| cstring(r.join("proc").as_os_str().as_bytes()))
@@ -86,6 +106,7 @@ fn parse(args: Vec<std::ffi::OsString>) -> Result<Floor, String> {
         rootfs: rootfs.map(|r| cstring(r.as_os_str().as_bytes())).transpose()?,
         proc_dir,
         maps,
+        protect,
         argv,
     })
 }
@@ -107,7 +128,7 @@ fn namespaces(list: &str) -> Result<libc::c_int, String> {
     Ok(flags)
 }
 
-fn cstring(bytes: &[u8]) -> Result<CString, String> {
+pub(crate) fn cstring(bytes: &[u8]) -> Result<CString, String> {
     CString::new(bytes).map_err(|_| "an argument contains a NUL byte".to_owned())
 }
 
@@ -170,16 +191,24 @@ fn child(floor: &Floor, argv: &[*const libc::c_char]) -> ! {
             write_file(file, content);
         }
     }
+    floor.protect.before_mounts();
     if let (Some(rootfs), Some(proc_dir)) = (&floor.rootfs, &floor.proc_dir) {
-        enter_rootfs(rootfs, proc_dir, floor.flags & libc::CLONE_NEWPID != 0);
+        enter_rootfs(
+            rootfs,
+            proc_dir,
+            floor.flags & libc::CLONE_NEWPID != 0,
+            &floor.protect,
+        );
     }
+    floor.protect.after_pivot();
+    floor.protect.init_and_command();
     // SAFETY: argv is a null-terminated array of pointers to the NUL-terminated strings in floor.argv,
     // which live until the exec replaces this process.
     unsafe { libc::execv(argv[0], argv.as_ptr()) };
     exit_failed(c"execv")
 }
 
-fn enter_rootfs(rootfs: &CStr, proc_dir: &CStr, new_pid_ns: bool) {
+fn enter_rootfs(rootfs: &CStr, proc_dir: &CStr, new_pid_ns: bool, protect: &Protect) {
     let null = std::ptr::null::<libc::c_char>();
     // SAFETY: mount with a null source, type and data changes the propagation of "/" only.
     if unsafe {
@@ -223,6 +252,7 @@ fn enter_rootfs(rootfs: &CStr, proc_dir: &CStr, new_pid_ns: bool) {
             exit_failed(c"mount proc");
         }
     }
+    protect.mounts();
     // SAFETY: a NUL-terminated path.
     if unsafe { libc::chdir(rootfs.as_ptr()) } != 0 {
         exit_failed(c"chdir into the rootfs");
@@ -257,7 +287,7 @@ fn write_file(path: &CStr, content: &CStr) {
 }
 
 /// Says which step failed (perror(3)) and leaves with 125; used in the child after the clone.
-fn exit_failed(step: &CStr) -> ! {
+pub(crate) fn exit_failed(step: &CStr) -> ! {
     // SAFETY: perror reads a NUL-terminated string and errno.
     unsafe { libc::perror(step.as_ptr()) };
     // SAFETY: _exit ends this process at once, without running the parent's atexit handlers twice.

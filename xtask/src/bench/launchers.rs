@@ -64,6 +64,7 @@ pub struct Inputs {
 pub const COMBINED: &str = "combined";
 pub const IMAGE: &str = "image";
 pub const FLOOR: &str = "floor";
+pub const FLOOR_PROTECTED: &str = "floor + protections";
 pub const BWRAP_FILTERED: &str = "bwrap + filter";
 pub const COMBINED_OCI: &str = "combined oci run";
 /// The rows of the builds given with `--baseline`, in order.
@@ -91,11 +92,8 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
     add("unshare", which("unshare").map(|p| unshare(&p, inputs)));
     add("bwrap", which("bwrap").map(|p| bwrap(&p, inputs)));
     let filter = inputs.work.join("filter.bpf");
-    let filtered = which("bwrap").and_then(|p| {
-        write_filter(&inputs.combined, &filter)
-            .map(|()| bwrap_filtered(&p, inputs, &filter))
-            .map_err(|e| format!("{e:#}"))
-    });
+    let written = write_filter(&inputs.combined, &filter).map_err(|e| format!("{e:#}"));
+    let filtered = which("bwrap").and_then(|p| written.clone().map(|()| bwrap_filtered(&p, inputs, &filter)));
     add(BWRAP_FILTERED, filtered);
     for runtime in ["crun", "runc"] {
         let launcher =
@@ -141,6 +139,10 @@ pub fn all(inputs: &Inputs) -> anyhow::Result<(Vec<Launcher>, Vec<Skipped>)> {
                 .and_then(|podman| path.map(|runtime| podman_run(name, &podman, &runtime))),
         );
     }
+    add(
+        FLOOR_PROTECTED,
+        written.map(|()| floor_protected(inputs, &filter)),
+    );
     found.push(floor(inputs));
     Ok((found, skipped))
 }
@@ -628,6 +630,29 @@ fn floor(inputs: &Inputs) -> Launcher {
     }
 }
 
+/// The floor doing, besides, the kernel work of combined's default protections (`bench-floor
+/// --protect`): /dev, mqueue, read-only /sys, the same masked and read-only paths, `lo` up, an init,
+/// capabilities dropped, no_new_privs and combined's own seccomp filter. Its difference from the floor
+/// is what those protections cost any launcher; combined's difference from it, combined's own work.
+fn floor_protected(inputs: &Inputs, filter: &Path) -> Launcher {
+    let mut launcher = floor(inputs);
+    let at = launcher.argv.len() - 2;
+    let mut protections = args(&["--protect", "--seccomp"]);
+    protections.push(text(filter));
+    for path in mnt_demo::rootfs::DEFAULT_MASKED {
+        protections.extend(args(&["--mask", path]));
+    }
+    for path in mnt_demo::rootfs::DEFAULT_READONLY {
+        protections.extend(args(&["--read-only", path]));
+    }
+    launcher.argv.splice(at..at, protections);
+    launcher.name = FLOOR_PROTECTED;
+    launcher.note = "the floor plus the kernel work of combined's defaults: /dev (tmpfs, nodes, devpts, \
+                     shm), mqueue, read-only /sys, the masked and read-only paths, lo up, an init, \
+                     capabilities dropped, combined's seccomp filter";
+    launcher
+}
+
 /// The floor with one namespace kind (or none), running the host's `true`: what each kind costs.
 pub fn floor_with(inputs: &Inputs, namespaces: &str) -> Vec<String> {
     vec![
@@ -717,6 +742,19 @@ mod tests {
         assert_eq!(
             floor(&inputs(true)).argv.join(" "),
             "/t/bench-floor --ns user,pid,mnt,uts,ipc,net --rootfs /r -- /bin/true"
+        );
+        let protected = floor_protected(&inputs(false), Path::new("/f.bpf"))
+            .argv
+            .join(" ");
+        assert!(
+            protected.starts_with(
+                "/t/bench-floor --ns pid,mnt,uts,ipc,net --rootfs /r --protect --seccomp /f.bpf --mask /proc/acpi "
+            ),
+            "{protected}"
+        );
+        assert!(
+            protected.ends_with("--read-only /proc/sysrq-trigger -- /bin/true"),
+            "{protected}"
         );
     }
 
