@@ -40,6 +40,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs;
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -1534,11 +1535,20 @@ fn blank_launcher_memory(areas: Option<[usize; 4]>, name: &[u8]) -> Result<(), S
 
 /// `arg_start`, `arg_end`, `env_start` and `env_end` from /proc/self/stat.
 fn argument_and_environment_areas() -> Option<[usize; 4]> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // One read into a buffer on the stack: the line is 52 numbers and a name of at most 16 bytes
+    // (proc_pid_stat(5)), well under 1 KiB; a read of a /proc file returns it whole when it fits.
+    let mut buffer = [0u8; 1024];
+    let len = fs::File::open("/proc/self/stat").ok()?.read(&mut buffer).ok()?;
+    let stat = std::str::from_utf8(buffer.get(..len).filter(|b| b.len() < buffer.len())?).ok()?;
+    let fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     // After the command name, the fields are numbered from 3 (state): field N is at N - 3.
-    let field = |n: usize| fields.get(n - 3)?.parse().ok();
-    Some([field(48)?, field(49)?, field(50)?, field(51)?])
+    let mut areas = fields.skip(48 - 3).map(str::parse);
+    Some([
+        areas.next()?.ok()?,
+        areas.next()?.ok()?,
+        areas.next()?.ok()?,
+        areas.next()?.ok()?,
+    ])
 }
 
 // ANCHOR: exec
