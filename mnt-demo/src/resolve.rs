@@ -101,6 +101,66 @@ fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<Owne
 }
 // ANCHOR_END: resolve_in_root
 
+// ANCHOR: opened_root
+/// A root opened once for many lookups beneath it (the masked and read-only paths: a dozen each
+/// start). A descriptor keeps naming the directory it was opened on, even once something is mounted
+/// over it, while a lookup from it crosses every mount below it; so the root is opened again only
+/// after a mount over the root itself (a path that leads to it: `/`, or a link to `..`), and the next
+/// paths are looked up in what is mounted there, which the container sees, not underneath.
+#[derive(Debug)]
+pub struct OpenedRoot {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// Device and inode of the directory `fd` names, to know a mount target that is the root.
+    id: (u64, u64),
+}
+
+impl OpenedRoot {
+    pub fn open(path: &Path) -> Result<OpenedRoot, ResolveError> {
+        let fd = open_root(path)?;
+        let id = file_id(&fd).map_err(|errno| ResolveError::Sys {
+            root: path.to_owned(),
+            path: PathBuf::new(),
+            errno,
+        })?;
+        Ok(OpenedRoot {
+            path: path.to_owned(),
+            fd,
+            id,
+        })
+    }
+
+    /// The path the root was opened by, for errors and for callers that need it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// [`resolve_in_root`] beneath this root.
+    pub fn resolve(&self, path: &Path) -> Result<OwnedFd, ResolveError> {
+        resolve_beneath(&self.fd, &self.path, path)
+    }
+
+    /// To be called after a mount onto `target` (a descriptor [`resolve`](Self::resolve) gave): when
+    /// it is the root itself, opens the root again, reaching what is mounted over it now.
+    pub fn mounted_on(&mut self, target: &impl AsFd) -> Result<(), ResolveError> {
+        let fail = |errno| ResolveError::Sys {
+            root: self.path.clone(),
+            path: PathBuf::new(),
+            errno,
+        };
+        if file_id(target).map_err(fail)? == self.id {
+            *self = OpenedRoot::open(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn file_id(fd: &impl AsFd) -> Result<(u64, u64), Errno> {
+    let stat = fstat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
+}
+// ANCHOR_END: opened_root
+
 /// `root` opened as the start of lookups beneath it (`O_PATH`, a directory).
 fn open_root(root: &Path) -> Result<OwnedFd, ResolveError> {
     open(

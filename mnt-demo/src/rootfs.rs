@@ -22,7 +22,9 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
-use crate::resolve::{ResolveError, ensure_dir_in_root, fd_path, resolve_in_root, resolve_mounted};
+use crate::resolve::{
+    OpenedRoot, ResolveError, ensure_dir_in_root, fd_path, resolve_in_root, resolve_mounted,
+};
 
 /// Which step failed, on which path, and why.
 #[derive(Debug, thiserror::Error)]
@@ -618,16 +620,24 @@ pub enum PathOutcome {
 /// Hides each of `paths` (inside `root`; `/` after [`pivot_into`]): a file is covered by a bind mount
 /// of /dev/null, a directory by an empty read-only tmpfs. Paths that do not exist are skipped.
 pub fn mask_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
-    // Opened and checked once, at the first file to cover. The root is opened again for each path
-    // (`resolve_in_root`): a path may lead to the root itself, and what the next one is looked up in
-    // must be what is mounted there now, not the directory underneath.
+    // /dev/null is opened and checked once, at the first file to cover. The root is opened once, and
+    // again after a mask over the root itself ([`OpenedRoot`]): a path may lead to the root, and what
+    // the next one is looked up in must be what is mounted there now, not the directory underneath.
     let mut null = None;
-    paths.iter().map(|path| mask_one(root, path, &mut null)).collect()
+    let mut root = OpenedRoot::open(root).map_err(MountError::resolve("mask"))?;
+    paths
+        .iter()
+        .map(|path| mask_one(&mut root, path, &mut null))
+        .collect()
 }
 // ANCHOR_END: mask_paths
 
-fn mask_one(root: &Path, path: &str, null: &mut Option<OwnedFd>) -> Result<PathOutcome, MountError> {
-    let target = match resolve_in_root(root, Path::new(path)) {
+fn mask_one(
+    root: &mut OpenedRoot,
+    path: &str,
+    null: &mut Option<OwnedFd>,
+) -> Result<PathOutcome, MountError> {
+    let target = match root.resolve(Path::new(path)) {
         Ok(fd) => fd,
         Err(ResolveError::Sys {
             errno: Errno::ENOENT, ..
@@ -646,6 +656,7 @@ fn mask_one(root: &Path, path: &str, null: &mut Option<OwnedFd>) -> Result<PathO
             Some("size=0,mode=555"),
         )
         .map_err(MountError::sys("mask with a read-only tmpfs", path))?;
+        root.mounted_on(&target).map_err(MountError::resolve("mask"))?;
         Ok(PathOutcome::MaskedDir)
     } else {
         let null = match null {
@@ -660,6 +671,7 @@ fn mask_one(root: &Path, path: &str, null: &mut Option<OwnedFd>) -> Result<PathO
             None::<&str>,
         )
         .map_err(MountError::sys("mask with /dev/null", path))?;
+        root.mounted_on(&target).map_err(MountError::resolve("mask"))?;
         Ok(PathOutcome::MaskedFile)
     }
 }
@@ -687,15 +699,16 @@ fn null_device(masking: &str) -> Result<OwnedFd, MountError> {
 /// user namespace the kernel has locked them and refuses (EPERM) a remount that would clear one.
 /// Paths that do not exist are skipped.
 pub fn readonly_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
-    // The root is opened again for each path, as in [`mask_paths`]: a path that leads to the root
-    // itself (`/`, or a link to `..`) is bound read-only over it, and the paths after it must be
-    // made read-only in that bind, which is what the container sees, not underneath it.
-    paths.iter().map(|path| readonly_one(root, path)).collect()
+    // The root is opened once, and again after a bind over it, as in [`mask_paths`]: a path that
+    // leads to the root itself (`/`, or a link to `..`) is bound read-only over it, and the paths
+    // after it must be made read-only in that bind, which is what the container sees, not underneath.
+    let mut root = OpenedRoot::open(root).map_err(MountError::resolve("make read-only"))?;
+    paths.iter().map(|path| readonly_one(&mut root, path)).collect()
 }
 // ANCHOR_END: readonly_paths
 
-fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
-    let target = match resolve_in_root(root, Path::new(path)) {
+fn readonly_one(root: &mut OpenedRoot, path: &str) -> Result<PathOutcome, MountError> {
+    let target = match root.resolve(Path::new(path)) {
         Ok(fd) => fd,
         Err(ResolveError::Sys {
             errno: Errno::ENOENT, ..
@@ -716,12 +729,15 @@ fn readonly_one(root: &Path, path: &str) -> Result<PathOutcome, MountError> {
                 None::<&str>,
             )
             .map_err(MountError::sys("bind onto itself", path))?;
-            resolve_mounted(root, Path::new(path), &target).map_err(MountError::resolve("make read-only"))?
+            resolve_mounted(root.path(), Path::new(path), &target)
+                .map_err(MountError::resolve("make read-only"))?
         }
         Err(errno) => return Err(MountError::sys("bind onto itself", path)(errno)),
     };
     remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY)
         .map_err(MountError::sys("remount read-only", path))?;
+    root.mounted_on(&target)
+        .map_err(MountError::resolve("make read-only"))?;
     Ok(PathOutcome::ReadOnly)
 }
 

@@ -320,6 +320,31 @@ fn a_read_only_path_that_leads_to_the_root_leaves_the_next_ones_read_only() {
     });
 }
 
+/// The masks look their paths up in what is mounted now, as the read-only paths do: once a mask
+/// covers the root itself (a path that leads to it), the next paths are looked up in that empty tmpfs,
+/// which is what the container sees, and are absent there, not masked underneath it, out of sight.
+#[test]
+fn a_mask_that_leads_to_the_root_is_what_the_next_ones_are_looked_up_in() {
+    if !require_namespaces("a_mask_that_leads_to_the_root_is_what_the_next_ones_are_looked_up_in") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        fs::write(rootfs.join("etc/secret"), "s").unwrap();
+        symlink("..", rootfs.join("etc/app")).unwrap();
+        in_child("mask-root", scratch, move |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let got = rootfs::mask_paths(&rootfs, &["/etc/app", "/etc/secret"]).map_err(e)?;
+            ensure(
+                got == [PathOutcome::MaskedDir, PathOutcome::Absent],
+                &format!("{got:?}, expected the root masked and /etc/secret absent in the mask"),
+            )
+        });
+    });
+}
+
 #[test]
 fn missing_paths_are_skipped_and_errors_name_the_step() {
     if !require_namespaces("missing_paths_are_skipped_and_errors_name_the_step") {
