@@ -3,7 +3,8 @@
 //! can be split into the kernel's work, which any launcher giving the same protections must pay, and
 //! its own. Each step follows the man page of what it does, as the launcher's chapters do:
 //!
-//! 1. a hostname and a new session keyring (sethostname(2), keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`);
+//! 1. a session of its own, away from the host's terminal (setsid(2)), a hostname and a new session
+//!    keyring (sethostname(2), keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`);
 //! 2. before the pivot: /dev a tmpfs with the six device nodes (mknod(2); bound from the host's in a
 //!    user namespace, where mknod is refused), devpts (`newinstance`), the /dev links, a tmpfs at
 //!    /dev/shm and mqueue at /dev/mqueue; sysfs read-only at /sys; each `--mask` path covered (a
@@ -163,6 +164,8 @@ impl Protect {
         if !self.on {
             return;
         }
+        // SAFETY: setsid takes nothing; the child of a clone leads no process group, so it succeeds.
+        check(unsafe { libc::setsid() }, c"setsid");
         let name = b"floor";
         // SAFETY: sethostname reads `name.len()` bytes from a live array.
         check(

@@ -19,7 +19,9 @@ fn rootfs(dir: &Path) {
         std::fs::create_dir(dir.join(sub)).unwrap();
     }
     std::fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "grep", "hostname", "ip", "stat", "touch", "mount"] {
+    for applet in [
+        "sh", "cat", "cut", "grep", "hostname", "ip", "stat", "touch", "mount",
+    ] {
         symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
 }
@@ -29,6 +31,7 @@ const PROBE: &str = r#"
 hostname
 grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status
 echo "shell pid $$"
+echo "session $(cut -d' ' -f6 /proc/1/stat)"
 stat -c 'null %t:%T' /dev/null
 grep -q 'tmpfs /proc/acpi tmpfs ro' /proc/mounts && echo 'acpi masked'
 [ -z "$(cat /proc/interrupts)" ] && echo 'interrupts empty'
@@ -92,6 +95,7 @@ fn the_protected_floor_does_the_work_of_combined_s_defaults() {
         "Seccomp:\t2",
         "CapEff:\t00000000a00425fb",
         "shell pid 2",
+        "session 1",
         "null 1:3",
         "acpi masked",
         "interrupts empty",

@@ -631,9 +631,10 @@ fn floor(inputs: &Inputs) -> Launcher {
 }
 
 /// The floor doing, besides, the kernel work of combined's default protections (`bench-floor
-/// --protect`): /dev, mqueue, read-only /sys, the same masked and read-only paths, `lo` up, an init,
-/// capabilities dropped, no_new_privs and combined's own seccomp filter. Its difference from the floor
-/// is what those protections cost any launcher; combined's difference from it, combined's own work.
+/// --protect`): a session and a keyring of its own, /dev, mqueue, read-only /sys, the same masked and
+/// read-only paths, `lo` up, an init, capabilities dropped, no_new_privs and combined's own seccomp
+/// filter. Its difference from the floor is what those protections cost any launcher; combined's
+/// difference from it, combined's own work.
 fn floor_protected(inputs: &Inputs, filter: &Path) -> Launcher {
     let mut launcher = floor(inputs);
     let at = launcher.argv.len() - 2;
@@ -647,9 +648,9 @@ fn floor_protected(inputs: &Inputs, filter: &Path) -> Launcher {
     }
     launcher.argv.splice(at..at, protections);
     launcher.name = FLOOR_PROTECTED;
-    launcher.note = "the floor plus the kernel work of combined's defaults: /dev (tmpfs, nodes, devpts, \
-                     shm), mqueue, read-only /sys, the masked and read-only paths, lo up, an init, \
-                     capabilities dropped, combined's seccomp filter";
+    launcher.note = "the floor plus the kernel work of combined's defaults: a session, a keyring, /dev \
+                     (tmpfs, nodes, devpts, shm), mqueue, read-only /sys, the masked and read-only paths, \
+                     lo up, an init, capabilities dropped, combined's seccomp filter";
     launcher
 }
 
