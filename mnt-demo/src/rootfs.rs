@@ -271,6 +271,45 @@ fn mount_by_path(
     }
 }
 
+/// Mounts `fs` on `name`, a directory made in `dir`: a filesystem this process has just mounted, in
+/// its own mount namespace, which nothing else can reach (the new /dev). Nothing there needs looking
+/// up beneath a root, so the directory is made and opened relative to `dir` (not following a link),
+/// and the mount made from descriptors ([`mount_exactly`]), or before Linux 5.2 through the directory's
+/// /proc/self/fd path. (devpts makes a new instance either way, since Linux 4.7.) `shown` names the
+/// directory in errors.
+fn mount_in_fresh_dir(
+    step: &'static str,
+    dir: &OwnedFd,
+    shown: &Path,
+    name: &str,
+    fs: &NewMount<'_>,
+) -> Result<(), MountError> {
+    nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))
+        .map_err(MountError::sys("mkdir", shown))?;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let target = nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty())
+        .map_err(MountError::sys("open", shown))?;
+    match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
+        Ok(_) => Ok(()),
+        Err(Errno::ENOSYS) => {
+            let (source, data) = legacy_options(fs);
+            let fs_type = fs
+                .fs_type
+                .to_str()
+                .map_err(|_| MountError::sys(step, shown)(Errno::EINVAL))?;
+            mount(
+                Some(source.as_str()),
+                &fd_path(&target),
+                Some(fs_type),
+                legacy_flags(fs.attrs),
+                data.as_deref(),
+            )
+            .map_err(MountError::sys(step, shown))
+        }
+        Err(errno) => Err(MountError::sys(step, shown)(errno)),
+    }
+}
+
 /// Whether `fd` is the root of a mounted filesystem of type `magic`: statfs(2) names the filesystem,
 /// and its `..` lies on another device. (A directory inside the right filesystem, `proc/sys` say,
 /// passes the first check alone.)
@@ -354,9 +393,10 @@ pub const DEV_SYMLINKS: [(&str, &str); 5] = [
 ///
 /// In a user namespace `mknod` of a device is forbidden, and any device node on a filesystem mounted
 /// there would not open anyway (it is implicitly `nodev`): the nodes are bind-mounted from the host's
-/// /dev instead. As root they are made with `mknod`. devpts gets `newinstance,ptmxmode=0666`, so the
-/// container's ptys are its own and /dev/ptmx (a symlink to pts/ptmx) is usable. Returns a descriptor
-/// of the new /dev, for what the caller still does to it (making it read-only).
+/// /dev instead. As root they are made with `mknod`. devpts is a new instance (every mount of it is,
+/// since Linux 4.7) with `ptmxmode=0666`, so the container's ptys are its own and /dev/ptmx (a symlink
+/// to pts/ptmx) is usable. What goes in the new /dev is made through its descriptor, the one this
+/// returns, for what the caller still does to it (making it read-only).
 pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> {
     let tmpfs = NewMount {
         fs_type: c"tmpfs",
@@ -374,31 +414,24 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
             make_device(&dev, rootfs, name, major, minor)?;
         }
     }
-    // Beneath the new /dev's descriptor (`/proc/self/fd/N`): before the pivot, the caller's /proc.
-    let within = fd_path(&dev);
-    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    mount_in_root(
-        "mount devpts at",
-        &within,
-        "/pts",
-        "devpts",
-        pts_flags,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
+    let devpts = NewMount {
+        fs_type: c"devpts",
+        options: &[("source", "devpts"), ("ptmxmode", "0666"), ("mode", "0620")],
+        attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC,
+        magic: nix::sys::statfs::DEVPTS_SUPER_MAGIC,
+    };
+    mount_in_fresh_dir("mount devpts at", &dev, &rootfs.join("dev/pts"), "pts", &devpts)?;
     for (name, target) in DEV_SYMLINKS {
         symlinkat(target, dev.as_fd(), name)
             .map_err(MountError::sys("symlink", rootfs.join("dev").join(name)))?;
     }
-    let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_named_in_root(
-        "mount tmpfs at",
-        &within,
-        "/shm",
-        "shm",
-        "tmpfs",
-        shm_flags,
-        Some("mode=1777,size=65536k"),
-    )?;
+    let shm = NewMount {
+        fs_type: c"tmpfs",
+        options: &[("source", "shm"), ("mode", "1777"), ("size", "65536k")],
+        attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        magic: nix::sys::statfs::TMPFS_MAGIC,
+    };
+    mount_in_fresh_dir("mount tmpfs at", &dev, &rootfs.join("dev/shm"), "shm", &shm)?;
     Ok(dev)
 }
 // ANCHOR_END: mount_dev
@@ -663,14 +696,19 @@ fn mask_one(
             Some(null) => null,
             None => null.insert(null_device(path)?),
         };
-        mount(
-            Some(&fd_path(null)),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(MountError::sys("mask with /dev/null", path))?;
+        // From descriptor to descriptor (open_tree(2), move_mount(2)), or before Linux 5.2 through
+        // their /proc/self/fd paths.
+        let bound = match bind_exactly(null, &target, false) {
+            Err(Errno::ENOSYS) => mount(
+                Some(&fd_path(null)),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+            other => other.map(drop),
+        };
+        bound.map_err(MountError::sys("mask with /dev/null", path))?;
         root.mounted_on(&target).map_err(MountError::resolve("mask"))?;
         Ok(PathOutcome::MaskedFile)
     }
@@ -694,10 +732,11 @@ fn null_device(masking: &str) -> Result<OwnedFd, MountError> {
 }
 
 // ANCHOR: readonly_paths
-/// Makes each of `paths` (inside `root`) read-only: bind it onto itself, then remount the bind
-/// read-only. The remount keeps the flags the mount already has (nosuid, nodev, noexec, atime): in a
-/// user namespace the kernel has locked them and refuses (EPERM) a remount that would clear one.
-/// Paths that do not exist are skipped.
+/// Makes each of `paths` (inside `root`) read-only: bind it onto itself, with the mounts beneath it,
+/// then make the bind and those mounts read-only (mount_setattr(2), which adds the flag and leaves the
+/// others, nosuid, nodev, noexec, atime, as they are: in a user namespace the kernel has locked them
+/// and refuses a change that would clear one). Before Linux 5.12, the bind alone is remounted
+/// read-only, keeping its flags. Paths that do not exist are skipped.
 pub fn readonly_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
     // The root is opened once, and again after a bind over it, as in [`mask_paths`]: a path that
     // leads to the root itself (`/`, or a link to `..`) is bound read-only over it, and the paths
@@ -734,8 +773,14 @@ fn readonly_one(root: &mut OpenedRoot, path: &str) -> Result<PathOutcome, MountE
         }
         Err(errno) => return Err(MountError::sys("bind onto itself", path)(errno)),
     };
-    remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY)
-        .map_err(MountError::sys("remount read-only", path))?;
+    // Read-only with the mounts the bind brought along (mount_setattr(2) on the bind's own descriptor,
+    // `AT_RECURSIVE`), or before Linux 5.12 the bind alone, remounted through its /proc/self/fd path.
+    let attrs = set_attr_fd_recursively(&bound, MsFlags::MS_RDONLY);
+    let attrs = match attrs {
+        Err(Errno::ENOSYS) => remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY),
+        other => other,
+    };
+    attrs.map_err(MountError::sys("remount read-only", path))?;
     root.mounted_on(&target)
         .map_err(MountError::resolve("make read-only"))?;
     Ok(PathOutcome::ReadOnly)
@@ -801,6 +846,20 @@ pub fn add_flags_by_remounts(path: &Path, flags: MsFlags) -> Result<(), Errno> {
 }
 
 fn set_attr_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    mount_setattr(libc::AT_FDCWD, &path, libc::AT_RECURSIVE as libc::c_uint, flags)
+}
+
+/// [`add_flags_recursively`] for the mount a descriptor names, as [`bind_exactly`] returns it: no path
+/// looked up at all. ENOSYS before Linux 5.12, and no fallback: the caller has one of its own.
+pub fn set_attr_fd_recursively(mount: &impl AsFd, flags: MsFlags) -> Result<(), Errno> {
+    let at = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    mount_setattr(mount.as_fd().as_raw_fd(), c"", at, flags)
+}
+
+/// mount_setattr(2), adding `flags` (of read-only, nosuid, nodev and noexec) to the mount at `path`
+/// from `dirfd`.
+fn mount_setattr(dirfd: RawFd, path: &std::ffi::CStr, at: libc::c_uint, flags: MsFlags) -> Result<(), Errno> {
     let mut attr = libc::mount_attr {
         attr_set: 0,
         attr_clr: 0,
@@ -817,16 +876,15 @@ fn set_attr_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
             attr.attr_set |= bit;
         }
     }
-    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: mount_setattr(2) reads a NUL-terminated path (`path`, alive for the call) and
     // `size_of::<mount_attr>()` bytes at `&attr`, a valid, initialized `mount_attr`; it writes nothing
     // of ours. nix 0.32 has no wrapper for it.
     let done = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
+            at,
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )

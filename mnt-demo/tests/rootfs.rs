@@ -320,6 +320,50 @@ fn a_read_only_path_that_leads_to_the_root_leaves_the_next_ones_read_only() {
     });
 }
 
+/// A read-only path with a mount beneath it (an OCI config's `/data` with a volume at `/data/cache`,
+/// or /proc/sys with binfmt_misc): the mount beneath is read-only too. Remounting the bind alone, as
+/// runc does and this did until 2026-12-03, left it writable under a path the config says is
+/// read-only.
+#[test]
+fn a_read_only_path_makes_the_mounts_beneath_it_read_only_too() {
+    if !require_namespaces("a_read_only_path_makes_the_mounts_beneath_it_read_only_too") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        let volume = scratch.subdir("cache").unwrap();
+        fs::create_dir_all(rootfs.join("data/cache")).unwrap();
+        in_child("read-only-beneath", scratch, move |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let cache = rootfs.join("data/cache");
+            nix::mount::mount(
+                Some(&volume),
+                &cache,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("bind the volume: {e}"))?;
+            let got = rootfs::readonly_paths(&rootfs, &["/data"]).map_err(e)?;
+            ensure(got == [PathOutcome::ReadOnly], &format!("{got:?}"))?;
+            for file in [rootfs.join("data/new"), cache.join("new")] {
+                match fs::write(&file, "x") {
+                    Err(err) if err.raw_os_error() == Some(libc::EROFS) => {}
+                    other => {
+                        return Err(format!(
+                            "{} after readonly_paths: {other:?}, expected EROFS",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        });
+    });
+}
+
 /// The masks look their paths up in what is mounted now, as the read-only paths do: once a mask
 /// covers the root itself (a path that leads to it), the next paths are looked up in that empty tmpfs,
 /// which is what the container sees, and are absent there, not masked underneath it, out of sight.
