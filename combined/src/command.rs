@@ -78,15 +78,18 @@ fn is_executable_in(root: &Path, inside: &Path) -> bool {
 /// `open_in_root` follows symlinks with `root` as `/` (absolute targets and `..` never leave it), so
 /// nothing outside the rootfs is ever looked at.
 pub fn lookup_in(root: &Path, inside: &Path) -> Lookup {
-    use std::os::unix::fs::PermissionsExt;
     let Ok(fd) = mnt_demo::resolve::open_in_root(root, inside) else {
         return Lookup::Missing;
     };
-    match std::fs::metadata(mnt_demo::resolve::fd_path(&fd)) {
-        Err(_) => Lookup::Missing,
-        Ok(meta) if meta.is_dir() => Lookup::Directory,
-        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Lookup::Executable,
-        Ok(_) => Lookup::NotExecutable,
+    // fstat(2) of the `O_PATH` descriptor itself, not of its /proc/self/fd path, another lookup.
+    let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+        return Lookup::Missing;
+    };
+    let kind = stat.st_mode & libc::S_IFMT;
+    match kind {
+        libc::S_IFDIR => Lookup::Directory,
+        libc::S_IFREG if stat.st_mode & 0o111 != 0 => Lookup::Executable,
+        _ => Lookup::NotExecutable,
     }
 }
 
