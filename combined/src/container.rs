@@ -11,7 +11,8 @@
 //! 2. parent: for `--net veth`, chooses a free subnet and creates a veth pair whose container end is
 //!    born in the child's network namespace (network chapter); with `--memory`, `--pids-limit` or
 //!    `--cpus`, makes the container's cgroup, writes the limits and moves the child in (cgroup
-//!    chapter, `cgroups.rs`); then says `go`;
+//!    chapter, `cgroups.rs`); then says `go`, which the child waits for only when the launcher had
+//!    such work to do before it (a user namespace's maps, a veth, a cgroup, an OCI runtime's hooks);
 //! 3. child: enters a cgroup namespace of its own, so its cgroup is `/` to it (cgroup chapter); takes
 //!    uid and gid 0 in its user namespace (user chapter), asks to be killed if the launcher dies
 //!    (PR_SET_PDEATHSIG), joins a new session keyring, so that no key of the launcher's session is
@@ -599,8 +600,15 @@ fn start_child(plan: &Plan, before_go: &mut BeforeGo<'_>) -> Result<Started, Ste
         Some((_, fd)) => Some(PidNsForChildren::join(fd)?),
         None => None,
     };
+    // Where the launcher's command line and environment lie, for init to blank: the same addresses in
+    // the child, a copy of this process. Read here, from the host's /proc, where this process's entry
+    // is already looked up (std read /proc/self/maps at start-up): in the child it is a new process's
+    // first lookup there, three times as long. And never after the pivot, when /proc is a name in the
+    // rootfs, and a container that can write the rootfs could put a `self/stat` of its own there, whose
+    // addresses init would then fill with zeros.
+    let launcher_memory = argument_and_environment_areas();
     let spawned = timings::time("parent", "clone", || {
-        spawn.run(|channel| container_main(plan, &join, channel))
+        spawn.run(|channel| container_main(plan, &join, launcher_memory, channel))
     });
     let restored = born_in.map(PidNsForChildren::restore).transpose();
     let mut child = spawned.map_err(|e| failed(Step::Clone, e))?;
@@ -632,9 +640,11 @@ fn start_child(plan: &Plan, before_go: &mut BeforeGo<'_>) -> Result<Started, Ste
     };
     let channel = child.channel();
     let waiting = timings::start();
-    channel
-        .send_msg(&go)
-        .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
+    if waits_for_go(plan) {
+        channel
+            .send_msg(&go)
+            .map_err(|e| failed(Step::Clone, format!("the container went away: {e}")))?;
+    }
     let reply = channel.recv_reply::<()>();
     timings::record("parent", "go-ready", waiting);
     match reply {
@@ -670,11 +680,26 @@ pub(crate) fn supervised_set() -> SigSet {
 }
 
 /// The launcher's word to the container's first process once its own side is ready: go on, with the
-/// veth end made for it, if any. The child answers with an nskit `Reply<()>`: ready (with its pty's
-/// master attached when it has one), or the step that failed.
+/// veth end made for it, if any; sent only when the child waits for it ([`waits_for_go`]). The child
+/// answers with an nskit `Reply<()>`: ready (with its pty's master attached when it has one), or the
+/// step that failed.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Go {
     veth: Option<VethEnd>,
+}
+
+/// Whether the container's first process waits for [`Go`] before it sets itself up: only when the
+/// launcher has work to do first, between the clone and the child's set-up (the id maps of a user
+/// namespace, before the child takes its ids; a veth end to move in; a cgroup to move the child into,
+/// before it makes its cgroup namespace; an OCI runtime's hooks). Otherwise the wait is a round trip
+/// for nothing: the child, placed on the launcher's CPU, ran only once the launcher had sent `go`
+/// and blocked for `ready`, and reading `go` woke the launcher once more for nothing (the reader's
+/// side of a unix socket wakes the writer's sleepers). Both sides read it from the same plan.
+fn waits_for_go(plan: &Plan) -> bool {
+    plan.user_ns
+        || plan.net == NetMode::Veth
+        || plan.limits.is_some()
+        || matches!(plan.lifecycle, Lifecycle::Created { .. })
 }
 
 /// The container's end of `--net veth`, and the subnet it takes its address from.
@@ -800,7 +825,14 @@ fn veth_names(child: Pid) -> (String, String) {
 // ---- the child's side -------------------------------------------------------------------------------
 
 /// The container's first process: set up, report, then become init (or the command).
-fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel) -> i32 {
+/// The container's first process, from the clone on: `launcher_memory` is where the launcher's
+/// command line and environment lie, which init blanks (`blank_launcher_memory`).
+fn container_main(
+    plan: &Plan,
+    join: &[(CloneFlags, i32)],
+    launcher_memory: Option<[usize; 4]>,
+    channel: &mut Channel,
+) -> i32 {
     // The parent blocked the forwarded signals; the container starts with none blocked.
     timings::mark("child", "start");
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -808,7 +840,11 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
     // the container, so the kernel refuses TIOCSTI on it and /dev/tty does not open (ioctl_tty(2)).
     // The child is not a process group leader, so setsid cannot fail.
     let _ = nix::unistd::setsid();
-    let veth = match timings::time("child", "go", || channel.recv_msg::<Go>()) {
+    let go = match waits_for_go(plan) {
+        true => timings::time("child", "go", || channel.recv_msg::<Go>()),
+        false => Ok(Go { veth: None }),
+    };
+    let veth = match go {
         Ok(Go { veth: None }) => None,
         Ok(Go { veth: Some(end) }) => match Subnet::new(end.network, end.prefix) {
             Ok(subnet) => Some((end.name, subnet)),
@@ -834,10 +870,6 @@ fn container_main(plan: &Plan, join: &[(CloneFlags, i32)], channel: &mut Channel
             return i32::from(crate::EXIT_LAUNCHER);
         }
     }
-    // Where init's command line and environment lie, read now from the launcher's (the host's) /proc:
-    // after the pivot /proc is a name in the rootfs, and a container that can write the rootfs could
-    // put a `self/stat` of its own there, whose addresses init would then fill with zeros.
-    let launcher_memory = argument_and_environment_areas();
     // The init's signalfd exists before `ready`: from then on the launcher forwards signals, and one
     // sent to a PID 1 without it would be dropped (PID 1 ignores signals it has no handler for).
     let prepared = set_up(plan, veth.as_ref(), channel).and_then(|made| {
