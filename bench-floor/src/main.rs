@@ -236,6 +236,7 @@ fn enter_rootfs(rootfs: &CStr, proc_dir: &CStr, new_pid_ns: bool, protect: &Prot
     {
         exit_failed(c"bind the rootfs");
     }
+    protect.rootfs_bound(rootfs);
     if new_pid_ns {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         // SAFETY: NUL-terminated strings; proc takes no data.

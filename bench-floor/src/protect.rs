@@ -3,8 +3,10 @@
 //! can be split into the kernel's work, which any launcher giving the same protections must pay, and
 //! its own. Each step follows the man page of what it does, as the launcher's chapters do:
 //!
-//! 1. a session of its own, away from the host's terminal (setsid(2)), a hostname and a new session
-//!    keyring (sethostname(2), keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`);
+//! 1. a session of its own, away from the host's terminal (setsid(2)), a cgroup namespace
+//!    (cgroup_namespaces(7)), SIGKILL when the launcher dies (prctl(2) `PR_SET_PDEATHSIG`), a hostname
+//!    and a new session keyring (sethostname(2), keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`); once the
+//!    rootfs is bound, `nodev` on it and every mount beneath it (mount_setattr(2));
 //! 2. before the pivot: /dev a tmpfs with the six device nodes (mknod(2); bound from the host's in a
 //!    user namespace, where mknod is refused), devpts (`newinstance`), the /dev links, a tmpfs at
 //!    /dev/shm and mqueue at /dev/mqueue; sysfs read-only at /sys; each `--mask` path covered (a
@@ -12,9 +14,10 @@
 //!    path bound onto itself and remounted read-only, as runc does (mount(2));
 //! 3. after the pivot: `lo` up (netdevice(7) `SIOCSIFFLAGS`);
 //! 4. an init: the process forks, waits for the command and leaves with its status (wait(2));
-//! 5. the command's process keeps Docker's capabilities and no others (prctl(2)
-//!    `PR_CAPBSET_DROP`, capset(2)), sets no_new_privs, loads the `--seccomp` program (seccomp(2),
-//!    as `combined seccomp` writes it), and the floor's `execv` follows.
+//! 5. the command's process gets every signal's default action back (sigaction(2)) and no inherited
+//!    descriptor past stderr (close_range(2) `CLOSE_RANGE_CLOEXEC`), keeps Docker's capabilities and
+//!    no others (prctl(2) `PR_CAPBSET_DROP`, capset(2)), sets no_new_privs, loads the `--seccomp`
+//!    program (seccomp(2), as `combined seccomp` writes it), and the floor's `execv` follows.
 //!
 //! Everything is prepared before the clone; after it nothing is allocated. A step that fails says which
 //! and leaves with 125, as the floor's own steps do.
@@ -166,6 +169,16 @@ impl Protect {
         }
         // SAFETY: setsid takes nothing; the child of a clone leads no process group, so it succeeds.
         check(unsafe { libc::setsid() }, c"setsid");
+        // SAFETY: unshare takes a flag; the process has one thread, as the cgroup namespace needs none.
+        check(
+            unsafe { libc::unshare(libc::CLONE_NEWCGROUP) },
+            c"new cgroup namespace",
+        );
+        // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes integers.
+        check(
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) },
+            c"set the parent-death signal",
+        );
         let name = b"floor";
         // SAFETY: sethostname reads `name.len()` bytes from a live array.
         check(
@@ -183,6 +196,32 @@ impl Protect {
         if joined < 0 {
             exit_failed(c"join a new session keyring");
         }
+    }
+
+    /// The end of step 1, once `rootfs` is bound onto itself: no device node in it or beneath it opens.
+    pub fn rootfs_bound(&self, rootfs: &CStr) {
+        if !self.on {
+            return;
+        }
+        let attr = libc::mount_attr {
+            attr_set: libc::MOUNT_ATTR_NODEV,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: mount_setattr reads a NUL-terminated path and `size_of::<mount_attr>()` bytes of a
+        // valid `mount_attr`, both alive for the call.
+        let set = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                rootfs.as_ptr(),
+                libc::AT_RECURSIVE as libc::c_uint,
+                &attr as *const libc::mount_attr,
+                std::mem::size_of::<libc::mount_attr>(),
+            )
+        };
+        check(set as libc::c_int, c"make the rootfs nodev");
     }
 
     /// Step 2, with proc mounted and before the pivot.
@@ -270,6 +309,12 @@ impl Protect {
             return;
         }
         become_init_of_command();
+        reset_signals();
+        // SAFETY: close_range takes integers: every descriptor from 3 on is closed at the execve.
+        check(
+            unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) },
+            c"close the inherited descriptors",
+        );
         keep_docker_caps();
         // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers.
         check(
@@ -428,6 +473,36 @@ fn become_init_of_command() {
     };
     // SAFETY: _exit ends init at once.
     unsafe { libc::_exit(code) }
+}
+
+/// Every signal's action back to the default, and none blocked: what the launcher ignored (Rust's
+/// runtime ignores SIGPIPE) would stay ignored across the execve (signal(7)). The kernel's
+/// rt_sigaction(2), as combined calls it: glibc's refuses the real-time signals it keeps for itself.
+fn reset_signals() {
+    // The kernel's `struct sigaction` all zero: SIG_DFL, no flags, no restorer, an empty mask.
+    let default = [0u64; 4];
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a live, zeroed kernel sigaction to read, no old action to write, an 8-byte mask.
+        let set = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        check(set as libc::c_int, c"reset a signal's action");
+    }
+    // SAFETY: an all-zero sigset_t is a valid value; sigemptyset then makes it the empty set.
+    let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigemptyset writes the set it is given, a live local.
+    unsafe { libc::sigemptyset(&mut none) };
+    // SAFETY: sigprocmask reads the set given; no old mask is asked for (null).
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) };
 }
 
 /// capset(2)'s header and data, version 3 (two 32-bit words of each set).

@@ -1,6 +1,7 @@
 //! `bench-floor --protect` does what it says, on this kernel, as root and through a user namespace:
-//! the command runs with the hostname, capabilities, no_new_privs and seccomp filter, the /dev, /sys,
-//! masks and read-only paths, `lo` up and an init as PID 1, and the host's mount table is as before.
+//! the command runs with the hostname, a cgroup namespace, its signals' default actions, no inherited
+//! descriptor, capabilities, no_new_privs and seccomp filter, the /dev, /sys, masks and read-only
+//! paths, `lo` up and an init as PID 1, and the host's mount table is as before.
 //! The benchmark's row "floor + protections" stands for the kernel work of combined's defaults only if
 //! all of it is really done.
 
@@ -32,6 +33,9 @@ hostname
 grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status
 echo "shell pid $$"
 echo "session $(cut -d' ' -f6 /proc/1/stat)"
+grep -E '^(SigIgn|SigBlk):' /proc/self/status
+[ -e /proc/self/fd/3 ] || echo 'no fd 3'
+echo "cgroup $(readlink /proc/self/ns/cgroup)"
 stat -c 'null %t:%T' /dev/null
 grep -q 'tmpfs /proc/acpi tmpfs ro' /proc/mounts && echo 'acpi masked'
 [ -z "$(cat /proc/interrupts)" ] && echo 'interrupts empty'
@@ -67,7 +71,18 @@ fn the_protected_floor_does_the_work_of_combined_s_defaults() {
         "user,pid,mnt,uts,ipc,net"
     };
     let mounts_before = testing::mount_table();
-    let out = Command::new(FLOOR)
+    let mut floor = Command::new(FLOOR);
+    // A descriptor the launcher inherited (its stderr again, as 3), which the command must not get.
+    let stderr_as_3 = || {
+        // SAFETY: dup2 takes two descriptor numbers; 2 is open, 3 is made a copy of it.
+        if unsafe { libc::dup2(2, 3) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: between fork and exec only dup2 runs, which is async-signal-safe.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(&mut floor, stderr_as_3) };
+    let out = floor
         .args(["--ns", namespaces, "--rootfs"])
         .arg(&root)
         .args(["--protect", "--seccomp"])
@@ -96,6 +111,9 @@ fn the_protected_floor_does_the_work_of_combined_s_defaults() {
         "CapEff:\t00000000a00425fb",
         "shell pid 2",
         "session 1",
+        "SigIgn:\t0000000000000000",
+        "SigBlk:\t0000000000000000",
+        "no fd 3",
         "null 1:3",
         "acpi masked",
         "interrupts empty",
@@ -109,6 +127,14 @@ fn the_protected_floor_does_the_work_of_combined_s_defaults() {
             "no line {line:?} in:\n{stdout}"
         );
     }
+    let host_cgroup = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    let own_cgroup = format!("cgroup {}", host_cgroup.display());
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("cgroup cgroup:[") && l != own_cgroup),
+        "no cgroup namespace of its own in:\n{stdout}"
+    );
     assert_eq!(testing::mount_table(), mounts_before, "the host's mounts changed");
 }
 
