@@ -25,6 +25,7 @@ pub use launchers::{which, write_bundle};
 mod report;
 mod runner;
 mod stats;
+mod syscalls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,6 +79,11 @@ pub struct Options {
     /// namespace of its own, with a home directory of that user's under target/bench.
     #[arg(long)]
     rootless: bool,
+    /// Also trace combined, the floor with protections and the floor with `perf record` (root only,
+    /// `--runs` starts each) and split each of their processes' time into system calls (by call),
+    /// their own code between calls, and waiting.
+    #[arg(long)]
+    syscalls: bool,
     /// Only these launchers besides combined (comma-separated names as the table shows them), for
     /// a quicker A/B of combined against `--baseline` builds.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -105,6 +111,9 @@ impl Options {
 pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     if options.install {
         install()?;
+    }
+    if options.syscalls && (options.rootless || !is_root()) {
+        bail!("--syscalls traces the kernel's tracepoints: run it as root, without --rootless");
     }
     if options.baseline.len() > launchers::BASELINES.len() {
         bail!("at most {} --baseline builds", launchers::BASELINES.len());
@@ -196,6 +205,11 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         _ => None,
     };
 
+    let syscalls = match options.syscalls {
+        true => Some(print_syscalls(&launchers, &inputs, options)?),
+        false => None,
+    };
+
     let (concurrent, namespaces) = if options.sequential_only {
         (Vec::new(), Vec::new())
     } else {
@@ -223,6 +237,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         "per_namespace": namespaces.iter().map(report::namespace_json).collect::<Vec<_>>(),
         "breakdown": breakdown.as_ref().map(breakdown::json),
         "breakdown_at_once": at_once.as_ref().map(breakdown::at_once_json),
+        "syscalls": syscalls.as_deref().map(syscalls::json),
     });
     let path = options
         .json
@@ -266,6 +281,36 @@ fn print_breakdown(
     );
     print!("{}", breakdown::table(&result));
     Ok(result)
+}
+
+/// combined, the floor with protections and the floor, each traced (`syscalls.rs`), printed with what
+/// combined's system calls take beyond the floor with protections'.
+fn print_syscalls(
+    launchers: &[Launcher],
+    inputs: &Inputs,
+    options: &Options,
+) -> anyhow::Result<Vec<syscalls::Profile>> {
+    let traced = [launchers::COMBINED, launchers::FLOOR_PROTECTED, launchers::FLOOR];
+    let mut profiles = Vec::new();
+    for name in traced {
+        if let Some(launcher) = launchers.iter().find(|l| l.name == name) {
+            profiles.push(syscalls::measure(launcher, options.runs(), &inputs.work)?);
+        }
+    }
+    println!(
+        "\nWhere each process's time goes (perf record of the system calls and the scheduler, {} runs \
+         each; means per run, ms; tracing adds about 0.5 us to each call, half in it, half after):\n",
+        options.runs()
+    );
+    print!("{}", syscalls::table(&profiles));
+    if let [ours, protected, ..] = &profiles[..] {
+        println!(
+            "\nThe system calls whose time differs most, {} against {} (all three processes; per run):\n",
+            ours.launcher, protected.launcher
+        );
+        print!("{}", syscalls::difference_table(ours, protected, 16));
+    }
+    Ok(profiles)
 }
 
 /// The same steps with the most containers the concurrency table starts at once, printed.
