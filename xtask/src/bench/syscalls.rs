@@ -38,6 +38,9 @@ pub struct Times {
     pub in_calls_ns: u64,
     pub own_ns: u64,
     pub waiting_ns: u64,
+    /// Of `own_ns`, the stretch before the first system call: for the launcher, a static binary's
+    /// start-up (its relocation, glibc's reading of the CPU's features and caches).
+    pub before_first_call_ns: u64,
     /// Per system call: how many, and their time on the CPU.
     pub by_call: BTreeMap<String, (u64, u64)>,
 }
@@ -170,6 +173,8 @@ struct Track {
     last: u64,
     in_call: Option<String>,
     switched_out: bool,
+    /// Whether it has entered a system call since counting began.
+    called: bool,
 }
 
 /// Sums the trace's stretches by role ([`ROLES`]) and kind.
@@ -214,7 +219,12 @@ fn parse(text: &str, names: &HashMap<u32, String>) -> [Times; 3] {
             track.counting = true;
             track.last = at;
         }
+        let own_before = times[track.role].own_ns;
         track.account(at, &mut times[track.role]);
+        if !track.called {
+            times[track.role].before_first_call_ns += times[track.role].own_ns - own_before;
+            track.called = matches!(event, Event::Enter(_));
+        }
         match event {
             Event::Enter(name) if name == NR_EXIT_GROUP || (name == NR_EXECVE && track.role != 0) => {
                 track.done = true;
@@ -241,6 +251,7 @@ impl Track {
             last: at,
             in_call: None,
             switched_out: false,
+            called: false,
         }
     }
 
@@ -281,8 +292,8 @@ fn ms(ns: u64, runs: usize) -> f64 {
 /// Each launcher's processes side by side: calls, in calls, own, waiting (means per run, ms).
 pub fn table(profiles: &[Profile]) -> String {
     let mut out = format!(
-        "{:<20} {:<19} {:>6} {:>9} {:>7} {:>8}\n",
-        "launcher", "process", "calls", "in calls", "own", "waiting"
+        "{:<20} {:<19} {:>6} {:>9} {:>7} {:>12} {:>8}\n",
+        "launcher", "process", "calls", "in calls", "own", "(1st call)", "waiting"
     );
     for profile in profiles {
         let mut total = Times::default();
@@ -292,6 +303,7 @@ pub fn table(profiles: &[Profile]) -> String {
             total.in_calls_ns += times.in_calls_ns;
             total.own_ns += times.own_ns;
             total.waiting_ns += times.waiting_ns;
+            total.before_first_call_ns += times.before_first_call_ns;
         }
         out += &row(&profile.launcher, "all three", &total, profile.runs);
     }
@@ -300,12 +312,13 @@ pub fn table(profiles: &[Profile]) -> String {
 
 fn row(launcher: &str, role: &str, times: &Times, runs: usize) -> String {
     format!(
-        "{:<20} {:<19} {:>6.0} {:>9.3} {:>7.3} {:>8.3}\n",
+        "{:<20} {:<19} {:>6.0} {:>9.3} {:>7.3} {:>12.3} {:>8.3}\n",
         launcher,
         role,
         times.calls as f64 / runs.max(1) as f64,
         ms(times.in_calls_ns, runs),
         ms(times.own_ns, runs),
+        ms(times.before_first_call_ns, runs),
         ms(times.waiting_ns, runs)
     )
 }
@@ -354,6 +367,7 @@ pub fn json(profiles: &[Profile]) -> Value {
             "in_calls_ms": ms(times.in_calls_ns, runs),
             "own_ms": ms(times.own_ns, runs),
             "waiting_ms": ms(times.waiting_ns, runs),
+            "own_before_first_call_ms": ms(times.before_first_call_ns, runs),
             "by_call": times.by_call.iter().map(|(name, (calls, ns))| {
                 (name.clone(), json!({ "calls": *calls as f64 / runs.max(1) as f64, "ms": ms(*ns, runs) }))
             }).collect::<serde_json::Map<_, _>>(),
@@ -414,10 +428,13 @@ mod tests {
         assert_eq!(launcher.waiting_ns, 279_000);
         assert_eq!(launcher.calls, 2);
         assert_eq!(launcher.by_call["read"], (2, 4_000));
+        // Its start-up: from the exec to its first call (50..100), the execve's own return included.
+        assert_eq!(launcher.before_first_call_ns, 50_000);
         // The first process from its return from the fork (125): own 125..135 and 145..160, the mount
         // 135..145, to its exit_group.
         assert_eq!(first.by_call["mount"], (1, 10_000));
         assert_eq!(first.own_ns, 25_000);
+        assert_eq!(first.before_first_call_ns, 10_000);
         assert_eq!(first.waiting_ns, 0);
         // The command up to its execve (160..170), not after.
         assert_eq!(command.own_ns, 10_000);
