@@ -61,9 +61,30 @@ impl MountError {
         }
     }
 
-    fn sys(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(Errno) -> MountError {
-        let path = path.into();
-        move |errno| MountError::Sys { step, path, errno }
+    /// The error of `step` on `path`, for `map_err`: the path is copied into it only if the step
+    /// fails, not on every success (a container's set-up makes a hundred such steps).
+    fn sys<'a, P: AsRef<Path> + ?Sized>(
+        step: &'static str,
+        path: &'a P,
+    ) -> impl FnOnce(Errno) -> MountError + 'a {
+        move |errno| MountError::Sys {
+            step,
+            path: path.as_ref().to_path_buf(),
+            errno,
+        }
+    }
+
+    /// [`MountError::sys`] on `path` inside `root`, joined only if the step fails.
+    fn sys_in<'a>(
+        step: &'static str,
+        root: &'a Path,
+        path: &'a str,
+    ) -> impl FnOnce(Errno) -> MountError + 'a {
+        move |errno| MountError::Sys {
+            step,
+            path: root.join(path.trim_start_matches('/')),
+            errno,
+        }
     }
 
     fn resolve(step: &'static str) -> impl FnOnce(ResolveError) -> MountError {
@@ -200,7 +221,7 @@ fn mount_named_in_root(
 ) -> Result<(), MountError> {
     let target = ensure_dir_in_root(root, Path::new(path)).map_err(MountError::resolve(step))?;
     mount(Some(source), &fd_path(&target), Some(fs_type), flags, data)
-        .map_err(MountError::sys(step, root.join(path.trim_start_matches('/'))))
+        .map_err(MountError::sys_in(step, root, path))
 }
 
 /// A filesystem to mount fresh, as [`mount_new`] takes it.
@@ -230,11 +251,10 @@ fn mount_new(
     path: &str,
     fs: &NewMount<'_>,
 ) -> Result<OwnedFd, MountError> {
-    let shown = rootfs.join(path.trim_start_matches('/'));
     let target = ensure_dir_in_root(rootfs, Path::new(path)).map_err(MountError::resolve(step))?;
     match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
         Err(Errno::ENOSYS) => mount_by_path(step, rootfs, path, &target, fs),
-        other => other.map_err(MountError::sys(step, &shown)),
+        other => other.map_err(MountError::sys_in(step, rootfs, path)),
     }
 }
 // ANCHOR_END: mount_new
@@ -275,20 +295,21 @@ fn mount_by_path(
 /// its own mount namespace, which nothing else can reach (the new /dev). Nothing there needs looking
 /// up beneath a root, so the directory is made and opened relative to `dir` (not following a link),
 /// and the mount made from descriptors ([`mount_exactly`]), or before Linux 5.2 through the directory's
-/// /proc/self/fd path. (devpts makes a new instance either way, since Linux 4.7.) `shown` names the
-/// directory in errors.
+/// /proc/self/fd path. (devpts makes a new instance either way, since Linux 4.7.) `shown`, a rootfs
+/// and the directory's path in it, names the directory in errors.
 fn mount_in_fresh_dir(
     step: &'static str,
     dir: &OwnedFd,
-    shown: &Path,
+    (rootfs, inside): (&Path, &str),
     name: &str,
     fs: &NewMount<'_>,
 ) -> Result<(), MountError> {
+    let shown = || rootfs.join(inside.trim_start_matches('/'));
     nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))
-        .map_err(MountError::sys("mkdir", shown))?;
+        .map_err(MountError::sys_in("mkdir", rootfs, inside))?;
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let target = nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty())
-        .map_err(MountError::sys("open", shown))?;
+        .map_err(MountError::sys_in("open", rootfs, inside))?;
     match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
         Ok(_) => Ok(()),
         Err(Errno::ENOSYS) => {
@@ -296,7 +317,7 @@ fn mount_in_fresh_dir(
             let fs_type = fs
                 .fs_type
                 .to_str()
-                .map_err(|_| MountError::sys(step, shown)(Errno::EINVAL))?;
+                .map_err(|_| MountError::sys(step, &shown())(Errno::EINVAL))?;
             mount(
                 Some(source.as_str()),
                 &fd_path(&target),
@@ -304,9 +325,9 @@ fn mount_in_fresh_dir(
                 legacy_flags(fs.attrs),
                 data.as_deref(),
             )
-            .map_err(MountError::sys(step, shown))
+            .map_err(MountError::sys_in(step, rootfs, inside))
         }
-        Err(errno) => Err(MountError::sys(step, shown)(errno)),
+        Err(errno) => Err(MountError::sys_in(step, rootfs, inside)(errno)),
     }
 }
 
@@ -420,10 +441,10 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
         attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC,
         magic: nix::sys::statfs::DEVPTS_SUPER_MAGIC,
     };
-    mount_in_fresh_dir("mount devpts at", &dev, &rootfs.join("dev/pts"), "pts", &devpts)?;
+    mount_in_fresh_dir("mount devpts at", &dev, (rootfs, "/dev/pts"), "pts", &devpts)?;
     for (name, target) in DEV_SYMLINKS {
         symlinkat(target, dev.as_fd(), name)
-            .map_err(MountError::sys("symlink", rootfs.join("dev").join(name)))?;
+            .map_err(|e| MountError::sys("symlink", &rootfs.join("dev").join(name))(e))?;
     }
     let shm = NewMount {
         fs_type: c"tmpfs",
@@ -431,13 +452,13 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
         attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
         magic: nix::sys::statfs::TMPFS_MAGIC,
     };
-    mount_in_fresh_dir("mount tmpfs at", &dev, &rootfs.join("dev/shm"), "shm", &shm)?;
+    mount_in_fresh_dir("mount tmpfs at", &dev, (rootfs, "/dev/shm"), "shm", &shm)?;
     Ok(dev)
 }
 // ANCHOR_END: mount_dev
 
 fn make_device(dev: &OwnedFd, rootfs: &Path, name: &str, major: u64, minor: u64) -> Result<(), MountError> {
-    let path = rootfs.join("dev").join(name);
+    let shown = || rootfs.join("dev").join(name);
     mknodat(
         dev.as_fd(),
         name,
@@ -445,7 +466,7 @@ fn make_device(dev: &OwnedFd, rootfs: &Path, name: &str, major: u64, minor: u64)
         Mode::from_bits_truncate(0o666),
         makedev(major, minor),
     )
-    .map_err(MountError::sys("mknod", &path))?;
+    .map_err(|e| MountError::sys("mknod", &shown())(e))?;
     // mknod applied the umask; the nodes must be usable by everyone, as on the host. (Opening the
     // node to fchmod it would open the device itself: /dev/tty fails without a controlling terminal.)
     fchmodat(
@@ -454,18 +475,18 @@ fn make_device(dev: &OwnedFd, rootfs: &Path, name: &str, major: u64, minor: u64)
         Mode::from_bits_truncate(0o666),
         FchmodatFlags::FollowSymlink,
     )
-    .map_err(MountError::sys("chmod", &path))
+    .map_err(|e| MountError::sys("chmod", &shown())(e))
 }
 
 fn bind_host_device(dev: &OwnedFd, rootfs: &Path, name: &str) -> Result<(), MountError> {
-    let path = rootfs.join("dev").join(name);
+    let shown = || rootfs.join("dev").join(name);
     let placeholder = nix::fcntl::openat(
         dev.as_fd(),
         name,
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o666),
     )
-    .map_err(MountError::sys("create", &path))?;
+    .map_err(|e| MountError::sys("create", &shown())(e))?;
     let source = Path::new("/dev").join(name);
     mount(
         Some(&source),
@@ -474,7 +495,7 @@ fn bind_host_device(dev: &OwnedFd, rootfs: &Path, name: &str) -> Result<(), Moun
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(MountError::sys("bind the host's device onto", &path))
+    .map_err(|e| MountError::sys("bind the host's device onto", &shown())(e))
 }
 
 /// A device node asked for besides the standard ones (an OCI config's `linux.devices`).
