@@ -1046,10 +1046,10 @@ fn set_up(plan: &Plan, veth: Option<&(String, Subnet)>, channel: &Channel) -> Re
         // Before the masks: /proc/sys is among the read-only paths.
         write_sysctls(&plan.sysctl, &kernel)?;
         for (base, paths) in kernel.split(&plan.masked) {
-            mounts::mask_paths(&base, &strs(&paths)).map_err(|e| e.to_string())?;
+            mounts::mask_paths(&base, &paths).map_err(|e| e.to_string())?;
         }
         for (base, paths) in kernel.split(&plan.readonly_paths) {
-            mounts::readonly_paths(&base, &strs(&paths)).map_err(|e| e.to_string())?;
+            mounts::readonly_paths(&base, &paths).map_err(|e| e.to_string())?;
         }
         Ok::<(), String>(())
     })?;
@@ -1278,10 +1278,6 @@ fn mount_tmpfs(plan: &Plan, root: &Path) -> Result<(), mounts::MountError> {
     Ok(())
 }
 
-fn strs(items: &[String]) -> Vec<&str> {
-    items.iter().map(String::as_str).collect()
-}
-
 /// The devpts the launcher mounted in its /dev (`dev`, that tmpfs's descriptor). Only this process
 /// has that tmpfs in its mount namespace, so nothing can have renamed anything in it.
 fn open_devpts(dev: &OwnedFd) -> Result<OwnedFd, Errno> {
@@ -1316,9 +1312,11 @@ struct KernelDirs {
 
 impl KernelDirs {
     /// `paths` grouped by where they are looked up: beneath the checked /proc or /sys (as paths of
-    /// their own), or beneath the root.
-    fn split(&self, paths: &[String]) -> Vec<(PathBuf, Vec<String>)> {
-        let mut groups: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    /// their own, relative to it: a lookup beneath a root takes both alike), or beneath the root.
+    /// Borrowed from `paths`, not copied: this runs in the container's first process, where each
+    /// new heap page is a page fault.
+    fn split<'a>(&self, paths: &'a [String]) -> Vec<(PathBuf, Vec<&'a str>)> {
+        let mut groups: Vec<(PathBuf, Vec<&'a str>)> = Vec::new();
         for path in paths {
             let (base, rest) = self.base(path);
             match groups.iter_mut().find(|(b, _)| *b == base) {
@@ -1331,13 +1329,20 @@ impl KernelDirs {
 
     /// Compared component by component, so that `//proc/sys` or `/proc/./sys` in a config is under
     /// /proc as well.
-    fn base(&self, path: &str) -> (PathBuf, String) {
+    fn base<'a>(&self, path: &'a str) -> (PathBuf, &'a str) {
         for (dir, fd) in [("/proc", &self.proc), ("/sys", &self.sys)] {
-            if let (Some(fd), Ok(rest)) = (fd, Path::new(path).strip_prefix(dir)) {
-                return (fd_path(fd), format!("/{}", rest.display()));
+            // The rest as the config spells it (`/kcore`, which errors then name), or, spelled
+            // otherwise, relative to the directory.
+            let rest = match path.strip_prefix(dir) {
+                Some("") => Some("/"),
+                Some(tail) if tail.starts_with('/') => Some(tail),
+                _ => Path::new(path).strip_prefix(dir).ok().and_then(Path::to_str),
+            };
+            if let (Some(fd), Some(rest)) = (fd, rest) {
+                return (fd_path(fd), rest);
             }
         }
-        (self.root.clone(), path.to_owned())
+        (self.root.clone(), path)
     }
 }
 
@@ -1817,5 +1822,46 @@ mod tests {
     fn a_message_from_the_container_shows_its_control_characters_escaped() {
         let forged = InContainer(nskit::ChildError::new("cgroup", "\x1b[2J\x1b[31mFORGED\r\n"));
         assert_eq!(forged.to_string(), "\\u{1b}[2J\\u{1b}[31mFORGED\\r\\n");
+    }
+
+    /// The masked and read-only paths under /proc and /sys go beneath the launcher's mounts, however
+    /// the config spells them, and only those: `/procfoo` is the rootfs's.
+    #[test]
+    fn kernel_paths_are_split_by_the_directory_they_are_under() {
+        let open = || {
+            nix::fcntl::open(
+                "/",
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .unwrap()
+        };
+        let kernel = KernelDirs {
+            root: PathBuf::from("/rootfs"),
+            proc: Some(open()),
+            sys: Some(open()),
+        };
+        let (proc, sys) = (
+            fd_path(kernel.proc.as_ref().unwrap()),
+            fd_path(kernel.sys.as_ref().unwrap()),
+        );
+        let paths: Vec<String> = [
+            "/proc/kcore",
+            "//proc/sys",
+            "/procfoo",
+            "/sys/firmware",
+            "/proc",
+            "/etc/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            kernel.split(&paths),
+            vec![
+                (proc, vec!["/kcore", "sys", "/"]),
+                (PathBuf::from("/rootfs"), vec!["/procfoo", "/etc/x"]),
+                (sys, vec!["/firmware"]),
+            ]
+        );
     }
 }
