@@ -638,6 +638,8 @@ fn start_child(plan: &Plan, before_go: &mut BeforeGo<'_>) -> Result<Started, Ste
             prefix: v.subnet.prefix(),
         }),
     };
+    // The child goes on without `go` only when nothing above had anything to do for it.
+    debug_assert!(waits_for_go(plan) || (veth.is_none() && cgroup.is_none()));
     let channel = child.channel();
     let waiting = timings::start();
     if waits_for_go(plan) {

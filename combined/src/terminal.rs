@@ -42,7 +42,7 @@ pub fn in_foreground() -> bool {
 // ---- inside the container ----------------------------------------------------------------------------
 
 // ANCHOR: open_pty
-/// Makes a pty pair in the container's devpts (mounted with `newinstance`, so the first pair is
+/// Makes a pty pair in the container's devpts (an instance of its own, so the first pair is
 /// `/dev/pts/0` and the host's ptys are not in it), and makes the slave this process's stdin, stdout
 /// and stderr. `devpts` is that devpts's directory, a descriptor of the mount the launcher made before
 /// the pivot: after it, `/dev/ptmx` and `/dev/pts/N` would be names in the rootfs, which a container

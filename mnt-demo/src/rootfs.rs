@@ -232,6 +232,10 @@ struct NewMount<'a> {
     /// by custom the type's name (without it, fsmount(2) leaves `none`, and tools that look for
     /// `proc` there, the OCI validation suite among them, do not find the mount).
     options: &'a [(&'a str, &'a str)],
+    /// Words only mount(2)'s data string takes, before the options, for the way before Linux 5.2:
+    /// devpts's `newinstance`, which makes a private instance on Linux 4.6 (since 4.7 every mount of
+    /// devpts is one, and fsconfig(2) takes no such string).
+    legacy_only: &'a [&'a str],
     /// `MOUNT_ATTR_*` flags (mount_setattr(2)).
     attrs: u64,
     /// What statfs(2) says of it (`f_type`), for the check of the fallback.
@@ -349,12 +353,13 @@ fn legacy_options(fs: &NewMount<'_>) -> (String, Option<String>) {
         || fs.fs_type.to_string_lossy().into_owned(),
         |(_, v)| (*v).to_owned(),
     );
-    let data: Vec<String> = fs
+    let words = fs.legacy_only.iter().map(|word| (*word).to_owned());
+    let options = fs
         .options
         .iter()
         .filter(|(key, _)| *key != "source")
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
+        .map(|(key, value)| format!("{key}={value}"));
+    let data: Vec<String> = words.chain(options).collect();
     (source, (!data.is_empty()).then(|| data.join(",")))
 }
 
@@ -382,6 +387,7 @@ pub fn mount_proc(rootfs: &Path) -> Result<OwnedFd, MountError> {
     let proc = NewMount {
         fs_type: c"proc",
         options: &[("source", "proc")],
+        legacy_only: &[],
         attrs,
         magic: nix::sys::statfs::PROC_SUPER_MAGIC,
     };
@@ -422,6 +428,7 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
     let tmpfs = NewMount {
         fs_type: c"tmpfs",
         options: &[("source", "tmpfs"), ("mode", "755"), ("size", "65536k")],
+        legacy_only: &[],
         attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_STRICTATIME,
         magic: nix::sys::statfs::TMPFS_MAGIC,
     };
@@ -438,6 +445,7 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
     let devpts = NewMount {
         fs_type: c"devpts",
         options: &[("source", "devpts"), ("ptmxmode", "0666"), ("mode", "0620")],
+        legacy_only: &["newinstance"],
         attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC,
         magic: nix::sys::statfs::DEVPTS_SUPER_MAGIC,
     };
@@ -449,6 +457,7 @@ pub fn mount_dev(rootfs: &Path, in_userns: bool) -> Result<OwnedFd, MountError> 
     let shm = NewMount {
         fs_type: c"tmpfs",
         options: &[("source", "shm"), ("mode", "1777"), ("size", "65536k")],
+        legacy_only: &[],
         attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
         magic: nix::sys::statfs::TMPFS_MAGIC,
     };
@@ -650,6 +659,7 @@ pub fn mount_sysfs_readonly(rootfs: &Path) -> Result<OwnedFd, MountError> {
     let sysfs = NewMount {
         fs_type: c"sysfs",
         options: &[("source", "sysfs")],
+        legacy_only: &[],
         attrs,
         magic: nix::sys::statfs::SYSFS_MAGIC,
     };
@@ -1111,6 +1121,7 @@ mod tests {
         let dev = NewMount {
             fs_type: c"tmpfs",
             options: &[("source", "shm"), ("mode", "755"), ("size", "64k")],
+            legacy_only: &[],
             attrs: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_RDONLY,
             magic: nix::sys::statfs::TMPFS_MAGIC,
         };
@@ -1122,9 +1133,21 @@ mod tests {
         let proc = NewMount {
             fs_type: c"proc",
             options: &[],
+            legacy_only: &[],
             ..dev
         };
         assert_eq!(legacy_options(&proc), ("proc".into(), None));
+        // Without `newinstance`, Linux 4.6 would attach the host's own devpts (found by review).
+        let devpts = NewMount {
+            fs_type: c"devpts",
+            options: &[("source", "devpts"), ("ptmxmode", "0666")],
+            legacy_only: &["newinstance"],
+            ..dev
+        };
+        assert_eq!(
+            legacy_options(&devpts),
+            ("devpts".into(), Some("newinstance,ptmxmode=0666".into()))
+        );
     }
 
     /// The way before Linux 5.2, on this kernel: the mount is made by path and found again.
@@ -1147,6 +1170,7 @@ mod tests {
                         let tmpfs = NewMount {
                             fs_type: c"tmpfs",
                             options: &[("mode", "700")],
+                            legacy_only: &[],
                             attrs: libc::MOUNT_ATTR_NOSUID,
                             magic: nix::sys::statfs::TMPFS_MAGIC,
                         };

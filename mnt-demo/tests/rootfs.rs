@@ -359,6 +359,11 @@ fn a_read_only_path_makes_the_mounts_beneath_it_read_only_too() {
                     }
                 }
             }
+            // Only the bind and what it brought: the mounts it was made from stay writable, the
+            // volume's source and the rest of the rootfs.
+            for file in [volume.join("new"), rootfs.join("etc/new")] {
+                fs::write(&file, "x").map_err(|e| format!("{} after readonly_paths: {e}", file.display()))?;
+            }
             Ok(())
         });
     });
