@@ -1317,6 +1317,12 @@ impl KernelDirs {
     /// their own, relative to it: a lookup beneath a root takes both alike), or beneath the root.
     /// Borrowed from `paths`, not copied: this runs in the container's first process, where each
     /// new heap page is a page fault.
+    ///
+    /// The root's group comes last. /proc's and /sys's are looked up beneath the launcher's own mounts
+    /// there, which a path of the root's group can cover (a read-only `/` binds a copy of the whole
+    /// tree over it): made after it, they would go to the mounts underneath, out of sight, and before
+    /// Linux 5.12 the copy of /proc on top kept /proc/sys writable (found by review). Made first,
+    /// they are in what the root's path then covers, and copied with it.
     fn split<'a>(&self, paths: &'a [String]) -> Vec<(PathBuf, Vec<&'a str>)> {
         let mut groups: Vec<(PathBuf, Vec<&'a str>)> = Vec::new();
         for path in paths {
@@ -1326,6 +1332,7 @@ impl KernelDirs {
                 None => groups.push((base, vec![rest])),
             }
         }
+        groups.sort_by_key(|(base, _)| *base == self.root);
         groups
     }
 
@@ -1827,7 +1834,7 @@ mod tests {
     }
 
     /// The masked and read-only paths under /proc and /sys go beneath the launcher's mounts, however
-    /// the config spells them, and only those: `/procfoo` is the rootfs's.
+    /// the config spells them, and only those: `/procfoo` is the rootfs's; the rootfs's group last.
     #[test]
     fn kernel_paths_are_split_by_the_directory_they_are_under() {
         let open = || {
@@ -1861,8 +1868,8 @@ mod tests {
             kernel.split(&paths),
             vec![
                 (proc, vec!["/kcore", "sys", "/"]),
-                (PathBuf::from("/rootfs"), vec!["/procfoo", "/etc/x"]),
                 (sys, vec!["/firmware"]),
+                (PathBuf::from("/rootfs"), vec!["/procfoo", "/etc/x"]),
             ]
         );
     }

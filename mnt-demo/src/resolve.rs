@@ -104,9 +104,12 @@ fn resolve_beneath(root: &OwnedFd, root_path: &Path, path: &Path) -> Result<Owne
 // ANCHOR: opened_root
 /// A root opened once for many lookups beneath it (the masked and read-only paths: a dozen each
 /// start). A descriptor keeps naming the directory it was opened on, even once something is mounted
-/// over it, while a lookup from it crosses every mount below it; so the root is opened again only
-/// after a mount over the root itself (a path that leads to it: `/`, or a link to `..`), and the next
-/// paths are looked up in what is mounted there, which the container sees, not underneath.
+/// over it, while a lookup from it crosses every mount below it; so the root is taken anew only after
+/// a mount over the root itself (a path that leads to it: `/`, or a link to `..`), and the next paths
+/// are looked up in what is mounted there, which the container sees, not underneath. Taken anew from
+/// the new mount's own descriptor when the caller has one: opened again by its path, a root given as
+/// a descriptor's `/proc/self/fd/N` (the container's /proc and /sys) would name the mount beneath
+/// again, not the one on top (found by review).
 #[derive(Debug)]
 pub struct OpenedRoot {
     path: PathBuf,
@@ -140,16 +143,24 @@ impl OpenedRoot {
         resolve_beneath(&self.fd, &self.path, path)
     }
 
-    /// To be called after a mount onto `target` (a descriptor [`resolve`](Self::resolve) gave): when
-    /// it is the root itself, opens the root again, reaching what is mounted over it now.
-    pub fn mounted_on(&mut self, target: &impl AsFd) -> Result<(), ResolveError> {
+    /// To be called after a mount onto `target` (a descriptor [`resolve`](Self::resolve) gave), with
+    /// the new mount's own descriptor if the caller has one: when `target` is the root itself, the
+    /// root becomes what is mounted over it now (that descriptor, or the root's path opened again).
+    pub fn mounted_on(&mut self, target: &impl AsFd, mounted: Option<&OwnedFd>) -> Result<(), ResolveError> {
         let fail = |errno| ResolveError::Sys {
             root: self.path.clone(),
             path: PathBuf::new(),
             errno,
         };
-        if file_id(target).map_err(fail)? == self.id {
-            *self = OpenedRoot::open(&self.path)?;
+        if file_id(target).map_err(fail)? != self.id {
+            return Ok(());
+        }
+        match mounted {
+            Some(mounted) => {
+                self.fd = mounted.try_clone().map_err(|e| fail(io_errno(&e)))?;
+                self.id = file_id(&self.fd).map_err(fail)?;
+            }
+            None => *self = OpenedRoot::open(&self.path)?,
         }
         Ok(())
     }

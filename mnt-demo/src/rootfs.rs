@@ -720,7 +720,8 @@ fn mask_one(
             Some("size=0,mode=555"),
         )
         .map_err(MountError::sys("mask with a read-only tmpfs", path))?;
-        root.mounted_on(&target).map_err(MountError::resolve("mask"))?;
+        root.mounted_on(&target, None)
+            .map_err(MountError::resolve("mask"))?;
         Ok(PathOutcome::MaskedDir)
     } else {
         let null = match null {
@@ -740,7 +741,8 @@ fn mask_one(
             other => other.map(drop),
         };
         bound.map_err(MountError::sys("mask with /dev/null", path))?;
-        root.mounted_on(&target).map_err(MountError::resolve("mask"))?;
+        root.mounted_on(&target, None)
+            .map_err(MountError::resolve("mask"))?;
         Ok(PathOutcome::MaskedFile)
     }
 }
@@ -766,8 +768,8 @@ fn null_device(masking: &str) -> Result<OwnedFd, MountError> {
 /// Makes each of `paths` (inside `root`) read-only: bind it onto itself, with the mounts beneath it,
 /// then make the bind and those mounts read-only (mount_setattr(2), which adds the flag and leaves the
 /// others, nosuid, nodev, noexec, atime, as they are: in a user namespace the kernel has locked them
-/// and refuses a change that would clear one). Before Linux 5.12, the bind alone is remounted
-/// read-only, keeping its flags. Paths that do not exist are skipped.
+/// and refuses a change that would clear one). Before Linux 5.12, each of those mounts is remounted
+/// read-only in turn, keeping its flags. Paths that do not exist are skipped.
 pub fn readonly_paths(root: &Path, paths: &[&str]) -> Result<Vec<PathOutcome>, MountError> {
     // The root is opened once, and again after a bind over it, as in [`mask_paths`]: a path that
     // leads to the root itself (`/`, or a link to `..`) is bound read-only over it, and the paths
@@ -805,14 +807,15 @@ fn readonly_one(root: &mut OpenedRoot, path: &str) -> Result<PathOutcome, MountE
         Err(errno) => return Err(MountError::sys("bind onto itself", path)(errno)),
     };
     // Read-only with the mounts the bind brought along (mount_setattr(2) on the bind's own descriptor,
-    // `AT_RECURSIVE`), or before Linux 5.12 the bind alone, remounted through its /proc/self/fd path.
-    let attrs = set_attr_fd_recursively(&bound, MsFlags::MS_RDONLY);
-    let attrs = match attrs {
-        Err(Errno::ENOSYS) => remount_flags(&fd_path(&bound), MsFlags::MS_RDONLY),
+    // `AT_RECURSIVE`), or before Linux 5.12 each of them remounted in turn, found in mountinfo. The
+    // bind's top alone is not enough: a read-only `/` would leave the container's copy of /proc
+    // writable beneath it, and with it the kernel's settings (found by review, on 5.10).
+    let attrs = match set_attr_fd_recursively(&bound, MsFlags::MS_RDONLY) {
+        Err(Errno::ENOSYS) => add_flags_by_remounts(&fd_path(&bound), MsFlags::MS_RDONLY),
         other => other,
     };
     attrs.map_err(MountError::sys("remount read-only", path))?;
-    root.mounted_on(&target)
+    root.mounted_on(&target, Some(&bound))
         .map_err(MountError::resolve("make read-only"))?;
     Ok(PathOutcome::ReadOnly)
 }

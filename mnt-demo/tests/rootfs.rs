@@ -369,6 +369,97 @@ fn a_read_only_path_makes_the_mounts_beneath_it_read_only_too() {
     });
 }
 
+/// Before Linux 5.12 there is no mount_setattr(2) (refused here with ENOSYS by a seccomp filter, as such
+/// a kernel would): the mounts beneath a read-only path are then remounted read-only one by one, found
+/// in mountinfo. The bind's top alone left them writable: a volume under a read-only `/data` here, and
+/// (found by review, reproduced end to end with `combined run --bundle` on such a kernel) the
+/// container's copy of /proc under a read-only `/`, the host's `kernel/core_pattern` with it.
+#[test]
+fn without_mount_setattr_a_read_only_path_still_covers_the_mounts_beneath_it() {
+    if !require_namespaces("without_mount_setattr_a_read_only_path_still_covers_the_mounts_beneath_it") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        let volume = scratch.subdir("cache").unwrap();
+        fs::create_dir_all(rootfs.join("data/cache")).unwrap();
+        in_child("read-only-old-kernel", scratch, move |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let proc = rootfs::mount_proc(&rootfs).map_err(e)?;
+            let cache = rootfs.join("data/cache");
+            nix::mount::mount(
+                Some(&volume),
+                &cache,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("bind the volume: {e}"))?;
+            refuse_mount_setattr()?;
+            // In combined's order: /proc's paths first, beneath its mount, then the root's.
+            rootfs::readonly_paths(&mnt_demo::resolve::fd_path(&proc), &["/sys"]).map_err(e)?;
+            rootfs::readonly_paths(&rootfs, &["/data", "/"]).map_err(e)?;
+            // Opened to append, nothing written: what a container would try (`shmmax`, of the IPC
+            // namespace, is writable by its owner, root inside a user namespace too).
+            for file in [cache.join("new"), rootfs.join("proc/sys/kernel/shmmax")] {
+                match fs::OpenOptions::new().append(true).create(true).open(&file) {
+                    Err(err) if err.raw_os_error() == Some(libc::EROFS) => {}
+                    other => return Err(format!("{} opened: {other:?}, expected EROFS", file.display())),
+                }
+            }
+            Ok(())
+        });
+    });
+}
+
+/// A read-only path that leads to the root of /proc itself, given as its mount's descriptor
+/// (`/proc/self/fd/N`, as combined gives /proc and /sys), then one beneath it: the second goes into
+/// the read-only copy just bound over /proc, found through that copy's own descriptor. Opened again by
+/// its `/proc/self/fd` path, the root named the proc mount underneath, and before Linux 5.12 the second
+/// path's remount then failed, the container with it (found by review).
+#[test]
+fn a_read_only_proc_then_a_path_in_it_without_mount_setattr() {
+    if !require_namespaces("a_read_only_proc_then_a_path_in_it_without_mount_setattr") {
+        return;
+    }
+    on_clean_host(|scratch| {
+        let rootfs = scratch.build_rootfs().unwrap();
+        in_child("read-only-proc-old-kernel", scratch, move |_| {
+            let e = |e: rootfs::MountError| e.to_string();
+            rootfs::isolate_root(Propagation::Private).map_err(e)?;
+            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            let proc = rootfs::mount_proc(&rootfs).map_err(e)?;
+            refuse_mount_setattr()?;
+            let got =
+                rootfs::readonly_paths(&mnt_demo::resolve::fd_path(&proc), &["/", "/sys"]).map_err(e)?;
+            ensure(got == [PathOutcome::ReadOnly; 2], &format!("{got:?}"))?;
+            // Of the IPC namespace: writable by its owner, root inside a user namespace too.
+            let settings = rootfs.join("proc/sys/kernel/shmmax");
+            match fs::OpenOptions::new().append(true).open(&settings) {
+                Err(err) if err.raw_os_error() == Some(libc::EROFS) => Ok(()),
+                other => Err(format!(
+                    "{} opened: {other:?}, expected EROFS",
+                    settings.display()
+                )),
+            }
+        });
+    });
+}
+
+/// This process's mount_setattr(2) calls fail with ENOSYS from now on, as on Linux before 5.12.
+fn refuse_mount_setattr() -> Result<(), String> {
+    use libseccomp::{ScmpAction, ScmpFilterContext, ScmpSyscall};
+    let e = |e: libseccomp::error::SeccompError| format!("seccomp: {e}");
+    let mut filter = ScmpFilterContext::new(ScmpAction::Allow).map_err(e)?;
+    let call = ScmpSyscall::from_name("mount_setattr").map_err(e)?;
+    filter
+        .add_rule(ScmpAction::Errno(libc::ENOSYS), call)
+        .map_err(e)?;
+    filter.load().map_err(e)
+}
+
 /// The masks look their paths up in what is mounted now, as the read-only paths do: once a mask
 /// covers the root itself (a path that leads to it), the next paths are looked up in that empty tmpfs,
 /// which is what the container sees, and are absent there, not masked underneath it, out of sight.
