@@ -8,7 +8,7 @@ use common::on_clean_host;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mnt_demo::mountinfo::{self, MountEntry};
 use mnt_demo::rootfs::{self, DEFAULT_MASKED, DEFAULT_READONLY, PathOutcome, Propagation};
@@ -63,6 +63,36 @@ fn mounted(table: &[MountEntry], point: &str, fs_type: &str) -> Result<MountEntr
 
 fn ensure(ok: bool, what: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what.to_owned()) }
+}
+
+/// The read-only tests' start, in the child: every mount private, the rootfs bound onto itself, and
+/// `volume` bound at `at` inside it when given.
+fn bound_rootfs(rootfs: &Path, volume: Option<(&Path, &str)>) -> Result<(), String> {
+    rootfs::isolate_root(Propagation::Private).map_err(|e| e.to_string())?;
+    rootfs::bind_rootfs(rootfs).map_err(|e| e.to_string())?;
+    if let Some((source, at)) = volume {
+        nix::mount::mount(
+            Some(source),
+            &rootfs.join(at),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind the volume: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Each of `files` refuses to be opened for writing as a file on a read-only mount does (EROFS); a
+/// file that opens is not written to.
+fn all_read_only(files: &[PathBuf]) -> Result<(), String> {
+    for file in files {
+        match fs::OpenOptions::new().append(true).create(true).open(file) {
+            Err(err) if err.raw_os_error() == Some(libc::EROFS) => {}
+            other => return Err(format!("{} opened: {other:?}, expected EROFS", file.display())),
+        }
+    }
+    Ok(())
 }
 
 /// The whole recipe, then a look around from inside.
@@ -297,25 +327,15 @@ fn a_read_only_path_that_leads_to_the_root_leaves_the_next_ones_read_only() {
         fs::create_dir_all(rootfs.join("data")).unwrap();
         symlink("..", rootfs.join("etc/app")).unwrap();
         in_child("read-only-root", scratch, move |_| {
-            let e = |e: rootfs::MountError| e.to_string();
-            rootfs::isolate_root(Propagation::Private).map_err(e)?;
-            rootfs::bind_rootfs(&rootfs).map_err(e)?;
-            let data = rootfs.join("data");
-            nix::mount::mount(Some(&volume), &data, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(|e| format!("bind the volume: {e}"))?;
-            let got = rootfs::readonly_paths(&rootfs, &["/etc/app", "/data/config"]).map_err(e)?;
+            bound_rootfs(&rootfs, Some((&volume, "data")))?;
+            let got =
+                rootfs::readonly_paths(&rootfs, &["/etc/app", "/data/config"]).map_err(|e| e.to_string())?;
             ensure(
                 got == [PathOutcome::ReadOnly, PathOutcome::ReadOnly],
                 &format!("{got:?}"),
             )?;
             // What the container will see: the root opened by its path, as pivot_into opens it.
-            let write = fs::OpenOptions::new().append(true).open(data.join("config"));
-            match write {
-                Err(err) if err.raw_os_error() == Some(libc::EROFS) => Ok(()),
-                other => Err(format!(
-                    "/data/config after readonly_paths: {other:?}, expected EROFS"
-                )),
-            }
+            all_read_only(&[rootfs.join("data/config")])
         });
     });
 }
@@ -334,31 +354,10 @@ fn a_read_only_path_makes_the_mounts_beneath_it_read_only_too() {
         let volume = scratch.subdir("cache").unwrap();
         fs::create_dir_all(rootfs.join("data/cache")).unwrap();
         in_child("read-only-beneath", scratch, move |_| {
-            let e = |e: rootfs::MountError| e.to_string();
-            rootfs::isolate_root(Propagation::Private).map_err(e)?;
-            rootfs::bind_rootfs(&rootfs).map_err(e)?;
-            let cache = rootfs.join("data/cache");
-            nix::mount::mount(
-                Some(&volume),
-                &cache,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| format!("bind the volume: {e}"))?;
-            let got = rootfs::readonly_paths(&rootfs, &["/data"]).map_err(e)?;
+            bound_rootfs(&rootfs, Some((&volume, "data/cache")))?;
+            let got = rootfs::readonly_paths(&rootfs, &["/data"]).map_err(|e| e.to_string())?;
             ensure(got == [PathOutcome::ReadOnly], &format!("{got:?}"))?;
-            for file in [rootfs.join("data/new"), cache.join("new")] {
-                match fs::write(&file, "x") {
-                    Err(err) if err.raw_os_error() == Some(libc::EROFS) => {}
-                    other => {
-                        return Err(format!(
-                            "{} after readonly_paths: {other:?}, expected EROFS",
-                            file.display()
-                        ));
-                    }
-                }
-            }
+            all_read_only(&[rootfs.join("data/new"), rootfs.join("data/cache/new")])?;
             // Only the bind and what it brought: the mounts it was made from stay writable, the
             // volume's source and the rest of the rootfs.
             for file in [volume.join("new"), rootfs.join("etc/new")] {
@@ -385,31 +384,17 @@ fn without_mount_setattr_a_read_only_path_still_covers_the_mounts_beneath_it() {
         fs::create_dir_all(rootfs.join("data/cache")).unwrap();
         in_child("read-only-old-kernel", scratch, move |_| {
             let e = |e: rootfs::MountError| e.to_string();
-            rootfs::isolate_root(Propagation::Private).map_err(e)?;
-            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            bound_rootfs(&rootfs, Some((&volume, "data/cache")))?;
             let proc = rootfs::mount_proc(&rootfs).map_err(e)?;
-            let cache = rootfs.join("data/cache");
-            nix::mount::mount(
-                Some(&volume),
-                &cache,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| format!("bind the volume: {e}"))?;
             refuse_mount_setattr()?;
             // In combined's order: /proc's paths first, beneath its mount, then the root's.
             rootfs::readonly_paths(&mnt_demo::resolve::fd_path(&proc), &["/sys"]).map_err(e)?;
             rootfs::readonly_paths(&rootfs, &["/data", "/"]).map_err(e)?;
-            // Opened to append, nothing written: what a container would try (`shmmax`, of the IPC
-            // namespace, is writable by its owner, root inside a user namespace too).
-            for file in [cache.join("new"), rootfs.join("proc/sys/kernel/shmmax")] {
-                match fs::OpenOptions::new().append(true).create(true).open(&file) {
-                    Err(err) if err.raw_os_error() == Some(libc::EROFS) => {}
-                    other => return Err(format!("{} opened: {other:?}, expected EROFS", file.display())),
-                }
-            }
-            Ok(())
+            // `shmmax`, of the IPC namespace, is writable by its owner, root inside a user namespace too.
+            all_read_only(&[
+                rootfs.join("data/cache/new"),
+                rootfs.join("proc/sys/kernel/shmmax"),
+            ])
         });
     });
 }
@@ -428,22 +413,14 @@ fn a_read_only_proc_then_a_path_in_it_without_mount_setattr() {
         let rootfs = scratch.build_rootfs().unwrap();
         in_child("read-only-proc-old-kernel", scratch, move |_| {
             let e = |e: rootfs::MountError| e.to_string();
-            rootfs::isolate_root(Propagation::Private).map_err(e)?;
-            rootfs::bind_rootfs(&rootfs).map_err(e)?;
+            bound_rootfs(&rootfs, None)?;
             let proc = rootfs::mount_proc(&rootfs).map_err(e)?;
             refuse_mount_setattr()?;
             let got =
                 rootfs::readonly_paths(&mnt_demo::resolve::fd_path(&proc), &["/", "/sys"]).map_err(e)?;
             ensure(got == [PathOutcome::ReadOnly; 2], &format!("{got:?}"))?;
             // Of the IPC namespace: writable by its owner, root inside a user namespace too.
-            let settings = rootfs.join("proc/sys/kernel/shmmax");
-            match fs::OpenOptions::new().append(true).open(&settings) {
-                Err(err) if err.raw_os_error() == Some(libc::EROFS) => Ok(()),
-                other => Err(format!(
-                    "{} opened: {other:?}, expected EROFS",
-                    settings.display()
-                )),
-            }
+            all_read_only(&[rootfs.join("proc/sys/kernel/shmmax")])
         });
     });
 }
