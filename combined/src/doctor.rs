@@ -63,24 +63,34 @@ pub fn healthy(report: &[Check]) -> bool {
     report.iter().all(|c| c.verdict != Verdict::Fail)
 }
 
+/// The oldest kernel `run` works on: 5.6 brought openat2(2), with which every path inside a root
+/// filesystem (the command, the mount targets, the volumes) is looked up without ever leaving it
+/// (`RESOLVE_IN_ROOT`, `RESOLVE_BENEATH`); below it no command is found. (4.6 brought the cgroup
+/// namespace, 3.8 unprivileged user namespaces; 5.12's mount_setattr(2) is used where it exists, with
+/// a fallback.)
+const OLDEST_KERNEL: (u32, u32) = (5, 6);
+
 fn kernel_version() -> Check {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_check(release.trim())
+}
+
+fn kernel_check(release: &str) -> Check {
     let mut parts = release
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    // 4.6 added the cgroup namespace and made the rest of what a launcher relies on settle (3.8 brought
-    // unprivileged user namespaces; 4.15 raised the id map limit to 340 lines).
-    if (major, minor) >= (4, 6) {
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if version >= OLDEST_KERNEL {
         check(Verdict::Ok, format!("kernel {release}"), None)
     } else {
+        let (major, minor) = OLDEST_KERNEL;
         check(
             Verdict::Fail,
-            format!("kernel {release} is older than 4.6"),
-            Some("use a newer kernel"),
+            format!(
+                "kernel {release} is older than {major}.{minor}, which brought openat2(2): every path in a \
+                 root filesystem is looked up with it, never outside it"
+            ),
+            Some("use Linux 5.6 or newer"),
         )
     }
 }
@@ -243,5 +253,18 @@ mod tests {
         assert_eq!(c.to_string(), "[FAIL] x is off\n       fix: turn x on");
         assert!(!healthy(&[c]));
         assert!(healthy(&[check(Verdict::Note, "fine", None)]));
+    }
+
+    /// Below 5.6 (no openat2) no command is found in a rootfs, so doctor says so rather than Ok.
+    #[test]
+    fn a_kernel_without_openat2_is_refused() {
+        for release in ["6.18.44-fc-v1045", "5.6.0", "5.15.0-91-generic"] {
+            assert_eq!(kernel_check(release).verdict, Verdict::Ok, "{release}");
+        }
+        for release in ["5.4.0-150-generic", "4.19.0", ""] {
+            let c = kernel_check(release);
+            assert_eq!(c.verdict, Verdict::Fail, "{release}");
+            assert!(c.what.contains("openat2") && c.fix.is_some(), "{c}");
+        }
     }
 }

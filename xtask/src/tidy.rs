@@ -3,7 +3,9 @@
 //! `nskit` (Cargo's manifest format, doc.rust-lang.org/cargo/reference/manifest.html); every Rust file
 //! opens with `//!`; every `unsafe` block and impl has a `// SAFETY:` comment; a test gives its
 //! privilege gate its own name; the book includes code by anchor, never by line numbers (mdBook's
-//! `{{#include}}`, rust-lang.github.io/mdBook/format/mdbook.html). `cargo test` runs it on the tree.
+//! `{{#include}}`, rust-lang.github.io/mdBook/format/mdbook.html); a package with more than one binary
+//! names the one `cargo run -p` runs (`default-run`), as the README's commands need. `cargo test` runs
+//! it on the tree.
 
 use std::fmt;
 use std::fs;
@@ -27,6 +29,9 @@ pub enum Rule {
     GateName,
     /// A book include selects lines by number instead of by anchor.
     IncludeByLine,
+    /// A package with more than one `[[bin]]` sets no `default-run`: `cargo run -p` then asks which
+    /// binary to run (even those whose `required-features` are off count).
+    DefaultRun,
 }
 
 impl fmt::Display for Rule {
@@ -37,6 +42,7 @@ impl fmt::Display for Rule {
             Rule::SafetyComment => "safety-comment",
             Rule::GateName => "gate-name",
             Rule::IncludeByLine => "include-by-line",
+            Rule::DefaultRun => "default-run",
         })
     }
 }
@@ -143,7 +149,10 @@ fn chapter_dependencies(root: &Path) -> anyhow::Result<Vec<Violation>> {
         let name = package_name(&text).with_context(|| format!("{} names no package", manifest.display()))?;
         crates.push((manifest, name, text));
     }
-    let mut found = Vec::new();
+    let mut found: Vec<Violation> = crates
+        .iter()
+        .filter_map(|(manifest, name, text)| without_default_run(manifest, name, text))
+        .collect();
     for (manifest, name, text) in crates.iter().filter(|(_, name, _)| name.ends_with("-demo")) {
         for (line, dependency) in dependencies(text) {
             if dependency != "nskit" && crates.iter().any(|(_, other, _)| *other == dependency) {
@@ -160,6 +169,26 @@ fn chapter_dependencies(root: &Path) -> anyhow::Result<Vec<Violation>> {
         }
     }
     Ok(found)
+}
+
+/// A manifest with two or more `[[bin]]` tables and no `default-run` key in `[package]`.
+fn without_default_run(manifest: &Path, name: &str, text: &str) -> Option<Violation> {
+    let lines: Vec<&str> = text.lines().map(without_comment).collect();
+    let bins: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim() == "[[bin]]")
+        .collect();
+    let names_default = lines.iter().any(|line| key(line) == Some("default-run"));
+    (bins.len() > 1 && !names_default).then(|| {
+        violation(
+            Rule::DefaultRun,
+            manifest,
+            bins[1] + 1,
+            format!(
+                "{name} has {} binaries and no default-run: `cargo run -p {name}` would ask which to run",
+                bins.len()
+            ),
+        )
+    })
 }
 
 /// The directories listed in `[workspace] members = [...]`.
@@ -685,6 +714,30 @@ fn uname_answers() {
         );
         let found = only_violation(&tree, Rule::ChapterDependency);
         assert_eq!((found.file.to_str(), found.line), (Some("a-demo/Cargo.toml"), 9));
+    }
+
+    #[test]
+    fn a_package_with_two_binaries_names_the_one_cargo_run_runs() {
+        let tree = tidy_tree();
+        let two = "[[bin]]\nname = \"combined\"\n\n[[bin]]\nname = \"probe\"\nrequired-features = [\"x\"]\n";
+        replace(
+            &tree,
+            "combined/Cargo.toml",
+            "[dependencies]\n",
+            &format!("{two}\n[dependencies]\n"),
+        );
+        let found = only_violation(&tree, Rule::DefaultRun);
+        assert_eq!(
+            (found.file.to_str(), found.line),
+            (Some("combined/Cargo.toml"), 7)
+        );
+        replace(
+            &tree,
+            "combined/Cargo.toml",
+            "name = \"combined\"\n",
+            "name = \"combined\"\ndefault-run = \"combined\"\n",
+        );
+        assert_eq!(check(tree.path()).unwrap(), []);
     }
 
     #[test]
