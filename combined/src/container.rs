@@ -827,8 +827,8 @@ fn veth_names(child: Pid) -> (String, String) {
 // ---- the child's side -------------------------------------------------------------------------------
 
 /// The container's first process: set up, report, then become init (or the command).
-/// The container's first process, from the clone on: `launcher_memory` is where the launcher's
-/// command line and environment lie, which init blanks (`blank_launcher_memory`).
+/// `launcher_memory` is where the launcher's command line and environment lie, which init blanks
+/// (`blank_launcher_memory`).
 fn container_main(
     plan: &Plan,
     join: &[(CloneFlags, i32)],

@@ -206,21 +206,8 @@ fn mount_in_root(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), MountError> {
-    mount_named_in_root(step, root, path, fs_type, fs_type, flags, data)
-}
-
-/// [`mount_in_root`] with a source name of its own (`shm` for /dev/shm, as every runtime names it).
-fn mount_named_in_root(
-    step: &'static str,
-    root: &Path,
-    path: &str,
-    source: &str,
-    fs_type: &str,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> Result<(), MountError> {
     let target = ensure_dir_in_root(root, Path::new(path)).map_err(MountError::resolve(step))?;
-    mount(Some(source), &fd_path(&target), Some(fs_type), flags, data)
+    mount(Some(fs_type), &fd_path(&target), Some(fs_type), flags, data)
         .map_err(MountError::sys_in(step, root, path))
 }
 
@@ -274,19 +261,7 @@ fn mount_by_path(
     fs: &NewMount<'_>,
 ) -> Result<OwnedFd, MountError> {
     let shown = rootfs.join(path.trim_start_matches('/'));
-    let (source, data) = legacy_options(fs);
-    let fs_type = fs
-        .fs_type
-        .to_str()
-        .map_err(|_| MountError::sys(step, &shown)(Errno::EINVAL))?;
-    mount(
-        Some(source.as_str()),
-        &fd_path(target),
-        Some(fs_type),
-        legacy_flags(fs.attrs),
-        data.as_deref(),
-    )
-    .map_err(MountError::sys(step, &shown))?;
+    mount_the_old_way(fs, target).map_err(MountError::sys(step, &shown))?;
     let found = resolve_in_root(rootfs, Path::new(path)).map_err(MountError::resolve(step))?;
     match is_root_of(&found, fs.magic) {
         Ok(true) => Ok(found),
@@ -295,12 +270,26 @@ fn mount_by_path(
     }
 }
 
+/// `fs` mounted onto the directory `target` with mount(2), through its /proc/self/fd path: the way
+/// before Linux 5.2, with the options as mount(2)'s data string ([`legacy_options`]).
+fn mount_the_old_way(fs: &NewMount<'_>, target: &OwnedFd) -> Result<(), Errno> {
+    let (source, data) = legacy_options(fs);
+    let fs_type = fs.fs_type.to_str().map_err(|_| Errno::EINVAL)?;
+    mount(
+        Some(source.as_str()),
+        &fd_path(target),
+        Some(fs_type),
+        legacy_flags(fs.attrs),
+        data.as_deref(),
+    )
+}
+
 /// Mounts `fs` on `name`, a directory made in `dir`: a filesystem this process has just mounted, in
 /// its own mount namespace, which nothing else can reach (the new /dev). Nothing there needs looking
 /// up beneath a root, so the directory is made and opened relative to `dir` (not following a link),
 /// and the mount made from descriptors ([`mount_exactly`]), or before Linux 5.2 through the directory's
-/// /proc/self/fd path. (devpts makes a new instance either way, since Linux 4.7.) `shown`, a rootfs
-/// and the directory's path in it, names the directory in errors.
+/// /proc/self/fd path ([`mount_the_old_way`]). `rootfs` and `inside`, the directory's path in it, name
+/// the directory in errors.
 fn mount_in_fresh_dir(
     step: &'static str,
     dir: &OwnedFd,
@@ -308,31 +297,16 @@ fn mount_in_fresh_dir(
     name: &str,
     fs: &NewMount<'_>,
 ) -> Result<(), MountError> {
-    let shown = || rootfs.join(inside.trim_start_matches('/'));
     nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))
         .map_err(MountError::sys_in("mkdir", rootfs, inside))?;
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let target = nix::fcntl::openat(dir.as_fd(), name, flags, Mode::empty())
         .map_err(MountError::sys_in("open", rootfs, inside))?;
-    match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
-        Ok(_) => Ok(()),
-        Err(Errno::ENOSYS) => {
-            let (source, data) = legacy_options(fs);
-            let fs_type = fs
-                .fs_type
-                .to_str()
-                .map_err(|_| MountError::sys(step, &shown())(Errno::EINVAL))?;
-            mount(
-                Some(source.as_str()),
-                &fd_path(&target),
-                Some(fs_type),
-                legacy_flags(fs.attrs),
-                data.as_deref(),
-            )
-            .map_err(MountError::sys_in(step, rootfs, inside))
-        }
-        Err(errno) => Err(MountError::sys_in(step, rootfs, inside)(errno)),
-    }
+    let mounted = match mount_exactly(fs.fs_type, &target, fs.options, fs.attrs) {
+        Err(Errno::ENOSYS) => mount_the_old_way(fs, &target),
+        other => other.map(drop),
+    };
+    mounted.map_err(MountError::sys_in(step, rootfs, inside))
 }
 
 /// Whether `fd` is the root of a mounted filesystem of type `magic`: statfs(2) names the filesystem,
@@ -886,7 +860,7 @@ fn set_attr_recursively(path: &Path, flags: MsFlags) -> Result<(), Errno> {
 
 /// [`add_flags_recursively`] for the mount a descriptor names, as [`bind_exactly`] returns it: no path
 /// looked up at all. ENOSYS before Linux 5.12, and no fallback: the caller has one of its own.
-pub fn set_attr_fd_recursively(mount: &impl AsFd, flags: MsFlags) -> Result<(), Errno> {
+fn set_attr_fd_recursively(mount: &impl AsFd, flags: MsFlags) -> Result<(), Errno> {
     let at = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
     mount_setattr(mount.as_fd().as_raw_fd(), c"", at, flags)
 }

@@ -115,6 +115,9 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     if options.syscalls && (options.rootless || !is_root()) {
         bail!("--syscalls traces the kernel's tracepoints: run it as root, without --rootless");
     }
+    if options.syscalls && crate::util::which("perf").is_none() {
+        bail!("--syscalls needs perf: apt-get install linux-perf");
+    }
     if options.baseline.len() > launchers::BASELINES.len() {
         bail!("at most {} --baseline builds", launchers::BASELINES.len());
     }
